@@ -1,0 +1,35 @@
+//! The scoring model, in plain Rust: parse, validate, normalize, score, explain.
+//! Nothing here knows about PostgreSQL; `crate::pg` converts and caches around it.
+
+pub mod error;
+pub mod json;
+pub mod model;
+pub mod normalize;
+pub mod score;
+pub mod value;
+
+pub use error::{Error, Fault, Result};
+pub use json::Json;
+pub use model::{Band, Model};
+pub use score::{Evaluation, Explained, Status};
+pub use value::Value;
+
+use std::borrow::Cow;
+
+/// The value of one key of a JSON input object, as the format reads it.
+pub fn value_from_json(json: Option<&Json>) -> Value<'_> {
+    match json {
+        None | Some(Json::Null) => Value::Missing,
+        Some(Json::Number(v)) => Value::Number { value: *v, text: None },
+        Some(Json::String(s)) => Value::Text(Cow::Borrowed(s)),
+        Some(Json::Bool(b)) => Value::Bool(*b),
+        Some(other @ (Json::Array(_) | Json::Object(_))) => Value::Structured(Cow::Owned(other.to_text())),
+    }
+}
+
+impl Model {
+    /// The model's input values read from a JSON object (anything else reads as all missing).
+    pub fn values_from_json<'j>(&self, input: &'j Json) -> Vec<Value<'j>> {
+        self.inputs.iter().map(|slot| value_from_json(input.get(&slot.key))).collect()
+    }
+}

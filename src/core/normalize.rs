@@ -1,0 +1,125 @@
+//! Normalizers: a raw input value becomes `n` in `[0, 1]`.
+
+use std::collections::HashMap;
+
+use super::value::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normalizer {
+    Linear { min: f64, max: f64, invert: bool },
+    Log { min: f64, max: f64, invert: bool },
+    Steps { steps: Vec<(f64, f64)>, below: f64 },
+    Curve { points: Vec<(f64, f64)> },
+    Logistic { midpoint: f64, steepness: f64 },
+    Decay { half_life: f64 },
+    Map { values: HashMap<String, f64>, default: Option<f64> },
+}
+
+/// Why a value could not be normalized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    NotANumber,
+    NotFinite,
+    UnknownCategory,
+    NotACategory,
+}
+
+impl Unusable {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unusable::NotANumber => "not a number",
+            Unusable::NotFinite => "not a finite double precision number",
+            Unusable::UnknownCategory => "not a category of the map, which has no default",
+            Unusable::NotACategory => "objects and arrays are not categories",
+        }
+    }
+}
+
+pub fn clamp01(v: f64) -> f64 {
+    v.clamp(0.0, 1.0)
+}
+
+impl Normalizer {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Normalizer::Linear { .. } => "linear",
+            Normalizer::Log { .. } => "log",
+            Normalizer::Steps { .. } => "steps",
+            Normalizer::Curve { .. } => "curve",
+            Normalizer::Logistic { .. } => "logistic",
+            Normalizer::Decay { .. } => "decay",
+            Normalizer::Map { .. } => "map",
+        }
+    }
+
+    pub fn is_categorical(&self) -> bool {
+        matches!(self, Normalizer::Map { .. })
+    }
+
+    pub fn apply(&self, value: &Value<'_>) -> Result<f64, Unusable> {
+        if let Normalizer::Map { values, default } = self {
+            let category = value.category().ok_or(Unusable::NotACategory)?;
+            return match values.get(category.as_ref()) {
+                Some(n) => Ok(*n),
+                None => default.ok_or(Unusable::UnknownCategory),
+            };
+        }
+        let x = value.number()?;
+        Ok(self.apply_number(x))
+    }
+
+    /// `n` for a finite number; only for the numeric normalizers.
+    pub fn apply_number(&self, x: f64) -> f64 {
+        match self {
+            Normalizer::Linear { min, max, invert } => {
+                flip(clamp01((x - min) / (max - min)), *invert)
+            }
+            Normalizer::Log { min, max, invert } => {
+                let n = if x <= *min {
+                    0.0
+                } else {
+                    let base = min.ln_1p();
+                    clamp01((x.ln_1p() - base) / (max.ln_1p() - base))
+                };
+                flip(n, *invert)
+            }
+            Normalizer::Steps { steps, below } => {
+                // the last step with at <= x
+                let passed = steps.partition_point(|(at, _)| *at <= x);
+                if passed == 0 {
+                    *below
+                } else {
+                    steps[passed - 1].1
+                }
+            }
+            Normalizer::Curve { points } => {
+                let (x0, y0) = points[0];
+                let (xn, yn) = points[points.len() - 1];
+                if x <= x0 {
+                    return y0;
+                }
+                if x >= xn {
+                    return yn;
+                }
+                // first point with px > x; x0 < x < xn so 1 <= i < len
+                let i = points.partition_point(|(px, _)| *px <= x);
+                let (xa, ya) = points[i - 1];
+                let (xb, yb) = points[i];
+                clamp01(ya + (yb - ya) * (x - xa) / (xb - xa))
+            }
+            Normalizer::Logistic { midpoint, steepness } => {
+                1.0 / (1.0 + (-steepness * (x - midpoint)).exp())
+            }
+            Normalizer::Decay { half_life } => 0.5f64.powf(x.max(0.0) / half_life),
+            Normalizer::Map { .. } => unreachable!("map normalizers read categories"),
+        }
+    }
+}
+
+fn flip(n: f64, invert: bool) -> f64 {
+    if invert {
+        1.0 - n
+    } else {
+        n
+    }
+}

@@ -1,0 +1,237 @@
+//! Scoring: evaluate a model over one input, then read off the score, the band, the coverage
+//! and the explanation.
+
+use super::error::Error;
+use super::model::{Band, Model, OnInvalid, Variant};
+use super::value::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Invalid,
+    Missing,
+    Imputed,
+    Excluded,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Invalid => "invalid",
+            Status::Missing => "missing",
+            Status::Imputed => "imputed",
+            Status::Excluded => "excluded",
+        }
+    }
+}
+
+/// What happened to one component.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeResult {
+    pub status: Status,
+    /// `n` as used in the score; None when left out or excluded.
+    pub normalized: Option<f64>,
+}
+
+const EXCLUDED: NodeResult = NodeResult { status: Status::Excluded, normalized: None };
+
+/// The outcome of scoring one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// None for the base model, else the index into `Model::overrides`.
+    pub segment: Option<usize>,
+    pub score: Option<f64>,
+    pub coverage: f64,
+    pub nodes: Vec<NodeResult>,
+}
+
+/// One row of `explain`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explained {
+    pub component: String,
+    pub parent: Option<String>,
+    pub input: Option<String>,
+    pub raw: Option<String>,
+    pub normalized: Option<f64>,
+    pub weight: f64,
+    pub contribution: Option<f64>,
+    pub status: Status,
+}
+
+impl Model {
+    /// The override that applies to these inputs, by the segment input's category text.
+    pub fn segment_for(&self, values: &[Value<'_>]) -> Option<usize> {
+        let seg = self.segments.as_ref()?;
+        let category = values.get(seg.slot)?.category()?;
+        seg.overrides.get(category.as_ref()).copied()
+    }
+
+    pub fn variant(&self, segment: Option<usize>) -> &Variant {
+        match segment {
+            Some(i) => &self.overrides[i].1,
+            None => &self.base,
+        }
+    }
+
+    pub fn segment_name(&self, segment: Option<usize>) -> Option<&str> {
+        segment.map(|i| self.overrides[i].0.as_str())
+    }
+
+    /// Scores one input; `values[i]` is the value of `self.inputs[i]`.
+    pub fn evaluate(&self, values: &[Value<'_>]) -> Result<Evaluation, Error> {
+        let segment = self.segment_for(values);
+        let variant = self.variant(segment);
+        let mut nodes = vec![EXCLUDED; self.nodes.len()];
+        let mut coverage = 0.0;
+        let n_top = self.eval_siblings(&self.top, variant, values, &mut nodes, &mut coverage)?;
+        let mut score = n_top.map(|n| self.scale * n);
+        if coverage < self.min_coverage - 1e-9 {
+            score = None;
+        }
+        Ok(Evaluation { segment, score, coverage, nodes })
+    }
+
+    /// The weighted mean of the counted siblings, None when none is counted.
+    fn eval_siblings(
+        &self,
+        ids: &[usize],
+        variant: &Variant,
+        values: &[Value<'_>],
+        out: &mut [NodeResult],
+        coverage: &mut f64,
+    ) -> Result<Option<f64>, Error> {
+        let mut sum_w = 0.0;
+        let mut sum_wn = 0.0;
+        for &id in ids {
+            let w = variant.weights[id];
+            if w == 0.0 {
+                continue; // excluded, with its whole subtree (already marked)
+            }
+            if let Some(n) = self.eval_node(id, variant, values, out, coverage)? {
+                sum_w += w;
+                sum_wn += w * n;
+            }
+        }
+        Ok((sum_w > 0.0).then(|| sum_wn / sum_w))
+    }
+
+    fn eval_node(
+        &self,
+        id: usize,
+        variant: &Variant,
+        values: &[Value<'_>],
+        out: &mut [NodeResult],
+        coverage: &mut f64,
+    ) -> Result<Option<f64>, Error> {
+        let node = &self.nodes[id];
+        let mut status_if_missing = Status::Missing;
+        match (node.slot, &variant.normalizers[id]) {
+            (Some(slot), Some(normalizer)) => {
+                let value = values.get(slot).unwrap_or(&Value::Missing);
+                if !value.is_missing() {
+                    match normalizer.apply(value) {
+                        Ok(n) => {
+                            *coverage += variant.shares[id];
+                            out[id] = NodeResult { status: Status::Ok, normalized: Some(n) };
+                            return Ok(Some(n));
+                        }
+                        Err(why) if node.on_invalid == OnInvalid::Missing => {
+                            let _ = why;
+                            status_if_missing = Status::Invalid;
+                        }
+                        Err(why) => {
+                            return Err(Error::InvalidInput {
+                                component: node.name.clone(),
+                                input: self.inputs[slot].key.clone(),
+                                value: value.raw_text().unwrap_or_default(),
+                                reason: why.reason().to_string(),
+                            })
+                        }
+                    }
+                }
+            }
+            _ => {
+                if let Some(n) = self.eval_siblings(&node.children, variant, values, out, coverage)? {
+                    out[id] = NodeResult { status: Status::Ok, normalized: Some(n) };
+                    return Ok(Some(n));
+                }
+            }
+        }
+        let imputed = node.missing.imputed();
+        let status = match (status_if_missing, imputed) {
+            (Status::Invalid, _) => Status::Invalid,
+            (_, Some(_)) => Status::Imputed,
+            _ => Status::Missing,
+        };
+        out[id] = NodeResult { status, normalized: imputed };
+        Ok(imputed)
+    }
+
+    /// The band a score falls in, with its rank (0 = the worst), by the bands in force.
+    pub fn band_of<'m>(&'m self, segment: Option<usize>, score: Option<f64>) -> Option<(usize, &'m Band)> {
+        let bands = self.variant(segment).bands.as_ref()?;
+        let s = score?;
+        let rank = bands.partition_point(|b| b.min <= s);
+        // a score below every band (impossible for scores in [0, scale]) takes the worst band
+        let rank = rank.saturating_sub(1);
+        bands.get(rank).map(|b| (rank, b))
+    }
+
+    /// Churn probability by the model's calibration, if it has one.
+    pub fn churn_probability(&self, score: Option<f64>) -> Option<f64> {
+        let (a, b) = self.calibration?;
+        let s = score?;
+        Some(1.0 / (1.0 + (-(a + b * s)).exp()))
+    }
+
+    /// One row per component, in model order, parents first.
+    pub fn explain(&self, values: &[Value<'_>], eval: &Evaluation) -> Vec<Explained> {
+        let variant = self.variant(eval.segment);
+        let mut weights = vec![0.0; self.nodes.len()];
+        self.effective_weights(&self.top, 1.0, variant, eval, &mut weights);
+        let mut contributions = vec![0.0; self.nodes.len()];
+        // children come after their parents, so a reverse pass sums groups from their children
+        for id in (0..self.nodes.len()).rev() {
+            let node = &self.nodes[id];
+            let r = eval.nodes[id];
+            contributions[id] = match (r.status, r.normalized) {
+                (Status::Excluded, _) | (_, None) => 0.0,
+                (Status::Ok, Some(_)) if !node.is_leaf() => {
+                    node.children.iter().map(|&c| contributions[c]).sum()
+                }
+                (_, Some(n)) => self.scale * weights[id] * n,
+            };
+        }
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(id, node)| {
+                let r = eval.nodes[id];
+                Explained {
+                    component: node.name.clone(),
+                    parent: node.parent.map(|p| self.nodes[p].name.clone()),
+                    input: node.slot.map(|s| self.inputs[s].key.clone()),
+                    raw: node.slot.and_then(|s| values.get(s)).and_then(Value::raw_text),
+                    normalized: r.normalized,
+                    weight: weights[id],
+                    contribution: eval.score.map(|_| contributions[id]),
+                    status: r.status,
+                }
+            })
+            .collect()
+    }
+
+    fn effective_weights(&self, ids: &[usize], parent: f64, variant: &Variant, eval: &Evaluation, out: &mut [f64]) {
+        let counted = |id: usize| eval.nodes[id].normalized.is_some() && eval.nodes[id].status != Status::Excluded;
+        let total: f64 = ids.iter().filter(|&&i| counted(i)).map(|&i| variant.weights[i]).sum();
+        for &id in ids {
+            if counted(id) && total > 0.0 {
+                out[id] = parent * variant.weights[id] / total;
+                if eval.nodes[id].status == Status::Ok {
+                    self.effective_weights(&self.nodes[id].children, out[id], variant, eval, out);
+                }
+            }
+        }
+    }
+}
