@@ -53,9 +53,11 @@ impl Error {
                 }
                 [] => "invalid health model".to_string(),
             },
-            Error::InvalidInput { component, input, value, reason } => format!(
-                "invalid value for component \"{component}\" (input \"{input}\"): {value}: {reason}"
-            ),
+            Error::InvalidInput { component, input, value, reason } => {
+                let mut quoted = String::new();
+                super::json::write_json_string(value, &mut quoted);
+                format!("component \"{component}\" (input \"{input}\"): invalid value {quoted}: {reason}")
+            }
             Error::InvalidArgument { message, .. } => message.clone(),
             Error::UnknownModel { name, version: Some(v), .. } => {
                 format!("health model \"{name}\" has no version {v}")

@@ -1,0 +1,130 @@
+//! The PostgreSQL skin: converts arguments, caches compiled models, raises errors.
+//! One module per SQL concept; the SQL declarations are in `sql/health_score.sql`.
+
+pub mod jsonb;
+pub mod models;
+pub mod row;
+pub mod score_agg;
+pub mod scoring;
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+use crate::core::Error;
+
+/// Raises a core error as a PostgreSQL ERROR with its SQLSTATE, detail and hint.
+pub fn raise(e: &Error) -> ! {
+    let code = match e {
+        Error::InvalidModel(_) | Error::InvalidInput { .. } | Error::InvalidArgument { .. } => {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        }
+        Error::UnknownModel { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+        Error::UndefinedColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        Error::DatatypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+    };
+    let mut report = ErrorReport::new(code, e.message(), "health_score");
+    if let Some(detail) = e.detail() {
+        report = report.set_detail(detail);
+    }
+    if let Some(hint) = e.hint() {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+/// Declares a version-1 C function: its info record, and a body that runs under pgrx's guard
+/// (a Rust panic becomes an ERROR, never a crash) and returns `Result<Datum, Error>`.
+macro_rules! v1_function {
+    ($name:ident, $finfo:ident, |$fcinfo:ident| $body:block) => {
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1: ::pgrx::pg_sys::Pg_finfo_record = ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        #[allow(clippy::missing_safety_doc)]
+        pub unsafe extern "C-unwind" fn $name($fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum {
+            unsafe {
+                ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(|| {
+                    #[allow(unused_unsafe)]
+                    let result: ::std::result::Result<::pgrx::pg_sys::Datum, $crate::core::Error> =
+                        (|| unsafe { $body })();
+                    match result {
+                        Ok(datum) => datum,
+                        Err(e) => $crate::pg::raise(&e),
+                    }
+                })
+            }
+        }
+    };
+}
+pub(crate) use v1_function;
+
+/// The call site's cache in `fn_extra`, created on first use and dropped with the
+/// function's memory context (at the end of the statement's execution).
+///
+/// # Safety
+/// `fcinfo` must be a valid call whose `fn_extra` only this code uses, always with type `T`.
+pub unsafe fn call_site<T: Default>(fcinfo: pg_sys::FunctionCallInfo) -> &'static mut T {
+    let flinfo = (*fcinfo).flinfo;
+    if (*flinfo).fn_extra.is_null() {
+        let ptr = pgrx::PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(T::default());
+        (*flinfo).fn_extra = ptr.cast();
+    }
+    &mut *((*flinfo).fn_extra as *mut T)
+}
+
+pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::Datum> {
+    if pgrx::fcinfo::pg_arg_is_null(fcinfo, n) {
+        None
+    } else {
+        Some(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n))
+    }
+}
+
+pub unsafe fn return_null(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    (*fcinfo).isnull = true;
+    pg_sys::Datum::from(0usize)
+}
+
+/// A text datum's contents (detoasted into the current memory context).
+pub unsafe fn text_arg<'a>(datum: pg_sys::Datum) -> std::borrow::Cow<'a, str> {
+    let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+    let (data, len) = varlena_bytes(v as *const u8);
+    String::from_utf8_lossy(std::slice::from_raw_parts(data, len))
+}
+
+/// (data, length) of an uncompressed varlena with a 1- or 4-byte header.
+pub unsafe fn varlena_bytes(p: *const u8) -> (*const u8, usize) {
+    let first = *p;
+    if first & 0x01 == 0x01 && first != 0x01 {
+        let total = ((first >> 1) & 0x7F) as usize;
+        (p.add(1), total.saturating_sub(1))
+    } else {
+        let header = u32::from_ne_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]);
+        (p.add(4), (((header >> 2) & 0x3FFF_FFFF) as usize).saturating_sub(4))
+    }
+}
+
+pub fn text_datum(s: &str) -> pg_sys::Datum {
+    unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) }
+}
+
+pub fn float8_datum(v: f64) -> pg_sys::Datum {
+    pg_sys::Datum::from(v.to_bits())
+}
+
+/// PostgreSQL's own V1 functions called directly (pgrx's `pg_sys` versions are Rust wrappers,
+/// which `DirectFunctionCall` cannot take).
+pub mod builtins {
+    use pgrx::pg_sys::{Datum, FunctionCallInfo};
+    unsafe extern "C-unwind" {
+        pub fn numeric_out(fcinfo: FunctionCallInfo) -> Datum;
+        pub fn float8_numeric(fcinfo: FunctionCallInfo) -> Datum;
+    }
+}

@@ -1,0 +1,214 @@
+//! Getting a compiled model for a call: inline JSONB or a registered name.
+//!
+//! Two caches keep parsing off the per-row path:
+//! - per call site (`fn_extra`, lives for one execution of one statement): the model last
+//!   used there, reused without comparison when the argument is a constant, else after a
+//!   byte comparison of the argument; so a registry lookup happens at most once per
+//!   statement and call site;
+//! - per backend: compiled models keyed by the JSONB bytes themselves, so a model is parsed
+//!   once per backend whatever brings it (inline, by name, any version). Keying on content
+//!   means nothing to invalidate: a new or rolled-back version simply has other bytes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+use pgrx::prelude::*;
+use pgrx::spi::Spi;
+
+use crate::core::{Error, Model};
+
+use super::jsonb::JsonbRef;
+
+/// A parsed model and the JSONB bytes it came from.
+pub struct Compiled {
+    pub model: Model,
+    bytes: Vec<u8>,
+}
+
+const BACKEND_CACHE_CAPACITY: usize = 256;
+
+thread_local! {
+    // PostgreSQL backends are single-threaded processes: a thread-local is per backend.
+    static BACKEND_CACHE: RefCell<HashMap<u64, Rc<Compiled>>> = RefCell::new(HashMap::new());
+}
+
+fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+/// The compiled model for these JSONB bytes, parsed only when this backend has not seen them.
+pub fn compile(jsonb: &JsonbRef) -> Result<Rc<Compiled>, Error> {
+    let bytes = jsonb.bytes();
+    let key = fingerprint(bytes);
+    if let Some(hit) = BACKEND_CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        if hit.bytes == bytes {
+            return Ok(hit);
+        }
+    }
+    let model = Model::parse(&jsonb.to_json())?;
+    let compiled = Rc::new(Compiled { model, bytes: bytes.to_vec() });
+    BACKEND_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= BACKEND_CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key, compiled.clone());
+    });
+    Ok(compiled)
+}
+
+/// `name` or `name@version`.
+pub fn parse_model_ref(spec: &str) -> Result<(&str, Option<i32>), Error> {
+    match spec.rsplit_once('@') {
+        None => Ok((spec, None)),
+        Some((name, version)) => match version.parse::<i32>() {
+            Ok(v) if v >= 1 => Ok((name, Some(v))),
+            _ => Err(Error::InvalidArgument {
+                message: format!("invalid model reference \"{spec}\": the version after @ must be a positive integer"),
+                hint: Some("write 'name' for the latest version or 'name@3' for version 3".into()),
+            }),
+        },
+    }
+}
+
+/// Looks a registered model up in the statement's snapshot.
+pub fn resolve_name(spec: &str) -> Result<Rc<Compiled>, Error> {
+    let (name, version) = parse_model_ref(spec)?;
+    let found = Spi::connect(|client| -> Result<Option<Rc<Compiled>>, Error> {
+        let query = "SELECT config FROM health_score.model_versions \
+                     WHERE name = $1 AND ($2::int IS NULL OR version = $2::int) \
+                     ORDER BY version DESC LIMIT 1";
+        let table = client
+            .select(query, Some(1), &[name.into(), version.into()])
+            .map_err(spi_error)?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        let datum = table.first().get_datum_by_ordinal(1).map_err(spi_error)?;
+        match datum {
+            Some(d) => {
+                let jsonb = unsafe { JsonbRef::from_datum(d) };
+                compile(&jsonb).map(Some)
+            }
+            None => Ok(None),
+        }
+    })?;
+    found.ok_or_else(|| Error::UnknownModel {
+        name: name.to_string(),
+        version,
+        suggestions: if version.is_some() { Vec::new() } else { closest_names(name) },
+    })
+}
+
+fn spi_error(e: pgrx::spi::SpiError) -> Error {
+    Error::InvalidArgument { message: format!("reading the model registry failed: {e}"), hint: None }
+}
+
+/// Registered names closest in spelling to `name`, best first.
+fn closest_names(name: &str) -> Vec<String> {
+    let names: Vec<String> = Spi::connect(|client| {
+        let mut out = Vec::new();
+        if let Ok(table) = client.select("SELECT DISTINCT name FROM health_score.model_versions", None, &[]) {
+            for row in table {
+                if let Ok(Some(n)) = row.get::<String>(1) {
+                    out.push(n);
+                }
+            }
+        }
+        out
+    });
+    let wanted = name.to_lowercase();
+    let mut scored: Vec<(usize, String)> = names
+        .into_iter()
+        .map(|n| (edit_distance(&wanted, &n.to_lowercase()), n))
+        .filter(|(d, n)| *d <= (n.len().max(wanted.len()) / 2).max(2))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
+        }
+        prev = row;
+    }
+    prev[b.len()]
+}
+
+/// What a call site remembers about its model argument.
+#[derive(Default)]
+pub struct ModelSlot {
+    /// The argument's bytes (JSONB, or the name's text) and the model they gave.
+    last: Option<(Vec<u8>, Rc<Compiled>)>,
+    /// The argument is a constant for the whole statement: no comparison needed.
+    stable: Option<bool>,
+}
+
+pub enum ModelArg<'a> {
+    Inline(pg_sys::Datum),
+    Named(&'a str),
+}
+
+impl ModelSlot {
+    /// The model for this call, from the call-site cache when the argument is unchanged.
+    ///
+    /// # Safety
+    /// `fcinfo` must be the current call's; `arg` its model argument.
+    pub unsafe fn get(&mut self, fcinfo: pg_sys::FunctionCallInfo, argno: i32, arg: ModelArg<'_>) -> Result<Rc<Compiled>, Error> {
+        let stable = *self
+            .stable
+            .get_or_insert_with(|| pg_sys::get_fn_expr_arg_stable((*fcinfo).flinfo, argno));
+        if stable {
+            if let Some((_, m)) = &self.last {
+                return Ok(m.clone());
+            }
+        }
+        let compiled = match arg {
+            ModelArg::Inline(datum) => {
+                let jsonb = JsonbRef::from_datum(datum);
+                if let Some((bytes, m)) = &self.last {
+                    if bytes.as_slice() == jsonb.bytes() {
+                        return Ok(m.clone());
+                    }
+                }
+                let m = compile(&jsonb)?;
+                self.last = Some((jsonb.bytes().to_vec(), m.clone()));
+                m
+            }
+            ModelArg::Named(name) => {
+                if let Some((bytes, m)) = &self.last {
+                    if bytes.as_slice() == name.as_bytes() {
+                        return Ok(m.clone());
+                    }
+                }
+                let m = resolve_name(name)?;
+                self.last = Some((name.as_bytes().to_vec(), m.clone()));
+                m
+            }
+        };
+        Ok(compiled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn model_refs() {
+        assert_eq!(super::parse_model_ref("churn").unwrap(), ("churn", None));
+        assert_eq!(super::parse_model_ref("churn@3").unwrap(), ("churn", Some(3)));
+        assert!(super::parse_model_ref("churn@x").is_err());
+        assert!(super::parse_model_ref("churn@0").is_err());
+        assert_eq!(super::edit_distance("churn", "chrun"), 2);
+    }
+}

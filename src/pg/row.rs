@@ -1,0 +1,194 @@
+//! Reading a table row (`record`) as model inputs: columns by name, planned once per row type
+//! and model at each call site, then deformed per row without any text round trip.
+
+use std::borrow::Cow;
+use std::ffi::CStr;
+use std::rc::Rc;
+
+use pgrx::pg_sys;
+
+use crate::core::{Error, Model, Value};
+
+use super::models::Compiled;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Numeric,
+    /// text, varchar: the value's own bytes
+    TextLike,
+    /// char(n): its bytes without the padding, as `col::text` gives them
+    Bpchar,
+    Bool,
+    /// anything else: only its text output (a category)
+    Other,
+}
+
+struct Column {
+    attno: usize,
+    kind: Kind,
+    output_fn: pg_sys::Oid,
+    categorical: bool,
+}
+
+/// How to read one row type for one model.
+pub struct RowPlan {
+    model: Rc<Compiled>,
+    typid: pg_sys::Oid,
+    typmod: i32,
+    tupdesc: pg_sys::TupleDesc,
+    columns: Vec<Column>,
+    datums: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+}
+
+fn kind_of(base_type: pg_sys::Oid) -> Kind {
+    match base_type {
+        pg_sys::INT2OID => Kind::Int2,
+        pg_sys::INT4OID => Kind::Int4,
+        pg_sys::INT8OID => Kind::Int8,
+        pg_sys::FLOAT4OID => Kind::Float4,
+        pg_sys::FLOAT8OID => Kind::Float8,
+        pg_sys::NUMERICOID => Kind::Numeric,
+        pg_sys::TEXTOID | pg_sys::VARCHAROID => Kind::TextLike,
+        pg_sys::BPCHAROID => Kind::Bpchar,
+        pg_sys::BOOLOID => Kind::Bool,
+        _ => Kind::Other,
+    }
+}
+
+unsafe fn type_name(typid: pg_sys::Oid) -> String {
+    let name = pg_sys::format_type_be(typid);
+    CStr::from_ptr(name).to_string_lossy().into_owned()
+}
+
+impl RowPlan {
+    /// # Safety
+    /// Must run inside a call; allocates the tuple descriptor copy in `mcxt`.
+    pub unsafe fn new(
+        compiled: Rc<Compiled>,
+        typid: pg_sys::Oid,
+        typmod: i32,
+        mcxt: pg_sys::MemoryContext,
+    ) -> Result<RowPlan, Error> {
+        let cached = pg_sys::lookup_rowtype_tupdesc(typid, typmod);
+        let old = pg_sys::MemoryContextSwitchTo(mcxt);
+        let tupdesc = pg_sys::CreateTupleDescCopy(cached);
+        pg_sys::MemoryContextSwitchTo(old);
+        pg_sys::DecrTupleDescRefCount(cached);
+
+        let natts = (*tupdesc).natts as usize;
+        let attrs = (*tupdesc).attrs.as_slice(natts);
+        let model: &Model = &compiled.model;
+        let mut columns = Vec::with_capacity(model.inputs.len());
+        for slot in &model.inputs {
+            let found = attrs.iter().enumerate().find(|(_, a)| {
+                !a.attisdropped && CStr::from_ptr(a.attname.data.as_ptr()).to_bytes() == slot.key.as_bytes()
+            });
+            let Some((attno, attr)) = found else {
+                return Err(Error::UndefinedColumn { input: slot.key.clone(), row_type: type_name(typid) });
+            };
+            let kind = kind_of(pg_sys::getBaseType(attr.atttypid));
+            let numeric_kind = matches!(kind, Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Float4 | Kind::Float8 | Kind::Numeric);
+            if slot.numeric && !numeric_kind {
+                return Err(Error::DatatypeMismatch {
+                    input: slot.key.clone(),
+                    column_type: type_name(attr.atttypid),
+                    wanted: "a numeric type (smallint, integer, bigint, numeric, real or double precision)".into(),
+                });
+            }
+            let mut output_fn = pg_sys::InvalidOid;
+            let mut is_varlena = false;
+            pg_sys::getTypeOutputInfo(attr.atttypid, &mut output_fn, &mut is_varlena);
+            columns.push(Column { attno, kind, output_fn, categorical: slot.categorical });
+        }
+        Ok(RowPlan {
+            model: compiled,
+            typid,
+            typmod,
+            tupdesc,
+            columns,
+            datums: vec![pg_sys::Datum::from(0usize); natts],
+            nulls: vec![true; natts],
+        })
+    }
+
+    pub fn fits(&self, compiled: &Rc<Compiled>, typid: pg_sys::Oid, typmod: i32) -> bool {
+        Rc::ptr_eq(&self.model, compiled) && self.typid == typid && self.typmod == typmod
+    }
+
+    /// The model's input values from one row. `want_text` asks for every value's text
+    /// (for `explain`); categories always get theirs.
+    ///
+    /// # Safety
+    /// `header` must be a detoasted row of the planned type.
+    pub unsafe fn read<'a>(&'a mut self, header: pg_sys::HeapTupleHeader, want_text: bool) -> Vec<Value<'a>> {
+        let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
+        tuple.t_len = super::varlena_bytes(header as *const u8).1 as u32 + 4;
+        tuple.t_data = header;
+        pg_sys::heap_deform_tuple(&mut tuple, self.tupdesc, self.datums.as_mut_ptr(), self.nulls.as_mut_ptr());
+        let datums = &self.datums;
+        let nulls = &self.nulls;
+        self.columns
+            .iter()
+            .map(|c| {
+                if nulls[c.attno] {
+                    Value::Missing
+                } else {
+                    read_column(c, datums[c.attno], want_text || c.categorical)
+                }
+            })
+            .collect()
+    }
+}
+
+unsafe fn output_text<'a>(c: &Column, d: pg_sys::Datum) -> Cow<'a, str> {
+    let s = pg_sys::OidOutputFunctionCall(c.output_fn, d);
+    let text = CStr::from_ptr(s).to_string_lossy().into_owned();
+    pg_sys::pfree(s.cast());
+    Cow::Owned(text)
+}
+
+unsafe fn read_column<'a>(c: &Column, d: pg_sys::Datum, want_text: bool) -> Value<'a> {
+    let number = |value: f64| Value::Number {
+        value,
+        text: if want_text { Some(output_text(c, d)) } else { None },
+    };
+    match c.kind {
+        Kind::Int2 => number(d.value() as i16 as f64),
+        Kind::Int4 => number(d.value() as i32 as f64),
+        Kind::Int8 => number(d.value() as i64 as f64),
+        Kind::Float4 => number(f32::from_bits(d.value() as u32) as f64),
+        Kind::Float8 => number(f64::from_bits(d.value() as u64)),
+        Kind::Numeric => {
+            let num = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            super::jsonb::numeric_value(num as pg_sys::Numeric, want_text)
+        }
+        Kind::TextLike | Kind::Bpchar => {
+            let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            let (data, len) = super::varlena_bytes(v as *const u8);
+            let mut bytes = std::slice::from_raw_parts(data, len);
+            if c.kind == Kind::Bpchar {
+                while let [rest @ .., b' '] = bytes {
+                    bytes = rest;
+                }
+            }
+            Value::Text(String::from_utf8_lossy(bytes))
+        }
+        Kind::Bool => Value::Bool(d.value() != 0),
+        Kind::Other => Value::Text(output_text(c, d)),
+    }
+}
+
+/// Type id and typmod of a composite datum.
+///
+/// # Safety
+/// `header` must be a detoasted composite datum.
+pub unsafe fn row_type(header: pg_sys::HeapTupleHeader) -> (pg_sys::Oid, i32) {
+    let fields = (*header).t_choice.t_datum;
+    (fields.datum_typeid, fields.datum_typmod)
+}

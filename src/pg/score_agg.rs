@@ -1,0 +1,316 @@
+//! `score_agg(model, input_key, value)`: scores the object built from a group's metric rows.
+//!
+//! The state (`internal`) keeps the model argument and the (key, value) pairs; the model is
+//! compiled only in the final function, through the same caches as the scalar functions.
+//! Written as plain V1 functions with a hand-written `CREATE AGGREGATE` (pgrx 0.18.1 emits a
+//! wrong deserial signature for internal states, pgrx issue #2351).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use pgrx::pg_sys;
+
+use crate::core::{Error, Value};
+
+use super::jsonb::{numeric_text, JsonbRef};
+use super::models::{ModelArg, ModelSlot};
+use super::{arg, call_site, float8_datum, return_null, text_arg, v1_function, varlena_bytes};
+
+#[derive(Clone, PartialEq)]
+enum AggModel {
+    /// The JSONB model's bytes, varlena header included.
+    Inline(Vec<u8>),
+    Named(String),
+}
+
+#[derive(Clone)]
+enum Stored {
+    Missing,
+    /// A JSON number: its double and its text.
+    Number(f64, String),
+    /// A double precision value.
+    Float(f64),
+    Text(String),
+    Bool(bool),
+    Structured(String),
+}
+
+#[derive(Default, Clone)]
+struct AggState {
+    model: Option<AggModel>,
+    /// The model argument's address last checked, to skip comparing a constant every row.
+    model_seen_at: usize,
+    entries: Vec<(String, Stored)>,
+}
+
+fn mismatch() -> Error {
+    Error::InvalidArgument {
+        message: "score_agg: the model must be the same in every row of a group".into(),
+        hint: Some("pass the model as a constant or a registered model's name".into()),
+    }
+}
+
+unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> Result<pg_sys::MemoryContext, Error> {
+    let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
+    if pg_sys::AggCheckCallContext(fcinfo, &mut ctx) == 0 {
+        return Err(Error::InvalidArgument {
+            message: "score_agg support functions can only be called by the aggregate".into(),
+            hint: None,
+        });
+    }
+    Ok(ctx)
+}
+
+/// The state in `arg`, or a new one owned by `ctx` (dropped when that context is reset).
+unsafe fn state_in(arg: Option<pg_sys::Datum>, ctx: pg_sys::MemoryContext) -> *mut AggState {
+    match arg {
+        Some(d) if !d.is_null() => d.cast_mut_ptr::<AggState>(),
+        _ => pgrx::PgMemoryContexts::For(ctx).leak_and_drop_on_delete(AggState::default()),
+    }
+}
+
+unsafe fn stored_from_jsonb(datum: pg_sys::Datum) -> Stored {
+    let jsonb = JsonbRef::from_datum(datum);
+    match jsonb.scalar() {
+        Some(Value::Missing) => Stored::Missing,
+        Some(Value::Number { value, text }) => Stored::Number(value, text.map(Cow::into_owned).unwrap_or_default()),
+        Some(Value::Text(s)) => Stored::Text(s.into_owned()),
+        Some(Value::Bool(b)) => Stored::Bool(b),
+        Some(Value::Structured(s)) => Stored::Structured(s.into_owned()),
+        None => Stored::Structured(jsonb.to_json().to_text()),
+    }
+}
+
+v1_function!(hs_score_agg_trans, pg_finfo_hs_score_agg_trans, |fcinfo| {
+    let ctx = aggregate_context(fcinfo)?;
+    let state = &mut *state_in(arg(fcinfo, 0), ctx);
+    let flinfo = (*fcinfo).flinfo;
+    if let (Some(model), Some(key)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
+        if model.value() != state.model_seen_at {
+            let this = if pg_sys::get_fn_expr_argtype(flinfo, 1) == pg_sys::JSONBOID {
+                AggModel::Inline(JsonbRef::from_datum(model).bytes().to_vec())
+            } else {
+                AggModel::Named(text_arg(model).into_owned())
+            };
+            match &state.model {
+                None => state.model = Some(this),
+                Some(m) if *m == this => {}
+                Some(_) => return Err(mismatch()),
+            }
+            state.model_seen_at = model.value();
+        }
+        let value = match arg(fcinfo, 3) {
+            None => Stored::Missing,
+            Some(v) => {
+                let value_type = pg_sys::get_fn_expr_argtype(flinfo, 3);
+                if value_type == pg_sys::JSONBOID {
+                    stored_from_jsonb(v)
+                } else if value_type == pg_sys::FLOAT8OID {
+                    Stored::Float(f64::from_bits(v.value() as u64))
+                } else {
+                    Stored::Text(text_arg(v).into_owned())
+                }
+            }
+        };
+        state.entries.push((text_arg(key).into_owned(), value));
+    }
+    Ok(pg_sys::Datum::from(state as *mut AggState))
+});
+
+v1_function!(hs_score_agg_combine, pg_finfo_hs_score_agg_combine, |fcinfo| {
+    let ctx = aggregate_context(fcinfo)?;
+    let first = arg(fcinfo, 0).filter(|d| !d.is_null());
+    let second = arg(fcinfo, 1).filter(|d| !d.is_null());
+    let Some(second) = second else {
+        return Ok(pg_sys::Datum::from(state_in(first, ctx)));
+    };
+    let state = &mut *state_in(first, ctx);
+    let other = &*second.cast_mut_ptr::<AggState>();
+    match (&state.model, &other.model) {
+        (None, Some(m)) => state.model = Some(m.clone()),
+        (Some(a), Some(b)) if a != b => return Err(mismatch()),
+        _ => {}
+    }
+    state.entries.extend(other.entries.iter().cloned());
+    Ok(pg_sys::Datum::from(state as *mut AggState))
+});
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn serialize(state: &AggState) -> Vec<u8> {
+    let mut out = Vec::new();
+    match &state.model {
+        None => out.push(0),
+        Some(AggModel::Inline(b)) => {
+            out.push(1);
+            put_bytes(&mut out, b);
+        }
+        Some(AggModel::Named(n)) => {
+            out.push(2);
+            put_bytes(&mut out, n.as_bytes());
+        }
+    }
+    out.extend_from_slice(&(state.entries.len() as u32).to_le_bytes());
+    for (key, value) in &state.entries {
+        put_bytes(&mut out, key.as_bytes());
+        match value {
+            Stored::Missing => out.push(0),
+            Stored::Number(v, t) => {
+                out.push(1);
+                out.extend_from_slice(&v.to_le_bytes());
+                put_bytes(&mut out, t.as_bytes());
+            }
+            Stored::Float(v) => {
+                out.push(2);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Stored::Text(s) => {
+                out.push(3);
+                put_bytes(&mut out, s.as_bytes());
+            }
+            Stored::Bool(b) => out.push(if *b { 5 } else { 4 }),
+            Stored::Structured(s) => {
+                out.push(6);
+                put_bytes(&mut out, s.as_bytes());
+            }
+        }
+    }
+    out
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<usize> {
+        self.take(4).and_then(|b| b.try_into().ok()).map(|b| u32::from_le_bytes(b) as usize)
+    }
+    fn f64(&mut self) -> Option<f64> {
+        self.take(8).and_then(|b| b.try_into().ok()).map(f64::from_le_bytes)
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()?;
+        self.take(n)
+    }
+    fn string(&mut self) -> Option<String> {
+        self.bytes().map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+fn deserialize(bytes: &[u8]) -> Option<AggState> {
+    let mut r = Reader(bytes);
+    let model = match r.u8()? {
+        0 => None,
+        1 => Some(AggModel::Inline(r.bytes()?.to_vec())),
+        2 => Some(AggModel::Named(r.string()?)),
+        _ => return None,
+    };
+    let count = r.u32()?;
+    let mut entries = Vec::with_capacity(count.min(bytes.len()));
+    for _ in 0..count {
+        let key = r.string()?;
+        let value = match r.u8()? {
+            0 => Stored::Missing,
+            1 => Stored::Number(r.f64()?, r.string()?),
+            2 => Stored::Float(r.f64()?),
+            3 => Stored::Text(r.string()?),
+            4 => Stored::Bool(false),
+            5 => Stored::Bool(true),
+            6 => Stored::Structured(r.string()?),
+            _ => return None,
+        };
+        entries.push((key, value));
+    }
+    Some(AggState { model, model_seen_at: 0, entries })
+}
+
+v1_function!(hs_score_agg_serialize, pg_finfo_hs_score_agg_serialize, |fcinfo| {
+    let state = match arg(fcinfo, 0) {
+        Some(d) if !d.is_null() => &*d.cast_mut_ptr::<AggState>(),
+        _ => &AggState::default(),
+    };
+    let bytes = serialize(state);
+    let total = bytes.len() + pg_sys::VARHDRSZ;
+    let out = pg_sys::palloc(total) as *mut u8;
+    let header = (total as u32) << 2; // SET_VARSIZE for a 4-byte header (little-endian layout)
+    std::ptr::copy_nonoverlapping(header.to_ne_bytes().as_ptr(), out, 4);
+    std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(4), bytes.len());
+    Ok(pg_sys::Datum::from(out))
+});
+
+v1_function!(hs_score_agg_deserialize, pg_finfo_hs_score_agg_deserialize, |fcinfo| {
+    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
+    let (data, len) = varlena_bytes(v as *const u8);
+    let state = deserialize(std::slice::from_raw_parts(data, len)).ok_or_else(|| Error::InvalidArgument {
+        message: "score_agg: corrupt serialized state".into(),
+        hint: None,
+    })?;
+    // deserialized states live in the current (per-call) context; combine copies from them
+    let ptr = pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
+    Ok(pg_sys::Datum::from(ptr))
+});
+
+#[derive(Default)]
+struct FinalSite {
+    model: ModelSlot,
+}
+
+/// The PostgreSQL text of a double as a JSON number (`to_jsonb(x)->>0`), a map's category.
+unsafe fn float_category(v: f64) -> String {
+    let num = pg_sys::DirectFunctionCall1Coll(Some(super::builtins::float8_numeric), pg_sys::InvalidOid, float8_datum(v));
+    numeric_text(num.cast_mut_ptr())
+}
+
+v1_function!(hs_score_agg_final, pg_finfo_hs_score_agg_final, |fcinfo| {
+    let Some(d) = arg(fcinfo, 0).filter(|d| !d.is_null()) else { return Ok(return_null(fcinfo)) };
+    let state = &*d.cast_mut_ptr::<AggState>();
+    let Some(model_arg) = &state.model else { return Ok(return_null(fcinfo)) };
+    let mut by_key: HashMap<&str, &Stored> = HashMap::with_capacity(state.entries.len());
+    for (key, value) in &state.entries {
+        if by_key.insert(key.as_str(), value).is_some() {
+            return Err(Error::InvalidArgument {
+                message: format!("score_agg: input key \"{key}\" appears more than once in a group"),
+                hint: Some("each (group, input_key) must have one row; aggregate the metric first, for example with max() or sum() in a subquery".into()),
+            });
+        }
+    }
+    let site: &mut FinalSite = call_site(fcinfo);
+    let compiled = match model_arg {
+        AggModel::Inline(bytes) => site.model.get(fcinfo, 0, ModelArg::Inline(pg_sys::Datum::from(bytes.as_ptr())))?,
+        AggModel::Named(name) => site.model.get(fcinfo, 0, ModelArg::Named(name))?,
+    };
+    let model = &compiled.model;
+    let values: Vec<Value<'_>> = model
+        .inputs
+        .iter()
+        .map(|slot| match by_key.get(slot.key.as_str()) {
+            None | Some(Stored::Missing) => Value::Missing,
+            Some(Stored::Number(v, t)) => Value::Number { value: *v, text: Some(Cow::Borrowed(t.as_str())) },
+            Some(Stored::Float(v)) => Value::Number {
+                value: *v,
+                text: if slot.categorical { Some(Cow::Owned(float_category(*v))) } else { None },
+            },
+            Some(Stored::Text(s)) => Value::Text(Cow::Borrowed(s.as_str())),
+            Some(Stored::Bool(b)) => Value::Bool(*b),
+            Some(Stored::Structured(s)) => Value::Structured(Cow::Borrowed(s.as_str())),
+        })
+        .collect();
+    match model.evaluate(&values)?.score {
+        Some(score) => Ok(float8_datum(score)),
+        None => Ok(return_null(fcinfo)),
+    }
+});
