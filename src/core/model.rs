@@ -520,6 +520,7 @@ struct Draft {
     weights: Vec<f64>,
     normalizers: Vec<Option<Normalizer>>,
     input_keys: Vec<Option<String>>,
+    is_group: Vec<bool>,
     /// name -> (node index, its path)
     names: HashMap<String, (usize, String)>,
 }
@@ -597,6 +598,7 @@ impl Checker {
             draft.weights.push(weight.unwrap_or(1.0));
             draft.normalizers.push(None);
             draft.input_keys.push(None);
+            draft.is_group.push(is_group);
             if let Some(n) = name {
                 if let Some((_, first)) = draft.names.get(&n) {
                     self.fault(&p.key("name"), format!("duplicate component name \"{n}\" (first at {first})"));
@@ -689,6 +691,7 @@ impl Model {
             weights: Vec::new(),
             normalizers: Vec::new(),
             input_keys: Vec::new(),
+            is_group: Vec::new(),
             names: HashMap::new(),
         };
         let top = match c.required(members, "components", &root) {
@@ -714,7 +717,7 @@ impl Model {
             }
         };
         for id in 0..draft.nodes.len() {
-            if draft.nodes[id].children.is_empty() {
+            if !draft.is_group[id] {
                 if let Some(key) = draft.input_keys[id].clone() {
                     let s = slot_of(&key, &mut inputs);
                     draft.nodes[id].slot = Some(s);
@@ -776,7 +779,7 @@ impl Model {
                                     for (name, value) in entries {
                                         let vp = np.key(name);
                                         match draft.names.get(name) {
-                                            Some((id, _)) if draft.nodes[*id].children.is_empty() => {
+                                            Some((id, _)) if !draft.is_group[*id] => {
                                                 let parsed = c.normalizer(value, &vp);
                                                 if let (Some(norm), Some(s)) = (&parsed, draft.nodes[*id].slot) {
                                                     mark(&mut inputs, s, norm);
