@@ -128,3 +128,9 @@ pub mod builtins {
         pub fn float8_numeric(fcinfo: FunctionCallInfo) -> Datum;
     }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests.rs");
+}

@@ -1,0 +1,331 @@
+// `#[pg_test]`s: the SQL surface inside a real PostgreSQL, each test in its own transaction.
+// Expected values are computed here independently (by hand or by the pure core on the same
+// JSON), never copied from what the SQL printed.
+
+use pgrx::prelude::*;
+
+use crate::core::{Json, Model};
+
+const MODEL: &str = r#"{
+  "bands": [{"name": "red", "min": 0}, {"name": "yellow", "min": 40}, {"name": "green", "min": 70}],
+  "calibration": {"intercept": 2, "slope": -0.05},
+  "components": [
+    {"name": "usage", "weight": 2, "components": [
+      {"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 20}},
+      {"name": "seats", "weight": 1, "input": "active", "normalize": {"type": "log", "min": 0, "max": 100}}
+    ]},
+    {"name": "nps", "weight": 1, "normalize": {"type": "map", "values": {"promoter": 1, "passive": 0.5, "3.0": 0.25, "true": 0.75}}},
+    {"name": "overdue", "weight": 1, "missing": "zero", "normalize": {"type": "steps", "steps": [{"at": 0, "score": 1}, {"at": 1, "score": 0.3}]}}
+  ]
+}"#;
+
+fn core_score(input: serde_json::Value) -> Option<f64> {
+    let model = Model::parse(&Json::from(serde_json::from_str::<serde_json::Value>(MODEL).unwrap())).unwrap();
+    let input = Json::from(input);
+    model.evaluate(&model.values_from_json(&input)).unwrap().score
+}
+
+fn sql_f64(query: &str) -> Option<f64> {
+    Spi::get_one::<f64>(query).expect("query runs")
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn setup_model() {
+    Spi::run(&format!("SELECT health_score.set_model('churn', $${MODEL}$$::jsonb)")).unwrap();
+}
+
+/// Runs `query` in a subtransaction and returns the SQLSTATE and message of its error.
+fn error_of(query: &str) -> (String, String) {
+    let q = query.replace('\'', "''");
+    let row = Spi::get_two::<String, String>(&format!(
+        "SELECT * FROM health_score_test_error('{q}')"
+    ))
+    .expect("error helper runs");
+    (row.0.unwrap_or_default(), row.1.unwrap_or_default())
+}
+
+fn install_error_helper() {
+    Spi::run(
+        "CREATE OR REPLACE FUNCTION health_score_test_error(q text, OUT state text, OUT message text)
+         LANGUAGE plpgsql AS $$
+         BEGIN
+             EXECUTE q;
+             state := 'none';
+         EXCEPTION WHEN OTHERS THEN
+             GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+         END $$",
+    )
+    .unwrap();
+}
+
+#[pg_test]
+fn jsonb_inputs_match_the_core() {
+    for input in [
+        serde_json::json!({"logins": 10, "active": 9, "nps": "promoter", "overdue": 0}),
+        serde_json::json!({"logins": 0.1, "active": "12.5", "nps": "passive"}),
+        serde_json::json!({"logins": 123456789.123456789, "active": 1e-7, "nps": "passive", "overdue": 3}),
+        serde_json::json!({"logins": -3, "nps": true}),
+        serde_json::json!({}),
+    ] {
+        let got = sql_f64(&format!("SELECT health_score.score($${MODEL}$$::jsonb, $${input}$$::jsonb)"));
+        assert!(close(got, core_score(input.clone())), "{input}: {got:?} vs {:?}", core_score(input.clone()));
+    }
+}
+
+#[pg_test]
+fn numbers_keep_their_postgres_text_as_categories() {
+    // JSON 3.0 keeps its text "3.0" (as input->>'nps' gives it), so it matches the "3.0" category
+    let s = sql_f64(&format!("SELECT health_score.score($${MODEL}$$::jsonb, '{{\"nps\": 3.0}}'::jsonb)"));
+    // nps = 0.25 with weight 1; overdue missing -> zero with weight 1: (0.25 + 0) / 2
+    assert!(close(s, Some(12.5)), "{s:?}");
+    let raw = Spi::get_one::<String>(&format!(
+        "SELECT raw FROM health_score.explain($${MODEL}$$::jsonb, '{{\"logins\": 1.50, \"nps\": 3.0}}'::jsonb) WHERE component = 'logins'"
+    ))
+    .unwrap();
+    assert_eq!(raw.as_deref(), Some("1.50"));
+}
+
+#[pg_test]
+fn numbers_beyond_double_range_are_invalid() {
+    install_error_helper();
+    let (state, message) = error_of(&format!("SELECT health_score.score($${MODEL}$$::jsonb, '{{\"logins\": 1e400}}'::jsonb)"));
+    assert_eq!(state, "22023");
+    assert!(message.contains("component \"logins\" (input \"logins\")"), "{message}");
+    let (state, message) = error_of("SELECT health_score.score('{\"scale\": 1e400, \"components\": [{\"name\": \"a\", \"weight\": 1, \"normalize\": {\"type\": \"decay\", \"half_life\": 1}}]}'::jsonb, '{}'::jsonb)");
+    assert_eq!(state, "22023");
+    assert!(message.contains("scale: must be a finite number"), "{message}");
+}
+
+#[pg_test]
+fn rows_are_read_by_column_name_and_type() {
+    setup_model();
+    Spi::run(
+        "CREATE TABLE accounts (id int, logins smallint, active numeric, nps text, overdue bigint);
+         INSERT INTO accounts VALUES (1, 10, 9, 'promoter', 0), (2, NULL, 12.5, 'passive', NULL), (3, 4, NULL, NULL, 2)",
+    )
+    .unwrap();
+    for (id, input) in [
+        (1, serde_json::json!({"logins": 10, "active": 9, "nps": "promoter", "overdue": 0})),
+        (2, serde_json::json!({"active": 12.5, "nps": "passive"})),
+        (3, serde_json::json!({"logins": 4, "overdue": 2})),
+    ] {
+        let got = sql_f64(&format!("SELECT health_score.score('churn', a) FROM accounts a WHERE id = {id}"));
+        assert!(close(got, core_score(input.clone())), "row {id}");
+        let inline = sql_f64(&format!("SELECT health_score.score($${MODEL}$$::jsonb, a) FROM accounts a WHERE id = {id}"));
+        assert!(close(inline, got));
+    }
+    // a numeric column's category is its text output; a boolean's is true/false
+    Spi::run("CREATE TABLE cats (logins int, active int, nps numeric, overdue real); INSERT INTO cats VALUES (NULL, NULL, 3.0, 0)").unwrap();
+    assert!(close(sql_f64("SELECT health_score.score('churn', c) FROM cats c"), Some(100.0 * (0.25 + 1.0) / 2.0)));
+    Spi::run("CREATE TABLE flags (nps boolean); INSERT INTO flags VALUES (true)").unwrap();
+    // overdue is not a column: 42703, even though it could be missing
+    install_error_helper();
+    let (state, message) = error_of("SELECT health_score.score('churn', f) FROM flags f");
+    assert_eq!(state, "42703", "{message}");
+    Spi::run("CREATE TABLE wrong (logins text, active int, nps text, overdue int); INSERT INTO wrong VALUES ('7', 1, 'x', 0)").unwrap();
+    let (state, message) = error_of("SELECT health_score.score('churn', w) FROM wrong w");
+    assert_eq!(state, "42804", "{message}");
+    assert!(message.contains("\"logins\""), "{message}");
+}
+
+#[pg_test]
+fn assess_band_and_probability_agree_with_score() {
+    setup_model();
+    let input = serde_json::json!({"logins": 15, "active": 40, "nps": "passive", "overdue": 0});
+    let expected = core_score(input.clone()).unwrap();
+    let (score, band) = Spi::get_two::<f64, String>(&format!(
+        "SELECT score, band FROM health_score.assess('churn', $${input}$$::jsonb)"
+    ))
+    .unwrap();
+    assert!(close(score, Some(expected)));
+    let expected_band = if expected >= 70.0 { "green" } else if expected >= 40.0 { "yellow" } else { "red" };
+    assert_eq!(band.as_deref(), Some(expected_band));
+    let p = sql_f64(&format!("SELECT health_score.churn_probability('churn', $${input}$$::jsonb)"));
+    assert!(close(p, Some(1.0 / (1.0 + (-(2.0 - 0.05 * expected)).exp()))));
+}
+
+#[pg_test]
+fn explain_contributions_sum_to_the_score() {
+    let input = r#"{"logins": 3, "active": 70, "nps": "passive", "overdue": 5}"#;
+    let total = sql_f64(&format!(
+        "SELECT sum(contribution) FROM health_score.explain($${MODEL}$$::jsonb, '{input}'::jsonb) WHERE parent IS NULL"
+    ));
+    let score = sql_f64(&format!("SELECT health_score.score($${MODEL}$$::jsonb, '{input}'::jsonb)"));
+    assert!(close(total, score));
+    let rows = Spi::get_one::<i64>(&format!("SELECT count(*) FROM health_score.explain($${MODEL}$$::jsonb, '{input}'::jsonb)")).unwrap();
+    assert_eq!(rows, Some(5));
+}
+
+#[pg_test]
+fn score_agg_equals_scoring_the_object() {
+    setup_model();
+    Spi::run(
+        "CREATE TABLE metrics AS
+         SELECT a AS account_id, m AS metric,
+                CASE m WHEN 'nps' THEN NULL ELSE ((a * 7 + length(m)) % 23)::float8 END AS value,
+                CASE m WHEN 'nps' THEN (ARRAY['promoter','passive','3.0'])[a % 3 + 1] END AS label
+           FROM generate_series(1, 200) a, unnest(ARRAY['logins','active','overdue','nps']) m
+          WHERE (a + length(m)) % 5 <> 0",
+    )
+    .unwrap();
+    let mismatches = Spi::get_one::<i64>(
+        "WITH agg AS (
+             SELECT account_id,
+                    health_score.score_agg('churn', metric, coalesce(to_jsonb(value), to_jsonb(label))) AS s,
+                    jsonb_object_agg(metric, coalesce(to_jsonb(value), to_jsonb(label))) AS obj
+               FROM metrics GROUP BY account_id)
+         SELECT count(*) FROM agg
+          WHERE s IS DISTINCT FROM health_score.score('churn', obj)
+            AND NOT abs(s - health_score.score('churn', obj)) < 1e-9",
+    )
+    .unwrap();
+    assert_eq!(mismatches, Some(0));
+    // float8 and text values, inline model
+    let same = Spi::get_one::<bool>(&format!(
+        "SELECT bool_and(a IS NOT DISTINCT FROM b) FROM (
+            SELECT account_id,
+                   health_score.score_agg($${MODEL}$$::jsonb, metric, value) FILTER (WHERE metric <> 'nps') AS a,
+                   health_score.score($${MODEL}$$::jsonb, jsonb_object_agg(metric, value) FILTER (WHERE metric <> 'nps')) AS b
+              FROM metrics GROUP BY account_id) t"
+    ))
+    .unwrap();
+    assert_eq!(same, Some(true));
+    let text_form = sql_f64("SELECT health_score.score_agg('churn', k, v) FROM (VALUES ('logins', '10'), ('nps', 'promoter'), (NULL, 'ignored')) t(k, v)");
+    assert!(close(text_form, core_score(serde_json::json!({"logins": "10", "nps": "promoter"}))));
+    install_error_helper();
+    let (state, message) = error_of("SELECT health_score.score_agg('churn', k, v) FROM (VALUES ('logins', 1.0), ('logins', 2.0)) t(k, v)");
+    assert_eq!(state, "22023");
+    assert!(message.contains("\"logins\""), "{message}");
+}
+
+#[pg_test]
+fn score_agg_runs_in_parallel() {
+    setup_model();
+    Spi::run(
+        "CREATE TABLE big_metrics AS
+         SELECT a % 200 AS account_id, 'k' || (a / 200) AS metric, (a % 17)::float8 AS value
+           FROM generate_series(0, 19999) a;
+         UPDATE big_metrics SET metric = 'logins' WHERE metric = 'k0';
+         UPDATE big_metrics SET metric = 'active' WHERE metric = 'k1';
+         ANALYZE big_metrics;
+         SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
+         SET LOCAL enable_hashagg = off",
+    )
+    .unwrap();
+    let plan = Spi::explain("SELECT account_id, health_score.score_agg('churn', metric, value) FROM big_metrics GROUP BY account_id")
+        .unwrap();
+    let text = format!("{:?}", plan.0);
+    assert!(text.contains("Partial") && text.contains("Finalize") && text.contains("Gather"), "{text}");
+    // and the parallel result equals the serial one
+    let parallel = sql_f64("SELECT sum(s) FROM (SELECT health_score.score_agg('churn', metric, value) s FROM big_metrics GROUP BY account_id) t");
+    Spi::run("SET LOCAL max_parallel_workers_per_gather = 0").unwrap();
+    let serial = sql_f64("SELECT sum(s) FROM (SELECT health_score.score_agg('churn', metric, value) s FROM big_metrics GROUP BY account_id) t");
+    assert!(close(parallel, serial));
+}
+
+#[pg_test]
+fn scoring_functions_are_parallel_safe_and_get_gather_plans() {
+    let unsafe_count = Spi::get_one::<i64>(
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace
+            AND proname IN ('score', 'band', 'assess', 'explain', 'churn_probability', 'score_agg', 'validate')
+            AND proparallel <> 's'",
+    )
+    .unwrap();
+    assert_eq!(unsafe_count, Some(0));
+    let with_set_clause = Spi::get_one::<i64>(
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace
+            AND proname IN ('score', 'band', 'assess', 'explain') AND proconfig IS NOT NULL",
+    )
+    .unwrap();
+    assert_eq!(with_set_clause, Some(0));
+    setup_model();
+    Spi::run(
+        "CREATE TABLE many AS SELECT g AS id, (g % 20)::int AS logins, (g % 90)::numeric AS active,
+                'passive'::text AS nps, (g % 3)::int AS overdue FROM generate_series(1, 1000000) g;
+         ANALYZE many",
+    )
+    .unwrap();
+    let plan = Spi::explain("SELECT id, health_score.score('churn', m) FROM many m").unwrap();
+    assert!(format!("{:?}", plan.0).contains("Gather"), "{:?}", plan.0);
+}
+
+#[pg_test]
+fn bad_models_and_names_raise_clear_errors() {
+    install_error_helper();
+    setup_model();
+    let (state, message) = error_of("SELECT health_score.score('{\"components\": [{\"name\": \"a\", \"weight\": 1, \"normalize\": {\"type\": \"linear\", \"min\": 10, \"max\": 5}}]}'::jsonb, '{}'::jsonb)");
+    assert_eq!(state, "22023");
+    assert!(message.contains("components[0].normalize.max: must be greater than min (10)"), "{message}");
+    let (state, message) = error_of("SELECT health_score.score('chrun', '{}'::jsonb)");
+    assert_eq!(state, "42704");
+    assert!(message.contains("\"chrun\""), "{message}");
+    let hint = Spi::get_one::<String>(
+        "DO $$ BEGIN PERFORM health_score.score('chrun', '{}'::jsonb); EXCEPTION WHEN undefined_object THEN
+            DECLARE h text; BEGIN GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT; RAISE NOTICE '%', h; PERFORM set_config('hs.hint', h, true); END; END $$;
+         SELECT current_setting('hs.hint')",
+    );
+    assert!(hint.unwrap().unwrap_or_default().contains("\"churn\""));
+    let (state, _) = error_of("SELECT health_score.score('churn@9', '{}'::jsonb)");
+    assert_eq!(state, "42704");
+    let (state, _) = error_of("SELECT health_score.set_model('Bad Name', '{}'::jsonb)");
+    assert_eq!(state, "22023");
+    let (state, message) = error_of("SELECT health_score.set_model('ok', '{\"components\": []}'::jsonb)");
+    assert_eq!(state, "22023");
+    assert!(message.contains("components: must not be empty"), "{message}");
+    let (state, _) = error_of("UPDATE health_score.model_versions SET config = '{}'");
+    assert_eq!(state, "55000");
+    let (state, message) = error_of("SELECT health_score.score('churn', '[1, 2]'::jsonb)");
+    assert_eq!(state, "22023", "{message}");
+}
+
+#[pg_test]
+fn registry_versions_and_pinning() {
+    setup_model();
+    let v2 = Spi::get_one::<i32>(
+        "SELECT health_score.set_model('churn', '{\"description\": \"flat\", \"components\": [{\"name\": \"logins\", \"weight\": 1, \"normalize\": {\"type\": \"linear\", \"min\": 0, \"max\": 10}}]}'::jsonb)",
+    )
+    .unwrap();
+    assert_eq!(v2, Some(2));
+    // by name: the latest version; name@1: the first
+    assert!(close(sql_f64("SELECT health_score.score('churn', '{\"logins\": 5}'::jsonb)"), Some(50.0)));
+    let v1 = sql_f64("SELECT health_score.score('churn@1', '{\"logins\": 5}'::jsonb)");
+    assert!(close(v1, core_score(serde_json::json!({"logins": 5}))));
+    let described = Spi::get_one::<String>("SELECT description FROM health_score.models WHERE name = 'churn' AND is_latest").unwrap();
+    assert_eq!(described.as_deref(), Some("flat"));
+}
+
+#[pg_test]
+fn one_registry_lookup_per_statement_and_call_site() {
+    setup_model();
+    Spi::run(
+        "CREATE TABLE lookups AS SELECT g AS id, g % 20 AS logins FROM generate_series(1, 2000) g;
+         SET LOCAL max_parallel_workers_per_gather = 0",
+    )
+    .unwrap();
+    let scans = || {
+        Spi::get_one::<i64>(
+            "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables
+              WHERE relid = 'health_score.model_versions'::regclass",
+        )
+        .unwrap()
+        .unwrap_or(0)
+    };
+    let before = scans();
+    Spi::run("SELECT health_score.score('churn', jsonb_build_object('logins', logins)) FROM lookups").unwrap();
+    assert_eq!(scans() - before, 1, "one call site, one statement, 2000 rows: one lookup");
+    let before = scans();
+    Spi::run(
+        "SELECT health_score.score('churn', jsonb_build_object('logins', logins)),
+                health_score.band('churn', jsonb_build_object('logins', logins)) FROM lookups",
+    )
+    .unwrap();
+    assert_eq!(scans() - before, 2, "two call sites: two lookups");
+}
