@@ -1,0 +1,262 @@
+//! Tests that need a server of their own, with committed transactions and several sessions:
+//! dump and restore of the registry, what other sessions see, rolled-back versions, and the
+//! SQL examples of the docs (golden output). They run against the installed extension in a
+//! cluster under target/, started by scripts/cluster.sh; scripts/test.sh runs them with
+//! `--ignored` after `cargo pgrx install`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use postgres::{Client, NoTls};
+
+const PORT: u16 = 55441;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cluster_dir() -> PathBuf {
+    root().join("target/test-cluster")
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command runs");
+    assert!(out.status.success(), "{cmd:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn cluster() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let dir = cluster_dir();
+        // a fresh cluster each run: nothing left over from an earlier one
+        run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("stop").arg(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+        run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("start").arg(&dir).arg(PORT.to_string()));
+    });
+}
+
+fn bin(name: &str) -> PathBuf {
+    Path::new("/usr/lib/postgresql/15/bin").join(name)
+}
+
+/// A new database for one test, with the extension created.
+fn database(name: &str) -> Client {
+    cluster();
+    let mut admin = connect("postgres");
+    recreate(&mut admin, name);
+    let mut c = connect(name);
+    c.batch_execute("CREATE EXTENSION health_score").unwrap();
+    c
+}
+
+fn recreate(admin: &mut Client, db: &str) {
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+}
+
+fn connect(db: &str) -> Client {
+    let dir = cluster_dir();
+    Client::connect(&format!("host={} port={PORT} user=postgres dbname={db}", dir.display()), NoTls).expect("connects")
+}
+
+fn score(c: &mut Client, model: &str, input: &str) -> Option<f64> {
+    c.query_one("SELECT health_score.score($1::text, $2::text::jsonb)", &[&model, &input]).unwrap().get(0)
+}
+
+const V1: &str = r#"{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}"#;
+const V2: &str = r#"{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 100}}]}"#;
+const V3: &str = r#"{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 20}}]}"#;
+
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn dump_and_restore_keep_the_registry() {
+    let mut c = database("hs_dump_src");
+    c.batch_execute(&format!(
+        "SELECT health_score.set_model('churn', '{V1}'); SELECT health_score.set_model('churn', '{V2}');
+         CREATE TABLE accounts (id int, logins int); INSERT INTO accounts VALUES (1, 5), (2, 50);"
+    ))
+    .unwrap();
+    let dump = cluster_dir().join("registry.dump");
+    let host = cluster_dir();
+    run(Command::new(bin("pg_dump")).args(["-Fc", "-U", "postgres", "-p", &PORT.to_string(), "-h"]).arg(&host).arg("-f").arg(&dump).arg("hs_dump_src"));
+    let mut admin = connect("postgres");
+    recreate(&mut admin, "hs_dump_dst");
+    run(Command::new(bin("pg_restore")).args(["-U", "postgres", "-p", &PORT.to_string(), "-h"]).arg(&host).args(["-d", "hs_dump_dst"]).arg(&dump));
+    let mut r = connect("hs_dump_dst");
+    let versions: Vec<i32> = r.query("SELECT version FROM health_score.models WHERE name = 'churn' ORDER BY version", &[]).unwrap().iter().map(|row| row.get(0)).collect();
+    assert_eq!(versions, vec![1, 2]);
+    // scoring by name in the restored database uses the restored latest version (max 100)
+    let s: Vec<f64> = r.query("SELECT health_score.score('churn', a) FROM accounts a ORDER BY id", &[]).unwrap().iter().map(|row| row.get(0)).collect();
+    assert_eq!(s, vec![5.0, 50.0]);
+    assert_eq!(score(&mut r, "churn@1", r#"{"logins": 5}"#), Some(50.0));
+    // and numbering continues after the restored versions
+    let next: i32 = r.query_one(&format!("SELECT health_score.set_model('churn', '{V3}')"), &[]).unwrap().get(0);
+    assert_eq!(next, 3);
+}
+
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn another_session_sees_a_new_version_from_its_next_statement() {
+    let mut a = database("hs_sessions");
+    a.batch_execute(&format!("SELECT health_score.set_model('churn', '{V1}')")).unwrap();
+    let mut b = connect("hs_sessions");
+    b.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED").unwrap();
+    assert_eq!(score(&mut b, "churn", r#"{"logins": 5}"#), Some(50.0));
+    a.batch_execute(&format!("SELECT health_score.set_model('churn', '{V2}')")).unwrap();
+    // same transaction in b, next statement: the new version
+    assert_eq!(score(&mut b, "churn", r#"{"logins": 5}"#), Some(5.0));
+    b.batch_execute("COMMIT").unwrap();
+    // a repeatable-read transaction keeps the version of its snapshot
+    b.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    assert_eq!(score(&mut b, "churn", r#"{"logins": 5}"#), Some(5.0));
+    a.batch_execute(&format!("SELECT health_score.set_model('churn', '{V3}')")).unwrap();
+    assert_eq!(score(&mut b, "churn", r#"{"logins": 5}"#), Some(5.0));
+    b.batch_execute("COMMIT").unwrap();
+    assert_eq!(score(&mut b, "churn", r#"{"logins": 5}"#), Some(25.0));
+}
+
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn a_rolled_back_version_is_never_used() {
+    let mut a = database("hs_rollback");
+    a.batch_execute(&format!("SELECT health_score.set_model('churn', '{V1}')")).unwrap();
+    a.batch_execute(&format!("BEGIN; SELECT health_score.set_model('churn', '{V2}')")).unwrap();
+    // inside its own transaction the new version is visible (and now cached by this backend)
+    assert_eq!(score(&mut a, "churn", r#"{"logins": 5}"#), Some(5.0));
+    a.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(score(&mut a, "churn", r#"{"logins": 5}"#), Some(50.0));
+    // the number 2 is taken again by other content; the backend must not reuse what it cached
+    let v: i32 = a.query_one(&format!("SELECT health_score.set_model('churn', '{V3}')"), &[]).unwrap().get(0);
+    assert_eq!(v, 2);
+    assert_eq!(score(&mut a, "churn", r#"{"logins": 5}"#), Some(25.0));
+    assert_eq!(score(&mut a, "churn@2", r#"{"logins": 5}"#), Some(25.0));
+}
+
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn concurrent_registrations_get_distinct_versions() {
+    let mut a = database("hs_concurrent");
+    let mut b = connect("hs_concurrent");
+    a.batch_execute(&format!("BEGIN; SELECT health_score.set_model('churn', '{V1}')")).unwrap();
+    let handle = std::thread::spawn(move || {
+        let v: i32 = b.query_one(&format!("SELECT health_score.set_model('churn', '{V2}')"), &[]).unwrap().get(0);
+        v
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    a.batch_execute("COMMIT").unwrap();
+    assert_eq!(handle.join().unwrap(), 2);
+}
+
+/// The SQL examples of README.md and docs/*.md, run in order against one database per file;
+/// a ```sql block followed by an output block must print exactly that output. With
+/// HS_BLESS_DOCS=1 the output blocks are rewritten from what the server printed instead.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn documentation_examples_print_what_the_docs_say() {
+    cluster();
+    let mut files = vec![root().join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "md")).collect();
+    docs.sort();
+    files.extend(docs);
+    let bless = std::env::var("HS_BLESS_DOCS").is_ok_and(|v| v == "1");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let db = format!("hs_doc_{}", file.file_stem().unwrap().to_string_lossy().to_lowercase().replace('-', "_"));
+        let mut admin = connect("postgres");
+        recreate(&mut admin, &db);
+        let mut out = String::new();
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let mut i = 0;
+        while i < lines.len() {
+            if lines[i].trim_end() != "```sql" {
+                out.push_str(lines[i]);
+                i += 1;
+                continue;
+            }
+            let mut sql = String::new();
+            out.push_str(lines[i]);
+            i += 1;
+            while i < lines.len() && lines[i].trim_end() != "```" {
+                sql.push_str(lines[i]);
+                out.push_str(lines[i]);
+                i += 1;
+            }
+            out.push_str(lines.get(i).copied().unwrap_or("```\n"));
+            i += 1;
+            let actual = psql(&db, &sql);
+            checked += 1;
+            // an output block follows directly (after at most one blank line)
+            let mut j = i;
+            if j < lines.len() && lines[j].trim().is_empty() && j + 1 < lines.len() && lines[j + 1].trim_end() == "```text" {
+                j += 1;
+            }
+            if j < lines.len() && lines[j].trim_end() == "```text" {
+                let mut expected = String::new();
+                let mut k = j + 1;
+                while k < lines.len() && lines[k].trim_end() != "```" {
+                    expected.push_str(lines[k]);
+                    k += 1;
+                }
+                if normalize(&expected) != normalize(&actual) {
+                    if !bless {
+                        failures.push(format!("{}: block\n{sql}\nexpected:\n{expected}\nactual:\n{actual}", file.display()));
+                    }
+                }
+                for line in &lines[i..j] {
+                    out.push_str(line);
+                }
+                out.push_str("```text\n");
+                out.push_str(&normalize(if bless { &actual } else { &expected }));
+                out.push_str("```\n");
+                i = k + 1;
+            } else if actual.contains("ERROR:") {
+                failures.push(format!("{}: block without an output block failed:\n{sql}\n{actual}", file.display()));
+            }
+        }
+        if bless {
+            std::fs::write(&file, out).unwrap();
+        }
+    }
+    assert!(checked > 0, "no SQL examples found");
+    assert!(failures.is_empty(), "{} documentation example(s) differ:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+fn normalize(s: &str) -> String {
+    let mut out: String = s.lines().map(|l| format!("{}\n", l.trim_end())).collect();
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+fn psql(db: &str, sql: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(bin("psql"))
+        .args(["-X", "-U", "postgres", "-p", &PORT.to_string(), "-h"])
+        .arg(cluster_dir())
+        .args(["-d", db, "-v", "ON_ERROR_STOP=0", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    // stdout and stderr interleave as a terminal shows them only roughly; examples that
+    // fail are written one statement per block so the order is fixed
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    for line in err.lines() {
+        let line = match line.strip_prefix("psql:<stdin>:") {
+            Some(rest) => rest.split_once(": ").map(|(_, r)| r).unwrap_or(rest),
+            None => line,
+        };
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
