@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The demo, from a clean clone (re-runnable): installs what is missing, builds and installs the
+# extension (release), starts PostgreSQL 15 in .demo/ on port 54329, loads a few thousand demo
+# accounts and a health model, and prints the ten riskiest accounts and what costs them most.
+#   bash scripts/demo.sh          run it
+#   bash scripts/demo.sh stop     stop the demo server
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=$PWD/.demo
+PORT=54329
+DB=health_demo
+if [ "${1:-}" = stop ]; then bash scripts/cluster.sh stop "$DIR"; echo "demo server stopped"; exit 0; fi
+
+bash scripts/setup.sh
+export PGRX_HOME=${PGRX_HOME:-/var/lib/pgrx} USER=${USER:-$(id -un)} PATH="$HOME/.cargo/bin:$PATH"
+echo "== building and installing health_score (release; the first build takes a few minutes)"
+mkdir -p target
+if ! cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >target/demo-build.log 2>&1; then
+  cat target/demo-build.log; exit 1
+fi
+echo "== starting PostgreSQL 15 in $DIR on port $PORT"
+bash scripts/cluster.sh start "$DIR" "$PORT"
+psql() { bash scripts/cluster.sh psql "$DIR" "$PORT" -U postgres "$@"; }
+psql -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 \
+  || psql -d postgres -q -c "CREATE DATABASE $DB"
+# a rebuilt library may define new objects: recreate the extension (the demo owns this database)
+psql -d "$DB" -q -c "DROP EXTENSION IF EXISTS health_score CASCADE" 2>/dev/null
+echo "== loading demo accounts and the customer_health model"
+psql -d "$DB" -q -f scripts/demo.sql
+
+psql -d "$DB" -q <<'SQL'
+\pset footer off
+\echo
+\echo 'Accounts by band and plan:'
+SELECT s.band, count(*) FILTER (WHERE a.plan = 'smb') AS smb,
+       count(*) FILTER (WHERE a.plan = 'mid-market') AS mid_market,
+       count(*) FILTER (WHERE a.plan = 'enterprise') AS enterprise,
+       count(*) AS total
+  FROM demo.account_signals a, LATERAL health_score.assess('customer_health', a) s
+ GROUP BY s.band ORDER BY min(s.score) NULLS FIRST;
+\echo
+\echo 'The ten riskiest accounts, and the component that costs each the most points'
+\echo '(points lost = scale x effective weight x (1 - normalized)):'
+WITH scored AS (
+    SELECT a.id, a.name, a.plan, s.score, s.band, s.coverage
+      FROM demo.account_signals a, LATERAL health_score.assess('customer_health', a) s
+     WHERE s.score IS NOT NULL
+     ORDER BY s.score, a.id
+     LIMIT 10)
+SELECT s.id, s.name, s.plan, round(s.score::numeric, 1) AS score, s.band,
+       round(s.coverage::numeric, 2) AS coverage, d.component AS costs_most, d.raw AS its_input,
+       round(d.lost::numeric, 1) AS points_lost
+  FROM scored s
+  JOIN demo.account_signals a USING (id)
+ CROSS JOIN LATERAL (
+       SELECT e.component, e.raw, 100 * e.weight * (1 - e.normalized) AS lost
+         FROM health_score.explain('customer_health', a) e
+        WHERE e.input IS NOT NULL AND e.normalized IS NOT NULL
+        ORDER BY lost DESC, e.component
+        LIMIT 1) d
+ ORDER BY s.score, s.id;
+SQL
+
+cat <<EOF
+
+Keep exploring:
+  psql -h $DIR -p $PORT -U postgres $DB
+  then  SELECT e.* FROM demo.account_signals a, health_score.explain('customer_health', a) e WHERE a.id = 42;
+  Stop the server with: bash scripts/demo.sh stop
+EOF
