@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Times health_score against the hand-written SQL that computes the same scores, in one run.
+
+Each pair runs in one psql session: a warm-up of each side, then five alternating rounds;
+the figure is the median. Both sides run with the same (default) server settings, JIT as
+installed, parallel query as the planner chooses. Before timing, the benchmark checks that
+both sides return the same numbers (to 1e-9 relative) on every row.
+"""
+import re
+import statistics
+import subprocess
+import sys
+
+HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]
+ROUNDS = 5
+
+
+def hand(col):
+    """The model as one double precision expression; col(name) reads an input."""
+    lg, act, adp = col("logins"), col("active_share"), col("adoption")
+    rec, nps, tk = col("days_since_login"), col("nps", text=True), col("open_tickets")
+    cs, od = col("csat"), col("overdue_days")
+    n_logins = f"(CASE WHEN {lg} <= 0 THEN 0::float8 ELSE LEAST(GREATEST(ln(1 + {lg}) / ln(501::float8), 0::float8), 1::float8) END)"
+    n_active = (f"(CASE WHEN {act} <= 0 THEN 0::float8 WHEN {act} >= 1 THEN 1::float8 "
+                f"WHEN {act} < 0.5::float8 THEN 0.7::float8 * {act} / 0.5::float8 "
+                f"ELSE 0.7::float8 + 0.3::float8 * ({act} - 0.5::float8) / 0.5::float8 END)")
+    n_adoption = f"LEAST(GREATEST(({adp} - 0.1::float8) / 0.8::float8, 0::float8), 1::float8)"
+    n_recency = f"power(0.5::float8, GREATEST({rec}, 0::float8) / 14::float8)"
+    n_nps = f"(CASE {nps} WHEN 'promoter' THEN 1::float8 WHEN 'passive' THEN 0.6::float8 WHEN 'detractor' THEN 0::float8 END)"
+    n_tickets = f"(CASE WHEN {tk} >= 8 THEN 0.2::float8 WHEN {tk} >= 3 THEN 0.6::float8 WHEN {tk} >= 0 THEN 1::float8 ELSE 0::float8 END)"
+    n_csat = f"(1::float8 / (1::float8 + exp(-1.5::float8 * ({cs} - 3::float8))))"
+    n_billing = f"(1::float8 - LEAST(GREATEST({od} / 90::float8, 0::float8), 1::float8))"
+    usage = f"((2 * {n_logins} + {n_active} + {n_adoption}) / 4)"
+    engagement = f"(({n_recency} + {n_nps}) / 2)"
+    support = f"(({n_tickets} + {n_csat}) / 2)"
+    return f"(100 * (3 * {usage} + 2 * {engagement} + 2 * {support} + {n_billing}) / 8)"
+
+
+HAND_ROW = hand(lambda name, text=False: name)
+HAND_DOC = hand(lambda name, text=False: f"(doc->>'{name}')" if text else f"(doc->>'{name}')::float8")
+
+PAIRS = [
+    ("score('bench', row)", "SELECT sum(health_score.score('bench', a)) FROM bench.accounts a",
+     "hand-written SQL over columns", f"SELECT sum({HAND_ROW}) FROM bench.accounts"),
+    ("score('bench', jsonb)", "SELECT sum(health_score.score('bench', doc)) FROM bench.docs",
+     "hand-written SQL with ->> casts", f"SELECT sum({HAND_DOC}) FROM bench.docs"),
+]
+BASELINE = ("bare sum(column) scan", "SELECT sum(logins) FROM bench.accounts")
+
+
+def psql(script):
+    out = subprocess.run(["psql", "-X", "-h", HOST, "-p", PORT, "-d", DB, "-v", "ON_ERROR_STOP=1", "-qAt"],
+                         input=script, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"psql failed:\n{out.stderr}")
+    return out.stdout
+
+
+def check_equal():
+    rows = psql(f"""
+        SELECT count(*) FILTER (WHERE abs(health_score.score('bench', a) - {HAND_ROW}) > 1e-9 * greatest(1, abs({HAND_ROW}))),
+               count(*) FROM bench.accounts a;
+        SELECT count(*) FILTER (WHERE abs(health_score.score('bench', doc) - {HAND_DOC}) > 1e-9 * greatest(1, abs({HAND_DOC}))),
+               count(*) FROM bench.docs;
+    """).split()
+    for pair, line in zip(PAIRS, rows):
+        bad, total = map(int, line.split("|"))
+        if bad:
+            sys.exit(f"MISMATCH: {pair[0]} differs from {pair[2]} on {bad} of {total} rows")
+        print(f"checked: {pair[0]} equals {pair[2]} on all {total} rows (1e-9 relative)")
+
+
+def time_queries(queries):
+    """Warm-up, then ROUNDS alternating rounds; returns per-query lists of milliseconds."""
+    script = "\\timing on\n"
+    for q in queries:
+        script += q + ";\n"
+    for _ in range(ROUNDS):
+        for q in queries:
+            script += q + ";\n"
+    times = [float(t) for t in re.findall(r"Time: ([0-9.]+) ms", psql(script))]
+    times = times[len(queries):]  # drop the warm-up
+    return [times[i::len(queries)] for i in range(len(queries))]
+
+
+def main():
+    plans = psql("EXPLAIN SELECT health_score.score('bench', a) FROM bench.accounts a;")
+    print("plan of score('bench', row) over 1M rows:", "Gather" if "Gather" in plans else "no Gather", "\n")
+    check_equal()
+    print()
+    print(f"{'query':34} {'median ms':>10} {'runs (ms)':>40}")
+    results = {}
+    for ours_name, ours, theirs_name, theirs in PAIRS:
+        t_ours, t_theirs = time_queries([ours, theirs])
+        m_ours, m_theirs = statistics.median(t_ours), statistics.median(t_theirs)
+        results[ours_name] = (m_ours, m_theirs, theirs_name)
+        for name, ts, m in ((ours_name, t_ours, m_ours), (theirs_name, t_theirs, m_theirs)):
+            print(f"{name:34} {m:10.1f} {' '.join(f'{t:.0f}' for t in ts):>40}")
+    (t_base,) = time_queries([BASELINE[1]])
+    m_base = statistics.median(t_base)
+    print(f"{BASELINE[0]:34} {m_base:10.1f} {' '.join(f'{t:.0f}' for t in t_base):>40}")
+    print()
+    for ours_name, (m_ours, m_theirs, theirs_name) in results.items():
+        print(f"ratio {ours_name} / {theirs_name}: {m_ours / m_theirs:.2f}  (target <= 0.60)")
+    print(f"ratio hand-written SQL over columns / bare sum(column): {results[PAIRS[0][0]][1] / m_base:.1f}")
+
+
+main()
