@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::error::{Error, Fault};
 use super::json::{write_json_string, Json};
-use super::normalize::Normalizer;
+use super::normalize::{Categories, Normalizer};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MissingRule {
@@ -82,7 +82,7 @@ pub struct Variant {
 pub struct Segments {
     pub slot: usize,
     /// Category text -> index into `Model::overrides`.
-    pub overrides: HashMap<String, usize>,
+    pub overrides: Categories<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -485,7 +485,7 @@ impl Checker {
                 self.allow_keys(members, &["type", "values", "default", "description"], path);
                 let default = get("default").and_then(|v| self.unit(v, &path.key("default")));
                 let vp = path.key("values");
-                let mut values = HashMap::new();
+                let mut values = Categories::default();
                 match self.required(members, "values", path) {
                     Some(Json::Object(entries)) if !entries.is_empty() => {
                         for (k, v) in entries {
@@ -746,7 +746,7 @@ impl Model {
                 c.allow_keys(seg_members, &["input", "overrides", "description"], &sp);
                 c.description(seg_members, &sp);
                 let key = c.required(seg_members, "input", &sp).and_then(|k| c.nonempty_text(k, &sp.key("input")));
-                let mut by_category = HashMap::new();
+                let mut by_category = Categories::default();
                 let op = sp.key("overrides");
                 if let Some(ov) = c.required(seg_members, "overrides", &sp) {
                     if let Some(entries) = c.object(ov, &op) {

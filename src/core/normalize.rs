@@ -1,7 +1,5 @@
 //! Normalizers: a raw input value becomes `n` in `[0, 1]`.
 
-use std::collections::HashMap;
-
 use super::value::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -12,7 +10,7 @@ pub enum Normalizer {
     Curve { points: Vec<(f64, f64)> },
     Logistic { midpoint: f64, steepness: f64 },
     Decay { half_life: f64 },
-    Map { values: HashMap<String, f64>, default: Option<f64> },
+    Map { values: Categories<f64>, default: Option<f64> },
 }
 
 /// Why a value could not be normalized.
@@ -32,6 +30,24 @@ impl Unusable {
             Unusable::UnknownCategory => "not a category of the map, which has no default",
             Unusable::NotACategory => "objects and arrays are not categories",
         }
+    }
+}
+
+/// A small lookup from category text, sorted for binary search: per-row lookups of a few
+/// categories are cheaper this way than hashing.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Categories<T>(Vec<(String, T)>);
+
+impl<T: Copy> Categories<T> {
+    pub fn insert(&mut self, key: String, value: T) {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<T> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| self.0[i].1)
     }
 }
 
@@ -60,7 +76,7 @@ impl Normalizer {
         if let Normalizer::Map { values, default } = self {
             let category = value.category().ok_or(Unusable::NotACategory)?;
             return match values.get(category.as_ref()) {
-                Some(n) => Ok(*n),
+                Some(n) => Ok(n),
                 None => default.ok_or(Unusable::UnknownCategory),
             };
         }

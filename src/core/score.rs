@@ -36,6 +36,15 @@ pub struct NodeResult {
 
 const EXCLUDED: NodeResult = NodeResult { status: Status::Excluded, normalized: None };
 
+/// The score of one input, without the per-component detail.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// None for the base model, else the index into `Model::overrides`.
+    pub segment: Option<usize>,
+    pub score: Option<f64>,
+    pub coverage: f64,
+}
+
 /// The outcome of scoring one input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
@@ -64,7 +73,7 @@ impl Model {
     pub fn segment_for(&self, values: &[Value<'_>]) -> Option<usize> {
         let seg = self.segments.as_ref()?;
         let category = values.get(seg.slot)?.category()?;
-        seg.overrides.get(category.as_ref()).copied()
+        seg.overrides.get(category.as_ref())
     }
 
     pub fn variant(&self, segment: Option<usize>) -> &Variant {
@@ -80,16 +89,25 @@ impl Model {
 
     /// Scores one input; `values[i]` is the value of `self.inputs[i]`.
     pub fn evaluate(&self, values: &[Value<'_>]) -> Result<Evaluation, Error> {
+        let mut nodes = Vec::new();
+        let s = self.evaluate_into(values, &mut nodes)?;
+        Ok(Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes })
+    }
+
+    /// Scores one input, writing each component's result into `nodes` (a buffer reused
+    /// across rows, so the per-row path allocates nothing).
+    pub fn evaluate_into(&self, values: &[Value<'_>], nodes: &mut Vec<NodeResult>) -> Result<Summary, Error> {
         let segment = self.segment_for(values);
         let variant = self.variant(segment);
-        let mut nodes = vec![EXCLUDED; self.nodes.len()];
+        nodes.clear();
+        nodes.resize(self.nodes.len(), EXCLUDED);
         let mut coverage = 0.0;
-        let n_top = self.eval_siblings(&self.top, variant, values, &mut nodes, &mut coverage)?;
+        let n_top = self.eval_siblings(&self.top, variant, values, nodes, &mut coverage)?;
         let mut score = n_top.map(|n| self.scale * n);
         if coverage < self.min_coverage - 1e-9 {
             score = None;
         }
-        Ok(Evaluation { segment, score, coverage, nodes })
+        Ok(Summary { segment, score, coverage })
     }
 
     /// The weighted mean of the counted siblings, None when none is counted.

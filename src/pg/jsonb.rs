@@ -17,7 +17,7 @@ impl JsonbRef {
     /// # Safety
     /// `datum` must be a non-null jsonb datum; the result lives in the current memory context.
     pub unsafe fn from_datum(datum: pg_sys::Datum) -> JsonbRef {
-        JsonbRef { ptr: pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) }
+        JsonbRef { ptr: super::detoast(datum) }
     }
 
     /// The bytes of the whole value (header included), for comparing and fingerprinting.
@@ -83,8 +83,7 @@ unsafe fn varsize_4b(p: *const u8) -> usize {
 }
 
 unsafe fn text_of<'a>(s: &pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1) -> Cow<'a, str> {
-    let bytes = std::slice::from_raw_parts(s.val as *const u8, s.len.max(0) as usize);
-    String::from_utf8_lossy(bytes)
+    super::utf8(std::slice::from_raw_parts(s.val as *const u8, s.len.max(0) as usize))
 }
 
 unsafe fn scalar_value<'a>(v: &pg_sys::JsonbValue, want_text: bool) -> Value<'a> {

@@ -4,6 +4,7 @@
 pub mod jsonb;
 pub mod models;
 pub mod row;
+pub mod row_support;
 pub mod score_agg;
 pub mod scoring;
 
@@ -92,11 +93,31 @@ pub unsafe fn return_null(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     pg_sys::Datum::from(0usize)
 }
 
+/// A varlena datum with a plain 4-byte header, detoasted only when it is not one already
+/// (`PG_DETOAST_DATUM`, without the call on the common path).
+pub unsafe fn detoast(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
+    let p = datum.cast_mut_ptr::<pg_sys::varlena>();
+    if *(p as *const u8) & 0x03 == 0 {
+        p
+    } else {
+        pg_sys::pg_detoast_datum(p)
+    }
+}
+
 /// A text datum's contents (detoasted into the current memory context).
 pub unsafe fn text_arg<'a>(datum: pg_sys::Datum) -> std::borrow::Cow<'a, str> {
     let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
     let (data, len) = varlena_bytes(v as *const u8);
-    String::from_utf8_lossy(std::slice::from_raw_parts(data, len))
+    utf8(std::slice::from_raw_parts(data, len))
+}
+
+/// Text from the database's bytes: borrowed when valid UTF-8 (the usual case, checked with
+/// the fast validator), else a lossy copy.
+pub fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// (data, length) of an uncompressed varlena with a 1- or 4-byte header.
@@ -126,6 +147,14 @@ pub mod builtins {
     unsafe extern "C-unwind" {
         pub fn numeric_out(fcinfo: FunctionCallInfo) -> Datum;
         pub fn float8_numeric(fcinfo: FunctionCallInfo) -> Datum;
+        /// Called without pgrx's per-call guard on the per-row path: it cannot fail on a
+        /// tuple PostgreSQL itself built, and the guard (a sigsetjmp) costs more than it does.
+        pub fn heap_deform_tuple(
+            tuple: pgrx::pg_sys::HeapTuple,
+            desc: pgrx::pg_sys::TupleDesc,
+            values: *mut Datum,
+            isnull: *mut bool,
+        );
     }
 }
 

@@ -156,7 +156,10 @@ pub struct ModelSlot {
 }
 
 pub enum ModelArg<'a> {
+    /// A jsonb model datum.
     Inline(pg_sys::Datum),
+    /// A text datum naming a registered model (read only when the call site needs it).
+    NamedDatum(pg_sys::Datum),
     Named(&'a str),
 }
 
@@ -186,18 +189,21 @@ impl ModelSlot {
                 self.last = Some((jsonb.bytes().to_vec(), m.clone()));
                 m
             }
-            ModelArg::Named(name) => {
-                if let Some((bytes, m)) = &self.last {
-                    if bytes.as_slice() == name.as_bytes() {
-                        return Ok(m.clone());
-                    }
-                }
-                let m = resolve_name(name)?;
-                self.last = Some((name.as_bytes().to_vec(), m.clone()));
-                m
-            }
+            ModelArg::NamedDatum(datum) => self.named(&super::text_arg(datum))?,
+            ModelArg::Named(name) => self.named(name)?,
         };
         Ok(compiled)
+    }
+
+    fn named(&mut self, name: &str) -> Result<Rc<Compiled>, Error> {
+        if let Some((bytes, m)) = &self.last {
+            if bytes.as_slice() == name.as_bytes() {
+                return Ok(m.clone());
+            }
+        }
+        let m = resolve_name(name)?;
+        self.last = Some((name.as_bytes().to_vec(), m.clone()));
+        Ok(m)
     }
 }
 

@@ -29,21 +29,11 @@ enum Kind {
 }
 
 struct Column {
+    /// The field's position in the row (or among the call's column arguments).
     attno: usize,
     kind: Kind,
     output_fn: pg_sys::Oid,
     categorical: bool,
-}
-
-/// How to read one row type for one model.
-pub struct RowPlan {
-    model: Rc<Compiled>,
-    typid: pg_sys::Oid,
-    typmod: i32,
-    tupdesc: pg_sys::TupleDesc,
-    columns: Vec<Column>,
-    datums: Vec<pg_sys::Datum>,
-    nulls: Vec<bool>,
 }
 
 fn kind_of(base_type: pg_sys::Oid) -> Kind {
@@ -66,6 +56,76 @@ unsafe fn type_name(typid: pg_sys::Oid) -> String {
     CStr::from_ptr(name).to_string_lossy().into_owned()
 }
 
+/// Where each of a model's inputs is among a row's fields, and how to read it.
+pub struct ColumnPlan {
+    model: Rc<Compiled>,
+    columns: Vec<Column>,
+}
+
+/// One field a row offers: its position, name and type.
+pub struct Field {
+    pub position: usize,
+    pub name: String,
+    pub typid: pg_sys::Oid,
+}
+
+impl ColumnPlan {
+    /// # Safety
+    /// Must run inside a call (it reads the catalogs).
+    pub unsafe fn new(compiled: Rc<Compiled>, fields: &[Field], row_type: pg_sys::Oid) -> Result<ColumnPlan, Error> {
+        let model: &Model = &compiled.model;
+        let mut columns = Vec::with_capacity(model.inputs.len());
+        for slot in &model.inputs {
+            let Some(field) = fields.iter().find(|f| f.name == slot.key) else {
+                return Err(Error::UndefinedColumn { input: slot.key.clone(), row_type: type_name(row_type) });
+            };
+            let kind = kind_of(pg_sys::getBaseType(field.typid));
+            let numeric_kind = matches!(kind, Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Float4 | Kind::Float8 | Kind::Numeric);
+            if slot.numeric && !numeric_kind {
+                return Err(Error::DatatypeMismatch {
+                    input: slot.key.clone(),
+                    column_type: type_name(field.typid),
+                    wanted: "a numeric type (smallint, integer, bigint, numeric, real or double precision)".into(),
+                });
+            }
+            let mut output_fn = pg_sys::InvalidOid;
+            let mut is_varlena = false;
+            pg_sys::getTypeOutputInfo(field.typid, &mut output_fn, &mut is_varlena);
+            columns.push(Column { attno: field.position, kind, output_fn, categorical: slot.categorical });
+        }
+        Ok(ColumnPlan { model: compiled, columns })
+    }
+
+    pub fn is_for(&self, compiled: &Rc<Compiled>) -> bool {
+        Rc::ptr_eq(&self.model, compiled)
+    }
+
+    /// Appends the model's input values to `out`; `field(i)` is the datum at position `i`, None
+    /// when NULL. `want_text` asks for every value's text (for `explain`); categories always
+    /// get theirs. The values borrow from the datums, which live in the current memory context.
+    ///
+    /// # Safety
+    /// The datums must be of the types the plan was made for.
+    pub unsafe fn read_into<'a>(&self, field: impl Fn(usize) -> Option<pg_sys::Datum>, want_text: bool, out: &mut Vec<Value<'a>>) {
+        for c in &self.columns {
+            out.push(match field(c.attno) {
+                None => Value::Missing,
+                Some(d) => read_column(c, d, want_text || c.categorical),
+            });
+        }
+    }
+}
+
+/// How to read one row type (a composite datum) for one model.
+pub struct RowPlan {
+    columns: ColumnPlan,
+    typid: pg_sys::Oid,
+    typmod: i32,
+    tupdesc: pg_sys::TupleDesc,
+    datums: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+}
+
 impl RowPlan {
     /// # Safety
     /// Must run inside a call; allocates the tuple descriptor copy in `mcxt`.
@@ -80,69 +140,44 @@ impl RowPlan {
         let tupdesc = pg_sys::CreateTupleDescCopy(cached);
         pg_sys::MemoryContextSwitchTo(old);
         pg_sys::DecrTupleDescRefCount(cached);
-
         let natts = (*tupdesc).natts as usize;
-        let attrs = (*tupdesc).attrs.as_slice(natts);
-        let model: &Model = &compiled.model;
-        let mut columns = Vec::with_capacity(model.inputs.len());
-        for slot in &model.inputs {
-            let found = attrs.iter().enumerate().find(|(_, a)| {
-                !a.attisdropped && CStr::from_ptr(a.attname.data.as_ptr()).to_bytes() == slot.key.as_bytes()
-            });
-            let Some((attno, attr)) = found else {
-                return Err(Error::UndefinedColumn { input: slot.key.clone(), row_type: type_name(typid) });
-            };
-            let kind = kind_of(pg_sys::getBaseType(attr.atttypid));
-            let numeric_kind = matches!(kind, Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Float4 | Kind::Float8 | Kind::Numeric);
-            if slot.numeric && !numeric_kind {
-                return Err(Error::DatatypeMismatch {
-                    input: slot.key.clone(),
-                    column_type: type_name(attr.atttypid),
-                    wanted: "a numeric type (smallint, integer, bigint, numeric, real or double precision)".into(),
-                });
-            }
-            let mut output_fn = pg_sys::InvalidOid;
-            let mut is_varlena = false;
-            pg_sys::getTypeOutputInfo(attr.atttypid, &mut output_fn, &mut is_varlena);
-            columns.push(Column { attno, kind, output_fn, categorical: slot.categorical });
-        }
+        let fields: Vec<Field> = (*tupdesc)
+            .attrs
+            .as_slice(natts)
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !a.attisdropped)
+            .map(|(position, a)| Field {
+                position,
+                name: CStr::from_ptr(a.attname.data.as_ptr()).to_string_lossy().into_owned(),
+                typid: a.atttypid,
+            })
+            .collect();
         Ok(RowPlan {
-            model: compiled,
+            columns: ColumnPlan::new(compiled, &fields, typid)?,
             typid,
             typmod,
             tupdesc,
-            columns,
             datums: vec![pg_sys::Datum::from(0usize); natts],
             nulls: vec![true; natts],
         })
     }
 
     pub fn fits(&self, compiled: &Rc<Compiled>, typid: pg_sys::Oid, typmod: i32) -> bool {
-        Rc::ptr_eq(&self.model, compiled) && self.typid == typid && self.typmod == typmod
+        self.columns.is_for(compiled) && self.typid == typid && self.typmod == typmod
     }
 
-    /// The model's input values from one row. `want_text` asks for every value's text
-    /// (for `explain`); categories always get theirs.
+    /// Appends the model's input values from one row to `out` (see `ColumnPlan::read_into`).
     ///
     /// # Safety
     /// `header` must be a detoasted row of the planned type.
-    pub unsafe fn read<'a>(&'a mut self, header: pg_sys::HeapTupleHeader, want_text: bool) -> Vec<Value<'a>> {
+    pub unsafe fn read_into<'a>(&mut self, header: pg_sys::HeapTupleHeader, want_text: bool, out: &mut Vec<Value<'a>>) {
         let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
         tuple.t_len = super::varlena_bytes(header as *const u8).1 as u32 + 4;
         tuple.t_data = header;
-        pg_sys::heap_deform_tuple(&mut tuple, self.tupdesc, self.datums.as_mut_ptr(), self.nulls.as_mut_ptr());
-        let datums = &self.datums;
-        let nulls = &self.nulls;
-        self.columns
-            .iter()
-            .map(|c| {
-                if nulls[c.attno] {
-                    Value::Missing
-                } else {
-                    read_column(c, datums[c.attno], want_text || c.categorical)
-                }
-            })
-            .collect()
+        super::builtins::heap_deform_tuple(&mut tuple, self.tupdesc, self.datums.as_mut_ptr(), self.nulls.as_mut_ptr());
+        let (datums, nulls) = (&self.datums, &self.nulls);
+        self.columns.read_into(|i| (!nulls[i]).then(|| datums[i]), want_text, out);
     }
 }
 
@@ -177,7 +212,7 @@ unsafe fn read_column<'a>(c: &Column, d: pg_sys::Datum, want_text: bool) -> Valu
                     bytes = rest;
                 }
             }
-            Value::Text(String::from_utf8_lossy(bytes))
+            Value::Text(super::utf8(bytes))
         }
         Kind::Bool => Value::Bool(d.value() != 0),
         Kind::Other => Value::Text(output_text(c, d)),

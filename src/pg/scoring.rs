@@ -3,30 +3,39 @@
 
 use pgrx::pg_sys;
 
-use crate::core::{Error, Evaluation, Model, Value};
+use crate::core::{Error, Evaluation, Model, NodeResult, Value};
 
 use super::jsonb::JsonbRef;
 use super::models::{self, ModelArg, ModelSlot};
-use super::row::{row_type, RowPlan};
-use super::{arg, call_site, float8_datum, return_null, text_arg, text_datum, v1_function};
+use super::row::{row_type, ColumnPlan, Field, RowPlan};
+use super::{arg, call_site, float8_datum, return_null, text_datum, v1_function};
 
 #[derive(Clone, Copy)]
 enum ModelKind {
     Inline,
     Named,
+    /// Either, by the argument's type (for the columns forms, shared by both).
+    ByType,
 }
 
 #[derive(Clone, Copy)]
 enum InputKind {
     Json,
     Row,
+    /// `(row_type oid, names text[], VARIADIC "any")`: a row's columns as separate arguments,
+    /// which the planner support of the row forms passes instead of the whole row.
+    Columns,
 }
 
 #[derive(Default)]
 struct Site {
     model: ModelSlot,
     row: Option<RowPlan>,
+    columns: Option<ColumnPlan>,
     result_desc: Option<pg_sys::TupleDesc>,
+    /// Buffers reused across rows; always left empty between calls.
+    values: Vec<Value<'static>>,
+    nodes: Vec<NodeResult>,
 }
 
 /// Evaluates the call's model over its input and hands the outcome to `f`; None when an
@@ -36,57 +45,97 @@ unsafe fn evaluate_call<R>(
     model_kind: ModelKind,
     input_kind: InputKind,
     want_text: bool,
-    f: impl FnOnce(&mut Site, &Model, &[Value<'_>], Evaluation) -> R,
+    f: impl FnOnce(&mut Site, &Model, &[Value<'_>], &Evaluation) -> R,
 ) -> Result<Option<R>, Error> {
     let (Some(model_datum), Some(input_datum)) = (arg(fcinfo, 0), arg(fcinfo, 1)) else {
         return Ok(None);
     };
     let site: &mut Site = call_site(fcinfo);
-    let name;
-    let model_arg = match model_kind {
-        ModelKind::Inline => ModelArg::Inline(model_datum),
-        ModelKind::Named => {
-            name = text_arg(model_datum);
-            ModelArg::Named(&name)
-        }
+    let inline = match model_kind {
+        ModelKind::Inline => true,
+        ModelKind::Named => false,
+        ModelKind::ByType => pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 0) == pg_sys::JSONBOID,
     };
+    let model_arg = if inline { ModelArg::Inline(model_datum) } else { ModelArg::NamedDatum(model_datum) };
+    if matches!(input_kind, InputKind::Columns) {
+        // a row that is NULL as a whole (the outer side of an outer join) arrives as all-NULL
+        // columns: NULL, as the STRICT row form gives
+        let nargs = (*fcinfo).nargs as usize;
+        if (3..nargs).all(|i| pgrx::fcinfo::pg_arg_is_null(fcinfo, i)) {
+            return Ok(None);
+        }
+    }
     let compiled = site.model.get(fcinfo, 0, model_arg)?;
     let model = &compiled.model;
+    // The buffer outlives this row's values, so it is emptied before it is put back.
+    let mut values: Vec<Value<'_>> = std::mem::take(&mut site.values);
+    let json_input;
     match input_kind {
         InputKind::Json => {
-            let input = JsonbRef::from_datum(input_datum);
+            json_input = JsonbRef::from_datum(input_datum);
+            let input = &json_input;
             if !input.is_object() {
                 return Err(Error::InvalidArgument {
                     message: format!("the input must be a JSON object, not {}", input.to_json().kind()),
                     hint: Some("pass an object of input key to value, such as '{\"logins\": 12}'::jsonb".into()),
                 });
             }
-            let values: Vec<Value<'_>> = model
-                .inputs
-                .iter()
-                .map(|slot| input.value(&slot.key, want_text || slot.categorical))
-                .collect();
-            let eval = model.evaluate(&values)?;
-            Ok(Some(f(site, model, &values, eval)))
+            values.extend(model.inputs.iter().map(|slot| input.value(&slot.key, want_text || slot.categorical)));
         }
         InputKind::Row => {
-            let header = pg_sys::pg_detoast_datum(input_datum.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+            let header = super::detoast(input_datum) as pg_sys::HeapTupleHeader;
             let (typid, typmod) = row_type(header);
             let mut plan = match site.row.take() {
                 Some(p) if p.fits(&compiled, typid, typmod) => p,
                 _ => RowPlan::new(compiled.clone(), typid, typmod, (*(*fcinfo).flinfo).fn_mcxt)?,
             };
-            let result = {
-                let values = plan.read(header, want_text);
-                match model.evaluate(&values) {
-                    Ok(eval) => Ok(Some(f(site, model, &values, eval))),
-                    Err(e) => Err(e),
-                }
-            };
+            plan.read_into(header, want_text, &mut values);
             site.row = Some(plan);
-            result
+        }
+        InputKind::Columns => {
+            let plan = match site.columns.take() {
+                Some(p) if p.is_for(&compiled) => p,
+                _ => columns_plan(fcinfo, compiled.clone())?,
+            };
+            plan.read_into(|i| arg(fcinfo, i), want_text, &mut values);
+            site.columns = Some(plan);
         }
     }
+    let mut nodes = std::mem::take(&mut site.nodes);
+    let result = model.evaluate_into(&values, &mut nodes).map(|s| {
+        let eval = Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes };
+        let r = f(site, model, &values, &eval);
+        site.nodes = eval.nodes;
+        r
+    });
+    site.values = recycle(values);
+    result.map(Some)
+}
+
+/// Where the model's inputs are among the call's column arguments.
+unsafe fn columns_plan(fcinfo: pg_sys::FunctionCallInfo, compiled: std::rc::Rc<super::models::Compiled>) -> Result<ColumnPlan, Error> {
+    use pgrx::FromDatum;
+    let row_type = arg(fcinfo, 1).map(|d| pg_sys::Oid::from(d.value() as u32)).unwrap_or(pg_sys::InvalidOid);
+    let names = arg(fcinfo, 2).and_then(|d| Vec::<Option<String>>::from_datum(d, false)).unwrap_or_default();
+    let flinfo = (*fcinfo).flinfo;
+    let fields: Vec<Field> = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| Field {
+            position: 3 + i,
+            name: name.unwrap_or_default(),
+            typid: pg_sys::get_fn_expr_argtype(flinfo, (3 + i) as i32),
+        })
+        .collect();
+    ColumnPlan::new(compiled, &fields, row_type)
+}
+
+/// An emptied buffer, re-typed so that it can outlive the values it held.
+fn recycle<'a>(mut values: Vec<Value<'a>>) -> Vec<Value<'static>> {
+    values.clear();
+    // SAFETY: the vector is empty, so nothing borrowed for 'a survives; only the allocation
+    // is kept, and the two types differ in a lifetime only.
+    unsafe { std::mem::transmute::<Vec<Value<'a>>, Vec<Value<'static>>>(values) }
 }
 
 unsafe fn score_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
@@ -146,7 +195,7 @@ unsafe fn assess_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind
 }
 
 unsafe fn explain_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    let rows = evaluate_call(fcinfo, m, i, true, |_, model, values, eval| model.explain(values, &eval))?;
+    let rows = evaluate_call(fcinfo, m, i, true, |_, model, values, eval| model.explain(values, eval))?;
     pg_sys::InitMaterializedSRF(fcinfo, 0);
     let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
     let zero = pg_sys::Datum::from(0usize);
@@ -178,6 +227,18 @@ macro_rules! four_forms {
         v1_function!($nr, $fnr, |fcinfo| { $imp(fcinfo, ModelKind::Named, InputKind::Row) });
     };
 }
+
+macro_rules! columns_form {
+    ($imp:ident: $name:ident/$finfo:ident) => {
+        v1_function!($name, $finfo, |fcinfo| { $imp(fcinfo, ModelKind::ByType, InputKind::Columns) });
+    };
+}
+
+columns_form!(score_fn: hs_score_columns/pg_finfo_hs_score_columns);
+columns_form!(band_fn: hs_band_columns/pg_finfo_hs_band_columns);
+columns_form!(assess_fn: hs_assess_columns/pg_finfo_hs_assess_columns);
+columns_form!(explain_fn: hs_explain_columns/pg_finfo_hs_explain_columns);
+columns_form!(probability_fn: hs_probability_columns/pg_finfo_hs_probability_columns);
 
 four_forms!(score_fn: hs_score_jj/pg_finfo_hs_score_jj, hs_score_nj/pg_finfo_hs_score_nj, hs_score_jr/pg_finfo_hs_score_jr, hs_score_nr/pg_finfo_hs_score_nr);
 four_forms!(band_fn: hs_band_jj/pg_finfo_hs_band_jj, hs_band_nj/pg_finfo_hs_band_nj, hs_band_jr/pg_finfo_hs_band_jr, hs_band_nr/pg_finfo_hs_band_nr);

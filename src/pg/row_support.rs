@@ -1,0 +1,153 @@
+//! Planner support for the table-row forms: `score('m', a)` with `a` a whole row is rewritten
+//! at plan time into `_score_columns('m', rowtype, '{col, ...}', a.col1, a.col2, ...)`.
+//!
+//! Why: passing a whole row makes the executor build a composite datum per row (form a tuple,
+//! copy it) only for the function to take it apart again, which costs more than scoring. The
+//! rewrite hands the function the columns the scan has already read. Rows that are not a
+//! plain whole-row reference of a named row type (`ROW(...)` of anonymous type, a `record`
+//! variable) keep the record path, which gives the same results.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::pg_sys;
+
+use super::v1_function;
+
+/// PostgreSQL's limit on function arguments (FUNC_MAX_ARGS); three are ours.
+const MAX_COLUMNS: usize = 100 - 3;
+
+struct Column {
+    name: String,
+    expr: *mut pg_sys::Node,
+}
+
+unsafe fn nth(list: *mut pg_sys::List, n: i32) -> *mut pg_sys::Node {
+    pg_sys::list_nth(list, n) as *mut pg_sys::Node
+}
+
+/// The named fields of a row type: (attribute number, name, type, typmod, collation).
+unsafe fn row_fields(row_type: pg_sys::Oid) -> Option<Vec<(i16, String, pg_sys::Oid, i32, pg_sys::Oid)>> {
+    let desc = pg_sys::lookup_rowtype_tupdesc_noerror(row_type, -1, true);
+    if desc.is_null() {
+        return None;
+    }
+    let natts = (*desc).natts as usize;
+    let fields = (*desc)
+        .attrs
+        .as_slice(natts)
+        .iter()
+        .filter(|a| !a.attisdropped)
+        .map(|a| {
+            let name = CStr::from_ptr(a.attname.data.as_ptr()).to_string_lossy().into_owned();
+            (a.attnum, name, a.atttypid, a.atttypmod, a.attcollation)
+        })
+        .collect();
+    pg_sys::DecrTupleDescRefCount(desc);
+    Some(fields)
+}
+
+/// The row argument as named columns, when it is a whole-row reference or a ROW() of a named
+/// row type.
+unsafe fn columns_of(row: *mut pg_sys::Node) -> Option<(pg_sys::Oid, Vec<Column>)> {
+    match (*row).type_ {
+        pg_sys::NodeTag::T_Var => {
+            let var = row as *mut pg_sys::Var;
+            if (*var).varattno != 0 || (*var).vartype == pg_sys::RECORDOID {
+                return None;
+            }
+            let fields = row_fields((*var).vartype)?;
+            let columns = fields
+                .into_iter()
+                .map(|(attnum, name, typid, typmod, collation)| Column {
+                    name,
+                    expr: pg_sys::makeVar((*var).varno, attnum, typid, typmod, collation, (*var).varlevelsup)
+                        as *mut pg_sys::Node,
+                })
+                .collect();
+            Some(((*var).vartype, columns))
+        }
+        pg_sys::NodeTag::T_RowExpr => {
+            let rowexpr = row as *mut pg_sys::RowExpr;
+            if (*rowexpr).row_typeid == pg_sys::RECORDOID {
+                return None;
+            }
+            let fields = row_fields((*rowexpr).row_typeid)?;
+            let nargs = pg_sys::list_length((*rowexpr).args);
+            // a ROW() of a named type lists its non-dropped fields in order
+            if nargs as usize != fields.len() {
+                return None;
+            }
+            let columns = fields
+                .into_iter()
+                .enumerate()
+                .map(|(i, (_, name, _, _, _))| Column { name, expr: nth((*rowexpr).args, i as i32) })
+                .collect();
+            Some(((*rowexpr).row_typeid, columns))
+        }
+        _ => None,
+    }
+}
+
+unsafe fn lookup_columns_function(funcid: pg_sys::Oid, model_type: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    let name = CStr::from_ptr(pg_sys::get_func_name(funcid)).to_string_lossy().into_owned();
+    let target = CString::new(format!("_{name}_columns")).ok()?;
+    let schema = CString::new("health_score").ok()?;
+    let mut names: *mut pg_sys::List = std::ptr::null_mut();
+    names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(schema.as_ptr())) as *mut _);
+    names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(target.as_ptr())) as *mut _);
+    let argtypes = [model_type, pg_sys::OIDOID, pg_sys::TEXTARRAYOID, pg_sys::ANYOID];
+    let oid = pg_sys::LookupFuncName(names, argtypes.len() as i32, argtypes.as_ptr(), true);
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+unsafe fn names_const(columns: &[Column]) -> *mut pg_sys::Node {
+    let mut datums: Vec<pg_sys::Datum> = columns.iter().map(|c| super::text_datum(&c.name)).collect();
+    let array = pg_sys::construct_array(
+        datums.as_mut_ptr(),
+        datums.len() as i32,
+        pg_sys::TEXTOID,
+        -1,
+        false,
+        pg_sys::TYPALIGN_INT as std::ffi::c_char,
+    );
+    pg_sys::makeConst(pg_sys::TEXTARRAYOID, -1, pg_sys::InvalidOid, -1, pg_sys::Datum::from(array), false, false)
+        as *mut pg_sys::Node
+}
+
+v1_function!(hs_row_support, pg_finfo_hs_row_support, |fcinfo| {
+    let nothing = pg_sys::Datum::from(0usize);
+    let Some(request) = super::arg(fcinfo, 0) else { return Ok(nothing) };
+    let request = request.cast_mut_ptr::<pg_sys::Node>();
+    if (*request).type_ != pg_sys::NodeTag::T_SupportRequestSimplify {
+        return Ok(nothing);
+    }
+    let call = (*(request as *mut pg_sys::SupportRequestSimplify)).fcall;
+    if pg_sys::list_length((*call).args) != 2 {
+        return Ok(nothing);
+    }
+    let model = nth((*call).args, 0);
+    let Some((row_type, columns)) = columns_of(nth((*call).args, 1)) else { return Ok(nothing) };
+    if columns.is_empty() || columns.len() > MAX_COLUMNS {
+        return Ok(nothing);
+    }
+    let Some(target) = lookup_columns_function((*call).funcid, pg_sys::exprType(model)) else { return Ok(nothing) };
+    let mut args: *mut pg_sys::List = std::ptr::null_mut();
+    args = pg_sys::lappend(args, model.cast());
+    let row_type_const = pg_sys::makeConst(pg_sys::OIDOID, -1, pg_sys::InvalidOid, 4, pg_sys::Datum::from(row_type), false, true);
+    args = pg_sys::lappend(args, row_type_const.cast());
+    args = pg_sys::lappend(args, names_const(&columns).cast());
+    for c in &columns {
+        args = pg_sys::lappend(args, c.expr.cast());
+    }
+    let rewritten = pg_sys::makeFuncExpr(
+        target,
+        (*call).funcresulttype,
+        args,
+        (*call).funccollid,
+        (*call).inputcollid,
+        pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+    );
+    (*rewritten).funcretset = (*call).funcretset;
+    (*rewritten).location = (*call).location;
+    Ok(pg_sys::Datum::from(rewritten))
+});
