@@ -11,7 +11,7 @@ pub mod value;
 pub use error::{Error, Fault, Result};
 pub use json::Json;
 pub use model::{Band, Model};
-pub use score::{Evaluation, Explained, NodeResult, Status, Summary};
+pub use score::{Evaluation, Explained, NodeResult, Scratch, Status, Summary};
 pub use value::Value;
 
 use std::borrow::Cow;

@@ -76,6 +76,59 @@ pub struct Variant {
     pub bands: Option<Vec<Band>>,
     /// Per node: the static share of the model (product of `w / sum(sibling w)` along the path).
     pub shares: Vec<f64>,
+    /// The components in force, children before parents, for evaluation without recursion.
+    pub program: Vec<Step>,
+    /// How many accumulators the program uses (one per group in force, plus the top level).
+    pub accumulators: usize,
+}
+
+/// One component in a variant's evaluation program.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub id: usize,
+    /// For a leaf, the input it reads; None for a group.
+    pub slot: Option<usize>,
+    pub weight: f64,
+    pub share: f64,
+    /// The accumulator of the parent (0 for the top level).
+    pub parent: usize,
+    /// For a group, its own accumulator.
+    pub acc: usize,
+    pub imputed: Option<f64>,
+    pub invalid_is_missing: bool,
+}
+
+fn compile_program(nodes: &[Node], top: &[usize], weights: &[f64], shares: &[f64]) -> (Vec<Step>, usize) {
+    fn walk(ids: &[usize], parent: usize, nodes: &[Node], weights: &[f64], shares: &[f64], steps: &mut Vec<Step>, next_acc: &mut usize) {
+        for &id in ids {
+            if weights[id] == 0.0 {
+                continue; // excluded with its subtree
+            }
+            let node = &nodes[id];
+            let acc = if node.is_leaf() {
+                0
+            } else {
+                *next_acc += 1;
+                let acc = *next_acc;
+                walk(&node.children, acc, nodes, weights, shares, steps, next_acc);
+                acc
+            };
+            steps.push(Step {
+                id,
+                slot: node.slot,
+                weight: weights[id],
+                share: shares[id],
+                parent,
+                acc,
+                imputed: node.missing.imputed(),
+                invalid_is_missing: node.on_invalid == OnInvalid::Missing,
+            });
+        }
+    }
+    let mut steps = Vec::new();
+    let mut next_acc = 0;
+    walk(top, 0, nodes, weights, shares, &mut steps, &mut next_acc);
+    (steps, next_acc + 1)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,10 +154,10 @@ pub struct Model {
 
 /// A JSON path under construction, printed as `components[2].normalize.max` or `$`.
 #[derive(Debug, Clone, Default)]
-pub struct Path(Vec<Step>);
+pub struct Path(Vec<PathStep>);
 
 #[derive(Debug, Clone)]
-enum Step {
+enum PathStep {
     Key(String),
     Index(usize),
 }
@@ -112,13 +165,13 @@ enum Step {
 impl Path {
     pub fn key(&self, key: &str) -> Path {
         let mut p = self.clone();
-        p.0.push(Step::Key(key.to_string()));
+        p.0.push(PathStep::Key(key.to_string()));
         p
     }
 
     pub fn index(&self, i: usize) -> Path {
         let mut p = self.clone();
-        p.0.push(Step::Index(i));
+        p.0.push(PathStep::Index(i));
         p
     }
 
@@ -137,8 +190,8 @@ impl std::fmt::Display for Path {
         let mut out = String::new();
         for (i, step) in self.0.iter().enumerate() {
             match step {
-                Step::Index(n) => out.push_str(&format!("[{n}]")),
-                Step::Key(k) => {
+                PathStep::Index(n) => out.push_str(&format!("[{n}]")),
+                PathStep::Key(k) => {
                     if i > 0 {
                         out.push('.');
                     }
@@ -393,7 +446,7 @@ impl Checker {
                 if type_name == "linear" {
                     Normalizer::Linear { min, max, invert }
                 } else {
-                    Normalizer::Log { min, max, invert }
+                    Normalizer::log(min, max, invert)
                 }
             }
             "steps" => {
@@ -815,7 +868,8 @@ impl Model {
         let nodes = draft.nodes;
         let variant = |weights: Vec<f64>, normalizers: Vec<Option<Normalizer>>, bands: Option<Vec<Band>>| {
             let shares = compute_shares(&nodes, &top, &weights);
-            Variant { weights, normalizers, bands, shares }
+            let (program, accumulators) = compile_program(&nodes, &top, &weights, &shares);
+            Variant { weights, normalizers, bands, shares, program, accumulators }
         };
         let base = variant(draft.weights, draft.normalizers, bands);
         let overrides = overrides

@@ -5,11 +5,12 @@ use super::value::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Normalizer {
     Linear { min: f64, max: f64, invert: bool },
-    Log { min: f64, max: f64, invert: bool },
+    /// `ln_min` = ln(1+min) and `ln_span` = ln(1+max) - ln(1+min), computed once.
+    Log { min: f64, ln_min: f64, ln_span: f64, invert: bool },
+    Decay { half_life: f64 },
     Steps { steps: Vec<(f64, f64)>, below: f64 },
     Curve { points: Vec<(f64, f64)> },
     Logistic { midpoint: f64, steepness: f64 },
-    Decay { half_life: f64 },
     Map { values: Categories<f64>, default: Option<f64> },
 }
 
@@ -56,6 +57,11 @@ pub fn clamp01(v: f64) -> f64 {
 }
 
 impl Normalizer {
+    pub fn log(min: f64, max: f64, invert: bool) -> Normalizer {
+        let ln_min = min.ln_1p();
+        Normalizer::Log { min, ln_min, ln_span: max.ln_1p() - ln_min, invert }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             Normalizer::Linear { .. } => "linear",
@@ -72,6 +78,7 @@ impl Normalizer {
         matches!(self, Normalizer::Map { .. })
     }
 
+    #[inline]
     pub fn apply(&self, value: &Value<'_>) -> Result<f64, Unusable> {
         if let Normalizer::Map { values, default } = self {
             let category = value.category().ok_or(Unusable::NotACategory)?;
@@ -85,18 +92,14 @@ impl Normalizer {
     }
 
     /// `n` for a finite number; only for the numeric normalizers.
+    #[inline]
     pub fn apply_number(&self, x: f64) -> f64 {
         match self {
             Normalizer::Linear { min, max, invert } => {
                 flip(clamp01((x - min) / (max - min)), *invert)
             }
-            Normalizer::Log { min, max, invert } => {
-                let n = if x <= *min {
-                    0.0
-                } else {
-                    let base = min.ln_1p();
-                    clamp01((x.ln_1p() - base) / (max.ln_1p() - base))
-                };
+            Normalizer::Log { min, ln_min, ln_span, invert } => {
+                let n = if x <= *min { 0.0 } else { clamp01((x.ln_1p() - ln_min) / ln_span) };
                 flip(n, *invert)
             }
             Normalizer::Steps { steps, below } => {

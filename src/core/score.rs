@@ -2,7 +2,8 @@
 //! and the explanation.
 
 use super::error::Error;
-use super::model::{Band, Model, OnInvalid, Variant};
+use super::model::{Band, Model, Variant};
+use super::normalize::Unusable;
 use super::value::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,14 @@ pub struct NodeResult {
     pub normalized: Option<f64>,
 }
 
+/// An invalid input that is an error (kept small: it travels up every level of the tree).
+#[derive(Debug, Clone, Copy)]
+struct Unscorable {
+    id: usize,
+    slot: usize,
+    why: Unusable,
+}
+
 const EXCLUDED: NodeResult = NodeResult { status: Status::Excluded, normalized: None };
 
 /// The score of one input, without the per-component detail.
@@ -43,6 +52,13 @@ pub struct Summary {
     pub segment: Option<usize>,
     pub score: Option<f64>,
     pub coverage: f64,
+}
+
+/// Buffers for `evaluate_into`, reused across inputs.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    pub nodes: Vec<NodeResult>,
+    acc: Vec<(f64, f64)>,
 }
 
 /// The outcome of scoring one input.
@@ -89,101 +105,80 @@ impl Model {
 
     /// Scores one input; `values[i]` is the value of `self.inputs[i]`.
     pub fn evaluate(&self, values: &[Value<'_>]) -> Result<Evaluation, Error> {
-        let mut nodes = Vec::new();
-        let s = self.evaluate_into(values, &mut nodes)?;
-        Ok(Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes })
+        let mut scratch = Scratch::default();
+        let s = self.evaluate_into(values, &mut scratch)?;
+        Ok(Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes: scratch.nodes })
     }
 
-    /// Scores one input, writing each component's result into `nodes` (a buffer reused
+    /// Scores one input, writing each component's result into `scratch.nodes` (buffers reused
     /// across rows, so the per-row path allocates nothing).
-    pub fn evaluate_into(&self, values: &[Value<'_>], nodes: &mut Vec<NodeResult>) -> Result<Summary, Error> {
+    pub fn evaluate_into(&self, values: &[Value<'_>], scratch: &mut Scratch) -> Result<Summary, Error> {
         let segment = self.segment_for(values);
         let variant = self.variant(segment);
+        let nodes = &mut scratch.nodes;
         nodes.clear();
         nodes.resize(self.nodes.len(), EXCLUDED);
+        let acc = &mut scratch.acc;
+        acc.clear();
+        acc.resize(variant.accumulators, (0.0, 0.0));
         let mut coverage = 0.0;
-        let n_top = self.eval_siblings(&self.top, variant, values, nodes, &mut coverage)?;
-        let mut score = n_top.map(|n| self.scale * n);
+        // Children come before their parents: a group's accumulator is complete when its step
+        // comes, and each counted component adds itself to its parent's.
+        for step in &variant.program {
+            let mut status = Status::Missing;
+            let mut n = None;
+            match step.slot {
+                Some(slot) => {
+                    let value = values.get(slot).unwrap_or(&Value::Missing);
+                    if !value.is_missing() {
+                        let Some(normalizer) = &variant.normalizers[step.id] else { continue };
+                        match normalizer.apply(value) {
+                            Ok(v) => {
+                                coverage += step.share;
+                                status = Status::Ok;
+                                n = Some(v);
+                            }
+                            Err(_) if step.invalid_is_missing => status = Status::Invalid,
+                            Err(why) => return Err(self.invalid_input(Unscorable { id: step.id, slot, why }, values)),
+                        }
+                    }
+                }
+                None => {
+                    let (sum_w, sum_wn) = acc[step.acc];
+                    if sum_w > 0.0 {
+                        status = Status::Ok;
+                        n = Some(sum_wn / sum_w);
+                    }
+                }
+            }
+            if n.is_none() {
+                n = step.imputed;
+                if n.is_some() && status == Status::Missing {
+                    status = Status::Imputed;
+                }
+            }
+            nodes[step.id] = NodeResult { status, normalized: n };
+            if let Some(v) = n {
+                let parent = &mut acc[step.parent];
+                parent.0 += step.weight;
+                parent.1 += step.weight * v;
+            }
+        }
+        let (sum_w, sum_wn) = acc[0];
+        let mut score = (sum_w > 0.0).then(|| self.scale * sum_wn / sum_w);
         if coverage < self.min_coverage - 1e-9 {
             score = None;
         }
         Ok(Summary { segment, score, coverage })
     }
 
-    /// The weighted mean of the counted siblings, None when none is counted.
-    fn eval_siblings(
-        &self,
-        ids: &[usize],
-        variant: &Variant,
-        values: &[Value<'_>],
-        out: &mut [NodeResult],
-        coverage: &mut f64,
-    ) -> Result<Option<f64>, Error> {
-        let mut sum_w = 0.0;
-        let mut sum_wn = 0.0;
-        for &id in ids {
-            let w = variant.weights[id];
-            if w == 0.0 {
-                continue; // excluded, with its whole subtree (already marked)
-            }
-            if let Some(n) = self.eval_node(id, variant, values, out, coverage)? {
-                sum_w += w;
-                sum_wn += w * n;
-            }
+    fn invalid_input(&self, u: Unscorable, values: &[Value<'_>]) -> Error {
+        Error::InvalidInput {
+            component: self.nodes[u.id].name.clone(),
+            input: self.inputs[u.slot].key.clone(),
+            value: values.get(u.slot).and_then(Value::raw_text).unwrap_or_default(),
+            reason: u.why.reason().to_string(),
         }
-        Ok((sum_w > 0.0).then(|| sum_wn / sum_w))
-    }
-
-    fn eval_node(
-        &self,
-        id: usize,
-        variant: &Variant,
-        values: &[Value<'_>],
-        out: &mut [NodeResult],
-        coverage: &mut f64,
-    ) -> Result<Option<f64>, Error> {
-        let node = &self.nodes[id];
-        let mut status_if_missing = Status::Missing;
-        match (node.slot, &variant.normalizers[id]) {
-            (Some(slot), Some(normalizer)) => {
-                let value = values.get(slot).unwrap_or(&Value::Missing);
-                if !value.is_missing() {
-                    match normalizer.apply(value) {
-                        Ok(n) => {
-                            *coverage += variant.shares[id];
-                            out[id] = NodeResult { status: Status::Ok, normalized: Some(n) };
-                            return Ok(Some(n));
-                        }
-                        Err(why) if node.on_invalid == OnInvalid::Missing => {
-                            let _ = why;
-                            status_if_missing = Status::Invalid;
-                        }
-                        Err(why) => {
-                            return Err(Error::InvalidInput {
-                                component: node.name.clone(),
-                                input: self.inputs[slot].key.clone(),
-                                value: value.raw_text().unwrap_or_default(),
-                                reason: why.reason().to_string(),
-                            })
-                        }
-                    }
-                }
-            }
-            _ => {
-                if let Some(n) = self.eval_siblings(&node.children, variant, values, out, coverage)? {
-                    out[id] = NodeResult { status: Status::Ok, normalized: Some(n) };
-                    return Ok(Some(n));
-                }
-            }
-        }
-        let imputed = node.missing.imputed();
-        let status = match (status_if_missing, imputed) {
-            (Status::Invalid, _) => Status::Invalid,
-            (_, Some(_)) => Status::Imputed,
-            _ => Status::Missing,
-        };
-        out[id] = NodeResult { status, normalized: imputed };
-        Ok(imputed)
     }
 
     /// The band a score falls in, with its rank (0 = the worst), by the bands in force.

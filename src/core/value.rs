@@ -32,6 +32,7 @@ impl<'a> Value<'a> {
     }
 
     /// The finite number a numeric normalizer reads.
+    #[inline]
     pub fn number(&self) -> Result<f64, Unusable> {
         match self {
             Value::Number { value, .. } if value.is_finite() => Ok(*value),

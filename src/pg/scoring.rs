@@ -3,7 +3,7 @@
 
 use pgrx::pg_sys;
 
-use crate::core::{Error, Evaluation, Model, NodeResult, Value};
+use crate::core::{Error, Evaluation, Model, Scratch, Value};
 
 use super::jsonb::JsonbRef;
 use super::models::{self, ModelArg, ModelSlot};
@@ -32,10 +32,11 @@ struct Site {
     model: ModelSlot,
     row: Option<RowPlan>,
     columns: Option<ColumnPlan>,
+    inline_model: Option<bool>,
     result_desc: Option<pg_sys::TupleDesc>,
     /// Buffers reused across rows; always left empty between calls.
     values: Vec<Value<'static>>,
-    nodes: Vec<NodeResult>,
+    scratch: Scratch,
 }
 
 /// Evaluates the call's model over its input and hands the outcome to `f`; None when an
@@ -54,17 +55,12 @@ unsafe fn evaluate_call<R>(
     let inline = match model_kind {
         ModelKind::Inline => true,
         ModelKind::Named => false,
-        ModelKind::ByType => pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 0) == pg_sys::JSONBOID,
+        ModelKind::ByType => *site
+            .inline_model
+            .get_or_insert_with(|| pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 0) == pg_sys::JSONBOID),
     };
     let model_arg = if inline { ModelArg::Inline(model_datum) } else { ModelArg::NamedDatum(model_datum) };
-    if matches!(input_kind, InputKind::Columns) {
-        // a row that is NULL as a whole (the outer side of an outer join) arrives as all-NULL
-        // columns: NULL, as the STRICT row form gives
-        let nargs = (*fcinfo).nargs as usize;
-        if (3..nargs).all(|i| pgrx::fcinfo::pg_arg_is_null(fcinfo, i)) {
-            return Ok(None);
-        }
-    }
+
     let compiled = site.model.get(fcinfo, 0, model_arg)?;
     let model = &compiled.model;
     // The buffer outlives this row's values, so it is emptied before it is put back.
@@ -97,17 +93,26 @@ unsafe fn evaluate_call<R>(
                 Some(p) if p.is_for(&compiled) => p,
                 _ => columns_plan(fcinfo, compiled.clone())?,
             };
-            plan.read_into(|i| arg(fcinfo, i), want_text, &mut values);
+            let args = (*fcinfo).args.as_slice((*fcinfo).nargs as usize);
+            plan.read_into(|i| (!args[i].isnull).then_some(args[i].value), want_text, &mut values);
             site.columns = Some(plan);
+            // a row that is NULL as a whole (the outer side of an outer join) arrives as
+            // all-NULL columns: NULL, as the STRICT row form gives
+            if values.iter().all(Value::is_missing) && args[3..].iter().all(|a| a.isnull) {
+                site.values = recycle(values);
+                return Ok(None);
+            }
         }
     }
-    let mut nodes = std::mem::take(&mut site.nodes);
-    let result = model.evaluate_into(&values, &mut nodes).map(|s| {
+    let mut scratch = std::mem::take(&mut site.scratch);
+    let result = model.evaluate_into(&values, &mut scratch).map(|s| {
+        let nodes = std::mem::take(&mut scratch.nodes);
         let eval = Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes };
         let r = f(site, model, &values, &eval);
-        site.nodes = eval.nodes;
+        scratch.nodes = eval.nodes;
         r
     });
+    site.scratch = scratch;
     site.values = recycle(values);
     result.map(Some)
 }
