@@ -104,16 +104,39 @@ pub unsafe fn detoast(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
     }
 }
 
+/// A varlena datum detoasted as `PG_DETOAST_DATUM_PACKED` does (short headers kept), calling
+/// into PostgreSQL only when the value is compressed or stored out of line.
+pub unsafe fn detoast_packed(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
+    let p = datum.cast_mut_ptr::<pg_sys::varlena>();
+    let first = *(p as *const u8);
+    let external = first == 0x01;
+    let compressed = first & 0x03 == 0x02;
+    if external || compressed {
+        pg_sys::pg_detoast_datum_packed(p)
+    } else {
+        p
+    }
+}
+
 /// A text datum's contents (detoasted into the current memory context).
 pub unsafe fn text_arg<'a>(datum: pg_sys::Datum) -> std::borrow::Cow<'a, str> {
-    let v = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+    let v = detoast_packed(datum);
     let (data, len) = varlena_bytes(v as *const u8);
     utf8(std::slice::from_raw_parts(data, len))
 }
 
 /// Text from the database's bytes: borrowed when valid UTF-8 (the usual case, checked with
 /// the fast validator), else a lossy copy.
+#[inline]
 pub fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    thread_local! {
+        static DATABASE_IS_UTF8: bool = unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 };
+    }
+    if DATABASE_IS_UTF8.with(|utf8| *utf8) {
+        // SAFETY: PostgreSQL validates the encoding of every text value it stores or builds in
+        // a UTF8 database, so these bytes are valid UTF-8.
+        return std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     match std::str::from_utf8(bytes) {
         Ok(s) => std::borrow::Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(bytes),

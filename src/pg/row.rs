@@ -106,7 +106,9 @@ impl ColumnPlan {
     ///
     /// # Safety
     /// The datums must be of the types the plan was made for.
+    #[inline]
     pub unsafe fn read_into<'a>(&self, field: impl Fn(usize) -> Option<pg_sys::Datum>, want_text: bool, out: &mut Vec<Value<'a>>) {
+        out.reserve(self.columns.len());
         for c in &self.columns {
             out.push(match field(c.attno) {
                 None => Value::Missing,
@@ -188,6 +190,7 @@ unsafe fn output_text<'a>(c: &Column, d: pg_sys::Datum) -> Cow<'a, str> {
     Cow::Owned(text)
 }
 
+#[inline(always)]
 unsafe fn read_column<'a>(c: &Column, d: pg_sys::Datum, want_text: bool) -> Value<'a> {
     let number = |value: f64| Value::Number {
         value,
@@ -200,11 +203,11 @@ unsafe fn read_column<'a>(c: &Column, d: pg_sys::Datum, want_text: bool) -> Valu
         Kind::Float4 => number(f32::from_bits(d.value() as u32) as f64),
         Kind::Float8 => number(f64::from_bits(d.value() as u64)),
         Kind::Numeric => {
-            let num = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            let num = super::detoast_packed(d);
             super::jsonb::numeric_value(num as pg_sys::Numeric, want_text)
         }
         Kind::TextLike | Kind::Bpchar => {
-            let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            let v = super::detoast_packed(d);
             let (data, len) = super::varlena_bytes(v as *const u8);
             let mut bytes = std::slice::from_raw_parts(data, len);
             if c.kind == Kind::Bpchar {
