@@ -32,15 +32,25 @@ fn main() {
         })
         .collect();
     let mut scratch = Scratch::default();
-    let rounds = 2000;
+    let rounds = 500;
     let mut total = 0.0;
-    let t0 = Instant::now();
-    for _ in 0..rounds {
-        for row in &rows {
-            let s = model.evaluate_into(black_box(row), &mut scratch).expect("scores");
-            total += s.score.unwrap_or(0.0);
-        }
-    }
-    let ns = t0.elapsed().as_nanos() as f64 / (rounds * rows.len()) as f64;
-    println!("core evaluate_into, bench model (8 leaves, 4 groups): {ns:.1} ns per input (checksum {total:.3})");
+    // the machine is shared: report the best and the median of several repetitions
+    let mut runs: Vec<f64> = (0..9)
+        .map(|_| {
+            let t0 = Instant::now();
+            for _ in 0..rounds {
+                for row in &rows {
+                    let s = model.evaluate_into::<false>(black_box(row), &mut scratch).expect("scores");
+                    total += s.score.unwrap_or(0.0);
+                }
+            }
+            t0.elapsed().as_nanos() as f64 / (rounds * rows.len()) as f64
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    println!(
+        "core evaluate_into, bench model (8 leaves, 4 groups): best {:.1} ns, median {:.1} ns per input (checksum {total:.3})",
+        runs[0],
+        runs[runs.len() / 2]
+    );
 }

@@ -34,21 +34,27 @@ impl Unusable {
     }
 }
 
-/// A small lookup from category text, sorted for binary search: per-row lookups of a few
-/// categories are cheaper this way than hashing.
+/// A small lookup from category text, sorted by length and then bytes for binary search:
+/// per-row lookups of a few categories are cheaper this way than hashing, and categories of
+/// different lengths are told apart without comparing their bytes.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Categories<T>(Vec<(String, T)>);
 
+fn by_length_then_bytes(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+}
+
 impl<T: Copy> Categories<T> {
     pub fn insert(&mut self, key: String, value: T) {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+        match self.0.binary_search_by(|(k, _)| by_length_then_bytes(k, &key)) {
             Ok(i) => self.0[i].1 = value,
             Err(i) => self.0.insert(i, (key, value)),
         }
     }
 
+    #[inline]
     pub fn get(&self, key: &str) -> Option<T> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| self.0[i].1)
+        self.0.binary_search_by(|(k, _)| by_length_then_bytes(k, key)).ok().map(|i| self.0[i].1)
     }
 }
 

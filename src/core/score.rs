@@ -106,18 +106,21 @@ impl Model {
     /// Scores one input; `values[i]` is the value of `self.inputs[i]`.
     pub fn evaluate(&self, values: &[Value<'_>]) -> Result<Evaluation, Error> {
         let mut scratch = Scratch::default();
-        let s = self.evaluate_into(values, &mut scratch)?;
+        let s = self.evaluate_into::<true>(values, &mut scratch)?;
         Ok(Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes: scratch.nodes })
     }
 
-    /// Scores one input, writing each component's result into `scratch.nodes` (buffers reused
-    /// across rows, so the per-row path allocates nothing).
-    pub fn evaluate_into(&self, values: &[Value<'_>], scratch: &mut Scratch) -> Result<Summary, Error> {
+    /// Scores one input with buffers reused across inputs, so the per-row path allocates
+    /// nothing. With `DETAIL`, each component's result is written to `scratch.nodes` (for
+    /// `explain`); without, only the summary is computed.
+    pub fn evaluate_into<const DETAIL: bool>(&self, values: &[Value<'_>], scratch: &mut Scratch) -> Result<Summary, Error> {
         let segment = self.segment_for(values);
         let variant = self.variant(segment);
         let nodes = &mut scratch.nodes;
-        nodes.clear();
-        nodes.resize(self.nodes.len(), EXCLUDED);
+        if DETAIL {
+            nodes.clear();
+            nodes.resize(self.nodes.len(), EXCLUDED);
+        }
         let acc = &mut scratch.acc;
         acc.clear();
         acc.resize(variant.accumulators, (0.0, 0.0));
@@ -157,7 +160,9 @@ impl Model {
                     status = Status::Imputed;
                 }
             }
-            nodes[step.id] = NodeResult { status, normalized: n };
+            if DETAIL {
+                nodes[step.id] = NodeResult { status, normalized: n };
+            }
             if let Some(v) = n {
                 let parent = &mut acc[step.parent];
                 parent.0 += step.weight;

@@ -108,13 +108,19 @@ impl ColumnPlan {
     /// The datums must be of the types the plan was made for.
     #[inline]
     pub unsafe fn read_into<'a>(&self, field: impl Fn(usize) -> Option<pg_sys::Datum>, want_text: bool, out: &mut Vec<Value<'a>>) {
-        out.reserve(self.columns.len());
-        for c in &self.columns {
-            out.push(match field(c.attno) {
+        let n = self.columns.len();
+        out.reserve(n);
+        let start = out.len();
+        let slots = out.as_mut_ptr().add(start);
+        for (i, c) in self.columns.iter().enumerate() {
+            // written in place: building each value first and then moving it costs a
+            // store-forwarding stall per value on this per-row path
+            slots.add(i).write(match field(c.attno) {
                 None => Value::Missing,
                 Some(d) => read_column(c, d, want_text || c.categorical),
             });
         }
+        out.set_len(start + n);
     }
 }
 

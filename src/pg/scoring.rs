@@ -105,7 +105,12 @@ unsafe fn evaluate_call<R>(
         }
     }
     let mut scratch = std::mem::take(&mut site.scratch);
-    let result = model.evaluate_into(&values, &mut scratch).map(|s| {
+    let summary = if want_text {
+        model.evaluate_into::<true>(&values, &mut scratch)
+    } else {
+        model.evaluate_into::<false>(&values, &mut scratch)
+    };
+    let result = summary.map(|s| {
         let nodes = std::mem::take(&mut scratch.nodes);
         let eval = Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes };
         let r = f(site, model, &values, &eval);
