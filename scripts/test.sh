@@ -11,7 +11,7 @@ bash scripts/setup.sh
 export PGRX_HOME=${PGRX_HOME:-/var/lib/pgrx} USER=${USER:-$(id -un)} PATH="$HOME/.cargo/bin:$PATH"
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'bash scripts/cluster.sh stop target/test-cluster; rm -f "$log"' EXIT
 
 echo "== unit, property and pg tests (cargo pgrx test pg15)"
 cargo pgrx test pg15 2>&1 | tee -a "$log"
@@ -19,7 +19,6 @@ cargo pgrx test pg15 2>&1 | tee -a "$log"
 echo "== cluster and documentation tests"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 cargo test --test cluster -- --ignored --test-threads=1 2>&1 | tee -a "$log"
-bash scripts/cluster.sh stop target/test-cluster
 
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')

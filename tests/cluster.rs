@@ -10,7 +10,11 @@ use std::sync::OnceLock;
 
 use postgres::{Client, NoTls};
 
-const PORT: u16 = 55441;
+/// A port free when the suite starts, so that another cluster on this machine cannot clash.
+fn port() -> u16 {
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port())
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,7 +37,7 @@ fn cluster() {
         // a fresh cluster each run: nothing left over from an earlier one
         run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("stop").arg(&dir));
         let _ = std::fs::remove_dir_all(&dir);
-        run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("start").arg(&dir).arg(PORT.to_string()));
+        run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("start").arg(&dir).arg(port().to_string()));
     });
 }
 
@@ -58,7 +62,7 @@ fn recreate(admin: &mut Client, db: &str) {
 
 fn connect(db: &str) -> Client {
     let dir = cluster_dir();
-    Client::connect(&format!("host={} port={PORT} user=postgres dbname={db}", dir.display()), NoTls).expect("connects")
+    Client::connect(&format!("host={} port={} user=postgres dbname={db}", dir.display(), port()), NoTls).expect("connects")
 }
 
 fn score(c: &mut Client, model: &str, input: &str) -> Option<f64> {
@@ -80,10 +84,10 @@ fn dump_and_restore_keep_the_registry() {
     .unwrap();
     let dump = cluster_dir().join("registry.dump");
     let host = cluster_dir();
-    run(Command::new(bin("pg_dump")).args(["-Fc", "-U", "postgres", "-p", &PORT.to_string(), "-h"]).arg(&host).arg("-f").arg(&dump).arg("hs_dump_src"));
+    run(Command::new(bin("pg_dump")).args(["-Fc", "-U", "postgres", "-p", &port().to_string(), "-h"]).arg(&host).arg("-f").arg(&dump).arg("hs_dump_src"));
     let mut admin = connect("postgres");
     recreate(&mut admin, "hs_dump_dst");
-    run(Command::new(bin("pg_restore")).args(["-U", "postgres", "-p", &PORT.to_string(), "-h"]).arg(&host).args(["-d", "hs_dump_dst"]).arg(&dump));
+    run(Command::new(bin("pg_restore")).args(["-U", "postgres", "-p", &port().to_string(), "-h"]).arg(&host).args(["-d", "hs_dump_dst"]).arg(&dump));
     let mut r = connect("hs_dump_dst");
     let versions: Vec<i32> = r.query("SELECT version FROM health_score.models WHERE name = 'churn' ORDER BY version", &[]).unwrap().iter().map(|row| row.get(0)).collect();
     assert_eq!(versions, vec![1, 2]);
@@ -236,7 +240,7 @@ fn normalize(s: &str) -> String {
 fn psql(db: &str, sql: &str) -> String {
     use std::io::Write;
     let mut child = Command::new(bin("psql"))
-        .args(["-X", "-U", "postgres", "-p", &PORT.to_string(), "-h"])
+        .args(["-X", "-U", "postgres", "-p", &port().to_string(), "-h"])
         .arg(cluster_dir())
         .args(["-d", db, "-v", "ON_ERROR_STOP=0", "-f", "-"])
         .stdin(std::process::Stdio::piped())
