@@ -86,40 +86,53 @@ pub struct Variant {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub id: usize,
-    /// For a leaf, the input it reads; None for a group.
-    pub slot: Option<usize>,
+    pub kind: StepKind,
     pub weight: f64,
     pub share: f64,
     /// The accumulator of the parent (0 for the top level).
     pub parent: usize,
-    /// For a group, its own accumulator.
-    pub acc: usize,
     pub imputed: Option<f64>,
     pub invalid_is_missing: bool,
 }
 
-fn compile_program(nodes: &[Node], top: &[usize], weights: &[f64], shares: &[f64]) -> (Vec<Step>, usize) {
-    fn walk(ids: &[usize], parent: usize, nodes: &[Node], weights: &[f64], shares: &[f64], steps: &mut Vec<Step>, next_acc: &mut usize) {
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    /// A leaf: the input it reads and its normalizer in this variant (kept here, next to the
+    /// step, for the per-row loop).
+    Leaf { slot: usize, normalizer: Normalizer },
+    /// A group: its own accumulator.
+    Group { acc: usize },
+}
+
+struct ProgramInput<'a> {
+    nodes: &'a [Node],
+    weights: &'a [f64],
+    shares: &'a [f64],
+    normalizers: &'a [Option<Normalizer>],
+}
+
+fn compile_program(input: &ProgramInput<'_>, top: &[usize]) -> (Vec<Step>, usize) {
+    fn walk(ids: &[usize], parent: usize, input: &ProgramInput<'_>, steps: &mut Vec<Step>, next_acc: &mut usize) {
         for &id in ids {
-            if weights[id] == 0.0 {
+            if input.weights[id] == 0.0 {
                 continue; // excluded with its subtree
             }
-            let node = &nodes[id];
-            let acc = if node.is_leaf() {
-                0
-            } else {
-                *next_acc += 1;
-                let acc = *next_acc;
-                walk(&node.children, acc, nodes, weights, shares, steps, next_acc);
-                acc
+            let node = &input.nodes[id];
+            let kind = match (node.slot, &input.normalizers[id]) {
+                (Some(slot), Some(normalizer)) => StepKind::Leaf { slot, normalizer: normalizer.clone() },
+                _ => {
+                    *next_acc += 1;
+                    let acc = *next_acc;
+                    walk(&node.children, acc, input, steps, next_acc);
+                    StepKind::Group { acc }
+                }
             };
             steps.push(Step {
                 id,
-                slot: node.slot,
-                weight: weights[id],
-                share: shares[id],
+                kind,
+                weight: input.weights[id],
+                share: input.shares[id],
                 parent,
-                acc,
                 imputed: node.missing.imputed(),
                 invalid_is_missing: node.on_invalid == OnInvalid::Missing,
             });
@@ -127,7 +140,7 @@ fn compile_program(nodes: &[Node], top: &[usize], weights: &[f64], shares: &[f64
     }
     let mut steps = Vec::new();
     let mut next_acc = 0;
-    walk(top, 0, nodes, weights, shares, &mut steps, &mut next_acc);
+    walk(top, 0, input, &mut steps, &mut next_acc);
     (steps, next_acc + 1)
 }
 
@@ -868,7 +881,8 @@ impl Model {
         let nodes = draft.nodes;
         let variant = |weights: Vec<f64>, normalizers: Vec<Option<Normalizer>>, bands: Option<Vec<Band>>| {
             let shares = compute_shares(&nodes, &top, &weights);
-            let (program, accumulators) = compile_program(&nodes, &top, &weights, &shares);
+            let input = ProgramInput { nodes: &nodes, weights: &weights, shares: &shares, normalizers: &normalizers };
+            let (program, accumulators) = compile_program(&input, &top);
             Variant { weights, normalizers, bands, shares, program, accumulators }
         };
         let base = variant(draft.weights, draft.normalizers, bands);

@@ -2,7 +2,7 @@
 //! and the explanation.
 
 use super::error::Error;
-use super::model::{Band, Model, Variant};
+use super::model::{Band, Model, StepKind, Variant};
 use super::normalize::Unusable;
 use super::value::Value;
 
@@ -128,32 +128,27 @@ impl Model {
         // Children come before their parents: a group's accumulator is complete when its step
         // comes, and each counted component adds itself to its parent's.
         for step in &variant.program {
-            let mut status = Status::Missing;
-            let mut n = None;
-            match step.slot {
-                Some(slot) => {
-                    let value = values.get(slot).unwrap_or(&Value::Missing);
-                    if !value.is_missing() {
-                        let Some(normalizer) = &variant.normalizers[step.id] else { continue };
-                        match normalizer.apply(value) {
-                            Ok(v) => {
-                                coverage += step.share;
-                                status = Status::Ok;
-                                n = Some(v);
-                            }
-                            Err(_) if step.invalid_is_missing => status = Status::Invalid,
-                            Err(why) => return Err(self.invalid_input(Unscorable { id: step.id, slot, why }, values)),
+            let (mut status, mut n) = match &step.kind {
+                StepKind::Leaf { slot, normalizer } => match values.get(*slot).unwrap_or(&Value::Missing) {
+                    Value::Missing => (Status::Missing, None),
+                    value => match normalizer.apply(value) {
+                        Ok(v) => {
+                            coverage += step.share;
+                            (Status::Ok, Some(v))
                         }
-                    }
-                }
-                None => {
-                    let (sum_w, sum_wn) = acc[step.acc];
+                        Err(_) if step.invalid_is_missing => (Status::Invalid, None),
+                        Err(why) => return Err(self.invalid_input(Unscorable { id: step.id, slot: *slot, why }, values)),
+                    },
+                },
+                StepKind::Group { acc: own } => {
+                    let (sum_w, sum_wn) = acc[*own];
                     if sum_w > 0.0 {
-                        status = Status::Ok;
-                        n = Some(sum_wn / sum_w);
+                        (Status::Ok, Some(sum_wn / sum_w))
+                    } else {
+                        (Status::Missing, None)
                     }
                 }
-            }
+            };
             if n.is_none() {
                 n = step.imputed;
                 if n.is_some() && status == Status::Missing {
