@@ -64,8 +64,8 @@ pub fn clamp01(v: f64) -> f64 {
 
 impl Normalizer {
     pub fn log(min: f64, max: f64, invert: bool) -> Normalizer {
-        let ln_min = min.ln_1p();
-        Normalizer::Log { min, ln_min, ln_span: max.ln_1p() - ln_min, invert }
+        let ln_min = (1.0 + min).ln();
+        Normalizer::Log { min, ln_min, ln_span: (1.0 + max).ln() - ln_min, invert }
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -105,7 +105,7 @@ impl Normalizer {
                 flip(clamp01((x - min) / (max - min)), *invert)
             }
             Normalizer::Log { min, ln_min, ln_span, invert } => {
-                let n = if x <= *min { 0.0 } else { clamp01((x.ln_1p() - ln_min) / ln_span) };
+                let n = if x <= *min { 0.0 } else { clamp01(((1.0 + x).ln() - ln_min) / ln_span) };
                 flip(n, *invert)
             }
             Normalizer::Steps { steps, below } => {
@@ -135,7 +135,7 @@ impl Normalizer {
             Normalizer::Logistic { midpoint, steepness } => {
                 1.0 / (1.0 + (-steepness * (x - midpoint)).exp())
             }
-            Normalizer::Decay { half_life } => 0.5f64.powf(x.max(0.0) / half_life),
+            Normalizer::Decay { half_life } => (-x.max(0.0) / half_life).exp2(),
             Normalizer::Map { .. } => unreachable!("map normalizers read categories"),
         }
     }
