@@ -129,10 +129,17 @@ pub unsafe fn text_arg<'a>(datum: pg_sys::Datum) -> std::borrow::Cow<'a, str> {
 /// the fast validator), else a lossy copy.
 #[inline]
 pub fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    thread_local! {
-        static DATABASE_IS_UTF8: bool = unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 };
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: not known yet, 1: UTF8, 2: another encoding. A plain static, not a thread-local:
+    // thread-local access from a shared library costs a call per row.
+    static DATABASE_ENCODING: AtomicU8 = AtomicU8::new(0);
+    let mut known = DATABASE_ENCODING.load(Ordering::Relaxed);
+    if known == 0 {
+        let is_utf8 = unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 };
+        known = if is_utf8 { 1 } else { 2 };
+        DATABASE_ENCODING.store(known, Ordering::Relaxed);
     }
-    if DATABASE_IS_UTF8.with(|utf8| *utf8) {
+    if known == 1 {
         // SAFETY: PostgreSQL validates the encoding of every text value it stores or builds in
         // a UTF8 database, so these bytes are valid UTF-8.
         return std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) });
