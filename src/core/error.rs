@@ -24,8 +24,9 @@ pub enum Error {
     InvalidInput { component: String, input: String, value: String, reason: String },
     /// A bad argument other than the model: a bad model name, a key twice in `score_agg` (22023).
     InvalidArgument { message: String, hint: Option<String> },
-    /// No registered model of that name or version (42704).
-    UnknownModel { name: String, version: Option<i32>, suggestions: Vec<String> },
+    /// No registered model of that name or version (42704). `suggestions` are registered names
+    /// close in spelling; `registered` is how many models there are at all.
+    UnknownModel { name: String, version: Option<i32>, suggestions: Vec<String>, registered: usize },
     /// A table row has no column for an input (42703).
     UndefinedColumn { input: String, row_type: String },
     /// A table row's column has a type the input cannot be read from (42804).
@@ -94,9 +95,10 @@ impl Error {
                     .to_string(),
             ),
             Error::InvalidArgument { hint, .. } => hint.clone(),
-            Error::UnknownModel { name, suggestions, version } => {
+            Error::UnknownModel { name, suggestions, version, registered } => {
                 let mut hint = match suggestions.as_slice() {
-                    [] => "no health model is registered yet; register one with health_score.set_model(name, config)".to_string(),
+                    [] if *registered == 0 => "no health model is registered yet; register one with health_score.set_model(name, config)".to_string(),
+                    [] => "no registered model has a similar name; SELECT DISTINCT name FROM health_score.models lists them".to_string(),
                     names => format!(
                         "registered models with similar names: {}",
                         names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")

@@ -97,10 +97,14 @@ pub fn resolve_name(spec: &str) -> Result<Rc<Compiled>, Error> {
             None => Ok(None),
         }
     })?;
-    found.ok_or_else(|| Error::UnknownModel {
-        name: name.to_string(),
-        version,
-        suggestions: if version.is_some() { Vec::new() } else { closest_names(name) },
+    found.ok_or_else(|| {
+        let (suggestions, registered) = closest_names(name);
+        Error::UnknownModel {
+            name: name.to_string(),
+            version,
+            suggestions: if version.is_some() { Vec::new() } else { suggestions },
+            registered,
+        }
     })
 }
 
@@ -108,8 +112,8 @@ fn spi_error(e: pgrx::spi::SpiError) -> Error {
     Error::InvalidArgument { message: format!("reading the model registry failed: {e}"), hint: None }
 }
 
-/// Registered names closest in spelling to `name`, best first.
-fn closest_names(name: &str) -> Vec<String> {
+/// Registered names closest in spelling to `name`, best first, and how many names there are.
+fn closest_names(name: &str) -> (Vec<String>, usize) {
     let names: Vec<String> = Spi::connect(|client| {
         let mut out = Vec::new();
         if let Ok(table) = client.select("SELECT DISTINCT name FROM health_score.model_versions", None, &[]) {
@@ -121,6 +125,7 @@ fn closest_names(name: &str) -> Vec<String> {
         }
         out
     });
+    let registered = names.len();
     let wanted = name.to_lowercase();
     let mut scored: Vec<(usize, String)> = names
         .into_iter()
@@ -128,7 +133,7 @@ fn closest_names(name: &str) -> Vec<String> {
         .filter(|(d, n)| *d <= (n.len().max(wanted.len()) / 2).max(2))
         .collect();
     scored.sort();
-    scored.into_iter().take(3).map(|(_, n)| n).collect()
+    (scored.into_iter().take(3).map(|(_, n)| n).collect(), registered)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

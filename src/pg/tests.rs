@@ -384,3 +384,22 @@ fn a_null_row_from_an_outer_join_scores_null() {
     // person 2 has no usage row at all: NULL, not a score of zeroes
     assert_eq!(scores.as_deref(), Some("50,NULL"));
 }
+
+#[pg_test]
+fn every_object_has_a_comment() {
+    // the test build's own functions (schema "tests") are not part of the extension proper
+    let missing = Spi::get_one::<String>(
+        "WITH members AS (
+             SELECT classid, objid, pg_describe_object(classid, objid, 0) AS what
+               FROM pg_depend
+              WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+                AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'health_score'))
+         SELECT string_agg(what, ', ')
+           FROM members
+          WHERE obj_description(objid, classid::regclass::text) IS NULL
+            AND what <> 'schema tests' AND what NOT LIKE '% tests.%'
+            AND NOT (classid = 'pg_type'::regclass AND objid <> 'health_score.assessment'::regtype)",
+    )
+    .unwrap();
+    assert_eq!(missing, None, "objects without COMMENT ON");
+}
