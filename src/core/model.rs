@@ -903,8 +903,4 @@ impl Model {
             overrides,
         })
     }
-
-    pub fn node_by_name(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.name == name)
-    }
 }

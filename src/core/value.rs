@@ -62,18 +62,6 @@ impl<'a> Value<'a> {
             other => other.category().map(|c| c.into_owned()),
         }
     }
-
-    pub fn into_owned(self) -> Value<'static> {
-        match self {
-            Value::Missing => Value::Missing,
-            Value::Number { value, text } => {
-                Value::Number { value, text: text.map(|t| Cow::Owned(t.into_owned())) }
-            }
-            Value::Text(s) => Value::Text(Cow::Owned(s.into_owned())),
-            Value::Bool(b) => Value::Bool(b),
-            Value::Structured(s) => Value::Structured(Cow::Owned(s.into_owned())),
-        }
-    }
 }
 
 /// A string as a number, by the format's grammar: after trimming ASCII spaces,
