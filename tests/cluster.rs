@@ -26,7 +26,12 @@ fn cluster_dir() -> PathBuf {
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command runs");
-    assert!(out.status.success(), "{cmd:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -62,16 +67,20 @@ fn recreate(admin: &mut Client, db: &str) {
 
 fn connect(db: &str) -> Client {
     let dir = cluster_dir();
-    Client::connect(&format!("host={} port={} user=postgres dbname={db}", dir.display(), port()), NoTls).expect("connects")
+    Client::connect(&format!("host={} port={} user=postgres dbname={db}", dir.display(), port()), NoTls)
+        .expect("connects")
 }
 
 fn score(c: &mut Client, model: &str, input: &str) -> Option<f64> {
     c.query_one("SELECT health_score.score($1::text, $2::text::jsonb)", &[&model, &input]).unwrap().get(0)
 }
 
-const V1: &str = r#"{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}"#;
-const V2: &str = r#"{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 100}}]}"#;
-const V3: &str = r#"{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 20}}]}"#;
+const V1: &str =
+    r#"{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}"#;
+const V2: &str =
+    r#"{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 100}}]}"#;
+const V3: &str =
+    r#"{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 20}}]}"#;
 
 #[test]
 #[ignore = "needs the installed extension; scripts/test.sh runs it"]
@@ -84,15 +93,34 @@ fn dump_and_restore_keep_the_registry() {
     .unwrap();
     let dump = cluster_dir().join("registry.dump");
     let host = cluster_dir();
-    run(Command::new(bin("pg_dump")).args(["-Fc", "-U", "postgres", "-p", &port().to_string(), "-h"]).arg(&host).arg("-f").arg(&dump).arg("hs_dump_src"));
+    run(Command::new(bin("pg_dump"))
+        .args(["-Fc", "-U", "postgres", "-p", &port().to_string(), "-h"])
+        .arg(&host)
+        .arg("-f")
+        .arg(&dump)
+        .arg("hs_dump_src"));
     let mut admin = connect("postgres");
     recreate(&mut admin, "hs_dump_dst");
-    run(Command::new(bin("pg_restore")).args(["-U", "postgres", "-p", &port().to_string(), "-h"]).arg(&host).args(["-d", "hs_dump_dst"]).arg(&dump));
+    run(Command::new(bin("pg_restore"))
+        .args(["-U", "postgres", "-p", &port().to_string(), "-h"])
+        .arg(&host)
+        .args(["-d", "hs_dump_dst"])
+        .arg(&dump));
     let mut r = connect("hs_dump_dst");
-    let versions: Vec<i32> = r.query("SELECT version FROM health_score.models WHERE name = 'churn' ORDER BY version", &[]).unwrap().iter().map(|row| row.get(0)).collect();
+    let versions: Vec<i32> = r
+        .query("SELECT version FROM health_score.models WHERE name = 'churn' ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
     assert_eq!(versions, vec![1, 2]);
     // scoring by name in the restored database uses the restored latest version (max 100)
-    let s: Vec<f64> = r.query("SELECT health_score.score('churn', a) FROM accounts a ORDER BY id", &[]).unwrap().iter().map(|row| row.get(0)).collect();
+    let s: Vec<f64> = r
+        .query("SELECT health_score.score('churn', a) FROM accounts a ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
     assert_eq!(s, vec![5.0, 50.0]);
     assert_eq!(score(&mut r, "churn@1", r#"{"logins": 5}"#), Some(50.0));
     // and numbering continues after the restored versions
@@ -161,7 +189,11 @@ fn concurrent_registrations_get_distinct_versions() {
 fn documentation_examples_print_what_the_docs_say() {
     cluster();
     let mut files = vec![root().join("README.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "md")).collect();
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
     docs.sort();
     files.extend(docs);
     let bless = std::env::var("HS_BLESS_DOCS").is_ok_and(|v| v == "1");
@@ -195,7 +227,11 @@ fn documentation_examples_print_what_the_docs_say() {
             checked += 1;
             // an output block follows directly (after at most one blank line)
             let mut j = i;
-            if j < lines.len() && lines[j].trim().is_empty() && j + 1 < lines.len() && lines[j + 1].trim_end() == "```text" {
+            if j < lines.len()
+                && lines[j].trim().is_empty()
+                && j + 1 < lines.len()
+                && lines[j + 1].trim_end() == "```text"
+            {
                 j += 1;
             }
             if j < lines.len() && lines[j].trim_end() == "```text" {
@@ -207,7 +243,10 @@ fn documentation_examples_print_what_the_docs_say() {
                 }
                 if normalize(&expected) != normalize(&actual) {
                     if !bless {
-                        failures.push(format!("{}: block\n{sql}\nexpected:\n{expected}\nactual:\n{actual}", file.display()));
+                        failures.push(format!(
+                            "{}: block\n{sql}\nexpected:\n{expected}\nactual:\n{actual}",
+                            file.display()
+                        ));
                     }
                 }
                 for line in &lines[i..j] {

@@ -23,7 +23,8 @@ fn assert_close(a: Option<f64>, b: f64) {
 
 #[test]
 fn every_normalizer_by_hand() {
-    let one = |n: Value, x: Value| score(&model(json!({"scale": 1, "components": [leaf("x", 1.0, n)]})), json!({"x": x}));
+    let one =
+        |n: Value, x: Value| score(&model(json!({"scale": 1, "components": [leaf("x", 1.0, n)]})), json!({"x": x}));
     assert_close(one(json!({"type": "linear", "min": 10, "max": 20}), json!(12.5)), 0.25);
     assert_close(one(json!({"type": "linear", "min": 10, "max": 20}), json!(99)), 1.0);
     assert_close(one(json!({"type": "linear", "min": 10, "max": 20, "invert": true}), json!(12.5)), 0.75);
@@ -42,7 +43,10 @@ fn every_normalizer_by_hand() {
     assert_close(one(curve.clone(), json!(15)), 0.75);
     assert_close(one(curve, json!(25)), 0.5);
     assert_close(one(json!({"type": "logistic", "midpoint": 10, "steepness": 0.5}), json!(10)), 0.5);
-    assert_close(one(json!({"type": "logistic", "midpoint": 10, "steepness": 0.5}), json!(12)), 1.0 / (1.0 + (-1f64).exp()));
+    assert_close(
+        one(json!({"type": "logistic", "midpoint": 10, "steepness": 0.5}), json!(12)),
+        1.0 / (1.0 + (-1f64).exp()),
+    );
     assert_close(one(json!({"type": "decay", "half_life": 7}), json!(14)), 0.25);
     assert_close(one(json!({"type": "decay", "half_life": 7}), json!(-3)), 1.0);
     let map = json!({"type": "map", "values": {"gold": 1, "3": 0.3, "true": 0.7}, "default": 0.4});
@@ -57,7 +61,8 @@ fn numeric_strings_follow_the_grammar() {
     let m = model(json!({"scale": 1, "components": [leaf("x", 1.0, json!({"type": "linear", "min": 0, "max": 10}))]}));
     assert_close(score(&m, json!({"x": " 2.5 "})), 0.25);
     assert_close(score(&m, json!({"x": "25e-1"})), 0.25);
-    for bad in [json!("2,5"), json!("NaN"), json!("Infinity"), json!(true), json!([1]), json!({"a": 1}), json!("1e999")] {
+    for bad in [json!("2,5"), json!("NaN"), json!("Infinity"), json!(true), json!([1]), json!({"a": 1}), json!("1e999")]
+    {
         let input = Json::from(&json!({"x": bad}));
         let err = m.evaluate(&m.values_from_json(&input)).unwrap_err();
         assert_eq!(err.sqlstate(), "22023");
@@ -272,9 +277,16 @@ fn validation_rejects_non_finite_and_out_of_range_values() {
     }));
     let paths: Vec<&str> = f.iter().map(|(p, _)| p.as_str()).collect();
     for expected in [
-        "min_coverage", "missing.impute", "on_invalid", "calibration.intercept" /* slope missing is reported at calibration.slope */,
-        "components[0].normalize.min", "components[1].normalize.points", "components[2].normalize.steepness",
-        "components[3].normalize.values", "components[4].normalize.color", "components[5].normalize.type",
+        "min_coverage",
+        "missing.impute",
+        "on_invalid",
+        "calibration.intercept", /* slope missing is reported at calibration.slope */
+        "components[0].normalize.min",
+        "components[1].normalize.points",
+        "components[2].normalize.steepness",
+        "components[3].normalize.values",
+        "components[4].normalize.color",
+        "components[5].normalize.type",
     ] {
         if expected == "calibration.intercept" {
             assert!(paths.contains(&"calibration.slope"), "{f:?}");

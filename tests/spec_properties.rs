@@ -28,12 +28,24 @@ fn normalizer() -> impl Strategy<Value = Value> {
             .prop_map(|(min, span, invert)| json!({"type": "log", "min": min, "max": min + span, "invert": invert})),
         (prop::collection::vec((1.0..10.0f64, 0.0..=1.0f64), 1..5), 0.0..=1.0f64).prop_map(|(steps, below)| {
             let mut at = -10.0;
-            let steps: Vec<Value> = steps.into_iter().map(|(gap, s)| { at += gap; json!({"at": at, "score": s}) }).collect();
+            let steps: Vec<Value> = steps
+                .into_iter()
+                .map(|(gap, s)| {
+                    at += gap;
+                    json!({"at": at, "score": s})
+                })
+                .collect();
             json!({"type": "steps", "steps": steps, "below": below})
         }),
         prop::collection::vec((1.0..20.0f64, 0.0..=1.0f64), 2..6).prop_map(|pts| {
             let mut x = -20.0;
-            let points: Vec<Value> = pts.into_iter().map(|(gap, y)| { x += gap; json!([x, y]) }).collect();
+            let points: Vec<Value> = pts
+                .into_iter()
+                .map(|(gap, y)| {
+                    x += gap;
+                    json!([x, y])
+                })
+                .collect();
             json!({"type": "curve", "points": points})
         }),
         (-20.0..20.0f64, prop_oneof![-2.0..-0.05f64, 0.05..2.0f64])
@@ -41,7 +53,9 @@ fn normalizer() -> impl Strategy<Value = Value> {
         (0.5..60.0f64).prop_map(|h| json!({"type": "decay", "half_life": h})),
         (0.0..=1.0f64, 0.0..=1.0f64, 0.0..=1.0f64, prop::option::of(0.0..=1.0f64)).prop_map(|(a, b, c, d)| {
             let mut m = json!({"type": "map", "values": {"gold": a, "silver": b, "bronze": c}});
-            if let Some(d) = d { m["default"] = json!(d); }
+            if let Some(d) = d {
+                m["default"] = json!(d);
+            }
             m
         }),
     ]
@@ -72,20 +86,31 @@ fn shape() -> impl Strategy<Value = Shape> {
 }
 
 /// Turns shapes into components named c0, c1, ... with weights, rules and shared inputs.
-fn build(shapes: &[Shape], extras: &mut impl Iterator<Item = (f64, Option<Value>, Option<Value>, u8)>, counter: &mut usize, names: &mut Vec<(String, bool)>) -> Value {
+fn build(
+    shapes: &[Shape],
+    extras: &mut impl Iterator<Item = (f64, Option<Value>, Option<Value>, u8)>,
+    counter: &mut usize,
+    names: &mut Vec<(String, bool)>,
+) -> Value {
     let mut out = Vec::new();
     for s in shapes {
         let name = format!("c{}", *counter);
         *counter += 1;
         let (weight, missing, invalid, input_pick) = extras.next().unwrap_or((1.0, None, None, 0));
         let mut c = json!({"name": name, "weight": weight});
-        if let Some(m) = missing { c["missing"] = m; }
-        if let Some(o) = invalid { c["on_invalid"] = o; }
+        if let Some(m) = missing {
+            c["missing"] = m;
+        }
+        if let Some(o) = invalid {
+            c["on_invalid"] = o;
+        }
         match s {
             Shape::Leaf(n) => {
                 c["normalize"] = n.clone();
                 // sometimes read a shared input key, sometimes the default (the name)
-                if input_pick % 4 == 0 { c["input"] = json!(format!("k{}", input_pick % 3)); }
+                if input_pick % 4 == 0 {
+                    c["input"] = json!(format!("k{}", input_pick % 3));
+                }
                 names.push((name, true));
             }
             Shape::Group(kids) => {

@@ -36,9 +36,7 @@ pub enum Error {
 impl Error {
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            Error::InvalidModel(_) | Error::InvalidInput { .. } | Error::InvalidArgument { .. } => {
-                "22023"
-            }
+            Error::InvalidModel(_) | Error::InvalidInput { .. } | Error::InvalidArgument { .. } => "22023",
             Error::UnknownModel { .. } => "42704",
             Error::UndefinedColumn { .. } => "42703",
             Error::DatatypeMismatch { .. } => "42804",
@@ -77,9 +75,9 @@ impl Error {
 
     pub fn detail(&self) -> Option<String> {
         match self {
-            Error::InvalidModel(faults) if faults.len() > 1 => Some(
-                faults.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"),
-            ),
+            Error::InvalidModel(faults) if faults.len() > 1 => {
+                Some(faults.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))
+            }
             _ => None,
         }
     }

@@ -257,10 +257,7 @@ impl Checker {
     fn allow_keys(&mut self, members: &[(String, Json)], allowed: &[&str], path: &Path) {
         for (k, _) in members {
             if !allowed.contains(&k.as_str()) {
-                self.fault(
-                    &path.key(k),
-                    format!("unknown key; allowed keys here: {}", allowed.join(", ")),
-                );
+                self.fault(&path.key(k), format!("unknown key; allowed keys here: {}", allowed.join(", ")));
             }
         }
     }
@@ -482,7 +479,10 @@ impl Checker {
                             if let Some(t) = at {
                                 if let Some(prev) = previous {
                                     if t <= prev {
-                                        self.fault(&p.key("at"), format!("must be greater than the previous step's at ({})", fmt_num(prev)));
+                                        self.fault(
+                                            &p.key("at"),
+                                            format!("must be greater than the previous step's at ({})", fmt_num(prev)),
+                                        );
                                     }
                                 }
                                 previous = Some(t);
@@ -493,7 +493,8 @@ impl Checker {
                         }
                     }
                     Some(Json::Array(_)) => self.fault(&sp, "must not be empty"),
-                    Some(other) => self.fault(&sp, format!("must be an array of {{\"at\": t, \"score\": s}}, not {}", other.kind())),
+                    Some(other) => self
+                        .fault(&sp, format!("must be an array of {{\"at\": t, \"score\": s}}, not {}", other.kind())),
                     None => {}
                 }
                 Normalizer::Steps { steps, below }
@@ -514,7 +515,13 @@ impl Checker {
                                     if let Some(x) = x {
                                         if let Some(prev) = previous {
                                             if x <= prev {
-                                                self.fault(&p.index(0), format!("must be greater than the previous point's x ({})", fmt_num(prev)));
+                                                self.fault(
+                                                    &p.index(0),
+                                                    format!(
+                                                        "must be greater than the previous point's x ({})",
+                                                        fmt_num(prev)
+                                                    ),
+                                                );
                                             }
                                         }
                                         previous = Some(x);
@@ -535,8 +542,10 @@ impl Checker {
             }
             "logistic" => {
                 self.allow_keys(members, &["type", "midpoint", "steepness", "description"], path);
-                let midpoint = self.required(members, "midpoint", path).and_then(|v| self.number(v, &path.key("midpoint")));
-                let steepness = self.required(members, "steepness", path).and_then(|v| self.number(v, &path.key("steepness")));
+                let midpoint =
+                    self.required(members, "midpoint", path).and_then(|v| self.number(v, &path.key("midpoint")));
+                let steepness =
+                    self.required(members, "steepness", path).and_then(|v| self.number(v, &path.key("steepness")));
                 if steepness == Some(0.0) {
                     self.fault(&path.key("steepness"), "must not be 0");
                 }
@@ -544,7 +553,8 @@ impl Checker {
             }
             "decay" => {
                 self.allow_keys(members, &["type", "half_life", "description"], path);
-                let half_life = self.required(members, "half_life", path).and_then(|v| self.positive(v, &path.key("half_life")));
+                let half_life =
+                    self.required(members, "half_life", path).and_then(|v| self.positive(v, &path.key("half_life")));
                 Normalizer::Decay { half_life: half_life? }
             }
             "map" => {
@@ -561,7 +571,9 @@ impl Checker {
                         }
                     }
                     Some(Json::Object(_)) => self.fault(&vp, "must not be empty"),
-                    Some(other) => self.fault(&vp, format!("must be an object of category to score, not {}", other.kind())),
+                    Some(other) => {
+                        self.fault(&vp, format!("must be an object of category to score, not {}", other.kind()))
+                    }
                     None => {}
                 }
                 Normalizer::Map { values, default }
@@ -625,7 +637,11 @@ impl Checker {
                     self.fault(&p.key("input"), "a group (with components) reads no input");
                 }
             } else {
-                self.allow_keys(members, &["name", "weight", "input", "normalize", "missing", "on_invalid", "description"], &p);
+                self.allow_keys(
+                    members,
+                    &["name", "weight", "input", "normalize", "missing", "on_invalid", "description"],
+                    &p,
+                );
             }
             let name = match self.required(members, "name", &p) {
                 Some(Json::String(n)) if is_valid_name(n) => Some(n.clone()),
@@ -729,17 +745,33 @@ impl Model {
         let Some(members) = c.object(json, &root) else { return Err(c.faults) };
         c.allow_keys(
             members,
-            &["format", "scale", "components", "missing", "on_invalid", "min_coverage", "bands", "segments", "calibration", "description"],
+            &[
+                "format",
+                "scale",
+                "components",
+                "missing",
+                "on_invalid",
+                "min_coverage",
+                "bands",
+                "segments",
+                "calibration",
+                "description",
+            ],
             &root,
         );
         if let Some(f) = json.get("format") {
             if !matches!(f, Json::Number(v) if *v == 1.0) {
-                c.fault(&root.key("format"), format!("must be 1, the only model format so far (found {})", f.to_text()));
+                c.fault(
+                    &root.key("format"),
+                    format!("must be 1, the only model format so far (found {})", f.to_text()),
+                );
             }
         }
         let scale = json.get("scale").map(|s| c.positive(s, &root.key("scale"))).unwrap_or(Some(100.0));
-        let missing = json.get("missing").map(|m| c.missing_rule(m, &root.key("missing"))).unwrap_or(Some(MissingRule::Reweight));
-        let on_invalid = json.get("on_invalid").map(|o| c.on_invalid(o, &root.key("on_invalid"))).unwrap_or(Some(OnInvalid::Error));
+        let missing =
+            json.get("missing").map(|m| c.missing_rule(m, &root.key("missing"))).unwrap_or(Some(MissingRule::Reweight));
+        let on_invalid =
+            json.get("on_invalid").map(|o| c.on_invalid(o, &root.key("on_invalid"))).unwrap_or(Some(OnInvalid::Error));
         let min_coverage = json.get("min_coverage").map(|m| c.unit(m, &root.key("min_coverage"))).unwrap_or(Some(0.0));
         let bands = json.get("bands").and_then(|b| c.bands(b, &root.key("bands")));
         let calibration = json.get("calibration").and_then(|cal| {
@@ -852,7 +884,10 @@ impl Model {
                                                 }
                                                 normalizers[*id] = parsed;
                                             }
-                                            Some(_) => c.fault(&vp, format!("\"{name}\" is a group; only leaves have normalizers")),
+                                            Some(_) => c.fault(
+                                                &vp,
+                                                format!("\"{name}\" is a group; only leaves have normalizers"),
+                                            ),
                                             None => c.fault(&vp, format!("no component is named \"{name}\"")),
                                         }
                                     }
@@ -886,10 +921,7 @@ impl Model {
             Variant { weights, normalizers, bands, shares, program, accumulators }
         };
         let base = variant(draft.weights, draft.normalizers, bands);
-        let overrides = overrides
-            .into_iter()
-            .map(|(name, w, n, b)| (name, variant(w, n, b)))
-            .collect();
+        let overrides = overrides.into_iter().map(|(name, w, n, b)| (name, variant(w, n, b))).collect();
         Ok(Model {
             scale: scale.unwrap_or(100.0),
             min_coverage: min_coverage.unwrap_or(0.0),

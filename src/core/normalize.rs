@@ -4,14 +4,36 @@ use super::value::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Normalizer {
-    Linear { min: f64, max: f64, invert: bool },
+    Linear {
+        min: f64,
+        max: f64,
+        invert: bool,
+    },
     /// `ln_min` = ln(1+min) and `ln_span` = ln(1+max) - ln(1+min), computed once.
-    Log { min: f64, ln_min: f64, ln_span: f64, invert: bool },
-    Decay { half_life: f64 },
-    Steps { steps: Vec<(f64, f64)>, below: f64 },
-    Curve { points: Vec<(f64, f64)> },
-    Logistic { midpoint: f64, steepness: f64 },
-    Map { values: Categories<f64>, default: Option<f64> },
+    Log {
+        min: f64,
+        ln_min: f64,
+        ln_span: f64,
+        invert: bool,
+    },
+    Decay {
+        half_life: f64,
+    },
+    Steps {
+        steps: Vec<(f64, f64)>,
+        below: f64,
+    },
+    Curve {
+        points: Vec<(f64, f64)>,
+    },
+    Logistic {
+        midpoint: f64,
+        steepness: f64,
+    },
+    Map {
+        values: Categories<f64>,
+        default: Option<f64>,
+    },
 }
 
 /// Why a value could not be normalized.
@@ -101,9 +123,7 @@ impl Normalizer {
     #[inline]
     pub fn apply_number(&self, x: f64) -> f64 {
         match self {
-            Normalizer::Linear { min, max, invert } => {
-                flip(clamp01((x - min) / (max - min)), *invert)
-            }
+            Normalizer::Linear { min, max, invert } => flip(clamp01((x - min) / (max - min)), *invert),
             Normalizer::Log { min, ln_min, ln_span, invert } => {
                 let n = if x <= *min { 0.0 } else { clamp01(((1.0 + x).ln() - ln_min) / ln_span) };
                 flip(n, *invert)
@@ -132,9 +152,7 @@ impl Normalizer {
                 let (xb, yb) = points[i];
                 clamp01(ya + (yb - ya) * (x - xa) / (xb - xa))
             }
-            Normalizer::Logistic { midpoint, steepness } => {
-                1.0 / (1.0 + (-steepness * (x - midpoint)).exp())
-            }
+            Normalizer::Logistic { midpoint, steepness } => 1.0 / (1.0 + (-steepness * (x - midpoint)).exp()),
             Normalizer::Decay { half_life } => (-x.max(0.0) / half_life).exp2(),
             Normalizer::Map { .. } => unreachable!("map normalizers read categories"),
         }

@@ -113,7 +113,11 @@ impl Model {
     /// Scores one input with buffers reused across inputs, so the per-row path allocates
     /// nothing. With `DETAIL`, each component's result is written to `scratch.nodes` (for
     /// `explain`); without, only the summary is computed.
-    pub fn evaluate_into<const DETAIL: bool>(&self, values: &[Value<'_>], scratch: &mut Scratch) -> Result<Summary, Error> {
+    pub fn evaluate_into<const DETAIL: bool>(
+        &self,
+        values: &[Value<'_>],
+        scratch: &mut Scratch,
+    ) -> Result<Summary, Error> {
         let segment = self.segment_for(values);
         let variant = self.variant(segment);
         let nodes = &mut scratch.nodes;
@@ -137,7 +141,9 @@ impl Model {
                             (Status::Ok, Some(v))
                         }
                         Err(_) if step.invalid_is_missing => (Status::Invalid, None),
-                        Err(why) => return Err(self.invalid_input(Unscorable { id: step.id, slot: *slot, why }, values)),
+                        Err(why) => {
+                            return Err(self.invalid_input(Unscorable { id: step.id, slot: *slot, why }, values))
+                        }
                     },
                 },
                 StepKind::Group { acc: own } => {
@@ -210,9 +216,7 @@ impl Model {
             let r = eval.nodes[id];
             contributions[id] = match (r.status, r.normalized) {
                 (Status::Excluded, _) | (_, None) => 0.0,
-                (Status::Ok, Some(_)) if !node.is_leaf() => {
-                    node.children.iter().map(|&c| contributions[c]).sum()
-                }
+                (Status::Ok, Some(_)) if !node.is_leaf() => node.children.iter().map(|&c| contributions[c]).sum(),
                 (_, Some(n)) => self.scale * weights[id] * n,
             };
         }

@@ -14,7 +14,10 @@ pub enum Value<'a> {
     /// (then it is invalid for numeric normalizers). `text` is the source's own text for the
     /// number (`3.0` for a JSON `3.0`, a column's text output), which is its category; when
     /// the reader did not need it, it is `None` and the shortest double text stands in.
-    Number { value: f64, text: Option<Cow<'a, str>> },
+    Number {
+        value: f64,
+        text: Option<Cow<'a, str>>,
+    },
     /// A string: numeric normalizers parse it; its category is itself.
     Text(Cow<'a, str>),
     Bool(bool),
@@ -138,7 +141,10 @@ mod tests {
 
     #[test]
     fn grammar_rejects_everything_else() {
-        for s in ["", " ", ".", "e5", "1e", "1e+", "abc", "NaN", "Infinity", "inf", "0x10", "1,5", "--1", "1 2", "\t1", "1.2.3"] {
+        for s in [
+            "", " ", ".", "e5", "1e", "1e+", "abc", "NaN", "Infinity", "inf", "0x10", "1,5", "--1", "1 2", "\t1",
+            "1.2.3",
+        ] {
             assert_eq!(parse_number(s), Err(Unusable::NotANumber), "{s:?}");
         }
         assert_eq!(parse_number("1e400"), Err(Unusable::NotFinite));

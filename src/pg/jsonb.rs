@@ -181,8 +181,8 @@ pub unsafe fn numeric_to_f64_fast(num: pg_sys::Numeric) -> Option<f64> {
         return None;
     }
     const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
     ];
     let m = mantissa as f64;
     let value = match exp10 {
@@ -216,9 +216,7 @@ unsafe fn container_to_json(container: *mut pg_sys::JsonbContainer) -> Json {
         let token = pg_sys::JsonbIteratorNext(&mut it, &mut v, false);
         match token {
             pg_sys::JsonbIteratorToken::WJB_DONE => break,
-            pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY => {
-                stack.push(Frame::Array(Vec::new(), v.val.array.rawScalar))
-            }
+            pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY => stack.push(Frame::Array(Vec::new(), v.val.array.rawScalar)),
             pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT => stack.push(Frame::Object(Vec::new(), None)),
             pg_sys::JsonbIteratorToken::WJB_KEY => {
                 if let Some(Frame::Object(_, key)) = stack.last_mut() {

@@ -82,9 +82,7 @@ pub fn resolve_name(spec: &str) -> Result<Rc<Compiled>, Error> {
         let query = "SELECT config FROM health_score.model_versions \
                      WHERE name = $1 AND ($2::int IS NULL OR version = $2::int) \
                      ORDER BY version DESC LIMIT 1";
-        let table = client
-            .select(query, Some(1), &[name.into(), version.into()])
-            .map_err(spi_error)?;
+        let table = client.select(query, Some(1), &[name.into(), version.into()]).map_err(spi_error)?;
         if table.is_empty() {
             return Ok(None);
         }
@@ -173,10 +171,13 @@ impl ModelSlot {
     ///
     /// # Safety
     /// `fcinfo` must be the current call's; `arg` its model argument.
-    pub unsafe fn get(&mut self, fcinfo: pg_sys::FunctionCallInfo, argno: i32, arg: ModelArg<'_>) -> Result<Rc<Compiled>, Error> {
-        let stable = *self
-            .stable
-            .get_or_insert_with(|| pg_sys::get_fn_expr_arg_stable((*fcinfo).flinfo, argno));
+    pub unsafe fn get(
+        &mut self,
+        fcinfo: pg_sys::FunctionCallInfo,
+        argno: i32,
+        arg: ModelArg<'_>,
+    ) -> Result<Rc<Compiled>, Error> {
+        let stable = *self.stable.get_or_insert_with(|| pg_sys::get_fn_expr_arg_stable((*fcinfo).flinfo, argno));
         if stable {
             if let Some((_, m)) = &self.last {
                 return Ok(m.clone());

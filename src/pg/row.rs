@@ -80,7 +80,8 @@ impl ColumnPlan {
                 return Err(Error::UndefinedColumn { input: slot.key.clone(), row_type: type_name(row_type) });
             };
             let kind = kind_of(pg_sys::getBaseType(field.typid));
-            let numeric_kind = matches!(kind, Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Float4 | Kind::Float8 | Kind::Numeric);
+            let numeric_kind =
+                matches!(kind, Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Float4 | Kind::Float8 | Kind::Numeric);
             if slot.numeric && !numeric_kind {
                 return Err(Error::DatatypeMismatch {
                     input: slot.key.clone(),
@@ -107,7 +108,12 @@ impl ColumnPlan {
     /// # Safety
     /// The datums must be of the types the plan was made for.
     #[inline]
-    pub unsafe fn read_into<'a>(&self, field: impl Fn(usize) -> Option<pg_sys::Datum>, want_text: bool, out: &mut Vec<Value<'a>>) {
+    pub unsafe fn read_into<'a>(
+        &self,
+        field: impl Fn(usize) -> Option<pg_sys::Datum>,
+        want_text: bool,
+        out: &mut Vec<Value<'a>>,
+    ) {
         let n = self.columns.len();
         out.reserve(n);
         let start = out.len();
@@ -198,10 +204,7 @@ unsafe fn output_text<'a>(c: &Column, d: pg_sys::Datum) -> Cow<'a, str> {
 
 #[inline(always)]
 unsafe fn read_column<'a>(c: &Column, d: pg_sys::Datum, want_text: bool) -> Value<'a> {
-    let number = |value: f64| Value::Number {
-        value,
-        text: if want_text { Some(output_text(c, d)) } else { None },
-    };
+    let number = |value: f64| Value::Number { value, text: if want_text { Some(output_text(c, d)) } else { None } };
     match c.kind {
         Kind::Int2 => number(d.value() as i16 as f64),
         Kind::Int4 => number(d.value() as i32 as f64),

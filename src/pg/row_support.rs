@@ -133,7 +133,8 @@ v1_function!(hs_row_support, pg_finfo_hs_row_support, |fcinfo| {
     let Some(target) = lookup_columns_function((*call).funcid, pg_sys::exprType(model)) else { return Ok(nothing) };
     let mut args: *mut pg_sys::List = std::ptr::null_mut();
     args = pg_sys::lappend(args, model.cast());
-    let row_type_const = pg_sys::makeConst(pg_sys::OIDOID, -1, pg_sys::InvalidOid, 4, pg_sys::Datum::from(row_type), false, true);
+    let row_type_const =
+        pg_sys::makeConst(pg_sys::OIDOID, -1, pg_sys::InvalidOid, 4, pg_sys::Datum::from(row_type), false, true);
     args = pg_sys::lappend(args, row_type_const.cast());
     args = pg_sys::lappend(args, names_const(&columns).cast());
     for c in &columns {

@@ -255,10 +255,8 @@ v1_function!(hs_score_agg_deserialize, pg_finfo_hs_score_agg_deserialize, |fcinf
     let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
     let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
     let (data, len) = varlena_bytes(v as *const u8);
-    let state = deserialize(std::slice::from_raw_parts(data, len)).ok_or_else(|| Error::InvalidArgument {
-        message: "score_agg: corrupt serialized state".into(),
-        hint: None,
-    })?;
+    let state = deserialize(std::slice::from_raw_parts(data, len))
+        .ok_or_else(|| Error::InvalidArgument { message: "score_agg: corrupt serialized state".into(), hint: None })?;
     // deserialized states live in the current (per-call) context; combine copies from them
     let ptr = pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
     Ok(pg_sys::Datum::from(ptr))
@@ -271,7 +269,8 @@ struct FinalSite {
 
 /// The PostgreSQL text of a double as a JSON number (`to_jsonb(x)->>0`), a map's category.
 unsafe fn float_category(v: f64) -> String {
-    let num = pg_sys::DirectFunctionCall1Coll(Some(super::builtins::float8_numeric), pg_sys::InvalidOid, float8_datum(v));
+    let num =
+        pg_sys::DirectFunctionCall1Coll(Some(super::builtins::float8_numeric), pg_sys::InvalidOid, float8_datum(v));
     numeric_text(num.cast_mut_ptr())
 }
 

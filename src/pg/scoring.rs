@@ -123,7 +123,10 @@ unsafe fn evaluate_call<R>(
 }
 
 /// Where the model's inputs are among the call's column arguments.
-unsafe fn columns_plan(fcinfo: pg_sys::FunctionCallInfo, compiled: std::rc::Rc<super::models::Compiled>) -> Result<ColumnPlan, Error> {
+unsafe fn columns_plan(
+    fcinfo: pg_sys::FunctionCallInfo,
+    compiled: std::rc::Rc<super::models::Compiled>,
+) -> Result<ColumnPlan, Error> {
     use pgrx::FromDatum;
     let row_type = arg(fcinfo, 1).map(|d| pg_sys::Oid::from(d.value() as u32)).unwrap_or(pg_sys::InvalidOid);
     let names = arg(fcinfo, 2).and_then(|d| Vec::<Option<String>>::from_datum(d, false)).unwrap_or_default();
@@ -278,4 +281,3 @@ v1_function!(hs_require_valid_model, pg_finfo_hs_require_valid_model, |fcinfo| {
     }
     Ok(pg_sys::Datum::from(0usize))
 });
-

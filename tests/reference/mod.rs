@@ -117,7 +117,11 @@ fn normalize(norm: &Value, x: &Value) -> Option<f64> {
         "linear" => flip(clamp((x - num(norm, "min")) / (num(norm, "max") - num(norm, "min")))),
         "log" => {
             let (lo, hi) = (num(norm, "min"), num(norm, "max"));
-            flip(if x <= lo { 0.0 } else { clamp(((1.0 + x).ln() - (1.0 + lo).ln()) / ((1.0 + hi).ln() - (1.0 + lo).ln())) })
+            flip(if x <= lo {
+                0.0
+            } else {
+                clamp(((1.0 + x).ln() - (1.0 + lo).ln()) / ((1.0 + hi).ln() - (1.0 + lo).ln()))
+            })
         }
         "steps" => {
             let mut n = norm.get("below").and_then(Value::as_f64).unwrap_or(0.0);
@@ -188,17 +192,31 @@ fn excluded(c: &Value, parent: Option<&str>) -> Node {
     Node {
         name: c["name"].as_str().unwrap().to_string(),
         parent: parent.map(str::to_string),
-        input: if c.get("components").is_some() { None } else { Some(c.get("input").and_then(Value::as_str).unwrap_or(c["name"].as_str().unwrap()).to_string()) },
+        input: if c.get("components").is_some() {
+            None
+        } else {
+            Some(c.get("input").and_then(Value::as_str).unwrap_or(c["name"].as_str().unwrap()).to_string())
+        },
         weight: 0.0,
         n: None,
         status: "excluded",
-        children: c.get("components").map(|cs| cs.as_array().unwrap().iter().map(|k| excluded(k, c["name"].as_str())).collect()).unwrap_or_default(),
+        children: c
+            .get("components")
+            .map(|cs| cs.as_array().unwrap().iter().map(|k| excluded(k, c["name"].as_str())).collect())
+            .unwrap_or_default(),
         eff: 0.0,
         contribution: 0.0,
     }
 }
 
-fn eval_list(ctx: &mut Ctx, comps: &Value, parent: Option<&str>, share: f64, missing: &Value, on_invalid: &str) -> Result<Vec<Node>, String> {
+fn eval_list(
+    ctx: &mut Ctx,
+    comps: &Value,
+    parent: Option<&str>,
+    share: f64,
+    missing: &Value,
+    on_invalid: &str,
+) -> Result<Vec<Node>, String> {
     let comps = comps.as_array().unwrap();
     let total: f64 = comps.iter().map(|c| ctx.weight(c)).filter(|w| *w > 0.0).sum();
     let mut out = Vec::new();
@@ -212,7 +230,17 @@ fn eval_list(ctx: &mut Ctx, comps: &Value, parent: Option<&str>, share: f64, mis
         let my_missing = c.get("missing").unwrap_or(missing);
         let my_invalid = c.get("on_invalid").and_then(Value::as_str).unwrap_or(on_invalid);
         let name = c["name"].as_str().unwrap().to_string();
-        let mut node = Node { name: name.clone(), parent: parent.map(str::to_string), input: None, weight: w, n: None, status: "missing", children: Vec::new(), eff: 0.0, contribution: 0.0 };
+        let mut node = Node {
+            name: name.clone(),
+            parent: parent.map(str::to_string),
+            input: None,
+            weight: w,
+            n: None,
+            status: "missing",
+            children: Vec::new(),
+            eff: 0.0,
+            contribution: 0.0,
+        };
         let mut invalid = false;
         if let Some(children) = c.get("components") {
             node.children = eval_list(ctx, children, Some(&name), my_share, my_missing, my_invalid)?;
@@ -240,7 +268,13 @@ fn eval_list(ctx: &mut Ctx, comps: &Value, parent: Option<&str>, share: f64, mis
         }
         if node.n.is_none() {
             node.n = rule_imputed(my_missing);
-            node.status = if invalid { "invalid" } else if node.n.is_some() { "imputed" } else { "missing" };
+            node.status = if invalid {
+                "invalid"
+            } else if node.n.is_some() {
+                "imputed"
+            } else {
+                "missing"
+            };
         }
         out.push(node);
     }
