@@ -119,12 +119,10 @@ impl ColumnPlan {
         let start = out.len();
         let slots = out.as_mut_ptr().add(start);
         for (i, c) in self.columns.iter().enumerate() {
-            // written in place: building each value first and then moving it costs a
-            // store-forwarding stall per value on this per-row path
-            slots.add(i).write(match field(c.attno) {
-                None => Value::Missing,
-                Some(d) => read_column(c, d, want_text || c.categorical),
-            });
+            match field(c.attno) {
+                None => slots.add(i).write(Value::Missing),
+                Some(d) => read_column(slots.add(i), c, d, want_text || c.categorical),
+            }
         }
         out.set_len(start + n);
     }
@@ -203,8 +201,16 @@ unsafe fn output_text<'a>(c: &Column, d: pg_sys::Datum) -> Cow<'a, str> {
 }
 
 #[inline(always)]
-unsafe fn read_column<'a>(c: &Column, d: pg_sys::Datum, want_text: bool) -> Value<'a> {
-    let number = |value: f64| Value::Number { value, text: if want_text { Some(output_text(c, d)) } else { None } };
+unsafe fn read_column<'a>(dst: *mut Value<'a>, c: &Column, d: pg_sys::Datum, want_text: bool) {
+    // Each arm writes its value straight to `dst`: a value built in one place and moved to
+    // another costs a store-forwarding stall per column on this per-row path.
+    let number = |value: f64| {
+        if want_text {
+            dst.write(Value::Number { value, text: Some(output_text(c, d)) })
+        } else {
+            dst.write(Value::Number { value, text: None })
+        }
+    };
     match c.kind {
         Kind::Int2 => number(d.value() as i16 as f64),
         Kind::Int4 => number(d.value() as i32 as f64),
@@ -213,7 +219,7 @@ unsafe fn read_column<'a>(c: &Column, d: pg_sys::Datum, want_text: bool) -> Valu
         Kind::Float8 => number(f64::from_bits(d.value() as u64)),
         Kind::Numeric => {
             let num = super::detoast_packed(d);
-            super::jsonb::numeric_value(num as pg_sys::Numeric, want_text)
+            dst.write(super::jsonb::numeric_value(num as pg_sys::Numeric, want_text))
         }
         Kind::TextLike | Kind::Bpchar => {
             let v = super::detoast_packed(d);
@@ -224,10 +230,10 @@ unsafe fn read_column<'a>(c: &Column, d: pg_sys::Datum, want_text: bool) -> Valu
                     bytes = rest;
                 }
             }
-            Value::Text(super::utf8(bytes))
+            dst.write(Value::Text(super::utf8(bytes)))
         }
-        Kind::Bool => Value::Bool(d.value() != 0),
-        Kind::Other => Value::Text(output_text(c, d)),
+        Kind::Bool => dst.write(Value::Bool(d.value() != 0)),
+        Kind::Other => dst.write(Value::Text(output_text(c, d))),
     }
 }
 
