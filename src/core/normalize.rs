@@ -106,7 +106,7 @@ impl Normalizer {
         matches!(self, Normalizer::Map { .. })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn apply(&self, value: &Value<'_>) -> Result<f64, Unusable> {
         if let Normalizer::Map { values, default } = self {
             let category = value.category().ok_or(Unusable::NotACategory)?;
