@@ -3,7 +3,7 @@
 
 use pgrx::pg_sys;
 
-use crate::core::{Error, Evaluation, Model, Scratch, Value};
+use crate::core::{Error, Evaluation, Model, NodeResult, Scratch, Summary, Value};
 
 use super::jsonb::JsonbRef;
 use super::models::{self, ModelArg, ModelSlot};
@@ -46,7 +46,7 @@ unsafe fn evaluate_call<R>(
     model_kind: ModelKind,
     input_kind: InputKind,
     want_text: bool,
-    f: impl FnOnce(&mut Site, &Model, &[Value<'_>], &Evaluation) -> R,
+    f: impl FnOnce(&mut Site, &Model, &[Value<'_>], &Summary, &[NodeResult]) -> R,
 ) -> Result<Option<R>, Error> {
     let (Some(model_datum), Some(input_datum)) = (arg(fcinfo, 0), arg(fcinfo, 1)) else {
         return Ok(None);
@@ -110,13 +110,7 @@ unsafe fn evaluate_call<R>(
     } else {
         model.evaluate_into::<false>(&values, &mut scratch)
     };
-    let result = summary.map(|s| {
-        let nodes = std::mem::take(&mut scratch.nodes);
-        let eval = Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes };
-        let r = f(site, model, &values, &eval);
-        scratch.nodes = eval.nodes;
-        r
-    });
+    let result = summary.map(|s| f(site, model, &values, &s, &scratch.nodes));
     site.scratch = scratch;
     site.values = recycle(values);
     result.map(Some)
@@ -152,15 +146,15 @@ fn recycle<'a>(mut values: Vec<Value<'a>>) -> Vec<Value<'static>> {
 }
 
 unsafe fn score_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    match evaluate_call(fcinfo, m, i, false, |_, _, _, eval| eval.score)? {
+    match evaluate_call(fcinfo, m, i, false, |_, _, _, s, _| s.score)? {
         Some(Some(score)) => Ok(float8_datum(score)),
         _ => Ok(return_null(fcinfo)),
     }
 }
 
 unsafe fn band_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    let band = evaluate_call(fcinfo, m, i, false, |_, model, _, eval| {
-        model.band_of(eval.segment, eval.score).map(|(_, b)| text_datum(&b.name))
+    let band = evaluate_call(fcinfo, m, i, false, |_, model, _, s, _| {
+        model.band_of(s.segment, s.score).map(|(_, b)| text_datum(&b.name))
     })?;
     match band {
         Some(Some(d)) => Ok(d),
@@ -169,7 +163,7 @@ unsafe fn band_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) 
 }
 
 unsafe fn probability_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    match evaluate_call(fcinfo, m, i, false, |_, model, _, eval| model.churn_probability(eval.score))? {
+    match evaluate_call(fcinfo, m, i, false, |_, model, _, s, _| model.churn_probability(s.score))? {
         Some(Some(p)) => Ok(float8_datum(p)),
         _ => Ok(return_null(fcinfo)),
     }
@@ -190,16 +184,16 @@ unsafe fn result_desc(fcinfo: pg_sys::FunctionCallInfo, cached: &mut Option<pg_s
 }
 
 unsafe fn assess_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    let datum = evaluate_call(fcinfo, m, i, false, |site, model, _, eval| {
-        let band = model.band_of(eval.segment, eval.score);
-        let segment = model.segment_name(eval.segment);
+    let datum = evaluate_call(fcinfo, m, i, false, |site, model, _, s, _| {
+        let band = model.band_of(s.segment, s.score);
+        let segment = model.segment_name(s.segment);
         let mut values = [
-            eval.score.map(float8_datum).unwrap_or(pg_sys::Datum::from(0usize)),
+            s.score.map(float8_datum).unwrap_or(pg_sys::Datum::from(0usize)),
             band.map(|(_, b)| text_datum(&b.name)).unwrap_or(pg_sys::Datum::from(0usize)),
-            float8_datum(eval.coverage),
+            float8_datum(s.coverage),
             segment.map(text_datum).unwrap_or(pg_sys::Datum::from(0usize)),
         ];
-        let mut nulls = [eval.score.is_none(), band.is_none(), false, segment.is_none()];
+        let mut nulls = [s.score.is_none(), band.is_none(), false, segment.is_none()];
         let desc = result_desc(fcinfo, &mut site.result_desc);
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
@@ -208,7 +202,10 @@ unsafe fn assess_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind
 }
 
 unsafe fn explain_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    let rows = evaluate_call(fcinfo, m, i, true, |_, model, values, eval| model.explain(values, eval))?;
+    let rows = evaluate_call(fcinfo, m, i, true, |_, model, values, s, nodes| {
+        let eval = Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes: nodes.to_vec() };
+        model.explain(values, &eval)
+    })?;
     pg_sys::InitMaterializedSRF(fcinfo, 0);
     let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
     let zero = pg_sys::Datum::from(0usize);
