@@ -454,7 +454,7 @@ impl Checker {
                 }
                 let (min, max) = (min?, max?);
                 if type_name == "linear" {
-                    Normalizer::Linear { min, max, invert }
+                    Normalizer::linear(min, max, invert)
                 } else {
                     Normalizer::log(min, max, invert)
                 }
@@ -555,7 +555,7 @@ impl Checker {
                 self.allow_keys(members, &["type", "half_life", "description"], path);
                 let half_life =
                     self.required(members, "half_life", path).and_then(|v| self.positive(v, &path.key("half_life")));
-                Normalizer::Decay { half_life: half_life? }
+                Normalizer::decay(half_life?)
             }
             "map" => {
                 self.allow_keys(members, &["type", "values", "default", "description"], path);

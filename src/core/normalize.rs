@@ -4,20 +4,25 @@ use super::value::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Normalizer {
+    // Constants are derived once (reciprocals instead of per-row divisions); build these
+    // with `Normalizer::linear`, `log` and `decay`.
     Linear {
         min: f64,
-        max: f64,
+        /// 1 / (max - min)
+        per_unit: f64,
         invert: bool,
     },
-    /// `ln_min` = ln(1+min) and `ln_span` = ln(1+max) - ln(1+min), computed once.
     Log {
         min: f64,
+        /// ln(1 + min)
         ln_min: f64,
-        ln_span: f64,
+        /// 1 / (ln(1 + max) - ln(1 + min))
+        per_ln_unit: f64,
         invert: bool,
     },
     Decay {
-        half_life: f64,
+        /// -1 / half_life
+        per_half_life: f64,
     },
     Steps {
         steps: Vec<(f64, f64)>,
@@ -85,9 +90,17 @@ pub fn clamp01(v: f64) -> f64 {
 }
 
 impl Normalizer {
+    pub fn linear(min: f64, max: f64, invert: bool) -> Normalizer {
+        Normalizer::Linear { min, per_unit: 1.0 / (max - min), invert }
+    }
+
     pub fn log(min: f64, max: f64, invert: bool) -> Normalizer {
         let ln_min = (1.0 + min).ln();
-        Normalizer::Log { min, ln_min, ln_span: (1.0 + max).ln() - ln_min, invert }
+        Normalizer::Log { min, ln_min, per_ln_unit: 1.0 / ((1.0 + max).ln() - ln_min), invert }
+    }
+
+    pub fn decay(half_life: f64) -> Normalizer {
+        Normalizer::Decay { per_half_life: -1.0 / half_life }
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -123,9 +136,9 @@ impl Normalizer {
     #[inline]
     pub fn apply_number(&self, x: f64) -> f64 {
         match self {
-            Normalizer::Linear { min, max, invert } => flip(clamp01((x - min) / (max - min)), *invert),
-            Normalizer::Log { min, ln_min, ln_span, invert } => {
-                let n = if x <= *min { 0.0 } else { clamp01(((1.0 + x).ln() - ln_min) / ln_span) };
+            Normalizer::Linear { min, per_unit, invert } => flip(clamp01((x - min) * per_unit), *invert),
+            Normalizer::Log { min, ln_min, per_ln_unit, invert } => {
+                let n = if x <= *min { 0.0 } else { clamp01(((1.0 + x).ln() - ln_min) * per_ln_unit) };
                 flip(n, *invert)
             }
             Normalizer::Steps { steps, below } => {
@@ -153,7 +166,7 @@ impl Normalizer {
                 clamp01(ya + (yb - ya) * (x - xa) / (xb - xa))
             }
             Normalizer::Logistic { midpoint, steepness } => 1.0 / (1.0 + (-steepness * (x - midpoint)).exp()),
-            Normalizer::Decay { half_life } => (-x.max(0.0) / half_life).exp2(),
+            Normalizer::Decay { per_half_life } => (x.max(0.0) * per_half_life).exp2(),
             Normalizer::Map { .. } => unreachable!("map normalizers read categories"),
         }
     }
