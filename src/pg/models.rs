@@ -217,8 +217,8 @@ impl ModelSlot {
 mod tests {
     #[test]
     fn model_refs() {
-        assert_eq!(super::parse_model_ref("churn").unwrap(), ("churn", None));
-        assert_eq!(super::parse_model_ref("churn@3").unwrap(), ("churn", Some(3)));
+        assert_eq!(super::parse_model_ref("churn"), Ok(("churn", None)));
+        assert_eq!(super::parse_model_ref("churn@3"), Ok(("churn", Some(3))));
         assert!(super::parse_model_ref("churn@x").is_err());
         assert!(super::parse_model_ref("churn@0").is_err());
         assert_eq!(super::edit_distance("churn", "chrun"), 2);
