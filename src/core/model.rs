@@ -80,6 +80,8 @@ pub struct Variant {
     pub program: Vec<Step>,
     /// How many accumulators the program uses (one per group in force, plus the top level).
     pub accumulators: usize,
+    /// The top level's weight in force and its reciprocal (see `StepKind::Group`).
+    pub top_weight: (f64, f64),
 }
 
 /// One component in a variant's evaluation program.
@@ -100,8 +102,15 @@ pub enum StepKind {
     /// A leaf: the input it reads and its normalizer in this variant (kept here, next to the
     /// step, for the per-row loop).
     Leaf { slot: usize, normalizer: Normalizer },
-    /// A group: its own accumulator.
-    Group { acc: usize },
+    /// A group: its own accumulator, and the weight of its children in force with its
+    /// reciprocal (when every child counts, the mean is a multiplication, not a division).
+    Group { acc: usize, full_weight: f64, per_full_weight: f64 },
+}
+
+/// The sum of the weights in force among `ids`, added in program order, so that it equals
+/// the evaluation's running sum exactly when every one of them counts.
+fn weight_in_force(ids: &[usize], weights: &[f64]) -> f64 {
+    ids.iter().map(|&i| weights[i]).filter(|&w| w > 0.0).fold(0.0, |sum, w| sum + w)
 }
 
 struct ProgramInput<'a> {
@@ -124,7 +133,8 @@ fn compile_program(input: &ProgramInput<'_>, top: &[usize]) -> (Vec<Step>, usize
                     *next_acc += 1;
                     let acc = *next_acc;
                     walk(&node.children, acc, input, steps, next_acc);
-                    StepKind::Group { acc }
+                    let full_weight = weight_in_force(&node.children, input.weights);
+                    StepKind::Group { acc, full_weight, per_full_weight: 1.0 / full_weight }
                 }
             };
             steps.push(Step {
@@ -918,7 +928,8 @@ impl Model {
             let shares = compute_shares(&nodes, &top, &weights);
             let input = ProgramInput { nodes: &nodes, weights: &weights, shares: &shares, normalizers: &normalizers };
             let (program, accumulators) = compile_program(&input, &top);
-            Variant { weights, normalizers, bands, shares, program, accumulators }
+            let top_weight = weight_in_force(&top, &weights);
+            Variant { weights, normalizers, bands, shares, program, accumulators, top_weight: (top_weight, 1.0 / top_weight) }
         };
         let base = variant(draft.weights, draft.normalizers, bands);
         let overrides = overrides.into_iter().map(|(name, w, n, b)| (name, variant(w, n, b))).collect();

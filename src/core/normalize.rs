@@ -133,7 +133,7 @@ impl Normalizer {
     }
 
     /// `n` for a finite number; only for the numeric normalizers.
-    #[inline]
+    #[inline(always)]
     pub fn apply_number(&self, x: f64) -> f64 {
         match self {
             Normalizer::Linear { min, per_unit, invert } => flip(clamp01((x - min) * per_unit), *invert),

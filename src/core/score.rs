@@ -35,6 +35,16 @@ pub struct NodeResult {
     pub normalized: Option<f64>,
 }
 
+/// `sum_wn / sum_w`, as a multiplication when every sibling counted (the common case).
+#[inline(always)]
+fn weighted_mean(sum_w: f64, sum_wn: f64, full_weight: f64, per_full_weight: f64) -> f64 {
+    if sum_w == full_weight {
+        sum_wn * per_full_weight
+    } else {
+        sum_wn / sum_w
+    }
+}
+
 /// An invalid input that is an error (kept small: it travels up every level of the tree).
 #[derive(Debug, Clone, Copy)]
 struct Unscorable {
@@ -146,10 +156,10 @@ impl Model {
                         }
                     },
                 },
-                StepKind::Group { acc: own } => {
+                StepKind::Group { acc: own, full_weight, per_full_weight } => {
                     let (sum_w, sum_wn) = acc[*own];
                     if sum_w > 0.0 {
-                        (Status::Ok, Some(sum_wn / sum_w))
+                        (Status::Ok, Some(weighted_mean(sum_w, sum_wn, *full_weight, *per_full_weight)))
                     } else {
                         (Status::Missing, None)
                     }
@@ -171,7 +181,8 @@ impl Model {
             }
         }
         let (sum_w, sum_wn) = acc[0];
-        let mut score = (sum_w > 0.0).then(|| self.scale * sum_wn / sum_w);
+        let (full_weight, per_full_weight) = variant.top_weight;
+        let mut score = (sum_w > 0.0).then(|| self.scale * weighted_mean(sum_w, sum_wn, full_weight, per_full_weight));
         if coverage < self.min_coverage - 1e-9 {
             score = None;
         }
