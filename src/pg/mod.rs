@@ -71,6 +71,7 @@ pub(crate) use v1_function;
 ///
 /// # Safety
 /// `fcinfo` must be a valid call whose `fn_extra` only this code uses, always with type `T`.
+#[inline]
 pub unsafe fn call_site<T: Default>(fcinfo: pg_sys::FunctionCallInfo) -> &'static mut T {
     let flinfo = (*fcinfo).flinfo;
     if (*flinfo).fn_extra.is_null() {

@@ -171,6 +171,7 @@ impl ModelSlot {
     ///
     /// # Safety
     /// `fcinfo` must be the current call's; `arg` its model argument.
+    #[inline]
     pub unsafe fn get(
         &mut self,
         fcinfo: pg_sys::FunctionCallInfo,
