@@ -300,3 +300,22 @@ fn validation_rejects_non_finite_and_out_of_range_values() {
     }
     assert_eq!(Model::faults(&huge)[0].path, "scale");
 }
+
+#[test]
+fn description_is_allowed_only_where_the_format_says() {
+    let lin = json!({"type": "linear", "min": 0, "max": 1, "description": "ok on a normalizer"});
+    assert!(faults(json!({
+        "description": "ok",
+        "components": [{"name": "a", "weight": 1, "description": "ok", "normalize": lin}],
+        "bands": [{"name": "red", "min": 0, "description": "ok", "color": "#f00", "label": "Red", "action": "call"}],
+        "segments": {"input": "plan", "description": "ok", "overrides": {"x": {"description": "ok"}}}
+    }))
+    .is_empty());
+    let f = faults(json!({
+        "calibration": {"intercept": 0, "slope": 1, "description": "no"},
+        "components": [{"name": "a", "weight": 1, "normalize": {"type": "steps", "steps": [{"at": 0, "score": 1, "description": "no"}]}}]
+    }));
+    let paths: Vec<&str> = f.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(paths.contains(&"calibration.description"), "{f:?}");
+    assert!(paths.contains(&"components[0].normalize.steps[0].description"), "{f:?}");
+}

@@ -483,7 +483,7 @@ impl Checker {
                         for (i, item) in items.iter().enumerate() {
                             let p = sp.index(i);
                             let Some(step) = self.object(item, &p) else { continue };
-                            self.allow_keys(step, &["at", "score", "description"], &p);
+                            self.allow_keys(step, &["at", "score"], &p);
                             let at = self.required(step, "at", &p).and_then(|v| self.number(v, &p.key("at")));
                             let score = self.required(step, "score", &p).and_then(|v| self.unit(v, &p.key("score")));
                             if let Some(t) = at {
@@ -787,7 +787,7 @@ impl Model {
         let calibration = json.get("calibration").and_then(|cal| {
             let p = root.key("calibration");
             let members = c.object(cal, &p)?;
-            c.allow_keys(members, &["intercept", "slope", "description"], &p);
+            c.allow_keys(members, &["intercept", "slope"], &p);
             let a = c.required(members, "intercept", &p).and_then(|v| c.number(v, &p.key("intercept")));
             let b = c.required(members, "slope", &p).and_then(|v| c.number(v, &p.key("slope")));
             Some((a?, b?))
