@@ -114,7 +114,7 @@ impl Error {
                     .to_string(),
             ),
             Error::DatatypeMismatch { .. } => Some(
-                "numeric normalizers read smallint, integer, bigint, numeric, real, double precision, text or varchar columns; cast the column in a view"
+                "numeric normalizers read smallint, integer, bigint, numeric, real or double precision columns; cast the column in a view"
                     .to_string(),
             ),
         }

@@ -71,11 +71,7 @@ pub struct InputSlot {
 pub struct Variant {
     /// Per node; 0 removes the node (segment overrides only).
     pub weights: Vec<f64>,
-    /// Per node; None for groups.
-    pub normalizers: Vec<Option<Normalizer>>,
     pub bands: Option<Vec<Band>>,
-    /// Per node: the static share of the model (product of `w / sum(sibling w)` along the path).
-    pub shares: Vec<f64>,
     /// The components in force, children before parents, for evaluation without recursion.
     pub program: Vec<Step>,
     /// How many accumulators the program uses (one per group in force, plus the top level).
@@ -929,7 +925,7 @@ impl Model {
             let input = ProgramInput { nodes: &nodes, weights: &weights, shares: &shares, normalizers: &normalizers };
             let (program, accumulators) = compile_program(&input, &top);
             let top_weight = weight_in_force(&top, &weights);
-            Variant { weights, normalizers, bands, shares, program, accumulators, top_weight: (top_weight, 1.0 / top_weight) }
+            Variant { weights, bands, program, accumulators, top_weight: (top_weight, 1.0 / top_weight) }
         };
         let base = variant(draft.weights, draft.normalizers, bands);
         let overrides = overrides.into_iter().map(|(name, w, n, b)| (name, variant(w, n, b))).collect();

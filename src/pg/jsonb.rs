@@ -23,8 +23,8 @@ impl JsonbRef {
     /// The bytes of the whole value (header included), for comparing and fingerprinting.
     pub fn bytes(&self) -> &[u8] {
         unsafe {
-            let len = varsize_4b(self.ptr as *const u8);
-            std::slice::from_raw_parts(self.ptr as *const u8, len)
+            let (_, data_len) = super::varlena_bytes(self.ptr as *const u8);
+            std::slice::from_raw_parts(self.ptr as *const u8, data_len + pg_sys::VARHDRSZ)
         }
     }
 
@@ -74,12 +74,6 @@ impl JsonbRef {
             scalar_value(&*res, want_text)
         }
     }
-}
-
-/// Length of a 4-byte-header varlena (what `pg_detoast_datum` returns).
-unsafe fn varsize_4b(p: *const u8) -> usize {
-    let header = u32::from_ne_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]);
-    ((header >> 2) & 0x3FFF_FFFF) as usize
 }
 
 unsafe fn text_of<'a>(s: &pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1) -> Cow<'a, str> {
