@@ -116,15 +116,19 @@ COMMENT ON COLUMN health_score.assessment.band IS 'The band of the score (the se
 COMMENT ON COLUMN health_score.assessment.coverage IS 'Share of the model (0 to 1) covered by present, valid inputs';
 COMMENT ON COLUMN health_score.assessment.segment IS 'The segment override applied, NULL for the base model';
 
+-- COST is what a call measures against a float8 operator (cpu_operator_cost): scoring a row's
+-- columns takes about 25 operators' time, a jsonb document (detoasted and searched) about 100
+-- (bench/, docs/performance.md). Overstating it tips plain scans over jit_above_cost, and JIT
+-- compiles the query for tens of milliseconds per process without reaching into these calls.
 CREATE FUNCTION health_score.score(model jsonb, input jsonb) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_score_jj' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.score(model text, input jsonb) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_score_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.score(model jsonb, input record) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_score_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    AS 'MODULE_PATHNAME', 'hs_score_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score._row_support;
 CREATE FUNCTION health_score.score(model text, input record) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_score_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    AS 'MODULE_PATHNAME', 'hs_score_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score._row_support;
 COMMENT ON FUNCTION health_score.score(jsonb, jsonb) IS 'Health score of a jsonb input object under an inline model';
 COMMENT ON FUNCTION health_score.score(text, jsonb) IS 'Health score of a jsonb input object under a registered model (''name'' or ''name@version'')';
@@ -136,10 +140,10 @@ CREATE FUNCTION health_score.band(model jsonb, input jsonb) RETURNS text
 CREATE FUNCTION health_score.band(model text, input jsonb) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_band_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.band(model jsonb, input record) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_band_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    AS 'MODULE_PATHNAME', 'hs_band_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score._row_support;
 CREATE FUNCTION health_score.band(model text, input record) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_band_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    AS 'MODULE_PATHNAME', 'hs_band_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score._row_support;
 COMMENT ON FUNCTION health_score.band(jsonb, jsonb) IS 'Risk band name of the score (the segment''s bands where it overrides them); NULL without bands or score';
 COMMENT ON FUNCTION health_score.band(text, jsonb) IS 'Risk band name of the score under a registered model';
@@ -151,10 +155,10 @@ CREATE FUNCTION health_score.assess(model jsonb, input jsonb) RETURNS health_sco
 CREATE FUNCTION health_score.assess(model text, input jsonb) RETURNS health_score.assessment
     AS 'MODULE_PATHNAME', 'hs_assess_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.assess(model jsonb, input record) RETURNS health_score.assessment
-    AS 'MODULE_PATHNAME', 'hs_assess_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    AS 'MODULE_PATHNAME', 'hs_assess_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score._row_support;
 CREATE FUNCTION health_score.assess(model text, input record) RETURNS health_score.assessment
-    AS 'MODULE_PATHNAME', 'hs_assess_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    AS 'MODULE_PATHNAME', 'hs_assess_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score._row_support;
 COMMENT ON FUNCTION health_score.assess(jsonb, jsonb) IS 'Score, band, coverage and segment in one row (use in FROM ... LATERAL)';
 COMMENT ON FUNCTION health_score.assess(text, jsonb) IS 'Score, band, coverage and segment under a registered model';
@@ -189,10 +193,10 @@ CREATE FUNCTION health_score.churn_probability(model jsonb, input jsonb) RETURNS
 CREATE FUNCTION health_score.churn_probability(model text, input jsonb) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_probability_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.churn_probability(model jsonb, input record) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_probability_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    AS 'MODULE_PATHNAME', 'hs_probability_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score._row_support;
 CREATE FUNCTION health_score.churn_probability(model text, input record) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_probability_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    AS 'MODULE_PATHNAME', 'hs_probability_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score._row_support;
 COMMENT ON FUNCTION health_score.churn_probability(jsonb, jsonb) IS 'Churn probability 1 / (1 + exp(-(intercept + slope * score))) by the model''s calibration; NULL without calibration or score';
 COMMENT ON FUNCTION health_score.churn_probability(text, jsonb) IS 'Calibrated churn probability under a registered model';
@@ -202,28 +206,28 @@ COMMENT ON FUNCTION health_score.churn_probability(text, record) IS 'Calibrated 
 -- The columns forms: what the planner support of the row forms calls instead, with the row's
 -- columns as separate arguments. Not STRICT: a column may be NULL.
 CREATE FUNCTION health_score._score_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_score_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_score_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
 COMMENT ON FUNCTION health_score._score_columns(jsonb, oid, text[], "any") IS 'health_score.score(model, row) as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score._score_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_score_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_score_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
 COMMENT ON FUNCTION health_score._score_columns(text, oid, text[], "any") IS 'health_score.score(model, row) as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score._band_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_band_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_band_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
 COMMENT ON FUNCTION health_score._band_columns(jsonb, oid, text[], "any") IS 'health_score.band(model, row) as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score._band_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_band_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_band_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
 COMMENT ON FUNCTION health_score._band_columns(text, oid, text[], "any") IS 'health_score.band(model, row) as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score._assess_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS health_score.assessment
-    AS 'MODULE_PATHNAME', 'hs_assess_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_assess_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
 COMMENT ON FUNCTION health_score._assess_columns(jsonb, oid, text[], "any") IS 'health_score.assess(model, row) as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score._assess_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS health_score.assessment
-    AS 'MODULE_PATHNAME', 'hs_assess_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_assess_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
 COMMENT ON FUNCTION health_score._assess_columns(text, oid, text[], "any") IS 'health_score.assess(model, row) as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score._churn_probability_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_probability_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_probability_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
 COMMENT ON FUNCTION health_score._churn_probability_columns(jsonb, oid, text[], "any") IS 'health_score.churn_probability(model, row) as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score._churn_probability_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_probability_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_probability_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
 COMMENT ON FUNCTION health_score._churn_probability_columns(text, oid, text[], "any") IS 'health_score.churn_probability(model, row) as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score._explain_columns(model jsonb, row_type oid, columns text[], VARIADIC "any")
     RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,

@@ -4,7 +4,7 @@
 
 mod reference;
 
-use health_score::core::{Json, Model};
+use health_score::core::{Json, Model, Scratch, Summary};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -207,6 +207,14 @@ proptest! {
         let values = model.values_from_json(&input);
         let ours = model.evaluate(&values);
         let theirs = reference::evaluate(&case.model, &case.input);
+        // the summary-only path (which skips the groups when every leaf counts) agrees too
+        let summary = model.evaluate_into::<false>(&values, &mut Scratch::default());
+        prop_assert_eq!(summary.is_ok(), ours.is_ok());
+        if let (Ok(s), Ok(r)) = (&summary, &theirs) {
+            prop_assert!(opt_close(s.score, r.score), "summary score {:?} vs {:?}\n{}\n{}", s.score, r.score, case.model, case.input);
+            prop_assert!(close(s.coverage, r.coverage), "summary coverage {} vs {}", s.coverage, r.coverage);
+            prop_assert_eq!(model.segment_name(s.segment).map(str::to_string), r.segment.clone());
+        }
         match (ours, theirs) {
             (Err(_), Err(_)) => {}
             (Ok(eval), Ok(r)) => {
@@ -245,9 +253,13 @@ proptest! {
     fn scores_stay_in_range(case in case()) {
         let model = Model::parse(&Json::from(&case.model)).unwrap();
         let input = Json::from(&case.input);
-        if let Ok(eval) = model.evaluate(&model.values_from_json(&input)) {
+        let values = model.values_from_json(&input);
+        if let Ok(eval) = model.evaluate(&values) {
             if let Some(s) = eval.score {
-                prop_assert!(s >= 0.0 && s <= model.scale * (1.0 + 1e-12));
+                prop_assert!(s >= 0.0 && s <= model.scale);
+            }
+            if let Ok(Summary { score: Some(s), .. }) = model.evaluate_into::<false>(&values, &mut Scratch::default()) {
+                prop_assert!(s >= 0.0 && s <= model.scale);
             }
             prop_assert!(eval.coverage >= 0.0 && eval.coverage <= 1.0 + 1e-9);
         }

@@ -78,6 +78,9 @@ pub struct Variant {
     pub accumulators: usize,
     /// The top level's weight in force and its reciprocal (see `StepKind::Group`).
     pub top_weight: (f64, f64),
+    /// Whether, when every leaf counts, the score is `scale × Σ share × n` over the leaves:
+    /// true unless some group in force has no child in force (or nothing is in force).
+    pub flat: bool,
 }
 
 /// One component in a variant's evaluation program.
@@ -925,7 +928,11 @@ impl Model {
             let input = ProgramInput { nodes: &nodes, weights: &weights, shares: &shares, normalizers: &normalizers };
             let (program, accumulators) = compile_program(&input, &top);
             let top_weight = weight_in_force(&top, &weights);
-            Variant { weights, bands, program, accumulators, top_weight: (top_weight, 1.0 / top_weight) }
+            let flat = program.iter().any(|step| matches!(step.kind, StepKind::Leaf { .. }))
+                && program
+                    .iter()
+                    .all(|step| !matches!(step.kind, StepKind::Group { full_weight, .. } if full_weight <= 0.0));
+            Variant { weights, bands, program, accumulators, top_weight: (top_weight, 1.0 / top_weight), flat }
         };
         let base = variant(draft.weights, draft.normalizers, bands);
         let overrides = overrides.into_iter().map(|(name, w, n, b)| (name, variant(w, n, b))).collect();

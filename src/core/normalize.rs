@@ -81,7 +81,23 @@ impl<T: Copy> Categories<T> {
 
     #[inline]
     pub fn get(&self, key: &str) -> Option<T> {
-        self.0.binary_search_by(|(k, _)| by_length_then_bytes(k, key)).ok().map(|i| self.0[i].1)
+        if self.0.len() > 64 {
+            return self.0.binary_search_by(|(k, _)| by_length_then_bytes(k, key)).ok().map(|i| self.0[i].1);
+        }
+        // A few categories: mark those of the key's length without branching (which category a
+        // row has is unpredictable), then compare bytes only with those, usually exactly one.
+        let mut candidates = 0u64;
+        for (i, (k, _)) in self.0.iter().enumerate() {
+            candidates |= ((k.len() == key.len()) as u64) << i;
+        }
+        while candidates != 0 {
+            let i = candidates.trailing_zeros() as usize;
+            if self.0[i].0.as_bytes() == key.as_bytes() {
+                return Some(self.0[i].1);
+            }
+            candidates &= candidates - 1;
+        }
+        None
     }
 }
 
@@ -143,7 +159,7 @@ impl Normalizer {
             }
             Normalizer::Steps { steps, below } => {
                 // the last step with at <= x
-                let passed = steps.partition_point(|(at, _)| *at <= x);
+                let passed = count_at_or_below(steps, x);
                 if passed == 0 {
                     *below
                 } else {
@@ -160,7 +176,7 @@ impl Normalizer {
                     return yn;
                 }
                 // first point with px > x; x0 < x < xn so 1 <= i < len
-                let i = points.partition_point(|(px, _)| *px <= x);
+                let i = count_at_or_below(points, x);
                 let (xa, ya) = points[i - 1];
                 let (xb, yb) = points[i];
                 clamp01(ya + (yb - ya) * (x - xa) / (xb - xa))
@@ -169,6 +185,19 @@ impl Normalizer {
             Normalizer::Decay { per_half_life } => (x.max(0.0) * per_half_life).exp2(),
             Normalizer::Map { .. } => unreachable!("map normalizers read categories"),
         }
+    }
+}
+
+/// How many of `points` (sorted by strictly increasing first element) have their first element
+/// at or below `x`. Short lists are counted without branches: with real data, which step or
+/// segment a value falls in is unpredictable, and a mispredicted branch of a binary search
+/// costs more than comparing every point.
+#[inline(always)]
+fn count_at_or_below(points: &[(f64, f64)], x: f64) -> usize {
+    if points.len() <= 16 {
+        points.iter().map(|(at, _)| (*at <= x) as usize).sum()
+    } else {
+        points.partition_point(|(at, _)| *at <= x)
     }
 }
 

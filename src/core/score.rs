@@ -3,7 +3,7 @@
 
 use super::error::Error;
 use super::model::{Band, Model, StepKind, Variant};
-use super::normalize::Unusable;
+use super::normalize::{clamp01, Unusable};
 use super::value::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +130,12 @@ impl Model {
     ) -> Result<Summary, Error> {
         let segment = self.segment_for(values);
         let variant = self.variant(segment);
+        if !DETAIL && variant.flat {
+            if let Some((total, coverage)) = Self::evaluate_flat(variant, values) {
+                let score = (coverage >= self.min_coverage - 1e-9).then_some(self.scale * clamp01(total));
+                return Ok(Summary { segment, score, coverage });
+            }
+        }
         let nodes = &mut scratch.nodes;
         if DETAIL {
             nodes.clear();
@@ -182,11 +188,40 @@ impl Model {
         }
         let (sum_w, sum_wn) = acc[0];
         let (full_weight, per_full_weight) = variant.top_weight;
-        let mut score = (sum_w > 0.0).then(|| self.scale * weighted_mean(sum_w, sum_wn, full_weight, per_full_weight));
+        let mut score =
+            (sum_w > 0.0).then(|| self.scale * clamp01(weighted_mean(sum_w, sum_wn, full_weight, per_full_weight)));
         if coverage < self.min_coverage - 1e-9 {
             score = None;
         }
         Ok(Summary { segment, score, coverage })
+    }
+
+    /// The common case, when every leaf counts (present and valid, or imputed): no group has
+    /// to reweight, so the score is `scale × Σ share × n` over the leaves, which equals the
+    /// groups' weighted means to rounding, and costs no accumulators. Returns the sum and the
+    /// coverage, or None when some leaf is left out or its value is an error: the full
+    /// program then decides.
+    #[inline(always)]
+    fn evaluate_flat(variant: &Variant, values: &[Value<'_>]) -> Option<(f64, f64)> {
+        let mut total = 0.0;
+        let mut coverage = 0.0;
+        for step in &variant.program {
+            let StepKind::Leaf { slot, normalizer } = &step.kind else { continue };
+            let n = match values.get(*slot).unwrap_or(&Value::Missing) {
+                Value::Missing => step.imputed?,
+                value => match normalizer.apply(value) {
+                    Ok(v) => {
+                        // in program order, as the full program adds it: the same coverage
+                        coverage += step.share;
+                        v
+                    }
+                    Err(_) if step.invalid_is_missing => step.imputed?,
+                    Err(_) => return None,
+                },
+            };
+            total += step.share * n;
+        }
+        Some((total, coverage))
     }
 
     fn invalid_input(&self, u: Unscorable, values: &[Value<'_>]) -> Error {
