@@ -96,6 +96,7 @@ pub struct Explained {
 
 impl Model {
     /// The override that applies to these inputs, by the segment input's category text.
+    #[inline]
     pub fn segment_for(&self, values: &[Value<'_>]) -> Option<usize> {
         let seg = self.segments.as_ref()?;
         let category = values.get(seg.slot)?.category()?;

@@ -81,6 +81,7 @@ pub unsafe fn call_site<T: Default>(fcinfo: pg_sys::FunctionCallInfo) -> &'stati
     &mut *((*flinfo).fn_extra as *mut T)
 }
 
+#[inline(always)]
 pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::Datum> {
     if pgrx::fcinfo::pg_arg_is_null(fcinfo, n) {
         None
@@ -107,6 +108,7 @@ pub unsafe fn detoast(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
 
 /// A varlena datum detoasted as `PG_DETOAST_DATUM_PACKED` does (short headers kept), calling
 /// into PostgreSQL only when the value is compressed or stored out of line.
+#[inline(always)]
 pub unsafe fn detoast_packed(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
     let p = datum.cast_mut_ptr::<pg_sys::varlena>();
     let first = *(p as *const u8);
@@ -128,7 +130,7 @@ pub unsafe fn text_arg<'a>(datum: pg_sys::Datum) -> std::borrow::Cow<'a, str> {
 
 /// Text from the database's bytes: borrowed when valid UTF-8 (the usual case, checked with
 /// the fast validator), else a lossy copy.
-#[inline]
+#[inline(always)]
 pub fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     use std::sync::atomic::{AtomicU8, Ordering};
     // 0: not known yet, 1: UTF8, 2: another encoding. A plain static, not a thread-local:
@@ -152,6 +154,7 @@ pub fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 /// (data, length) of an uncompressed varlena with a 1- or 4-byte header.
+#[inline(always)]
 pub unsafe fn varlena_bytes(p: *const u8) -> (*const u8, usize) {
     let first = *p;
     if first & 0x01 == 0x01 && first != 0x01 {
@@ -167,6 +170,7 @@ pub fn text_datum(s: &str) -> pg_sys::Datum {
     unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) }
 }
 
+#[inline(always)]
 pub fn float8_datum(v: f64) -> pg_sys::Datum {
     pg_sys::Datum::from(v.to_bits())
 }

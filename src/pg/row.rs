@@ -104,6 +104,8 @@ impl ColumnPlan {
     /// Appends the model's input values to `out`; `field(i)` is the datum at position `i`, None
     /// when NULL. `want_text` asks for every value's text (for `explain`); categories always
     /// get theirs. The values borrow from the datums, which live in the current memory context.
+    /// Returns whether any value owns memory (a text output); when none does, dropping them is
+    /// a no-op the caller may skip.
     ///
     /// # Safety
     /// The datums must be of the types the plan was made for.
@@ -113,18 +115,20 @@ impl ColumnPlan {
         field: impl Fn(usize) -> Option<pg_sys::Datum>,
         want_text: bool,
         out: &mut Vec<Value<'a>>,
-    ) {
+    ) -> bool {
         let n = self.columns.len();
         out.reserve(n);
         let start = out.len();
         let slots = out.as_mut_ptr().add(start);
+        let mut owns = false;
         for (i, c) in self.columns.iter().enumerate() {
             match field(c.attno) {
                 None => slots.add(i).write(Value::Missing),
-                Some(d) => read_column(slots.add(i), c, d, want_text || c.categorical),
+                Some(d) => owns |= read_column(slots.add(i), c, d, want_text || c.categorical),
             }
         }
         out.set_len(start + n);
+        owns
     }
 }
 
@@ -183,13 +187,18 @@ impl RowPlan {
     ///
     /// # Safety
     /// `header` must be a detoasted row of the planned type.
-    pub unsafe fn read_into<'a>(&mut self, header: pg_sys::HeapTupleHeader, want_text: bool, out: &mut Vec<Value<'a>>) {
+    pub unsafe fn read_into<'a>(
+        &mut self,
+        header: pg_sys::HeapTupleHeader,
+        want_text: bool,
+        out: &mut Vec<Value<'a>>,
+    ) -> bool {
         let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
         tuple.t_len = super::varlena_bytes(header as *const u8).1 as u32 + 4;
         tuple.t_data = header;
         super::builtins::heap_deform_tuple(&mut tuple, self.tupdesc, self.datums.as_mut_ptr(), self.nulls.as_mut_ptr());
         let (datums, nulls) = (&self.datums, &self.nulls);
-        self.columns.read_into(|i| (!nulls[i]).then(|| datums[i]), want_text, out);
+        self.columns.read_into(|i| (!nulls[i]).then(|| datums[i]), want_text, out)
     }
 }
 
@@ -200,16 +209,18 @@ unsafe fn output_text<'a>(c: &Column, d: pg_sys::Datum) -> Cow<'a, str> {
     Cow::Owned(text)
 }
 
+/// Writes one column's value to `dst`; returns whether it owns memory.
 #[inline(always)]
-unsafe fn read_column<'a>(dst: *mut Value<'a>, c: &Column, d: pg_sys::Datum, want_text: bool) {
+unsafe fn read_column<'a>(dst: *mut Value<'a>, c: &Column, d: pg_sys::Datum, want_text: bool) -> bool {
     // Each arm writes its value straight to `dst`: a value built in one place and moved to
     // another costs a store-forwarding stall per column on this per-row path.
     let number = |value: f64| {
         if want_text {
-            dst.write(Value::Number { value, text: Some(output_text(c, d)) })
+            dst.write(Value::Number { value, text: Some(output_text(c, d)) });
         } else {
-            dst.write(Value::Number { value, text: None })
+            dst.write(Value::Number { value, text: None });
         }
+        want_text
     };
     match c.kind {
         Kind::Int2 => number(d.value() as i16 as f64),
@@ -219,7 +230,10 @@ unsafe fn read_column<'a>(dst: *mut Value<'a>, c: &Column, d: pg_sys::Datum, wan
         Kind::Float8 => number(f64::from_bits(d.value() as u64)),
         Kind::Numeric => {
             let num = super::detoast_packed(d);
-            dst.write(super::jsonb::numeric_value(num as pg_sys::Numeric, want_text))
+            let value = super::jsonb::numeric_value(num as pg_sys::Numeric, want_text);
+            let owns = matches!(value, Value::Number { text: Some(Cow::Owned(_)), .. });
+            dst.write(value);
+            owns
         }
         Kind::TextLike | Kind::Bpchar => {
             let v = super::detoast_packed(d);
@@ -230,10 +244,19 @@ unsafe fn read_column<'a>(dst: *mut Value<'a>, c: &Column, d: pg_sys::Datum, wan
                     bytes = rest;
                 }
             }
-            dst.write(Value::Text(super::utf8(bytes)))
+            let text = super::utf8(bytes);
+            let owns = matches!(text, Cow::Owned(_));
+            dst.write(Value::Text(text));
+            owns
         }
-        Kind::Bool => dst.write(Value::Bool(d.value() != 0)),
-        Kind::Other => dst.write(Value::Text(output_text(c, d))),
+        Kind::Bool => {
+            dst.write(Value::Bool(d.value() != 0));
+            false
+        }
+        Kind::Other => {
+            dst.write(Value::Text(output_text(c, d)));
+            true
+        }
     }
 }
 
