@@ -6,12 +6,14 @@ pub mod json;
 pub mod model;
 pub mod normalize;
 pub mod score;
+pub mod trend;
 pub mod value;
 
 pub use error::{Error, Fault, Result};
 pub use json::Json;
 pub use model::{Band, Model};
 pub use score::{Evaluation, Explained, NodeResult, Scratch, Status, Summary};
+pub use trend::{Trend, TrendState};
 pub use value::Value;
 
 use std::borrow::Cow;

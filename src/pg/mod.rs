@@ -7,6 +7,7 @@ pub mod row;
 pub mod row_support;
 pub mod score_agg;
 pub mod scoring;
+pub mod trend;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;

@@ -179,7 +179,10 @@ unsafe fn probability_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: Inpu
 }
 
 /// The function's composite result type, blessed once per call site.
-unsafe fn result_desc(fcinfo: pg_sys::FunctionCallInfo, cached: &mut Option<pg_sys::TupleDesc>) -> pg_sys::TupleDesc {
+pub(super) unsafe fn result_desc(
+    fcinfo: pg_sys::FunctionCallInfo,
+    cached: &mut Option<pg_sys::TupleDesc>,
+) -> pg_sys::TupleDesc {
     if let Some(desc) = cached {
         return *desc;
     }
