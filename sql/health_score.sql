@@ -356,3 +356,366 @@ CREATE AGGREGATE health_score.trend(at timestamptz, score double precision) (
     COMBINEFUNC = health_score._trend_combine, SERIALFUNC = health_score._trend_serialize,
     DESERIALFUNC = health_score._trend_deserialize, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score.trend(timestamptz, double precision) IS 'Trend of a score over time: first/last score and time, delta, percent change, least-squares slope per day, min/max; order-insensitive, parallel, usable as a window aggregate';
+
+-------------------------------------------------------------------------------------------
+-- History: snapshots, the latest and history views, alerts, drivers of change
+-------------------------------------------------------------------------------------------
+
+CREATE TABLE health_score.scores (
+    model         text             NOT NULL,
+    model_version integer          NOT NULL,
+    entity_key    text             NOT NULL,
+    scored_at     timestamptz      NOT NULL,
+    score         double precision,
+    band          text,
+    band_rank     integer,
+    coverage      double precision NOT NULL,
+    segment       text,
+    components    jsonb            NOT NULL,
+    PRIMARY KEY (model, entity_key, scored_at)
+);
+-- the primary key serves "history of one entity" and "latest per entity"; this one serves
+-- "what was scored at a time" (the previous snapshot, alerts, backtests)
+CREATE INDEX scores_by_time ON health_score.scores (model, scored_at);
+COMMENT ON TABLE health_score.scores IS
+    'Score snapshots written by health_score.snapshot (scheduled with health_score.schedule): one row per model, entity and time. Kept by pg_dump.';
+COMMENT ON COLUMN health_score.scores.model IS 'Model name';
+COMMENT ON COLUMN health_score.scores.model_version IS 'The model version that scored this row';
+COMMENT ON COLUMN health_score.scores.entity_key IS 'The entity (account) key, as text';
+COMMENT ON COLUMN health_score.scores.scored_at IS 'The snapshot time';
+COMMENT ON COLUMN health_score.scores.score IS 'The score, NULL when nothing was counted or coverage was below min_coverage';
+COMMENT ON COLUMN health_score.scores.band IS 'The band of the score';
+COMMENT ON COLUMN health_score.scores.band_rank IS 'The band''s position in the bands list applied (0 = the worst)';
+COMMENT ON COLUMN health_score.scores.coverage IS 'Share of the model covered by present, valid inputs';
+COMMENT ON COLUMN health_score.scores.segment IS 'The segment override applied, NULL for the base model';
+COMMENT ON COLUMN health_score.scores.components IS
+    'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
+SELECT pg_catalog.pg_extension_config_dump('health_score.scores', '');
+
+CREATE TYPE health_score._snapshot_row AS (
+    score      double precision,
+    band       text,
+    band_rank  integer,
+    coverage   double precision,
+    segment    text,
+    components jsonb
+);
+COMMENT ON TYPE health_score._snapshot_row IS 'One entity as health_score.snapshot stores it';
+
+CREATE FUNCTION health_score._snapshot_row(model text, key_column text, entity_key text, input record)
+    RETURNS health_score._snapshot_row
+    AS 'MODULE_PATHNAME', 'hs_snapshot_row' LANGUAGE C STABLE PARALLEL SAFE COST 50
+    SUPPORT health_score._row_support;
+COMMENT ON FUNCTION health_score._snapshot_row(text, text, text, record) IS
+    'snapshot''s per-row work: scores one entity with its components; errors name the entity''s key';
+CREATE FUNCTION health_score._snapshot_row_columns(model text, key_column text, entity_key text, row_type oid, columns text[], VARIADIC "any")
+    RETURNS health_score._snapshot_row
+    AS 'MODULE_PATHNAME', 'hs_snapshot_row_columns' LANGUAGE C STABLE PARALLEL SAFE COST 50;
+COMMENT ON FUNCTION health_score._snapshot_row_columns(text, text, text, oid, text[], "any") IS
+    'health_score._snapshot_row as the planner passes it: the row''s columns as arguments';
+
+CREATE FUNCTION health_score._resolve_model(model text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'hs_resolve_model' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._resolve_model(text) IS
+    'The version a model reference (''name'' or ''name@3'') stands for now; 42704, with the closest names, when there is none';
+
+CREATE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now())
+    RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    model_name text := regexp_replace(snapshot.model, '@[^@]*$', '');
+    model_version integer;
+    written bigint;
+    worsened bigint;
+    first_keys text[];
+    previous_at timestamptz;
+    error_state text;
+    error_message text;
+    error_detail text;
+    error_hint text;
+BEGIN
+    IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
+        RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023';
+    END IF;
+    IF NOT isfinite(snapshot.at) THEN
+        RAISE EXCEPTION 'snapshot: at must be a finite time, not %', snapshot.at USING ERRCODE = '22023';
+    END IF;
+    model_version := health_score._resolve_model(snapshot.model);
+    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = snapshot.source AND a.attname = snapshot.key_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'snapshot: % has no column %', snapshot.source, quote_ident(snapshot.key_column)
+            USING ERRCODE = '42703', HINT = 'key_column names the column that identifies each entity, such as ''account_id''';
+    END IF;
+    -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
+    PERFORM pg_advisory_xact_lock(hashtext('health_score.snapshot'), hashtext(model_name));
+    SELECT max(s.scored_at) INTO previous_at
+      FROM health_score.scores s WHERE s.model = model_name AND s.scored_at < snapshot.at;
+    RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
+    BEGIN
+    EXECUTE format($q$
+        WITH scored AS (
+            SELECT k AS entity_key, (e).*
+              FROM (SELECT src.%1$I::text AS k,
+                           health_score._snapshot_row(%2$L, %3$L, src.%1$I::text, src) AS e
+                      FROM %4$s AS src OFFSET 0) rows
+        ), written AS (
+            INSERT INTO health_score.scores AS t
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components)
+            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, components FROM scored
+            ON CONFLICT (model, entity_key, scored_at) DO UPDATE
+               SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
+                   band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
+                   components = excluded.components
+            RETURNING t.entity_key, t.band_rank
+        ), worse AS (
+            SELECT w.entity_key
+              FROM written w
+              JOIN LATERAL (SELECT p.band_rank FROM health_score.scores p
+                             WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
+                             ORDER BY p.scored_at DESC LIMIT 1) p ON true
+             WHERE $4 AND w.band_rank < p.band_rank
+        )
+        SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
+               -- the first 100 keys, fewer if they would not fit NOTIFY's 8000-byte payload
+               (SELECT array_agg(entity_key ORDER BY entity_key) FROM (
+                    SELECT entity_key, sum(octet_length(entity_key) * 6 + 3) OVER (ORDER BY entity_key) AS bytes
+                      FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
+                 WHERE bytes < 7000)
+    $q$, snapshot.key_column, model_name || '@' || model_version, snapshot.key_column, snapshot.source)
+    USING model_name, model_version, snapshot.at, previous_at IS NOT NULL
+    INTO written, worsened, first_keys;
+    EXCEPTION WHEN OTHERS THEN
+        -- the error as it is, without the generated statement as its context
+        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT,
+                                error_detail = PG_EXCEPTION_DETAIL, error_hint = PG_EXCEPTION_HINT;
+        RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message,
+                              DETAIL = error_detail, HINT = error_hint;
+    END;
+    RAISE NOTICE 'snapshot: wrote % rows of % (% worsened their band)', written, model_name, worsened;
+    IF worsened > 0 THEN
+        PERFORM pg_notify('health_score_alerts', json_build_object(
+            'model', model_name, 'model_version', model_version, 'scored_at', snapshot.at,
+            'worsened', worsened, 'keys', to_json(first_keys),
+            'all_keys', worsened = coalesce(cardinality(first_keys), 0))::text);
+    END IF;
+    RETURN written;
+END
+$$;
+COMMENT ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz) IS
+    'Scores every row of a table or view and stores the results in health_score.scores at time "at" (replacing rows of the same model, entity and time); all or nothing; returns the rows written. Sends NOTIFY health_score_alerts when an entity''s band worsened.';
+
+CREATE VIEW health_score.latest AS
+SELECT l.model, l.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
+       p.scored_at AS previous_at, p.score AS previous_score, p.band AS previous_band,
+       p.band_rank AS previous_band_rank, l.score - p.score AS delta,
+       CASE WHEN p.scored_at IS NULL THEN 'new'
+            WHEN l.band_rank < p.band_rank THEN 'worsened'
+            WHEN l.band_rank > p.band_rank THEN 'improved'
+            WHEN l.band_rank = p.band_rank THEN 'same'
+       END AS band_change
+  FROM (SELECT DISTINCT ON (s.model, s.entity_key) s.*
+          FROM health_score.scores s
+         ORDER BY s.model, s.entity_key, s.scored_at DESC) l
+  LEFT JOIN LATERAL (SELECT s.scored_at, s.score, s.band, s.band_rank
+                       FROM health_score.scores s
+                      WHERE s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at < l.scored_at
+                      ORDER BY s.scored_at DESC LIMIT 1) p ON true;
+COMMENT ON VIEW health_score.latest IS 'Per model and entity: the latest snapshot, the one before it, the change in score and the band change';
+COMMENT ON COLUMN health_score.latest.model IS 'Model name';
+COMMENT ON COLUMN health_score.latest.entity_key IS 'The entity (account) key';
+COMMENT ON COLUMN health_score.latest.scored_at IS 'Time of the latest snapshot';
+COMMENT ON COLUMN health_score.latest.model_version IS 'The model version that scored the latest snapshot';
+COMMENT ON COLUMN health_score.latest.score IS 'Latest score';
+COMMENT ON COLUMN health_score.latest.band IS 'Latest band';
+COMMENT ON COLUMN health_score.latest.band_rank IS 'Latest band''s rank (0 = the worst)';
+COMMENT ON COLUMN health_score.latest.coverage IS 'Latest coverage';
+COMMENT ON COLUMN health_score.latest.segment IS 'Latest segment override applied';
+COMMENT ON COLUMN health_score.latest.previous_at IS 'Time of the snapshot before the latest, NULL for a new entity';
+COMMENT ON COLUMN health_score.latest.previous_score IS 'Score of the snapshot before the latest';
+COMMENT ON COLUMN health_score.latest.previous_band IS 'Band of the snapshot before the latest';
+COMMENT ON COLUMN health_score.latest.previous_band_rank IS 'Band rank of the snapshot before the latest';
+COMMENT ON COLUMN health_score.latest.delta IS 'score - previous_score';
+COMMENT ON COLUMN health_score.latest.band_change IS 'worsened, improved or same by band rank; new without a previous snapshot; NULL when either has no band';
+
+CREATE VIEW health_score.history AS
+SELECT s.model, s.entity_key, s.scored_at, s.model_version, s.score, s.band, s.band_rank, s.coverage, s.segment,
+       s.components, lag(s.scored_at) OVER w AS previous_at, lag(s.score) OVER w AS previous_score,
+       s.score - lag(s.score) OVER w AS delta
+  FROM health_score.scores s
+WINDOW w AS (PARTITION BY s.model, s.entity_key ORDER BY s.scored_at);
+COMMENT ON VIEW health_score.history IS 'Every snapshot with its change from the entity''s previous one';
+COMMENT ON COLUMN health_score.history.model IS 'Model name';
+COMMENT ON COLUMN health_score.history.entity_key IS 'The entity (account) key';
+COMMENT ON COLUMN health_score.history.scored_at IS 'Snapshot time';
+COMMENT ON COLUMN health_score.history.model_version IS 'The model version that scored it';
+COMMENT ON COLUMN health_score.history.score IS 'Score';
+COMMENT ON COLUMN health_score.history.band IS 'Band';
+COMMENT ON COLUMN health_score.history.band_rank IS 'Band rank (0 = the worst)';
+COMMENT ON COLUMN health_score.history.coverage IS 'Coverage';
+COMMENT ON COLUMN health_score.history.segment IS 'Segment override applied';
+COMMENT ON COLUMN health_score.history.components IS 'Per component: points and n';
+COMMENT ON COLUMN health_score.history.previous_at IS 'Time of the entity''s previous snapshot';
+COMMENT ON COLUMN health_score.history.previous_score IS 'Score of the entity''s previous snapshot';
+COMMENT ON COLUMN health_score.history.delta IS 'score - previous_score';
+
+CREATE FUNCTION health_score._components(config jsonb) RETURNS TABLE (component text, parent text, model_order integer)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    WITH RECURSIVE c(component, parent, node, path) AS (
+        SELECT e ->> 'name', NULL::text, e, ARRAY[i::integer]
+          FROM pg_catalog.jsonb_array_elements(config -> 'components') WITH ORDINALITY t(e, i)
+        UNION ALL
+        SELECT e ->> 'name', c.component, e, c.path || i::integer
+          FROM c, pg_catalog.jsonb_array_elements(
+                      CASE WHEN pg_catalog.jsonb_typeof(c.node -> 'components') = 'array' THEN c.node -> 'components' ELSE '[]' END
+                  ) WITH ORDINALITY t(e, i)
+    )
+    SELECT c.component, c.parent, (pg_catalog.row_number() OVER (ORDER BY c.path))::integer FROM c
+$$;
+COMMENT ON FUNCTION health_score._components(jsonb) IS 'A model''s components in model order (parents first), with their parents';
+
+CREATE FUNCTION health_score._changes(model text, before_version integer, before jsonb, after_version integer, after jsonb)
+    RETURNS TABLE (component text, parent text, points_before double precision, points_after double precision, change double precision)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH tree AS (
+        SELECT t.component, t.parent, 0 AS side, t.model_order
+          FROM health_score.model_versions v, health_score._components(v.config) t
+         WHERE v.name = _changes.model AND v.version = _changes.after_version
+        UNION ALL
+        SELECT t.component, t.parent, 1, t.model_order
+          FROM health_score.model_versions v, health_score._components(v.config) t
+         WHERE v.name = _changes.model AND v.version = _changes.before_version
+    ), named AS (
+        SELECT DISTINCT ON (tree.component) tree.component, tree.parent, tree.side, tree.model_order
+          FROM tree ORDER BY tree.component, tree.side
+    )
+    SELECT n.component, n.parent, b.points, a.points, a.points - b.points
+      FROM named n,
+           LATERAL (SELECT coalesce((_changes.before -> n.component ->> 'points')::double precision, 0) AS points) b,
+           LATERAL (SELECT coalesce((_changes.after -> n.component ->> 'points')::double precision, 0) AS points) a
+     ORDER BY n.side, n.model_order
+$$;
+COMMENT ON FUNCTION health_score._changes(text, integer, jsonb, integer, jsonb) IS
+    'Per component of either version: points before and after (0 where absent) and the change';
+
+CREATE FUNCTION health_score.drivers(model text, entity_key text, from_at timestamptz, to_at timestamptz)
+    RETURNS TABLE (component text, parent text, points_before double precision, points_after double precision, change double precision)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    before_row health_score.scores;
+    after_row health_score.scores;
+BEGIN
+    PERFORM health_score._resolve_model(drivers.model);
+    SELECT * INTO before_row FROM health_score.scores s
+     WHERE s.model = drivers.model AND s.entity_key = drivers.entity_key AND s.scored_at <= drivers.from_at
+     ORDER BY s.scored_at DESC LIMIT 1;
+    SELECT * INTO after_row FROM health_score.scores s
+     WHERE s.model = drivers.model AND s.entity_key = drivers.entity_key AND s.scored_at <= drivers.to_at
+     ORDER BY s.scored_at DESC LIMIT 1;
+    IF before_row.scored_at IS NULL OR after_row.scored_at IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM health_score._changes(drivers.model, before_row.model_version, before_row.components,
+                                                      after_row.model_version, after_row.components);
+END
+$$;
+COMMENT ON FUNCTION health_score.drivers(text, text, timestamptz, timestamptz) IS
+    'Why an entity''s score changed between its latest snapshots at or before two times: per component, the points before and after and the change; the top-level rows (parent IS NULL) add up to the score''s change';
+
+CREATE FUNCTION health_score.alerts(model text, min_drop double precision, since interval)
+    RETURNS TABLE (entity_key text, baseline_at timestamptz, baseline_score double precision, baseline_band text,
+                   latest_at timestamptz, latest_score double precision, latest_band text,
+                   score_change double precision, band_change text, drivers jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score._resolve_model(alerts.model);
+    IF alerts.since IS NULL OR alerts.since < interval '0' THEN
+        RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH l AS (
+        SELECT DISTINCT ON (s.entity_key) s.*
+          FROM health_score.scores s WHERE s.model = alerts.model
+         ORDER BY s.entity_key, s.scored_at DESC
+    ), pairs AS (
+        SELECT l.entity_key, coalesce(b1.scored_at, b2.scored_at) AS b_at, l.scored_at AS l_at,
+               CASE WHEN b1.scored_at IS NOT NULL THEN b1.score ELSE b2.score END AS b_score, l.score AS l_score,
+               CASE WHEN b1.scored_at IS NOT NULL THEN b1.band ELSE b2.band END AS b_band, l.band AS l_band,
+               CASE WHEN b1.scored_at IS NOT NULL THEN b1.band_rank ELSE b2.band_rank END AS b_rank, l.band_rank AS l_rank,
+               CASE WHEN b1.scored_at IS NOT NULL THEN b1.model_version ELSE b2.model_version END AS b_version,
+               l.model_version AS l_version,
+               CASE WHEN b1.scored_at IS NOT NULL THEN b1.components ELSE b2.components END AS b_components,
+               l.components AS l_components
+          FROM l
+          LEFT JOIN LATERAL (SELECT * FROM health_score.scores s
+                              WHERE s.model = alerts.model AND s.entity_key = l.entity_key
+                                AND s.scored_at <= l.scored_at - alerts.since
+                              ORDER BY s.scored_at DESC LIMIT 1) b1 ON true
+          LEFT JOIN LATERAL (SELECT * FROM health_score.scores s
+                              WHERE s.model = alerts.model AND s.entity_key = l.entity_key
+                                AND s.scored_at > l.scored_at - alerts.since AND s.scored_at < l.scored_at
+                              ORDER BY s.scored_at LIMIT 1) b2 ON true
+    )
+    SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
+           CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
+                WHEN p.l_rank = p.b_rank THEN 'same' END,
+           (SELECT jsonb_agg(jsonb_build_object('component', c.component, 'parent', c.parent,
+                                                'points_before', c.points_before, 'points_after', c.points_after,
+                                                'change', c.change) ORDER BY c.change, c.component)
+              FROM health_score._changes(alerts.model, p.b_version, p.b_components, p.l_version, p.l_components) c
+             WHERE c.change <> 0)
+      FROM pairs p
+     WHERE p.b_at IS NOT NULL
+       AND (p.l_rank < p.b_rank OR p.b_score - p.l_score >= alerts.min_drop)
+     ORDER BY p.l_score - p.b_score, p.entity_key;
+END
+$$;
+COMMENT ON FUNCTION health_score.alerts(text, double precision, interval) IS
+    'Entities whose band fell, or whose score fell by at least min_drop, from their last snapshot at or before (latest - since) (or their earliest inside that window) to their latest; with the drivers of the change, biggest drops first';
+
+CREATE FUNCTION health_score.schedule(model text, source regclass, key_column text, cron_expr text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job_name text;
+    command text;
+    job_id bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'schedule: pg_cron is not installed in this database' USING ERRCODE = '55000',
+            HINT = 'add pg_cron to shared_preload_libraries, set cron.database_name to this database, restart PostgreSQL and CREATE EXTENSION pg_cron';
+    END IF;
+    IF schedule.model IS NULL OR schedule.source IS NULL OR schedule.key_column IS NULL OR schedule.cron_expr IS NULL THEN
+        RAISE EXCEPTION 'schedule: no argument may be NULL' USING ERRCODE = '22023';
+    END IF;
+    PERFORM health_score._resolve_model(schedule.model);
+    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = schedule.source AND a.attname = schedule.key_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'schedule: % has no column %', schedule.source, quote_ident(schedule.key_column)
+            USING ERRCODE = '42703';
+    END IF;
+    job_name := 'health_score ' || schedule.model || ' ' || schedule.source::text;
+    command := format('SELECT health_score.snapshot(%L, %L::regclass, %L)', schedule.model, schedule.source::text, schedule.key_column);
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, schedule.cron_expr, command;
+    RETURN job_id;
+END
+$$;
+COMMENT ON FUNCTION health_score.schedule(text, regclass, text, text) IS
+    'Registers a pg_cron job that runs health_score.snapshot(model, source, key_column) on a cron schedule; returns the job id (the same model and source again replaces the job)';
+
+CREATE FUNCTION health_score.unschedule(job_id bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    removed boolean;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'unschedule: pg_cron is not installed in this database' USING ERRCODE = '55000';
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM cron.job WHERE jobid = $1 AND jobname LIKE ''health_score %'')' INTO removed USING unschedule.job_id;
+    IF NOT removed THEN
+        RAISE EXCEPTION 'unschedule: no health_score job has id %', unschedule.job_id USING ERRCODE = '42704',
+            HINT = 'SELECT jobid, jobname FROM cron.job WHERE jobname LIKE ''health_score %'' lists them';
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' INTO removed USING unschedule.job_id;
+    RETURN removed;
+END
+$$;
+COMMENT ON FUNCTION health_score.unschedule(bigint) IS 'Removes a snapshot job registered by health_score.schedule';

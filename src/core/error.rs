@@ -31,6 +31,9 @@ pub enum Error {
     UndefinedColumn { input: String, row_type: String },
     /// A table row's column has a type the input cannot be read from (42804).
     DatatypeMismatch { input: String, column_type: String, wanted: String },
+    /// Any of the above while scoring one entity of a snapshot: the same SQLSTATE and hint,
+    /// with the entity's key in the message.
+    ForEntity { key: String, error: Box<Error> },
 }
 
 impl Error {
@@ -40,6 +43,7 @@ impl Error {
             Error::UnknownModel { .. } => "42704",
             Error::UndefinedColumn { .. } => "42703",
             Error::DatatypeMismatch { .. } => "42804",
+            Error::ForEntity { error, .. } => error.sqlstate(),
         }
     }
 
@@ -70,6 +74,11 @@ impl Error {
             Error::DatatypeMismatch { input, column_type, wanted } => {
                 format!("input \"{input}\" is a column of type {column_type}, but {wanted} is needed")
             }
+            Error::ForEntity { key, error } => {
+                let mut quoted = String::new();
+                super::json::write_json_string(key, &mut quoted);
+                format!("entity_key {quoted}: {}", error.message())
+            }
         }
     }
 
@@ -78,6 +87,7 @@ impl Error {
             Error::InvalidModel(faults) if faults.len() > 1 => {
                 Some(faults.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))
             }
+            Error::ForEntity { error, .. } => error.detail(),
             _ => None,
         }
     }
@@ -117,6 +127,7 @@ impl Error {
                 "numeric normalizers read smallint, integer, bigint, numeric, real or double precision columns; cast the column in a view"
                     .to_string(),
             ),
+            Error::ForEntity { error, .. } => error.hint(),
         }
     }
 }

@@ -253,20 +253,7 @@ impl Model {
 
     /// One row per component, in model order, parents first.
     pub fn explain(&self, values: &[Value<'_>], eval: &Evaluation) -> Vec<Explained> {
-        let variant = self.variant(eval.segment);
-        let mut weights = vec![0.0; self.nodes.len()];
-        self.effective_weights(&self.top, 1.0, variant, eval, &mut weights);
-        let mut contributions = vec![0.0; self.nodes.len()];
-        // children come after their parents, so a reverse pass sums groups from their children
-        for id in (0..self.nodes.len()).rev() {
-            let node = &self.nodes[id];
-            let r = eval.nodes[id];
-            contributions[id] = match (r.status, r.normalized) {
-                (Status::Excluded, _) | (_, None) => 0.0,
-                (Status::Ok, Some(_)) if !node.is_leaf() => node.children.iter().map(|&c| contributions[c]).sum(),
-                (_, Some(n)) => self.scale * weights[id] * n,
-            };
-        }
+        let (weights, contributions) = self.points(eval.segment, &eval.nodes);
         self.nodes
             .iter()
             .enumerate()
@@ -286,14 +273,36 @@ impl Model {
             .collect()
     }
 
-    fn effective_weights(&self, ids: &[usize], parent: f64, variant: &Variant, eval: &Evaluation, out: &mut [f64]) {
-        let counted = |id: usize| eval.nodes[id].normalized.is_some() && eval.nodes[id].status != Status::Excluded;
+    /// Per component (model order): its effective weight, and the points it contributes
+    /// (`scale × effective weight × n` for a leaf or a group that stands in for its children,
+    /// the sum of its children's points for a group; 0 when left out). `nodes` are an
+    /// evaluation's results in detail.
+    pub fn points(&self, segment: Option<usize>, nodes: &[NodeResult]) -> (Vec<f64>, Vec<f64>) {
+        let variant = self.variant(segment);
+        let mut weights = vec![0.0; self.nodes.len()];
+        self.effective_weights(&self.top, 1.0, variant, nodes, &mut weights);
+        let mut contributions = vec![0.0; self.nodes.len()];
+        // children come after their parents, so a reverse pass sums groups from their children
+        for id in (0..self.nodes.len()).rev() {
+            let node = &self.nodes[id];
+            let r = nodes[id];
+            contributions[id] = match (r.status, r.normalized) {
+                (Status::Excluded, _) | (_, None) => 0.0,
+                (Status::Ok, Some(_)) if !node.is_leaf() => node.children.iter().map(|&c| contributions[c]).sum(),
+                (_, Some(n)) => self.scale * weights[id] * n,
+            };
+        }
+        (weights, contributions)
+    }
+
+    fn effective_weights(&self, ids: &[usize], parent: f64, variant: &Variant, nodes: &[NodeResult], out: &mut [f64]) {
+        let counted = |id: usize| nodes[id].normalized.is_some() && nodes[id].status != Status::Excluded;
         let total: f64 = ids.iter().filter(|&&i| counted(i)).map(|&i| variant.weights[i]).sum();
         for &id in ids {
             if counted(id) && total > 0.0 {
                 out[id] = parent * variant.weights[id] / total;
-                if eval.nodes[id].status == Status::Ok {
-                    self.effective_weights(&self.nodes[id].children, out[id], variant, eval, out);
+                if nodes[id].status == Status::Ok {
+                    self.effective_weights(&self.nodes[id].children, out[id], variant, nodes, out);
                 }
             }
         }

@@ -2,11 +2,13 @@
 //! One module per SQL concept; the SQL declarations are in `sql/health_score.sql`.
 
 pub mod jsonb;
+pub mod jsonb_build;
 pub mod models;
 pub mod row;
 pub mod row_support;
 pub mod score_agg;
 pub mod scoring;
+pub mod snapshot;
 pub mod trend;
 
 use pgrx::pg_sys;
@@ -17,13 +19,19 @@ use crate::core::Error;
 
 /// Raises a core error as a PostgreSQL ERROR with its SQLSTATE, detail and hint.
 pub fn raise(e: &Error) -> ! {
-    let code = match e {
+    raise_as(e, e)
+}
+
+/// Raises `e` with the SQLSTATE of `kind` (itself, or the error it wraps).
+fn raise_as(e: &Error, kind: &Error) -> ! {
+    let code = match kind {
         Error::InvalidModel(_) | Error::InvalidInput { .. } | Error::InvalidArgument { .. } => {
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
         }
         Error::UnknownModel { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
         Error::UndefinedColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
         Error::DatatypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        Error::ForEntity { error, .. } => raise_as(e, error),
     };
     let mut report = ErrorReport::new(code, e.message(), "health_score");
     if let Some(detail) = e.detail() {

@@ -106,6 +106,30 @@ pub fn resolve_name(spec: &str) -> Result<Rc<Compiled>, Error> {
     })
 }
 
+/// The version `spec` ('name' or 'name@3') stands for now: the latest, or the one pinned.
+pub fn resolve_version(spec: &str) -> Result<i32, Error> {
+    let (name, version) = parse_model_ref(spec)?;
+    let found = Spi::connect(|client| -> Result<Option<i32>, Error> {
+        let query = "SELECT version FROM health_score.model_versions \
+                     WHERE name = $1 AND ($2::int IS NULL OR version = $2::int) \
+                     ORDER BY version DESC LIMIT 1";
+        let table = client.select(query, Some(1), &[name.into(), version.into()]).map_err(spi_error)?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        table.first().get::<i32>(1).map_err(spi_error)
+    })?;
+    found.ok_or_else(|| {
+        let (suggestions, registered) = closest_names(name);
+        Error::UnknownModel {
+            name: name.to_string(),
+            version,
+            suggestions: if version.is_some() { Vec::new() } else { suggestions },
+            registered,
+        }
+    })
+}
+
 fn spi_error(e: pgrx::spi::SpiError) -> Error {
     Error::InvalidArgument { message: format!("reading the model registry failed: {e}"), hint: None }
 }

@@ -1,5 +1,6 @@
 //! Planner support for the table-row forms: `score('m', a)` with `a` a whole row is rewritten
-//! at plan time into `_score_columns('m', rowtype, '{col, ...}', a.col1, a.col2, ...)`.
+//! at plan time into `_score_columns('m', rowtype, '{col, ...}', a.col1, a.col2, ...)` (and
+//! any function whose last argument is the row likewise, the arguments before it kept).
 //!
 //! Why: passing a whole row makes the executor build a composite datum per row (form a tuple,
 //! copy it) only for the function to take it apart again, which costs more than scoring. The
@@ -13,8 +14,8 @@ use pgrx::pg_sys;
 
 use super::v1_function;
 
-/// PostgreSQL's limit on function arguments (FUNC_MAX_ARGS); three are ours.
-const MAX_COLUMNS: usize = 100 - 3;
+/// PostgreSQL's limit on function arguments (FUNC_MAX_ARGS).
+const MAX_ARGS: usize = 100;
 
 struct Column {
     name: String,
@@ -88,14 +89,17 @@ unsafe fn columns_of(row: *mut pg_sys::Node) -> Option<(pg_sys::Oid, Vec<Column>
     }
 }
 
-unsafe fn lookup_columns_function(funcid: pg_sys::Oid, model_type: pg_sys::Oid) -> Option<pg_sys::Oid> {
+/// `health_score._<name>_columns(<leading argument types>, oid, text[], VARIADIC "any")` for a
+/// function `<name>` or `_<name>`.
+unsafe fn lookup_columns_function(funcid: pg_sys::Oid, leading: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
     let name = CStr::from_ptr(pg_sys::get_func_name(funcid)).to_string_lossy().into_owned();
-    let target = CString::new(format!("_{name}_columns")).ok()?;
+    let target = CString::new(format!("_{}_columns", name.trim_start_matches('_'))).ok()?;
     let schema = CString::new("health_score").ok()?;
     let mut names: *mut pg_sys::List = std::ptr::null_mut();
     names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(schema.as_ptr())) as *mut _);
     names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(target.as_ptr())) as *mut _);
-    let argtypes = [model_type, pg_sys::OIDOID, pg_sys::TEXTARRAYOID, pg_sys::ANYOID];
+    let argtypes: Vec<pg_sys::Oid> =
+        leading.iter().copied().chain([pg_sys::OIDOID, pg_sys::TEXTARRAYOID, pg_sys::ANYOID]).collect();
     let oid = pg_sys::LookupFuncName(names, argtypes.len() as i32, argtypes.as_ptr(), true);
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
@@ -122,17 +126,22 @@ v1_function!(hs_row_support, pg_finfo_hs_row_support, |fcinfo| {
         return Ok(nothing);
     }
     let call = (*(request as *mut pg_sys::SupportRequestSimplify)).fcall;
-    if pg_sys::list_length((*call).args) != 2 {
+    // the row is the last argument; the ones before it (the model, ...) are passed on as they are
+    let nargs = pg_sys::list_length((*call).args);
+    if nargs < 2 {
         return Ok(nothing);
     }
-    let model = nth((*call).args, 0);
-    let Some((row_type, columns)) = columns_of(nth((*call).args, 1)) else { return Ok(nothing) };
-    if columns.is_empty() || columns.len() > MAX_COLUMNS {
+    let leading: Vec<*mut pg_sys::Node> = (0..nargs - 1).map(|i| nth((*call).args, i)).collect();
+    let Some((row_type, columns)) = columns_of(nth((*call).args, nargs - 1)) else { return Ok(nothing) };
+    if columns.is_empty() || columns.len() + leading.len() + 2 > MAX_ARGS {
         return Ok(nothing);
     }
-    let Some(target) = lookup_columns_function((*call).funcid, pg_sys::exprType(model)) else { return Ok(nothing) };
+    let leading_types: Vec<pg_sys::Oid> = leading.iter().map(|&a| pg_sys::exprType(a)).collect();
+    let Some(target) = lookup_columns_function((*call).funcid, &leading_types) else { return Ok(nothing) };
     let mut args: *mut pg_sys::List = std::ptr::null_mut();
-    args = pg_sys::lappend(args, model.cast());
+    for a in leading {
+        args = pg_sys::lappend(args, a.cast());
+    }
     let row_type_const =
         pg_sys::makeConst(pg_sys::OIDOID, -1, pg_sys::InvalidOid, 4, pg_sys::Datum::from(row_type), false, true);
     args = pg_sys::lappend(args, row_type_const.cast());

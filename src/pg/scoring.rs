@@ -11,7 +11,7 @@ use super::row::{row_type, ColumnPlan, Field, RowPlan};
 use super::{arg, call_site, float8_datum, return_null, text_datum, v1_function};
 
 #[derive(Clone, Copy)]
-enum ModelKind {
+pub(super) enum ModelKind {
     Inline,
     Named,
     /// Either, by the argument's type (for the columns forms, shared by both).
@@ -19,7 +19,7 @@ enum ModelKind {
 }
 
 #[derive(Clone, Copy)]
-enum InputKind {
+pub(super) enum InputKind {
     Json,
     Row,
     /// `(row_type oid, names text[], VARIADIC "any")`: a row's columns as separate arguments,
@@ -28,27 +28,31 @@ enum InputKind {
 }
 
 #[derive(Default)]
-struct Site {
+pub(super) struct Site {
     model: ModelSlot,
     row: Option<RowPlan>,
     columns: Option<ColumnPlan>,
     inline_model: Option<bool>,
-    result_desc: Option<pg_sys::TupleDesc>,
+    pub(super) result_desc: Option<pg_sys::TupleDesc>,
+    /// Rows scored at this call site (snapshot reports progress by it).
+    pub(super) rows: u64,
     /// Buffers reused across rows; always left empty between calls.
     values: Vec<Value<'static>>,
     scratch: Scratch,
 }
 
-/// Evaluates the call's model over its input and hands the outcome to `f`; None when an
-/// argument is NULL.
-unsafe fn evaluate_call<R>(
+/// Evaluates the call's model (argument 0) over its input (argument `input_at` on) and hands
+/// the outcome to `f`; None when an argument is NULL.
+pub(super) unsafe fn evaluate_call<R>(
     fcinfo: pg_sys::FunctionCallInfo,
     model_kind: ModelKind,
     input_kind: InputKind,
+    input_at: usize,
     want_text: bool,
+    detail: bool,
     f: impl FnOnce(&mut Site, &Model, &[Value<'_>], &Summary, &[NodeResult]) -> R,
 ) -> Result<Option<R>, Error> {
-    let (Some(model_datum), Some(input_datum)) = (arg(fcinfo, 0), arg(fcinfo, 1)) else {
+    let (Some(model_datum), Some(input_datum)) = (arg(fcinfo, 0), arg(fcinfo, input_at)) else {
         return Ok(None);
     };
     let site: &mut Site = call_site(fcinfo);
@@ -94,21 +98,21 @@ unsafe fn evaluate_call<R>(
         InputKind::Columns => {
             let plan = match site.columns.take() {
                 Some(p) if p.is_for(&compiled) => p,
-                _ => columns_plan(fcinfo, compiled.clone())?,
+                _ => columns_plan(fcinfo, compiled.clone(), input_at)?,
             };
             let args = (*fcinfo).args.as_slice((*fcinfo).nargs as usize);
             owns = plan.read_into(|i| (!args[i].isnull).then_some(args[i].value), want_text, &mut values);
             site.columns = Some(plan);
             // a row that is NULL as a whole (the outer side of an outer join) arrives as
             // all-NULL columns: NULL, as the STRICT row form gives
-            if values.iter().all(Value::is_missing) && args[3..].iter().all(|a| a.isnull) {
+            if values.iter().all(Value::is_missing) && args[input_at + 2..].iter().all(|a| a.isnull) {
                 site.values = recycle(values, owns);
                 return Ok(None);
             }
         }
     }
     let mut scratch = std::mem::take(&mut site.scratch);
-    let summary = if want_text {
+    let summary = if want_text || detail {
         model.evaluate_into::<true>(&values, &mut scratch)
     } else {
         model.evaluate_into::<false>(&values, &mut scratch)
@@ -119,22 +123,24 @@ unsafe fn evaluate_call<R>(
     result.map(Some)
 }
 
-/// Where the model's inputs are among the call's column arguments.
+/// Where the model's inputs are among the call's column arguments: the row type at `at`, the
+/// column names at `at + 1`, the columns from `at + 2` on.
 unsafe fn columns_plan(
     fcinfo: pg_sys::FunctionCallInfo,
     compiled: std::rc::Rc<super::models::Compiled>,
+    at: usize,
 ) -> Result<ColumnPlan, Error> {
     use pgrx::FromDatum;
-    let row_type = arg(fcinfo, 1).map(|d| pg_sys::Oid::from(d.value() as u32)).unwrap_or(pg_sys::InvalidOid);
-    let names = arg(fcinfo, 2).and_then(|d| Vec::<Option<String>>::from_datum(d, false)).unwrap_or_default();
+    let row_type = arg(fcinfo, at).map(|d| pg_sys::Oid::from(d.value() as u32)).unwrap_or(pg_sys::InvalidOid);
+    let names = arg(fcinfo, at + 1).and_then(|d| Vec::<Option<String>>::from_datum(d, false)).unwrap_or_default();
     let flinfo = (*fcinfo).flinfo;
     let fields: Vec<Field> = names
         .into_iter()
         .enumerate()
         .map(|(i, name)| Field {
-            position: 3 + i,
+            position: at + 2 + i,
             name: name.unwrap_or_default(),
-            typid: pg_sys::get_fn_expr_argtype(flinfo, (3 + i) as i32),
+            typid: pg_sys::get_fn_expr_argtype(flinfo, (at + 2 + i) as i32),
         })
         .collect();
     ColumnPlan::new(compiled, &fields, row_type)
@@ -155,14 +161,14 @@ fn recycle<'a>(mut values: Vec<Value<'a>>, owns: bool) -> Vec<Value<'static>> {
 }
 
 unsafe fn score_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    match evaluate_call(fcinfo, m, i, false, |_, _, _, s, _| s.score)? {
+    match evaluate_call(fcinfo, m, i, 1, false, false, |_, _, _, s, _| s.score)? {
         Some(Some(score)) => Ok(float8_datum(score)),
         _ => Ok(return_null(fcinfo)),
     }
 }
 
 unsafe fn band_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    let band = evaluate_call(fcinfo, m, i, false, |_, model, _, s, _| {
+    let band = evaluate_call(fcinfo, m, i, 1, false, false, |_, model, _, s, _| {
         model.band_of(s.segment, s.score).map(|(_, b)| text_datum(&b.name))
     })?;
     match band {
@@ -172,7 +178,7 @@ unsafe fn band_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) 
 }
 
 unsafe fn probability_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    match evaluate_call(fcinfo, m, i, false, |_, model, _, s, _| model.churn_probability(s.score))? {
+    match evaluate_call(fcinfo, m, i, 1, false, false, |_, model, _, s, _| model.churn_probability(s.score))? {
         Some(Some(p)) => Ok(float8_datum(p)),
         _ => Ok(return_null(fcinfo)),
     }
@@ -196,7 +202,7 @@ pub(super) unsafe fn result_desc(
 }
 
 unsafe fn assess_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    let datum = evaluate_call(fcinfo, m, i, false, |site, model, _, s, _| {
+    let datum = evaluate_call(fcinfo, m, i, 1, false, false, |site, model, _, s, _| {
         let band = model.band_of(s.segment, s.score);
         let segment = model.segment_name(s.segment);
         let mut values = [
@@ -214,7 +220,7 @@ unsafe fn assess_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind
 }
 
 unsafe fn explain_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
-    let rows = evaluate_call(fcinfo, m, i, true, |_, model, values, s, nodes| {
+    let rows = evaluate_call(fcinfo, m, i, 1, true, true, |_, model, values, s, nodes| {
         let eval = Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes: nodes.to_vec() };
         model.explain(values, &eval)
     })?;

@@ -497,3 +497,137 @@ fn trend_runs_in_parallel_and_over_window_frames() {
     .unwrap();
     assert_eq!(mismatches, Some(0));
 }
+
+fn setup_accounts() {
+    setup_model();
+    Spi::run(
+        "CREATE TABLE accounts (id int, logins int, active numeric, nps text, overdue int);
+         INSERT INTO accounts VALUES (1, 20, 100, 'promoter', 0), (2, 10, 9, 'passive', 2), (3, 0, NULL, NULL, NULL);",
+    )
+    .unwrap();
+}
+
+#[pg_test]
+fn snapshot_stores_scores_and_components() {
+    setup_accounts();
+    let written = Spi::get_one::<i64>("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap();
+    assert_eq!(written, Some(3));
+    // each stored score is the pure core's score of the same input
+    let expected = [
+        core_score(serde_json::json!({"logins": 20, "active": 100, "nps": "promoter", "overdue": 0})),
+        core_score(serde_json::json!({"logins": 10, "active": 9, "nps": "passive", "overdue": 2})),
+        core_score(serde_json::json!({"logins": 0})),
+    ];
+    for (id, want) in expected.iter().enumerate() {
+        let got = sql_f64(&format!("SELECT score FROM health_score.scores WHERE model = 'churn' AND entity_key = '{}'", id + 1));
+        assert!(close(got, *want), "account {}: {got:?} vs {want:?}", id + 1);
+    }
+    // components hold exactly explain's contributions and normalized values, for every component
+    let mismatches = Spi::get_one::<i64>(
+        "SELECT count(*) FROM health_score.scores s, accounts a, health_score.explain('churn', a) e
+          WHERE s.entity_key = a.id::text
+            AND ((s.components -> e.component ->> 'points')::float8 IS DISTINCT FROM e.contribution
+              OR (s.components -> e.component ->> 'n')::float8 IS DISTINCT FROM e.normalized)",
+    )
+    .unwrap();
+    assert_eq!(mismatches, Some(0));
+    let keys = Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores s, jsonb_object_keys(s.components) k").unwrap();
+    assert_eq!(keys, Some(3 * 5));
+    // written as binary JSONB, it reads back as PostgreSQL would have built it from text
+    let canonical = Spi::get_one::<bool>(
+        "SELECT bool_and(components = components::text::jsonb AND components::text = components::text::jsonb::text) FROM health_score.scores",
+    )
+    .unwrap();
+    assert_eq!(canonical, Some(true));
+    let row = Spi::get_three::<String, i32, f64>("SELECT band, band_rank, coverage FROM health_score.scores WHERE entity_key = '3'").unwrap();
+    // only logins is present: its share is 2/4 × 1/2
+    assert_eq!(row, (Some("red".into()), Some(0), Some(0.25)));
+}
+
+#[pg_test]
+fn snapshot_replaces_adds_and_writes_all_or_nothing() {
+    setup_accounts();
+    Spi::run("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap();
+    Spi::run("UPDATE accounts SET logins = 0 WHERE id = 1").unwrap();
+    // the same time again replaces (no duplicates), with the new values
+    Spi::run("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(3));
+    let s1 = sql_f64("SELECT score FROM health_score.scores WHERE entity_key = '1'");
+    assert!(close(s1, core_score(serde_json::json!({"logins": 0, "active": 100, "nps": "promoter", "overdue": 0}))));
+    // a second source at the same time adds its own entities
+    Spi::run(
+        "CREATE TABLE more_accounts (key text, logins int, active numeric, nps text, overdue int);
+         INSERT INTO more_accounts VALUES ('a-10', 5, 5, 'promoter', 0)",
+    )
+    .unwrap();
+    Spi::run("SELECT health_score.snapshot('churn', 'more_accounts', 'key', '2026-01-01')").unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(4));
+    // bad input anywhere: a clear error and nothing written
+    install_error_helper();
+    Spi::run("INSERT INTO more_accounts VALUES ('a-11', 5, 'NaN', 'promoter', 0)").unwrap();
+    let (state, message) = error_of("SELECT health_score.snapshot('churn', 'more_accounts', 'key', '2026-02-01')");
+    assert_eq!(state, "22023");
+    assert!(message.contains("\"a-11\"") && message.contains("\"seats\""), "{message}");
+    Spi::run("INSERT INTO accounts VALUES (NULL, 1, 1, 'passive', 0)").unwrap();
+    let (state, message) = error_of("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-01')");
+    assert_eq!(state, "22023");
+    assert!(message.contains("NULL key") && message.contains("\"id\""), "{message}");
+    assert_eq!(error_of("SELECT health_score.snapshot('chrun', 'accounts', 'id')").0, "42704");
+    assert_eq!(error_of("SELECT health_score.snapshot('churn', 'accounts', 'no_such_column')").0, "42703");
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(4));
+}
+
+#[pg_test]
+fn latest_history_drivers_and_alerts() {
+    setup_accounts();
+    // account 1 falls from green to red over three weekly snapshots; account 2 holds
+    Spi::run(
+        "SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01');
+         UPDATE accounts SET logins = 0 WHERE id = 1;
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-08');
+         UPDATE accounts SET nps = 'passive', overdue = 5 WHERE id = 1;
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-15');",
+    )
+    .unwrap();
+    let at = |logins: i32, nps: &str, overdue: i32| {
+        core_score(serde_json::json!({"logins": logins, "active": 100, "nps": nps, "overdue": overdue})).unwrap()
+    };
+    let (s1, s2, s3) = (at(20, "promoter", 0), at(0, "promoter", 0), at(0, "passive", 5));
+    let latest = Spi::get_three::<String, f64, String>(
+        "SELECT band_change, delta, previous_band FROM health_score.latest WHERE model = 'churn' AND entity_key = '1'",
+    )
+    .unwrap();
+    let rank = |s: f64| [40.0, 70.0].iter().filter(|&&min| s >= min).count();
+    let expected = match rank(s3).cmp(&rank(s2)) {
+        std::cmp::Ordering::Less => "worsened",
+        std::cmp::Ordering::Equal => "same",
+        std::cmp::Ordering::Greater => "improved",
+    };
+    assert_eq!(latest.0.as_deref(), Some(expected), "{s2} -> {s3}");
+    assert!(close(latest.1, Some(s3 - s2)));
+    assert_eq!(Spi::get_one::<String>("SELECT band_change FROM health_score.latest WHERE entity_key = '2'").unwrap().as_deref(), Some("same"));
+    let deltas = sql_f64("SELECT sum(delta) FROM health_score.history WHERE entity_key = '1'");
+    assert!(close(deltas, Some(s3 - s1)));
+    // drivers: top-level changes add up to the score's change; logins explain the first drop
+    let total = sql_f64("SELECT sum(change) FROM health_score.drivers('churn', '1', '2026-01-01', '2026-01-15') WHERE parent IS NULL");
+    assert!(close(total, Some(s3 - s1)));
+    let logins = sql_f64("SELECT change FROM health_score.drivers('churn', '1', '2026-01-01', '2026-01-08') WHERE component = 'logins'");
+    assert!(close(logins, Some(s2 - s1)));
+    // alerts over 7 days compare with the snapshot a week before the latest; over 30 days with
+    // the earliest inside the window
+    let week = Spi::get_two::<String, f64>(
+        "SELECT entity_key, score_change FROM health_score.alerts('churn', 5, '7 days') ORDER BY entity_key",
+    )
+    .unwrap();
+    assert_eq!(week.0.as_deref(), Some("1"));
+    assert!(close(week.1, Some(s3 - s2)));
+    let month = sql_f64("SELECT score_change FROM health_score.alerts('churn', 5, '30 days') WHERE entity_key = '1'");
+    assert!(close(month, Some(s3 - s1)));
+    let none = Spi::get_one::<i64>("SELECT count(*) FROM health_score.alerts('churn', 1000, '7 days') WHERE band_change IS DISTINCT FROM 'worsened'").unwrap();
+    assert_eq!(none, Some(0));
+    let drivers = Spi::get_one::<String>(
+        "SELECT drivers -> 0 ->> 'component' FROM health_score.alerts('churn', 5, '30 days') WHERE entity_key = '1'",
+    )
+    .unwrap();
+    assert!(matches!(drivers.as_deref(), Some("usage" | "logins")), "{drivers:?}");
+}

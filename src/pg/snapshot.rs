@@ -1,0 +1,86 @@
+//! The per-row part of `health_score.snapshot` (whose SQL is in `sql/health_score.sql`): one
+//! entity scored with everything a row of `health_score.scores` stores, and the version a
+//! model reference stands for.
+
+use pgrx::pg_sys;
+
+use crate::core::Error;
+
+use super::jsonb_build::{jsonb_bytes, JsonbValue};
+use super::scoring::{evaluate_call, result_desc, InputKind, ModelKind, Site};
+use super::{arg, float8_datum, return_null, text_arg, text_datum, v1_function};
+
+/// The row's model argument is 0, the key column's name 1, the key 2, the row from 3 on.
+const INPUT_AT: usize = 3;
+
+/// Long snapshots say how far they are every this many rows.
+const PROGRESS_EVERY: u64 = 100_000;
+
+unsafe fn snapshot_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) -> Result<pg_sys::Datum, Error> {
+    let Some(key) = arg(fcinfo, 2) else {
+        let column = arg(fcinfo, 1).map(|d| text_arg(d).into_owned()).unwrap_or_default();
+        return Err(Error::InvalidArgument {
+            message: format!("snapshot: a source row has a NULL key (column \"{column}\")"),
+            hint: Some("every row needs its entity's key; filter such rows out in a view".into()),
+        });
+    };
+    let key = text_arg(key);
+    let outcome = evaluate_call(
+        fcinfo,
+        ModelKind::Named,
+        input_kind,
+        INPUT_AT,
+        false,
+        true,
+        |site: &mut Site, model, _, s, nodes| {
+            site.rows += 1;
+            if site.rows % PROGRESS_EVERY == 0 {
+                pgrx::notice!("snapshot: {} rows scored", site.rows);
+            }
+            let band = model.band_of(s.segment, s.score);
+            let (_, points) = model.points(s.segment, nodes);
+            let components: Vec<(&str, JsonbValue<'_>)> = model
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(id, node)| {
+                    let n = nodes[id].normalized.map_or(JsonbValue::Null, JsonbValue::Number);
+                    let p = if s.score.is_some() { JsonbValue::Number(points[id]) } else { JsonbValue::Null };
+                    (node.name.as_str(), JsonbValue::Object(vec![("points", p), ("n", n)]))
+                })
+                .collect();
+            let bytes = jsonb_bytes(&JsonbValue::Object(components));
+            let jsonb = pg_sys::palloc(bytes.len()) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), jsonb, bytes.len());
+            let zero = pg_sys::Datum::from(0usize);
+            let mut values = [
+                s.score.map(float8_datum).unwrap_or(zero),
+                band.map(|(_, b)| text_datum(&b.name)).unwrap_or(zero),
+                band.map(|(rank, _)| pg_sys::Datum::from(rank as i32)).unwrap_or(zero),
+                float8_datum(s.coverage),
+                model.segment_name(s.segment).map(text_datum).unwrap_or(zero),
+                pg_sys::Datum::from(jsonb),
+            ];
+            let mut nulls = [s.score.is_none(), band.is_none(), band.is_none(), false, s.segment.is_none(), false];
+            let desc = result_desc(fcinfo, &mut site.result_desc);
+            let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
+        },
+    );
+    match outcome {
+        Ok(Some(datum)) => Ok(datum),
+        Ok(None) => Ok(return_null(fcinfo)),
+        Err(e) => Err(Error::ForEntity { key: key.into_owned(), error: Box::new(e) }),
+    }
+}
+
+v1_function!(hs_snapshot_row, pg_finfo_hs_snapshot_row, |fcinfo| { snapshot_row(fcinfo, InputKind::Row) });
+v1_function!(hs_snapshot_row_columns, pg_finfo_hs_snapshot_row_columns, |fcinfo| {
+    snapshot_row(fcinfo, InputKind::Columns)
+});
+
+// The version a model reference ('name' or 'name@3') stands for now; 42704 when none.
+v1_function!(hs_resolve_model, pg_finfo_hs_resolve_model, |fcinfo| {
+    let Some(spec) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    Ok(pg_sys::Datum::from(super::models::resolve_version(&text_arg(spec))?))
+});
