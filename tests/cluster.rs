@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
 /// A port free when the suite starts, so that another cluster on this machine cannot clash.
@@ -42,7 +43,16 @@ fn cluster() {
         // a fresh cluster each run: nothing left over from an earlier one
         run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("stop").arg(&dir));
         let _ = std::fs::remove_dir_all(&dir);
-        run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("start").arg(&dir).arg(port().to_string()));
+        // pg_cron runs its jobs in the `postgres` database, in background workers (no network)
+        run(Command::new("bash")
+            .arg(root().join("scripts/cluster.sh"))
+            .arg("start")
+            .arg(&dir)
+            .arg(port().to_string())
+            .arg("shared_preload_libraries = 'pg_cron'")
+            .arg("cron.database_name = 'postgres'")
+            .arg("cron.use_background_workers = on")
+            .arg("max_worker_processes = 16"));
     });
 }
 
@@ -88,7 +98,8 @@ fn dump_and_restore_keep_the_registry() {
     let mut c = database("hs_dump_src");
     c.batch_execute(&format!(
         "SELECT health_score.set_model('churn', '{V1}'); SELECT health_score.set_model('churn', '{V2}');
-         CREATE TABLE accounts (id int, logins int); INSERT INTO accounts VALUES (1, 5), (2, 50);"
+         CREATE TABLE accounts (id int, logins int); INSERT INTO accounts VALUES (1, 5), (2, 50);
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01');"
     ))
     .unwrap();
     let dump = cluster_dir().join("registry.dump");
@@ -123,6 +134,14 @@ fn dump_and_restore_keep_the_registry() {
         .collect();
     assert_eq!(s, vec![5.0, 50.0]);
     assert_eq!(score(&mut r, "churn@1", r#"{"logins": 5}"#), Some(50.0));
+    // the snapshots came along
+    let kept: Vec<f64> = r
+        .query("SELECT score FROM health_score.scores WHERE model = 'churn' ORDER BY entity_key", &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(kept, vec![5.0, 50.0]);
     // and numbering continues after the restored versions
     let next: i32 = r.query_one(&format!("SELECT health_score.set_model('churn', '{V3}')"), &[]).unwrap().get(0);
     assert_eq!(next, 3);
@@ -179,6 +198,133 @@ fn concurrent_registrations_get_distinct_versions() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     a.batch_execute("COMMIT").unwrap();
     assert_eq!(handle.join().unwrap(), 2);
+}
+
+const BANDED: &str = r#"{"bands": [{"name": "red", "min": 0}, {"name": "green", "min": 50}],
+    "components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}"#;
+
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn concurrent_snapshots_neither_deadlock_nor_duplicate() {
+    let mut setup = database("hs_snap_concurrent");
+    setup
+        .batch_execute(&format!(
+            "SELECT health_score.set_model('m', '{BANDED}');
+             CREATE TABLE accounts AS SELECT g AS id, g % 11 AS logins FROM generate_series(1, 20000) g;"
+        ))
+        .unwrap();
+    // four sessions snapshot the same model, source and time at once, in a different row order
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = connect("hs_snap_concurrent");
+                let source = if i % 2 == 0 { "accounts" } else { "accounts_reversed" };
+                if i == 1 {
+                    c.batch_execute("CREATE VIEW accounts_reversed AS SELECT * FROM accounts ORDER BY id DESC")
+                        .unwrap();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let n: i64 = c
+                    .query_one(&format!("SELECT health_score.snapshot('m', '{source}', 'id', '2026-01-01')"), &[])
+                    .unwrap()
+                    .get(0);
+                n
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 20000);
+    }
+    let rows: i64 = setup.query_one("SELECT count(*) FROM health_score.scores", &[]).unwrap().get(0);
+    assert_eq!(rows, 20000);
+}
+
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn a_snapshot_that_worsens_a_band_notifies_listeners() {
+    let mut writer = database("hs_notify");
+    writer
+        .batch_execute(&format!(
+            "SELECT health_score.set_model('m', '{BANDED}');
+             CREATE TABLE accounts AS SELECT g AS id, 10 AS logins FROM generate_series(1, 300) g;
+             SELECT health_score.snapshot('m', 'accounts', 'id', '2026-01-01');"
+        ))
+        .unwrap();
+    let mut listener = connect("hs_notify");
+    listener.batch_execute("LISTEN health_score_alerts").unwrap();
+    // no band worsens: no notification
+    writer.batch_execute("SELECT health_score.snapshot('m', 'accounts', 'id', '2026-01-02')").unwrap();
+    // 150 accounts fall from green to red
+    writer
+        .batch_execute(
+            "UPDATE accounts SET logins = 1 WHERE id % 2 = 0;
+             SELECT health_score.snapshot('m', 'accounts', 'id', '2026-01-03')",
+        )
+        .unwrap();
+    let mut received = Vec::new();
+    let mut notifications = listener.notifications();
+    let mut pending = notifications.timeout_iter(std::time::Duration::from_secs(5));
+    while let Some(n) = pending.next().unwrap() {
+        received.push((n.channel().to_string(), n.payload().to_string()));
+    }
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].0, "health_score_alerts");
+    let payload: serde_json::Value = serde_json::from_str(&received[0].1).unwrap();
+    assert!(received[0].1.len() < 8000);
+    assert_eq!(payload["model"], "m");
+    assert_eq!(payload["worsened"], 150);
+    let keys = payload["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 100);
+    assert_eq!(payload["all_keys"], false);
+    // the first 100 keys in order, all of accounts that fell
+    assert_eq!(keys[0], "10");
+    assert!(keys.iter().all(|k| k.as_str().unwrap().parse::<i32>().unwrap() % 2 == 0));
+}
+
+#[test]
+#[ignore = "needs the installed extension and pg_cron; scripts/test.sh runs it"]
+fn pg_cron_runs_a_scheduled_snapshot() {
+    cluster();
+    // pg_cron lives in the `postgres` database (cron.database_name), so this test does too
+    let mut c = connect("postgres");
+    c.batch_execute(&format!(
+        "DROP EXTENSION IF EXISTS health_score CASCADE; CREATE EXTENSION health_score;
+         CREATE EXTENSION IF NOT EXISTS pg_cron;
+         SELECT health_score.set_model('cron_model', '{BANDED}');
+         DROP TABLE IF EXISTS cron_accounts;
+         CREATE TABLE cron_accounts AS SELECT g AS id, g AS logins FROM generate_series(1, 10) g;"
+    ))
+    .unwrap();
+    let job: i64 = c
+        .query_one("SELECT health_score.schedule('cron_model', 'cron_accounts', 'id', '* * * * *')", &[])
+        .unwrap()
+        .get(0);
+    // pg_cron 1.4 schedules by the minute: wait for the next one (and some)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    let mut rows = 0i64;
+    while rows == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        rows = c.query_one("SELECT count(*) FROM health_score.scores WHERE model = 'cron_model'", &[]).unwrap().get(0);
+    }
+    let runs: Vec<(String, String)> = c
+        .query("SELECT status, coalesce(return_message, '') FROM cron.job_run_details WHERE jobid = $1", &[&job])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, 10, "no snapshot within 150 s; job runs: {runs:?}");
+    assert!(c.query_one("SELECT health_score.unschedule($1)", &[&job]).unwrap().get::<_, bool>(0));
+    let left: i64 = c.query_one("SELECT count(*) FROM cron.job WHERE jobid = $1", &[&job]).unwrap().get(0);
+    assert_eq!(left, 0);
+    // without pg_cron in the database, a clear error
+    let mut other = database("hs_no_cron");
+    other
+        .batch_execute(&format!("SELECT health_score.set_model('m', '{BANDED}'); CREATE TABLE a (id int, logins int)"))
+        .unwrap();
+    let err = other.query_one("SELECT health_score.schedule('m', 'a', 'id', '* * * * *')", &[]).unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "55000");
+    assert!(db.message().contains("pg_cron is not installed"), "{}", db.message());
 }
 
 /// The SQL examples of README.md and docs/*.md, run in order against one database per file;
