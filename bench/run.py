@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 
-HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]
+HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]  # then optionally --history
 ROUNDS = 5
 
 
@@ -39,13 +39,27 @@ def hand(col):
 HAND_ROW = hand(lambda name, text=False: name)
 HAND_DOC = hand(lambda name, text=False: f"(doc->>'{name}')" if text else f"(doc->>'{name}')::float8")
 
+# (ours, its query, theirs, its query, target ratio); a query may be (untimed setup, timed query)
 PAIRS = [
     ("score('bench', row)", "SELECT sum(health_score.score('bench', a)) FROM bench.accounts a",
-     "hand-written SQL over columns", f"SELECT sum({HAND_ROW}) FROM bench.accounts"),
+     "hand-written SQL over columns", f"SELECT sum({HAND_ROW}) FROM bench.accounts", 0.6),
     ("score('bench', jsonb)", "SELECT sum(health_score.score('bench', doc)) FROM bench.docs",
-     "hand-written SQL with ->> casts", f"SELECT sum({HAND_DOC}) FROM bench.docs"),
+     "hand-written SQL with ->> casts", f"SELECT sum({HAND_DOC}) FROM bench.docs", 0.6),
 ]
 BASELINE = ("bare sum(column) scan", "SELECT sum(logins) FROM bench.accounts")
+
+# history (bench/history.sql): snapshots of the 1M accounts, trends over 10M points
+SNAPSHOT = ("TRUNCATE health_score.scores", "SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01')")
+PLAIN_INSERT = ("TRUNCATE bench.plain_scores",
+                f"INSERT INTO bench.plain_scores SELECT id::text, '2026-01-01', {HAND_ROW} FROM bench.accounts")
+TREND = ("SELECT count(*), sum((t).slope_per_day) FROM "
+         "(SELECT account, health_score.trend(at, score) AS t FROM bench.series GROUP BY account) x")
+PLAIN_TREND = ("SELECT count(*), sum(slope) FROM (SELECT account, count(*), min(at), max(at), min(score), max(score), "
+               "regr_slope(score, extract(epoch FROM at) / 86400) AS slope FROM bench.series GROUP BY account) x")
+HISTORY_PAIRS = [
+    ("snapshot of 1M accounts", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 1.5),
+    ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
+]
 
 
 def psql(script):
@@ -70,39 +84,71 @@ def check_equal():
         print(f"checked: {pair[0]} equals {pair[2]} on all {total} rows (1e-9 relative)")
 
 
+def check_history():
+    """Both sides of the history pairs compute the same numbers."""
+    bad = psql(f"""
+        {SNAPSHOT[0]}; {SNAPSHOT[1]}; {PLAIN_INSERT[0]}; {PLAIN_INSERT[1]};
+        SELECT count(*) FROM health_score.scores s JOIN bench.plain_scores p USING (entity_key)
+         WHERE abs(s.score - p.score) > 1e-9 * greatest(1, abs(p.score));
+        SELECT (SELECT count(*) FROM health_score.scores) - (SELECT count(*) FROM bench.plain_scores);
+        SELECT count(*) FROM (SELECT account, health_score.trend(at, score) AS t FROM bench.series GROUP BY account) o
+          JOIN (SELECT account, count(*) AS n, min(score) AS lo, max(score) AS hi,
+                       regr_slope(score, extract(epoch FROM at) / 86400) AS slope FROM bench.series GROUP BY account) p
+         USING (account)
+         WHERE (o.t).n <> p.n OR (o.t).min_score <> p.lo OR (o.t).max_score <> p.hi
+            OR abs((o.t).slope_per_day - p.slope) > 1e-9 * greatest(1e-9, abs(p.slope));
+    """).split()
+    if any(int(b) for b in bad):
+        sys.exit(f"MISMATCH in the history benchmarks: {bad}")
+    print("checked: snapshot scores equal the hand-written SQL's on all 1M rows; "
+          "trend() equals count/min/max/regr_slope for all 100k accounts")
+
+
 def time_queries(queries):
-    """Warm-up, then ROUNDS alternating rounds; returns per-query lists of milliseconds."""
-    script = "\\timing on\n"
-    for q in queries:
-        script += q + ";\n"
-    for _ in range(ROUNDS):
+    """Warm-up, then ROUNDS alternating rounds; returns per-query lists of milliseconds. A
+    query given as (setup, query) runs its setup untimed before each timed run."""
+    script = ""
+    for _ in range(ROUNDS + 1):
         for q in queries:
-            script += q + ";\n"
+            setup, query = q if isinstance(q, tuple) else (None, q)
+            if setup:
+                script += "\\timing off\n" + setup + ";\n"
+            script += "\\timing on\n" + query + ";\n\\timing off\n"
     times = [float(t) for t in re.findall(r"Time: ([0-9.]+) ms", psql(script))]
     times = times[len(queries):]  # drop the warm-up
     return [times[i::len(queries)] for i in range(len(queries))]
 
 
-def main():
-    plans = psql("EXPLAIN SELECT health_score.score('bench', a) FROM bench.accounts a;")
-    print("plan of score('bench', row) over 1M rows:", "Gather" if "Gather" in plans else "no Gather", "\n")
-    check_equal()
-    print()
-    print(f"{'query':34} {'median ms':>10} {'runs (ms)':>40}")
-    results = {}
-    for ours_name, ours, theirs_name, theirs in PAIRS:
+def report(pairs):
+    results = []
+    for ours_name, ours, theirs_name, theirs, target in pairs:
         t_ours, t_theirs = time_queries([ours, theirs])
         m_ours, m_theirs = statistics.median(t_ours), statistics.median(t_theirs)
-        results[ours_name] = (m_ours, m_theirs, theirs_name)
+        results.append((ours_name, m_ours, theirs_name, m_theirs, target))
         for name, ts, m in ((ours_name, t_ours, m_ours), (theirs_name, t_theirs, m_theirs)):
             print(f"{name:34} {m:10.1f} {' '.join(f'{t:.0f}' for t in ts):>40}")
+    return results
+
+
+def main():
+    history = "--history" in sys.argv
+    plans = psql("EXPLAIN SELECT sum(health_score.score('bench', a)) FROM bench.accounts a;")
+    print("plan of sum(score('bench', row)) over 1M rows:", "Gather" if "Gather" in plans else "no Gather", "\n")
+    check_equal()
+    if history:
+        check_history()
+    print()
+    print(f"{'query':34} {'median ms':>10} {'runs (ms)':>40}")
+    results = report(PAIRS)
     (t_base,) = time_queries([BASELINE[1]])
     m_base = statistics.median(t_base)
     print(f"{BASELINE[0]:34} {m_base:10.1f} {' '.join(f'{t:.0f}' for t in t_base):>40}")
+    if history:
+        results += report(HISTORY_PAIRS)
     print()
-    for ours_name, (m_ours, m_theirs, theirs_name) in results.items():
-        print(f"ratio {ours_name} / {theirs_name}: {m_ours / m_theirs:.2f}  (target <= 0.60)")
-    print(f"ratio hand-written SQL over columns / bare sum(column): {results[PAIRS[0][0]][1] / m_base:.1f}")
+    for ours_name, m_ours, theirs_name, m_theirs, target in results:
+        print(f"ratio {ours_name} / {theirs_name}: {m_ours / m_theirs:.2f}  (target <= {target:.2f})")
+    print(f"ratio hand-written SQL over columns / bare sum(column): {results[0][3] / m_base:.1f}")
 
 
 main()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The scoring benchmark, in one command: builds and installs the extension (release), starts a
-# cluster with default settings in target/bench-cluster, loads 1M accounts, and prints the
-# timings and ratios of health_score against hand-written SQL (bench/run.py).
+# cluster with default settings in target/bench-cluster, loads 1M accounts and 10M history
+# points, and prints the timings and ratios of health_score against hand-written SQL
+# (bench/run.py): scoring, snapshots and trends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=$PWD/target/bench-cluster
@@ -16,7 +17,8 @@ trap 'bash scripts/cluster.sh stop "$DIR"' EXIT
 psql() { bash scripts/cluster.sh psql "$DIR" "$PORT" -U postgres "$@"; }
 psql -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname = 'bench'" | grep -q 1 || psql -d postgres -q -c "CREATE DATABASE bench"
 psql -d bench -q -c "DROP EXTENSION IF EXISTS health_score CASCADE" 2>/dev/null
-echo "== loading 1M accounts"
+echo "== loading 1M accounts and 10M history points"
 psql -d bench -q -f bench/setup.sql >/dev/null
+psql -d bench -q -f bench/history.sql >/dev/null
 echo "== timing (PostgreSQL $(psql -d bench -qAt -c 'SHOW server_version'), $(nproc) cores, default settings)"
-PGUSER=postgres python3 bench/run.py "$DIR" "$PORT" bench
+PGUSER=postgres python3 bench/run.py "$DIR" "$PORT" bench --history

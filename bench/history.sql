@@ -1,0 +1,13 @@
+-- Benchmark data for history: a plain table for the hand-written side of the snapshot
+-- benchmark, and 10M (time, score) points (100k accounts × 100 days) for trend().
+-- Deterministic (setseed). Runs after bench/setup.sql.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+CREATE TABLE bench.plain_scores (entity_key text, scored_at timestamptz, score double precision);
+SELECT setseed(0.17);
+CREATE TABLE bench.series AS
+SELECT a AS account,
+       timestamptz '2026-01-01 00:00+00' + d * interval '1 day' AS at,
+       (50 + 30 * sin(a) + d * ((a % 7) - 3) * 0.1 + random() * 5)::float8 AS score
+  FROM generate_series(1, 100000) a, generate_series(0, 99) d;
+VACUUM ANALYZE bench.series;
