@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo, from a clean clone (re-runnable): installs what is missing, builds and installs the
 # extension (release), starts PostgreSQL 15 in .demo/ on port 54329, loads a few thousand demo
-# accounts and a health model, and prints the ten riskiest accounts and what costs them most.
+# accounts with 90 days of daily snapshots and a health model, and prints the ten riskiest
+# accounts and what costs them most, who got worse lately and why, and the steepest trends.
 #   bash scripts/demo.sh          run it
 #   bash scripts/demo.sh stop     stop the demo server
 set -euo pipefail
@@ -25,7 +26,7 @@ psql -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | gre
   || psql -d postgres -q -c "CREATE DATABASE $DB"
 # a rebuilt library may define new objects: recreate the extension (the demo owns this database)
 psql -d "$DB" -q -c "DROP EXTENSION IF EXISTS health_score CASCADE" 2>/dev/null
-echo "== loading demo accounts and the customer_health model"
+echo "== loading demo accounts, the customer_health model and 90 days of snapshots"
 psql -d "$DB" -q -f scripts/demo.sql
 
 psql -d "$DB" -q <<'SQL'
@@ -59,6 +60,28 @@ SELECT s.id, s.name, s.plan, round(s.score::numeric, 1) AS score, s.band,
         ORDER BY lost DESC, e.component
         LIMIT 1) d
  ORDER BY s.score, s.id;
+\echo
+\echo 'Who got worse in the last 30 days (health_score.alerts: a drop of 15 points or a worse band):'
+SELECT entity_key AS id, baseline_at::date AS since, round(baseline_score::numeric, 1) AS was,
+       round(latest_score::numeric, 1) AS now, baseline_band || ' -> ' || latest_band AS band, band_change
+  FROM health_score.alerts('customer_health', 15, '30 days')
+ LIMIT 5;
+\echo
+\echo 'Why the account that fell furthest fell (health_score.drivers, points per component):'
+SELECT a.entity_key AS id, d.component, d.parent, round(d.points_before::numeric, 1) AS before,
+       round(d.points_after::numeric, 1) AS after, round(d.change::numeric, 1) AS change
+  FROM (SELECT * FROM health_score.alerts('customer_health', 15, '30 days') LIMIT 1) a,
+       health_score.drivers('customer_health', a.entity_key, a.baseline_at, a.latest_at) d
+ WHERE d.change <> 0
+ ORDER BY d.change;
+\echo
+\echo 'Steepest 90-day declines (the trend aggregate over the daily snapshots):'
+SELECT entity_key AS id, round((t).first_score::numeric, 1) AS first, round((t).last_score::numeric, 1) AS last,
+       round((t).slope_per_day::numeric, 2) AS points_per_day
+  FROM (SELECT entity_key, health_score.trend(scored_at, score) AS t
+          FROM health_score.scores WHERE model = 'customer_health' GROUP BY entity_key) s
+ ORDER BY (t).slope_per_day NULLS LAST, entity_key
+ LIMIT 5;
 SQL
 
 cat <<EOF

@@ -84,3 +84,40 @@ SELECT health_score.set_model('customer_health', $model$
 }
 $model$::jsonb) AS version \gset
 \echo registered model customer_health version :version
+
+-- Ninety days of daily history, ending with today's data (demo.accounts). Most accounts drift a
+-- little; about one in six declined over the period (fewer logins, more tickets, an overdue
+-- invoice appearing), and some improved. Each day's signals go through a table that a daily
+-- snapshot reads, as a pg_cron job would (health_score.schedule).
+CREATE TABLE demo.day_signals (LIKE demo.account_signals);
+CREATE FUNCTION demo.drift(id int) RETURNS double precision
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN demo.rnd(id, 20) < 0.16 THEN 0.4 + 0.6 * demo.rnd(id, 21)   -- declined
+                WHEN demo.rnd(id, 20) > 0.9 THEN -0.5 * demo.rnd(id, 21)         -- improved
+                ELSE 0.1 * (demo.rnd(id, 21) - 0.5) END;
+DO $$
+DECLARE
+    last_day constant date := date '2026-11-20';
+    d int;
+    t double precision;
+BEGIN
+    FOR d IN 0..89 LOOP
+        t := (89 - d) / 89.0;   -- 1 ninety days ago, 0 today
+        TRUNCATE demo.day_signals;
+        INSERT INTO demo.day_signals
+        SELECT id, name, plan, seats,
+               logins_per_seat * greatest(0, 1 + 0.9 * demo.drift(id) * t + 0.1 * (demo.rnd(id * 97 + d, 22) - 0.5)),
+               least(1, active_share * greatest(0, 1 + 0.5 * demo.drift(id) * t)),
+               feature_adoption,
+               greatest(0, round(days_since_login * (1 - 0.8 * demo.drift(id) * t)))::int,
+               greatest(0, round(open_tickets * (1 - 0.7 * demo.drift(id) * t)))::int,
+               nps,
+               CASE WHEN demo.drift(id) > 0.4 AND t > 0.5 THEN 0 ELSE overdue_invoices END
+          FROM demo.account_signals;
+        PERFORM health_score.snapshot('customer_health', 'demo.day_signals', 'id', last_day - (89 - d));
+    END LOOP;
+END
+$$;
+COMMENT ON TABLE demo.day_signals IS 'The signals of the last day snapshotted (the demo''s daily history runs through it)';
+COMMENT ON FUNCTION demo.drift(int) IS 'How much an account declined (positive) or improved (negative) over the demo''s ninety days';
+\echo loaded 90 days of daily snapshots into health_score.scores

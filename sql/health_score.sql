@@ -361,10 +361,12 @@ COMMENT ON AGGREGATE health_score.trend(timestamptz, double precision) IS 'Trend
 -- History: snapshots, the latest and history views, alerts, drivers of change
 -------------------------------------------------------------------------------------------
 
+-- Keys use the "C" collation: they are identifiers, compared byte-wise, which makes the
+-- primary key's per-row comparisons (on every snapshot row) several times cheaper.
 CREATE TABLE health_score.scores (
-    model         text             NOT NULL,
+    model         text COLLATE "C" NOT NULL,
     model_version integer          NOT NULL,
-    entity_key    text             NOT NULL,
+    entity_key    text COLLATE "C" NOT NULL,
     scored_at     timestamptz      NOT NULL,
     score         double precision,
     band          text,
@@ -374,9 +376,9 @@ CREATE TABLE health_score.scores (
     components    jsonb            NOT NULL,
     PRIMARY KEY (model, entity_key, scored_at)
 );
--- the primary key serves "history of one entity" and "latest per entity"; this one serves
--- "what was scored at a time" (the previous snapshot, alerts, backtests)
-CREATE INDEX scores_by_time ON health_score.scores (model, scored_at);
+-- The primary key serves "history of one entity" and "latest per entity". "Which times were
+-- snapshotted" is health_score.snapshots, one row per run: an index on (model, scored_at)
+-- here would cost every snapshot row another index insertion.
 COMMENT ON TABLE health_score.scores IS
     'Score snapshots written by health_score.snapshot (scheduled with health_score.schedule): one row per model, entity and time. Kept by pg_dump.';
 COMMENT ON COLUMN health_score.scores.model IS 'Model name';
@@ -391,6 +393,26 @@ COMMENT ON COLUMN health_score.scores.segment IS 'The segment override applied, 
 COMMENT ON COLUMN health_score.scores.components IS
     'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
 SELECT pg_catalog.pg_extension_config_dump('health_score.scores', '');
+
+CREATE TABLE health_score.snapshots (
+    model         text COLLATE "C" NOT NULL,
+    scored_at     timestamptz      NOT NULL,
+    source        text             NOT NULL,
+    model_version integer          NOT NULL,
+    rows_written  bigint           NOT NULL,
+    worsened      bigint           NOT NULL,
+    finished_at   timestamptz      NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (model, scored_at, source)
+);
+COMMENT ON TABLE health_score.snapshots IS 'One row per snapshot run (model, time and source): what health_score.scores holds, by time. Kept by pg_dump.';
+COMMENT ON COLUMN health_score.snapshots.model IS 'Model name';
+COMMENT ON COLUMN health_score.snapshots.scored_at IS 'The snapshot time';
+COMMENT ON COLUMN health_score.snapshots.source IS 'The table or view scored';
+COMMENT ON COLUMN health_score.snapshots.model_version IS 'The model version used';
+COMMENT ON COLUMN health_score.snapshots.rows_written IS 'Rows written (inserted or replaced)';
+COMMENT ON COLUMN health_score.snapshots.worsened IS 'Entities whose band rank fell from their previous snapshot';
+COMMENT ON COLUMN health_score.snapshots.finished_at IS 'When the run finished';
+SELECT pg_catalog.pg_extension_config_dump('health_score.snapshots', '');
 
 CREATE TYPE health_score._snapshot_row AS (
     score      double precision,
@@ -433,6 +455,7 @@ DECLARE
     error_message text;
     error_detail text;
     error_hint text;
+    replacing boolean;
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
         RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023';
@@ -448,49 +471,63 @@ BEGIN
     END IF;
     -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
     PERFORM pg_advisory_xact_lock(hashtext('health_score.snapshot'), hashtext(model_name));
-    SELECT max(s.scored_at) INTO previous_at
-      FROM health_score.scores s WHERE s.model = model_name AND s.scored_at < snapshot.at;
+    SELECT max(r.scored_at) INTO previous_at
+      FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at < snapshot.at;
+    -- rows of this model and time exist only if an earlier run wrote them: then replace them
+    replacing := EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at = snapshot.at);
     RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
     BEGIN
     EXECUTE format($q$
         WITH scored AS (
             SELECT k AS entity_key, (e).*
               FROM (SELECT src.%1$I::text AS k,
-                           health_score._snapshot_row(%2$L, %3$L, src.%1$I::text, src) AS e
-                      FROM %4$s AS src OFFSET 0) rows
+                           health_score._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e
+                      FROM %3$s AS src OFFSET 0) rows
         ), written AS (
             INSERT INTO health_score.scores AS t
                    (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components)
             SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, components FROM scored
-            ON CONFLICT (model, entity_key, scored_at) DO UPDATE
-               SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
-                   band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
-                   components = excluded.components
+            %4$s
             RETURNING t.entity_key, t.band_rank
-        ), worse AS (
-            SELECT w.entity_key
-              FROM written w
-              JOIN LATERAL (SELECT p.band_rank FROM health_score.scores p
-                             WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
-                             ORDER BY p.scored_at DESC LIMIT 1) p ON true
-             WHERE $4 AND w.band_rank < p.band_rank
-        )
+        ), worse AS (%5$s)
         SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
                -- the first 100 keys, fewer if they would not fit NOTIFY's 8000-byte payload
                (SELECT array_agg(entity_key ORDER BY entity_key) FROM (
                     SELECT entity_key, sum(octet_length(entity_key) * 6 + 3) OVER (ORDER BY entity_key) AS bytes
                       FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
                  WHERE bytes < 7000)
-    $q$, snapshot.key_column, model_name || '@' || model_version, snapshot.key_column, snapshot.source)
-    USING model_name, model_version, snapshot.at, previous_at IS NOT NULL
+    $q$, snapshot.key_column, model_name || '@' || model_version, snapshot.source,
+         CASE WHEN replacing THEN
+             'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
+                 SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
+                     band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
+                     components = excluded.components'
+         ELSE '' END,
+         -- each entity's band against its latest earlier snapshot (none before the first run)
+         CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
+         ELSE 'SELECT w.entity_key FROM written w
+                 JOIN LATERAL (SELECT p.band_rank FROM health_score.scores p
+                                WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
+                                ORDER BY p.scored_at DESC LIMIT 1) p ON true
+                WHERE w.band_rank < p.band_rank' END)
+    USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     EXCEPTION WHEN OTHERS THEN
         -- the error as it is, without the generated statement as its context
         GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT,
                                 error_detail = PG_EXCEPTION_DETAIL, error_hint = PG_EXCEPTION_HINT;
+        IF error_state IN ('23505', '21000') THEN
+            error_message := format('snapshot: %s has more than one row for the same %s', snapshot.source, quote_ident(snapshot.key_column));
+            error_hint := 'the key column must identify each entity once; aggregate or filter the source in a view';
+        END IF;
         RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message,
-                              DETAIL = error_detail, HINT = error_hint;
+                              DETAIL = coalesce(error_detail, ''), HINT = coalesce(error_hint, '');
     END;
+    INSERT INTO health_score.snapshots AS r (model, scored_at, source, model_version, rows_written, worsened)
+    VALUES (model_name, snapshot.at, snapshot.source::text, model_version, written, worsened)
+    ON CONFLICT ON CONSTRAINT snapshots_pkey DO UPDATE
+       SET model_version = excluded.model_version, rows_written = excluded.rows_written,
+           worsened = excluded.worsened, finished_at = excluded.finished_at;
     RAISE NOTICE 'snapshot: wrote % rows of % (% worsened their band)', written, model_name, worsened;
     IF worsened > 0 THEN
         PERFORM pg_notify('health_score_alerts', json_build_object(

@@ -1,20 +1,11 @@
 //! Writing JSONB in its binary format directly, for the per-row `components` of snapshots.
 //!
 //! Why: `jsonb_in` on JSON text, or PostgreSQL's `float8 → numeric` conversion (which prints
-//! and re-parses every number), costs microseconds per row; writing the bytes costs a small
-//! fraction. The layout follows PostgreSQL 15's `jsonb.h` and `convertToJsonb` exactly
-//! (containers and numerics aligned to 4 bytes from the start of the value, an offset instead
-//! of a length every 32nd entry, object keys sorted by length and then bytes); the tests read
-//! the results back through PostgreSQL's own functions.
-
-/// A JSON value to write: only what snapshots need.
-pub enum JsonbValue<'a> {
-    Null,
-    /// A finite double, written as the shortest decimal that reads back as the same double.
-    Number(f64),
-    /// Pairs with unique keys, in any order.
-    Object(Vec<(&'a str, JsonbValue<'a>)>),
-}
+//! and re-parses every number), costs microseconds per row; writing the bytes into a reused
+//! buffer costs a small fraction. The layout follows PostgreSQL 15's `jsonb.h` and
+//! `convertToJsonb` exactly (containers and numerics aligned to 4 bytes from the start of the
+//! value, an offset instead of a length every 32nd entry, object keys sorted by length and
+//! then bytes); the tests read the results back through PostgreSQL's own functions.
 
 const JENTRY_OFFLENMASK: u32 = 0x0FFF_FFFF;
 const JENTRY_HAS_OFF: u32 = 0x8000_0000;
@@ -25,13 +16,23 @@ const JENTRY_ISCONTAINER: u32 = 0x5000_0000;
 const JB_OFFSET_STRIDE: usize = 32;
 const JB_FOBJECT: u32 = 0x2000_0000;
 
-/// The whole JSONB datum (4-byte varlena header included) of an object.
-pub fn jsonb_bytes(value: &JsonbValue<'_>) -> Vec<u8> {
-    let mut buf = vec![0u8; 4];
-    write_value(&mut buf, value);
+/// The order in which an object's keys are stored: by length, then bytes.
+pub fn key_order(keys: &[&str]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].len().cmp(&keys[b].len()).then_with(|| keys[a].as_bytes().cmp(keys[b].as_bytes())));
+    order
+}
+
+/// Starts a JSONB datum in `buf` (cleared): its 4-byte varlena header, to be set by `finish`.
+pub fn start(buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&[0; 4]);
+}
+
+/// Sets the varlena header once the value is written.
+pub fn finish(buf: &mut [u8]) {
     let total = buf.len() as u32;
     buf[..4].copy_from_slice(&(total << 2).to_ne_bytes()); // SET_VARSIZE (4-byte header)
-    buf
 }
 
 fn pad_to_int(buf: &mut Vec<u8>) -> u32 {
@@ -40,43 +41,48 @@ fn pad_to_int(buf: &mut Vec<u8>) -> u32 {
     pad as u32
 }
 
-/// Appends a value; returns its JEntry (type and length, padding included).
-fn write_value(buf: &mut Vec<u8>, value: &JsonbValue<'_>) -> u32 {
-    match value {
-        JsonbValue::Null => JENTRY_ISNULL,
-        JsonbValue::Number(x) if x.is_finite() => {
+/// Appends an object whose keys (unique) are `keys` in the stored order `order` (from
+/// `key_order`); `value(buf, i)` appends the value of `keys[i]` and returns its JEntry. Returns
+/// the object's JEntry.
+pub fn write_object(
+    buf: &mut Vec<u8>,
+    keys: &[&str],
+    order: &[usize],
+    mut value: impl FnMut(&mut Vec<u8>, usize) -> u32,
+) -> u32 {
+    let base = buf.len();
+    pad_to_int(buf);
+    let n = order.len();
+    buf.extend_from_slice(&(JB_FOBJECT | n as u32).to_ne_bytes());
+    let entries_at = buf.len();
+    buf.resize(entries_at + 8 * n, 0);
+    let mut total = 0u32;
+    let mut set_entry = |buf: &mut Vec<u8>, i: usize, meta: u32| {
+        total += meta & JENTRY_OFFLENMASK;
+        let meta = if i % JB_OFFSET_STRIDE == 0 { (meta & !JENTRY_OFFLENMASK) | total | JENTRY_HAS_OFF } else { meta };
+        buf[entries_at + 4 * i..entries_at + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
+    };
+    for (i, &k) in order.iter().enumerate() {
+        buf.extend_from_slice(keys[k].as_bytes());
+        set_entry(buf, i, JENTRY_ISSTRING | keys[k].len() as u32);
+    }
+    for (i, &k) in order.iter().enumerate() {
+        let meta = value(buf, k);
+        set_entry(buf, n + i, meta);
+    }
+    JENTRY_ISCONTAINER | (buf.len() - base) as u32
+}
+
+/// Appends a number (NULL for None or a non-finite double); returns its JEntry.
+pub fn write_number(buf: &mut Vec<u8>, x: Option<f64>) -> u32 {
+    match x {
+        Some(x) if x.is_finite() => {
             let pad = pad_to_int(buf);
             let start = buf.len();
-            write_numeric(buf, *x);
+            write_numeric(buf, x);
             JENTRY_ISNUMERIC | (pad + (buf.len() - start) as u32)
         }
-        JsonbValue::Number(_) => JENTRY_ISNULL,
-        JsonbValue::Object(pairs) => {
-            let base = buf.len();
-            pad_to_int(buf);
-            let mut sorted: Vec<&(&str, JsonbValue<'_>)> = pairs.iter().collect();
-            sorted.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.as_bytes().cmp(b.0.as_bytes())));
-            let n = sorted.len();
-            buf.extend_from_slice(&(JB_FOBJECT | n as u32).to_ne_bytes());
-            let entries_at = buf.len();
-            buf.resize(entries_at + 8 * n, 0);
-            let mut total = 0u32;
-            let mut set_entry = |buf: &mut Vec<u8>, i: usize, meta: u32| {
-                total += meta & JENTRY_OFFLENMASK;
-                let meta =
-                    if i % JB_OFFSET_STRIDE == 0 { (meta & !JENTRY_OFFLENMASK) | total | JENTRY_HAS_OFF } else { meta };
-                buf[entries_at + 4 * i..entries_at + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
-            };
-            for (i, (key, _)) in sorted.iter().enumerate() {
-                buf.extend_from_slice(key.as_bytes());
-                set_entry(buf, i, JENTRY_ISSTRING | key.len() as u32);
-            }
-            for (i, (_, v)) in sorted.iter().enumerate() {
-                let meta = write_value(buf, v);
-                set_entry(buf, n + i, meta);
-            }
-            JENTRY_ISCONTAINER | (buf.len() - base) as u32
-        }
+        _ => JENTRY_ISNULL,
     }
 }
 
@@ -89,78 +95,134 @@ const NUMERIC_SHORT_WEIGHT_MASK: u16 = 0x003F;
 
 /// Appends a `numeric` varlena (4-byte header) of a finite double's shortest decimal form.
 fn write_numeric(buf: &mut Vec<u8>, x: f64) {
-    let (negative, digits, weight, dscale) = decimal_groups(x);
+    let d = Decimal::of(x);
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
-    let short = dscale <= 63 && (-64..=63).contains(&weight);
-    if short {
+    if d.dscale <= 63 && (-64..=63).contains(&d.weight) {
         let mut header = NUMERIC_SHORT
-            | ((dscale as u16) << NUMERIC_SHORT_DSCALE_SHIFT)
-            | (weight as u16 & NUMERIC_SHORT_WEIGHT_MASK);
-        if negative {
+            | ((d.dscale as u16) << NUMERIC_SHORT_DSCALE_SHIFT)
+            | (d.weight as u16 & NUMERIC_SHORT_WEIGHT_MASK);
+        if d.negative {
             header |= NUMERIC_SHORT_SIGN_MASK;
         }
-        if weight < 0 {
+        if d.weight < 0 {
             header |= NUMERIC_SHORT_WEIGHT_SIGN_MASK;
         }
         buf.extend_from_slice(&header.to_ne_bytes());
     } else {
-        let sign_dscale = (if negative { NUMERIC_NEG } else { 0 }) | (dscale as u16 & 0x3FFF);
+        let sign_dscale = (if d.negative { NUMERIC_NEG } else { 0 }) | (d.dscale as u16 & 0x3FFF);
         buf.extend_from_slice(&sign_dscale.to_ne_bytes());
-        buf.extend_from_slice(&(weight as i16).to_ne_bytes());
+        buf.extend_from_slice(&(d.weight as i16).to_ne_bytes());
     }
-    for d in &digits {
-        buf.extend_from_slice(&d.to_ne_bytes());
+    for g in d.groups() {
+        buf.extend_from_slice(&g.to_ne_bytes());
     }
     let total = (buf.len() - start) as u32;
     buf[start..start + 4].copy_from_slice(&(total << 2).to_ne_bytes());
 }
 
-/// A finite double as `numeric` stores it: sign, base-10000 digits without leading or
-/// trailing zero groups, the weight of the first group, and the display scale (the number of
-/// decimals of the shortest round-trip form).
-pub fn decimal_groups(x: f64) -> (bool, Vec<i16>, i32, usize) {
-    // Rust prints the shortest round-trip form, in positional notation (never an exponent)
-    let text = format!("{}", x.abs());
-    let (int_part, frac_part) = text.split_once('.').unwrap_or((text.as_str(), ""));
-    let int_part = int_part.trim_start_matches('0');
-    let dscale = frac_part.len();
-    // groups: the integer part from the right, the fraction from the left, zero-padded
-    let int_groups = int_part.len().div_ceil(4);
-    let mut digits_text = "0".repeat(int_groups * 4 - int_part.len());
-    digits_text.push_str(int_part);
-    digits_text.push_str(frac_part);
-    digits_text.push_str(&"0".repeat((4 - frac_part.len() % 4) % 4));
-    let mut groups: Vec<i16> =
-        digits_text.as_bytes().chunks(4).map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16)).collect();
-    let mut weight = int_groups as i32 - 1;
-    let leading = groups.iter().take_while(|&&g| g == 0).count();
-    groups.drain(..leading);
-    weight -= leading as i32;
-    while groups.last() == Some(&0) {
-        groups.pop();
+/// A finite double as `numeric` stores it: the sign, base-10000 digit groups without leading
+/// or trailing zero groups, the weight (power of 10000) of the first group, and the display
+/// scale (the decimals of the shortest round-trip form).
+#[derive(Debug, PartialEq)]
+pub struct Decimal {
+    pub negative: bool,
+    /// At most 17 significant digits span at most 6 groups.
+    digits: [i16; 6],
+    count: usize,
+    pub weight: i32,
+    pub dscale: usize,
+}
+
+impl Decimal {
+    pub fn groups(&self) -> &[i16] {
+        &self.digits[..self.count]
     }
-    if groups.is_empty() {
-        return (false, groups, 0, dscale);
+
+    pub fn of(x: f64) -> Decimal {
+        let zero = Decimal { negative: false, digits: [0; 6], count: 0, weight: 0, dscale: 0 };
+        // the shortest round-trip digits ("123.45", "1e-7", "1.5e22") as x = m × 10^e
+        let mut ryu_buf = ryu::Buffer::new();
+        let text = ryu_buf.format_finite(x.abs()).as_bytes();
+        let (mut m, mut e) = (0u64, 0i32);
+        let mut i = 0;
+        let mut after_point = false;
+        while i < text.len() {
+            match text[i] {
+                b'.' => after_point = true,
+                b'e' => {
+                    let (sign, digits) = match text[i + 1] {
+                        b'-' => (-1, &text[i + 2..]),
+                        _ => (1, &text[i + 1..]),
+                    };
+                    e += sign * digits.iter().fold(0i32, |acc, d| acc * 10 + (d - b'0') as i32);
+                    break;
+                }
+                d => {
+                    m = m * 10 + (d - b'0') as u64;
+                    if after_point {
+                        e -= 1;
+                    }
+                }
+            }
+            i += 1;
+        }
+        if m == 0 {
+            return zero;
+        }
+        while m % 10 == 0 {
+            m /= 10;
+            e += 1;
+        }
+        // base-10000 groups from the lowest, whose power of ten is the multiple of 4 at or below e
+        let shift = e.rem_euclid(4) as u32;
+        let mut low_first = [0i16; 6];
+        let first = 10u64.pow(4 - shift);
+        low_first[0] = ((m % first) * 10u64.pow(shift)) as i16;
+        m /= first;
+        let mut count = 1;
+        while m > 0 {
+            low_first[count] = (m % 10_000) as i16;
+            m /= 10_000;
+            count += 1;
+        }
+        let mut out = Decimal {
+            negative: x < 0.0,
+            digits: [0; 6],
+            count,
+            weight: (e - shift as i32) / 4 + count as i32 - 1,
+            dscale: (-e).max(0) as usize,
+        };
+        for k in 0..count {
+            out.digits[k] = low_first[count - 1 - k];
+        }
+        out
     }
-    (x < 0.0, groups, weight, dscale)
 }
 
 #[cfg(test)]
 mod unit {
-    use super::decimal_groups;
+    use super::Decimal;
+
+    fn parts(x: f64) -> (bool, Vec<i16>, i32, usize) {
+        let d = Decimal::of(x);
+        (d.negative, d.groups().to_vec(), d.weight, d.dscale)
+    }
 
     #[test]
     fn numbers_become_base_10000_groups() {
-        assert_eq!(decimal_groups(0.0), (false, vec![], 0, 0));
-        assert_eq!(decimal_groups(-0.0), (false, vec![], 0, 0));
-        assert_eq!(decimal_groups(12.34), (false, vec![12, 3400], 0, 2));
-        assert_eq!(decimal_groups(-12345.5), (true, vec![1, 2345, 5000], 1, 1));
-        assert_eq!(decimal_groups(100.0), (false, vec![100], 0, 0));
-        assert_eq!(decimal_groups(10000.0), (false, vec![1], 1, 0));
-        assert_eq!(decimal_groups(0.00012), (false, vec![1, 2000], -1, 5));
-        assert_eq!(decimal_groups(0.1 + 0.2), (false, vec![3000, 0, 0, 0, 4000], -1, 17));
-        let (_, g, w, s) = decimal_groups(1e-300);
-        assert_eq!((g, w, s), (vec![1], -75, 300));
+        assert_eq!(parts(0.0), (false, vec![], 0, 0));
+        assert_eq!(parts(-0.0), (false, vec![], 0, 0));
+        assert_eq!(parts(1.0), (false, vec![1], 0, 0));
+        assert_eq!(parts(12.34), (false, vec![12, 3400], 0, 2));
+        assert_eq!(parts(-12345.5), (true, vec![1, 2345, 5000], 1, 1));
+        assert_eq!(parts(100.0), (false, vec![100], 0, 0));
+        assert_eq!(parts(10000.0), (false, vec![1], 1, 0));
+        assert_eq!(parts(0.00012), (false, vec![1, 2000], -1, 5));
+        assert_eq!(parts(1e-7), (false, vec![10], -2, 7));
+        assert_eq!(parts(1.5e22), (false, vec![150], 5, 0));
+        assert_eq!(parts(0.1 + 0.2), (false, vec![3000, 0, 0, 0, 4000], -1, 17));
+        assert_eq!(parts(1e-300), (false, vec![1], -75, 300));
+        assert_eq!(parts(33.333333333333336), (false, vec![33, 3333, 3333, 3333, 3360], 0, 15));
     }
 }

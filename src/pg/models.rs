@@ -27,6 +27,13 @@ pub struct Compiled {
     bytes: Vec<u8>,
 }
 
+impl std::ops::Deref for Compiled {
+    type Target = Model;
+    fn deref(&self) -> &Model {
+        &self.model
+    }
+}
+
 const BACKEND_CACHE_CAPACITY: usize = 256;
 
 thread_local! {

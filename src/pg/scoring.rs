@@ -36,6 +36,10 @@ pub(super) struct Site {
     pub(super) result_desc: Option<pg_sys::TupleDesc>,
     /// Rows scored at this call site (snapshot reports progress by it).
     pub(super) rows: u64,
+    /// For snapshot's components: a JSONB buffer reused across rows, and the stored order of
+    /// the model's component names with the model it is for.
+    pub(super) jsonb: Vec<u8>,
+    pub(super) key_order: Option<(std::rc::Rc<super::models::Compiled>, Vec<usize>)>,
     /// Buffers reused across rows; always left empty between calls.
     values: Vec<Value<'static>>,
     scratch: Scratch,
@@ -50,7 +54,7 @@ pub(super) unsafe fn evaluate_call<R>(
     input_at: usize,
     want_text: bool,
     detail: bool,
-    f: impl FnOnce(&mut Site, &Model, &[Value<'_>], &Summary, &[NodeResult]) -> R,
+    f: impl FnOnce(&mut Site, &std::rc::Rc<super::models::Compiled>, &[Value<'_>], &Summary, &[NodeResult]) -> R,
 ) -> Result<Option<R>, Error> {
     let (Some(model_datum), Some(input_datum)) = (arg(fcinfo, 0), arg(fcinfo, input_at)) else {
         return Ok(None);
@@ -117,7 +121,7 @@ pub(super) unsafe fn evaluate_call<R>(
     } else {
         model.evaluate_into::<false>(&values, &mut scratch)
     };
-    let result = summary.map(|s| f(site, model, &values, &s, &scratch.nodes));
+    let result = summary.map(|s| f(site, &compiled, &values, &s, &scratch.nodes));
     site.scratch = scratch;
     site.values = recycle(values, owns);
     result.map(Some)

@@ -6,7 +6,7 @@ use pgrx::pg_sys;
 
 use crate::core::Error;
 
-use super::jsonb_build::{jsonb_bytes, JsonbValue};
+use super::jsonb_build::{finish, key_order, start, write_number, write_object};
 use super::scoring::{evaluate_call, result_desc, InputKind, ModelKind, Site};
 use super::{arg, float8_datum, return_null, text_arg, text_datum, v1_function};
 
@@ -32,26 +32,33 @@ unsafe fn snapshot_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) 
         INPUT_AT,
         false,
         true,
-        |site: &mut Site, model, _, s, nodes| {
+        |site: &mut Site, compiled, _, s, nodes| {
             site.rows += 1;
             if site.rows % PROGRESS_EVERY == 0 {
                 pgrx::notice!("snapshot: {} rows scored", site.rows);
             }
+            let model = &compiled.model;
             let band = model.band_of(s.segment, s.score);
             let (_, points) = model.points(s.segment, nodes);
-            let components: Vec<(&str, JsonbValue<'_>)> = model
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(id, node)| {
-                    let n = nodes[id].normalized.map_or(JsonbValue::Null, JsonbValue::Number);
-                    let p = if s.score.is_some() { JsonbValue::Number(points[id]) } else { JsonbValue::Null };
-                    (node.name.as_str(), JsonbValue::Object(vec![("points", p), ("n", n)]))
+            let names: Vec<&str> = model.nodes.iter().map(|n| n.name.as_str()).collect();
+            let order = match site.key_order.take() {
+                Some((for_model, order)) if std::rc::Rc::ptr_eq(&for_model, compiled) => order,
+                _ => key_order(&names),
+            };
+            // {"<component>": {"n": n, "points": points}, ...}; "n" sorts before "points"
+            let buf = &mut site.jsonb;
+            start(buf);
+            write_object(buf, &names, &order, |buf, id| {
+                let n = nodes[id].normalized;
+                let p = s.score.map(|_| points[id]);
+                write_object(buf, &["n", "points"], &[0, 1], |buf, field| {
+                    write_number(buf, if field == 0 { n } else { p })
                 })
-                .collect();
-            let bytes = jsonb_bytes(&JsonbValue::Object(components));
-            let jsonb = pg_sys::palloc(bytes.len()) as *mut u8;
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), jsonb, bytes.len());
+            });
+            finish(buf);
+            site.key_order = Some((compiled.clone(), order));
+            let jsonb = pg_sys::palloc(buf.len()) as *mut u8;
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), jsonb, buf.len());
             let zero = pg_sys::Datum::from(0usize);
             let mut values = [
                 s.score.map(float8_datum).unwrap_or(zero),

@@ -574,6 +574,13 @@ fn snapshot_replaces_adds_and_writes_all_or_nothing() {
     assert!(message.contains("NULL key") && message.contains("\"id\""), "{message}");
     assert_eq!(error_of("SELECT health_score.snapshot('chrun', 'accounts', 'id')").0, "42704");
     assert_eq!(error_of("SELECT health_score.snapshot('churn', 'accounts', 'no_such_column')").0, "42703");
+    // a key twice in the source, on a new time and on a time already snapshotted
+    Spi::run("CREATE TABLE twice AS SELECT * FROM accounts WHERE id = 2; UPDATE twice SET id = 7; INSERT INTO twice SELECT * FROM twice").unwrap();
+    for at in ["2026-03-01", "2026-01-01"] {
+        let (state, message) = error_of(&format!("SELECT health_score.snapshot('churn', 'twice', 'id', '{at}')"));
+        assert!(state == "23505" || state == "21000", "{state}: {message}");
+        assert!(message.contains("more than one row for the same id"), "{message}");
+    }
     assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(4));
 }
 
