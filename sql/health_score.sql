@@ -520,8 +520,15 @@ BEGIN
             error_message := format('snapshot: %s has more than one row for the same %s', snapshot.source, quote_ident(snapshot.key_column));
             error_hint := 'the key column must identify each entity once; aggregate or filter the source in a view';
         END IF;
-        RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message,
-                              DETAIL = coalesce(error_detail, ''), HINT = coalesce(error_hint, '');
+        IF coalesce(error_detail, '') = '' AND coalesce(error_hint, '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message;
+        ELSIF coalesce(error_detail, '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, HINT = error_hint;
+        ELSIF coalesce(error_hint, '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, DETAIL = error_detail;
+        ELSE
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, DETAIL = error_detail, HINT = error_hint;
+        END IF;
     END;
     INSERT INTO health_score.snapshots AS r (model, scored_at, source, model_version, rows_written, worsened)
     VALUES (model_name, snapshot.at, snapshot.source::text, model_version, written, worsened)
