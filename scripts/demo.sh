@@ -22,6 +22,13 @@ fi
 echo "== starting PostgreSQL 15 in $DIR on port $PORT"
 bash scripts/cluster.sh start "$DIR" "$PORT"
 psql() { bash scripts/cluster.sh psql "$DIR" "$PORT" -U postgres "$@"; }
+# pg_cron runs the nightly snapshot job; it must be preloaded (a restart, the first time only)
+if ! psql -d postgres -qAt -c "SHOW shared_preload_libraries" | grep -q pg_cron; then
+  printf '%s\n' "shared_preload_libraries = 'pg_cron'" "cron.database_name = '$DB'" \
+    "cron.use_background_workers = on" >> "$DIR/data/postgresql.conf"
+  bash scripts/cluster.sh stop "$DIR"
+  bash scripts/cluster.sh start "$DIR" "$PORT"
+fi
 psql -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 \
   || psql -d postgres -q -c "CREATE DATABASE $DB"
 # a rebuilt library may define new objects: recreate the extension (the demo owns this database)
@@ -86,8 +93,12 @@ SQL
 
 cat <<EOF
 
+Every night at 03:00 pg_cron takes a new snapshot (job $(psql -d "$DB" -qAt -c "SELECT jobid FROM cron.job WHERE command LIKE '%customer_health%'"), see SELECT * FROM cron.job):
+  SELECT health_score.schedule('customer_health', 'demo.account_signals', 'id', '0 3 * * *');
+
 Keep exploring:
   psql -h $DIR -p $PORT -U postgres $DB
   then  SELECT e.* FROM demo.account_signals a, health_score.explain('customer_health', a) e WHERE a.id = 42;
+        SELECT * FROM health_score.latest WHERE band_change = 'worsened';
   Stop the server with: bash scripts/demo.sh stop
 EOF

@@ -106,7 +106,7 @@ BEGIN
         TRUNCATE demo.day_signals;
         INSERT INTO demo.day_signals
         SELECT id, name, plan, seats,
-               logins_per_seat * greatest(0, 1 + 0.9 * demo.drift(id) * t + 0.1 * (demo.rnd(id * 97 + d, 22) - 0.5)),
+               logins_per_seat * greatest(0, 1 + 0.9 * demo.drift(id) * t + 0.1 * (demo.rnd((id * 90 + d) % 250000, 22) - 0.5)),
                least(1, active_share * greatest(0, 1 + 0.5 * demo.drift(id) * t)),
                feature_adoption,
                greatest(0, round(days_since_login * (1 - 0.8 * demo.drift(id) * t)))::int,
@@ -121,3 +121,8 @@ $$;
 COMMENT ON TABLE demo.day_signals IS 'The signals of the last day snapshotted (the demo''s daily history runs through it)';
 COMMENT ON FUNCTION demo.drift(int) IS 'How much an account declined (positive) or improved (negative) over the demo''s ninety days';
 \echo loaded 90 days of daily snapshots into health_score.scores
+
+-- the nightly job a real deployment would run (pg_cron is preloaded by scripts/demo.sh)
+CREATE EXTENSION IF NOT EXISTS pg_cron;
+SELECT health_score.schedule('customer_health', 'demo.account_signals', 'id', '0 3 * * *') AS job \gset
+\echo scheduled the nightly snapshot as pg_cron job :job
