@@ -49,7 +49,7 @@ PAIRS = [
 BASELINE = ("bare sum(column) scan", "SELECT sum(logins) FROM bench.accounts")
 
 # history (bench/history.sql): snapshots of the 1M accounts, trends over 10M points
-SNAPSHOT = ("TRUNCATE health_score.scores", "SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01')")
+SNAPSHOT = ("TRUNCATE health_score.scores, health_score.snapshots", "SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01')")
 PLAIN_INSERT = ("TRUNCATE bench.plain_scores",
                 f"INSERT INTO bench.plain_scores SELECT id::text, '2026-01-01', {HAND_ROW} FROM bench.accounts")
 TREND = ("SELECT count(*), sum((t).slope_per_day) FROM "
