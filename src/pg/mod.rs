@@ -175,6 +175,37 @@ pub unsafe fn varlena_bytes(p: *const u8) -> (*const u8, usize) {
     }
 }
 
+/// A `bytea` datum (4-byte header) holding `bytes`, in the current memory context.
+pub fn bytea_datum(bytes: &[u8]) -> pg_sys::Datum {
+    let total = bytes.len() + pg_sys::VARHDRSZ;
+    unsafe {
+        let out = pg_sys::palloc(total) as *mut u8;
+        let header = (total as u32) << 2; // SET_VARSIZE for a 4-byte header (little-endian layout)
+        std::ptr::copy_nonoverlapping(header.to_ne_bytes().as_ptr(), out, 4);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(4), bytes.len());
+        pg_sys::Datum::from(out)
+    }
+}
+
+/// The aggregate's memory context, or an error naming `aggregate` when the function was not
+/// called as part of an aggregate.
+///
+/// # Safety
+/// `fcinfo` must be a valid call.
+pub unsafe fn aggregate_context(
+    fcinfo: pg_sys::FunctionCallInfo,
+    aggregate: &str,
+) -> Result<pg_sys::MemoryContext, Error> {
+    let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
+    if pg_sys::AggCheckCallContext(fcinfo, &mut ctx) == 0 {
+        return Err(Error::InvalidArgument {
+            message: format!("{aggregate} support functions can only be called by the aggregate"),
+            hint: None,
+        });
+    }
+    Ok(ctx)
+}
+
 pub fn text_datum(s: &str) -> pg_sys::Datum {
     unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) }
 }

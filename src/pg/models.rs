@@ -102,15 +102,7 @@ pub fn resolve_name(spec: &str) -> Result<Rc<Compiled>, Error> {
             None => Ok(None),
         }
     })?;
-    found.ok_or_else(|| {
-        let (suggestions, registered) = closest_names(name);
-        Error::UnknownModel {
-            name: name.to_string(),
-            version,
-            suggestions: if version.is_some() { Vec::new() } else { suggestions },
-            registered,
-        }
-    })
+    found.ok_or_else(|| unknown_model(name, version))
 }
 
 /// The version `spec` ('name' or 'name@3') stands for now: the latest, or the one pinned.
@@ -126,15 +118,18 @@ pub fn resolve_version(spec: &str) -> Result<i32, Error> {
         }
         table.first().get::<i32>(1).map_err(spi_error)
     })?;
-    found.ok_or_else(|| {
-        let (suggestions, registered) = closest_names(name);
-        Error::UnknownModel {
-            name: name.to_string(),
-            version,
-            suggestions: if version.is_some() { Vec::new() } else { suggestions },
-            registered,
-        }
-    })
+    found.ok_or_else(|| unknown_model(name, version))
+}
+
+/// 42704 for a name (or version) the registry does not have, with the closest names.
+fn unknown_model(name: &str, version: Option<i32>) -> Error {
+    let (suggestions, registered) = closest_names(name);
+    Error::UnknownModel {
+        name: name.to_string(),
+        version,
+        suggestions: if version.is_some() { Vec::new() } else { suggestions },
+        registered,
+    }
 }
 
 fn spi_error(e: pgrx::spi::SpiError) -> Error {

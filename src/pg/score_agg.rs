@@ -14,7 +14,9 @@ use crate::core::{Error, Value};
 
 use super::jsonb::{numeric_text, JsonbRef};
 use super::models::{ModelArg, ModelSlot};
-use super::{arg, call_site, float8_datum, return_null, text_arg, v1_function, varlena_bytes};
+use super::{
+    aggregate_context, arg, bytea_datum, call_site, float8_datum, return_null, text_arg, v1_function, varlena_bytes,
+};
 
 #[derive(Clone, PartialEq)]
 enum AggModel {
@@ -50,17 +52,6 @@ fn mismatch() -> Error {
     }
 }
 
-unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> Result<pg_sys::MemoryContext, Error> {
-    let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
-    if pg_sys::AggCheckCallContext(fcinfo, &mut ctx) == 0 {
-        return Err(Error::InvalidArgument {
-            message: "score_agg support functions can only be called by the aggregate".into(),
-            hint: None,
-        });
-    }
-    Ok(ctx)
-}
-
 /// The state in `arg`, or a new one owned by `ctx` (dropped when that context is reset).
 unsafe fn state_in(arg: Option<pg_sys::Datum>, ctx: pg_sys::MemoryContext) -> *mut AggState {
     match arg {
@@ -82,7 +73,7 @@ unsafe fn stored_from_jsonb(datum: pg_sys::Datum) -> Stored {
 }
 
 v1_function!(hs_score_agg_trans, pg_finfo_hs_score_agg_trans, |fcinfo| {
-    let ctx = aggregate_context(fcinfo)?;
+    let ctx = aggregate_context(fcinfo, "score_agg")?;
     let state = &mut *state_in(arg(fcinfo, 0), ctx);
     let flinfo = (*fcinfo).flinfo;
     if let (Some(model), Some(key)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
@@ -118,7 +109,7 @@ v1_function!(hs_score_agg_trans, pg_finfo_hs_score_agg_trans, |fcinfo| {
 });
 
 v1_function!(hs_score_agg_combine, pg_finfo_hs_score_agg_combine, |fcinfo| {
-    let ctx = aggregate_context(fcinfo)?;
+    let ctx = aggregate_context(fcinfo, "score_agg")?;
     let first = arg(fcinfo, 0).filter(|d| !d.is_null());
     let second = arg(fcinfo, 1).filter(|d| !d.is_null());
     let Some(second) = second else {
@@ -243,12 +234,7 @@ v1_function!(hs_score_agg_serialize, pg_finfo_hs_score_agg_serialize, |fcinfo| {
         _ => &AggState::default(),
     };
     let bytes = serialize(state);
-    let total = bytes.len() + pg_sys::VARHDRSZ;
-    let out = pg_sys::palloc(total) as *mut u8;
-    let header = (total as u32) << 2; // SET_VARSIZE for a 4-byte header (little-endian layout)
-    std::ptr::copy_nonoverlapping(header.to_ne_bytes().as_ptr(), out, 4);
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(4), bytes.len());
-    Ok(pg_sys::Datum::from(out))
+    Ok(bytea_datum(&bytes))
 });
 
 v1_function!(hs_score_agg_deserialize, pg_finfo_hs_score_agg_deserialize, |fcinfo| {

@@ -10,25 +10,14 @@ use pgrx::pg_sys;
 use crate::core::{Error, TrendState};
 
 use super::scoring::result_desc;
-use super::{arg, call_site, float8_datum, return_null, v1_function, varlena_bytes};
-
-unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> Result<pg_sys::MemoryContext, Error> {
-    let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
-    if pg_sys::AggCheckCallContext(fcinfo, &mut ctx) == 0 {
-        return Err(Error::InvalidArgument {
-            message: "trend support functions can only be called by the aggregate".into(),
-            hint: None,
-        });
-    }
-    Ok(ctx)
-}
+use super::{aggregate_context, arg, bytea_datum, call_site, float8_datum, return_null, v1_function, varlena_bytes};
 
 /// The state in argument 0, or a new empty one in the aggregate's context.
 unsafe fn state_arg(fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut TrendState, Error> {
     match arg(fcinfo, 0) {
         Some(d) if !d.is_null() => Ok(d.cast_mut_ptr::<TrendState>()),
         _ => {
-            let ctx = aggregate_context(fcinfo)?;
+            let ctx = aggregate_context(fcinfo, "trend")?;
             let p = pg_sys::MemoryContextAlloc(ctx, std::mem::size_of::<TrendState>()) as *mut TrendState;
             p.write(TrendState::default());
             Ok(p)
@@ -58,12 +47,7 @@ v1_function!(hs_trend_serialize, pg_finfo_hs_trend_serialize, |fcinfo| {
         _ => TrendState::default(),
     };
     let bytes = state.to_bytes();
-    let total = bytes.len() + pg_sys::VARHDRSZ;
-    let out = pg_sys::palloc(total) as *mut u8;
-    let header = (total as u32) << 2; // SET_VARSIZE for a 4-byte header (little-endian layout)
-    std::ptr::copy_nonoverlapping(header.to_ne_bytes().as_ptr(), out, 4);
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(4), bytes.len());
-    Ok(pg_sys::Datum::from(out))
+    Ok(bytea_datum(&bytes))
 });
 
 v1_function!(hs_trend_deserialize, pg_finfo_hs_trend_deserialize, |fcinfo| {
