@@ -763,3 +763,46 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION health_score.unschedule(bigint) IS 'Removes a snapshot job registered by health_score.schedule';
+
+-------------------------------------------------------------------------------------------
+-- Roles: who may read and who may write. Roles are cluster-wide, so a second database (or a
+-- restored dump) finds them already there. Nothing here is SECURITY DEFINER: writers need
+-- the table privileges themselves, which health_score_admin grants.
+-------------------------------------------------------------------------------------------
+
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'health_score_reader') THEN
+        CREATE ROLE health_score_reader NOLOGIN;
+        COMMENT ON ROLE health_score_reader IS
+            'health_score: reads models, scores, latest and history, and calls the scoring functions; writes nothing';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'health_score_admin') THEN
+        CREATE ROLE health_score_admin NOLOGIN;
+        COMMENT ON ROLE health_score_admin IS
+            'health_score: registers models, takes snapshots and schedules them; also a reader';
+    END IF;
+    IF NOT pg_catalog.pg_has_role('health_score_admin', 'health_score_reader', 'MEMBER') THEN
+        GRANT health_score_reader TO health_score_admin;
+    END IF;
+END
+$roles$;
+
+-- the schema is reached through the roles (PUBLIC has no USAGE on it)
+GRANT USAGE ON SCHEMA health_score TO health_score_reader;
+GRANT SELECT ON health_score.model_versions, health_score.models, health_score.scores, health_score.snapshots,
+                health_score.latest, health_score.history
+   TO health_score_reader;
+-- the functions that write are the admin's alone (EXECUTE is PUBLIC's by default)
+REVOKE EXECUTE ON FUNCTION health_score.set_model(text, jsonb),
+                           health_score.snapshot(text, regclass, text, timestamptz),
+                           health_score.schedule(text, regclass, text, text),
+                           health_score.unschedule(bigint)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score.set_model(text, jsonb),
+                          health_score.snapshot(text, regclass, text, timestamptz),
+                          health_score.schedule(text, regclass, text, text),
+                          health_score.unschedule(bigint)
+   TO health_score_admin;
+GRANT INSERT ON health_score.model_versions TO health_score_admin;
+GRANT INSERT, UPDATE, DELETE ON health_score.scores, health_score.snapshots TO health_score_admin;

@@ -200,6 +200,41 @@ fn concurrent_registrations_get_distinct_versions() {
     assert_eq!(handle.join().unwrap(), 2);
 }
 
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn roles_are_created_once_and_serve_every_database() {
+    // the roles are cluster-wide: the second database's CREATE EXTENSION finds them
+    let mut a = database("hs_roles_a");
+    let mut b = database("hs_roles_b");
+    for c in [&mut a, &mut b] {
+        let roles: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_roles WHERE rolname IN ('health_score_reader', 'health_score_admin')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(roles, 2);
+        let member: bool = c
+            .query_one("SELECT pg_has_role('health_score_admin', 'health_score_reader', 'MEMBER')", &[])
+            .unwrap()
+            .get(0);
+        assert!(member);
+    }
+    // a login of the reader role connects and scores, over TCP as a BI tool would
+    b.batch_execute(&format!(
+        "SELECT health_score.set_model('churn', '{V1}');
+         DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hs_bi') THEN CREATE ROLE hs_bi LOGIN; END IF; END $$;
+         GRANT health_score_reader TO hs_bi;"
+    ))
+    .unwrap();
+    let mut bi =
+        Client::connect(&format!("host=127.0.0.1 port={} user=hs_bi dbname=hs_roles_b", port()), NoTls).unwrap();
+    assert_eq!(score(&mut bi, "churn", r#"{"logins": 5}"#), Some(50.0));
+    let err = bi.batch_execute(&format!("SELECT health_score.set_model('churn', '{V2}')")).unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "42501");
+}
+
 const BANDED: &str = r#"{"bands": [{"name": "red", "min": 0}, {"name": "green", "min": 50}],
     "components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}"#;
 

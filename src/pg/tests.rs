@@ -638,3 +638,59 @@ fn latest_history_drivers_and_alerts() {
     .unwrap();
     assert!(matches!(drivers.as_deref(), Some("usage" | "logins")), "{drivers:?}");
 }
+
+#[pg_test]
+fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
+    setup_accounts();
+    Spi::run(
+        "SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01');
+         CREATE ROLE hs_test_reader; GRANT health_score_reader TO hs_test_reader;
+         CREATE ROLE hs_test_admin; GRANT health_score_admin TO hs_test_admin;
+         GRANT SELECT ON accounts TO hs_test_reader, hs_test_admin;",
+    )
+    .unwrap();
+    install_error_helper();
+    Spi::run("SET LOCAL ROLE hs_test_reader").unwrap();
+    for query in [
+        "SELECT count(*) FROM health_score.models",
+        "SELECT count(*) FROM health_score.scores",
+        "SELECT count(*) FROM health_score.latest",
+        "SELECT count(*) FROM health_score.history",
+        "SELECT count(*) FROM health_score.snapshots",
+        "SELECT count(health_score.score('churn', a)) FROM accounts a",
+        "SELECT count(*) FROM health_score.drivers('churn', '1', '2026-01-01', '2026-01-01')",
+    ] {
+        assert_eq!(error_of(query).0, "none", "{query}");
+    }
+    for query in [
+        "SELECT health_score.set_model('other', '{\"components\": [{\"name\": \"x\", \"weight\": 1, \"normalize\": {\"type\": \"linear\", \"min\": 0, \"max\": 1}}]}')",
+        "SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-01')",
+        "SELECT health_score.schedule('churn', 'accounts', 'id', '* * * * *')",
+        "INSERT INTO health_score.model_versions (name, version, config) VALUES ('x', 1, '{}')",
+        "UPDATE health_score.scores SET score = 0",
+        "DELETE FROM health_score.scores",
+        "DELETE FROM health_score.model_versions",
+        "INSERT INTO health_score.snapshots VALUES ('x', now(), 'y', 1, 0, 0)",
+    ] {
+        assert_eq!(error_of(query).0, "42501", "{query}");
+    }
+    Spi::run("RESET ROLE; SET LOCAL ROLE hs_test_admin").unwrap();
+    let v2 = Spi::get_one::<i32>(&format!("SELECT health_score.set_model('churn', $${MODEL}$$::jsonb)")).unwrap();
+    assert_eq!(v2, Some(2));
+    let written = Spi::get_one::<i64>("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-01')").unwrap();
+    assert_eq!(written, Some(3));
+    Spi::run("RESET ROLE").unwrap();
+    // nothing a reader could abuse, dynamic SQL with a pinned search_path, hot paths without SET
+    let definer = Spi::get_one::<i64>(
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace AND prosecdef",
+    )
+    .unwrap();
+    assert_eq!(definer, Some(0));
+    let unpinned = Spi::get_one::<i64>(
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace
+            AND proname IN ('set_model', 'snapshot', 'schedule', 'unschedule', 'drivers', 'alerts')
+            AND NOT coalesce(array_to_string(proconfig, ',') LIKE '%search_path%', false)",
+    )
+    .unwrap();
+    assert_eq!(unpinned, Some(0));
+}
