@@ -10,6 +10,7 @@ pub mod score_agg;
 pub mod scoring;
 pub mod snapshot;
 pub mod trend;
+pub mod views;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
