@@ -22,7 +22,10 @@ SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 pkgs=(build-essential pkg-config libssl-dev libclang-dev
       "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-cron"
-      postgresql-client-common)
+      postgresql-client-common
+      libpostgresql-jdbc-java)   # the JDBC driver for the BI client check (tests/jdbc)
+# a JDK for that check (Java 17, whose single-file launcher compiles the check on the fly)
+command -v javac >/dev/null 2>&1 || pkgs+=(openjdk-17-jdk-headless)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
