@@ -96,6 +96,9 @@ cat <<EOF
 Every night at 03:00 pg_cron takes a new snapshot (job $(psql -d "$DB" -qAt -c "SELECT jobid FROM cron.job WHERE command LIKE '%customer_health%'"), see SELECT * FROM cron.job):
   SELECT health_score.schedule('customer_health', 'demo.account_signals', 'id', '0 3 * * *');
 
+For Metabase or another BI tool: point it at demo.account_health, health_score.latest and
+health_score.history, logged in as a member of health_score_reader (docs/dashboards.md).
+
 Keep exploring:
   psql -h $DIR -p $PORT -U postgres $DB
   then  SELECT e.* FROM demo.account_signals a, health_score.explain('customer_health', a) e WHERE a.id = 42;

@@ -126,3 +126,7 @@ COMMENT ON FUNCTION demo.drift(int) IS 'How much an account declined (positive) 
 CREATE EXTENSION IF NOT EXISTS pg_cron;
 SELECT health_score.schedule('customer_health', 'demo.account_signals', 'id', '0 3 * * *') AS job \gset
 \echo scheduled the nightly snapshot as pg_cron job :job
+
+-- the view a BI tool reads: score, band and each component's points per account (docs/dashboards.md)
+SELECT health_score.create_view('demo.account_health', 'customer_health', 'demo.account_signals', 'id') AS view \gset
+\echo generated the view :view for BI tools
