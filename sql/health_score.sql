@@ -1004,7 +1004,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v record;
 BEGIN
-    FOR v IN SELECT * FROM health_score.views w WHERE w.model = NEW.name ORDER BY w.view_schema, w.view_name LOOP
+    -- (views already at this version or a later one, as while a dump is restored, stay)
+    FOR v IN SELECT * FROM health_score.views w WHERE w.model = NEW.name AND w.model_version < NEW.version
+              ORDER BY w.view_schema, w.view_name LOOP
         BEGIN
             PERFORM health_score._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column);
         EXCEPTION WHEN OTHERS THEN

@@ -99,7 +99,8 @@ fn dump_and_restore_keep_the_registry() {
     c.batch_execute(&format!(
         "SELECT health_score.set_model('churn', '{V1}'); SELECT health_score.set_model('churn', '{V2}');
          CREATE TABLE accounts (id int, logins int); INSERT INTO accounts VALUES (1, 5), (2, 50);
-         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01');"
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01');
+         SELECT health_score.create_view('account_health', 'churn', 'accounts', 'id');"
     ))
     .unwrap();
     let dump = cluster_dir().join("registry.dump");
@@ -142,9 +143,20 @@ fn dump_and_restore_keep_the_registry() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(kept, vec![5.0, 50.0]);
+    // so did the generated view, which still shows the latest version
+    let shown: Vec<f64> = r
+        .query("SELECT logins_points FROM account_health ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(shown, vec![5.0, 50.0]);
     // and numbering continues after the restored versions
     let next: i32 = r.query_one(&format!("SELECT health_score.set_model('churn', '{V3}')"), &[]).unwrap().get(0);
     assert_eq!(next, 3);
+    // and the restored view follows the new version
+    let followed: f64 = r.query_one("SELECT logins_points FROM account_health WHERE id = 1", &[]).unwrap().get(0);
+    assert_eq!(followed, 25.0);
 }
 
 #[test]

@@ -666,6 +666,8 @@ fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
         "SELECT health_score.set_model('other', '{\"components\": [{\"name\": \"x\", \"weight\": 1, \"normalize\": {\"type\": \"linear\", \"min\": 0, \"max\": 1}}]}')",
         "SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-01')",
         "SELECT health_score.schedule('churn', 'accounts', 'id', '* * * * *')",
+        "SELECT health_score.create_view('reader_view', 'churn', 'accounts', 'id')",
+        "SELECT health_score.refresh_views('churn')",
         "INSERT INTO health_score.model_versions (name, version, config) VALUES ('x', 1, '{}')",
         "UPDATE health_score.scores SET score = 0",
         "DELETE FROM health_score.scores",
