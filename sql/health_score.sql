@@ -1032,3 +1032,199 @@ REVOKE EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text),
 GRANT EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
                           health_score._generate_view(name, name, text, regclass, text)
    TO health_score_admin;
+
+-------------------------------------------------------------------------------------------
+-- Proving the score: AUC, band reports, evaluation against outcomes
+-------------------------------------------------------------------------------------------
+
+CREATE FUNCTION health_score._auc_trans(internal, double precision, boolean) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_auc_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score._auc_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_auc_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score._auc_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_auc_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_score._auc_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_auc_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_score._auc_final(internal) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'hs_auc_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._auc_trans(internal, double precision, boolean) IS 'auc transition: keeps the score in its class';
+COMMENT ON FUNCTION health_score._auc_combine(internal, internal) IS 'auc combine: merges two partial states (parallel aggregation)';
+COMMENT ON FUNCTION health_score._auc_serialize(internal) IS 'auc serialize: state to bytea for parallel workers';
+COMMENT ON FUNCTION health_score._auc_deserialize(bytea, internal) IS 'auc deserialize: bytea back to a state';
+COMMENT ON FUNCTION health_score._auc_final(internal) IS 'auc final: counts the pairs over the sorted scores';
+
+CREATE AGGREGATE health_score.auc(score double precision, churned boolean) (
+    SFUNC = health_score._auc_trans, STYPE = internal, SSPACE = 64,
+    FINALFUNC = health_score._auc_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score._auc_combine, SERIALFUNC = health_score._auc_serialize,
+    DESERIALFUNC = health_score._auc_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE health_score.auc(double precision, boolean) IS
+    'ROC AUC where a LOW health score predicts churn: P(score of a churned account < score of a retained one) + 1/2 P(tie); pass a churn probability and you get 1 - AUC. Ignores NULL, NaN and infinite scores and NULL outcomes; NULL when a class is empty; exact (integer pair counts); up to 100,000,000 rows per group';
+
+-- The outcome column as a boolean expression over "src": boolean, or an integer 0/1.
+CREATE FUNCTION health_score._outcome_of(value bigint, outcome_column text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF value = 1 THEN RETURN true; ELSIF value = 0 THEN RETURN false; ELSIF value IS NULL THEN RETURN NULL; END IF;
+    RAISE EXCEPTION 'outcome column %: % is neither 0 nor 1', quote_ident(outcome_column), value
+        USING ERRCODE = '22023', HINT = 'the outcome is boolean, or an integer 1 (churned) or 0 (retained)';
+END
+$$;
+COMMENT ON FUNCTION health_score._outcome_of(bigint, text) IS 'An integer outcome (1 churned, 0 retained) as a boolean; 22023 for other values';
+
+CREATE FUNCTION health_score._outcome_sql(source regclass, outcome_column text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    column_type regtype;
+BEGIN
+    SELECT a.atttypid::regtype INTO column_type FROM pg_attribute a
+     WHERE a.attrelid = _outcome_sql.source AND a.attname = _outcome_sql.outcome_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF column_type IS NULL THEN
+        RAISE EXCEPTION '% has no column %', _outcome_sql.source, quote_ident(_outcome_sql.outcome_column) USING ERRCODE = '42703';
+    ELSIF column_type = 'boolean'::regtype THEN
+        RETURN format('src.%I', _outcome_sql.outcome_column);
+    ELSIF column_type IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
+        RETURN format('health_score._outcome_of(src.%I::bigint, %L)', _outcome_sql.outcome_column, _outcome_sql.outcome_column);
+    END IF;
+    RAISE EXCEPTION 'outcome column % is of type %; boolean or an integer 0/1 is needed', quote_ident(_outcome_sql.outcome_column), column_type
+        USING ERRCODE = '42804';
+END
+$$;
+COMMENT ON FUNCTION health_score._outcome_sql(regclass, text) IS 'The SQL of an outcome column (boolean, or integer 0/1) as a boolean';
+
+-- A model argument as SQL (the name, or the inline jsonb) and its config.
+CREATE FUNCTION health_score._model_sql(model text, OUT model_sql text, OUT config jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pinned integer := health_score._resolve_model(_model_sql.model);
+BEGIN
+    model_sql := quote_literal(regexp_replace(_model_sql.model, '@[^@]*$', '') || '@' || pinned);
+    SELECT v.config INTO config FROM health_score.model_versions v
+     WHERE v.name = regexp_replace(_model_sql.model, '@[^@]*$', '') AND v.version = pinned;
+END
+$$;
+CREATE FUNCTION health_score._model_sql(model jsonb, OUT model_sql text, OUT config jsonb)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score._require_valid_model(_model_sql.model);
+    model_sql := quote_literal(_model_sql.model::text) || '::jsonb';
+    config := _model_sql.model;
+END
+$$;
+COMMENT ON FUNCTION health_score._model_sql(text) IS 'A registered model reference, pinned to the version it stands for now, as SQL, with its config';
+COMMENT ON FUNCTION health_score._model_sql(jsonb) IS 'An inline model as SQL, with its config (validated)';
+
+CREATE FUNCTION health_score._band_report(model_sql text, config jsonb, source regclass, outcome_column text)
+    RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
+                   churn_rate double precision, lift double precision)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    outcome text := health_score._outcome_sql(_band_report.source, _band_report.outcome_column);
+    unknown bigint;
+BEGIN
+    IF jsonb_typeof(_band_report.config -> 'bands') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'band_report: the model has no bands' USING ERRCODE = '22023';
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s AS src WHERE (%s) IS NULL', _band_report.source, outcome) INTO unknown;
+    IF unknown > 0 THEN
+        RAISE NOTICE 'band_report: % accounts with a NULL outcome left out', unknown;
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        WITH known AS (
+            SELECT s.score, s.band, s.segment, o.churned
+              FROM %1$s AS src, LATERAL health_score.assess(%2$s, src) s, LATERAL (SELECT %3$s AS churned) o
+             WHERE o.churned IS NOT NULL
+        ), overall AS (
+            SELECT avg(known.churned::int)::float8 AS rate FROM known WHERE known.score IS NOT NULL
+        ), bands AS (
+            SELECT NULL::text AS segment, b.ord, b.e ->> 'name' AS band
+              FROM jsonb_array_elements($1 -> 'bands') WITH ORDINALITY b(e, ord)
+            UNION ALL
+            SELECT o.key, b.ord, b.e ->> 'name'
+              FROM jsonb_each(coalesce($1 -> 'segments' -> 'overrides', '{}')) o,
+                   jsonb_array_elements(coalesce(o.value -> 'bands', $1 -> 'bands')) WITH ORDINALITY b(e, ord)
+        ), report AS (
+            SELECT b.segment, b.band, (b.ord - 1)::int AS band_rank, count(k.score)::bigint AS accounts,
+                   count(k.score) FILTER (WHERE k.churned)::bigint AS churned,
+                   avg(k.churned::int)::float8 AS churn_rate
+              FROM bands b
+              LEFT JOIN known k ON k.score IS NOT NULL AND k.band = b.band AND k.segment IS NOT DISTINCT FROM b.segment
+             GROUP BY b.segment, b.band, b.ord
+            UNION ALL
+            SELECT NULL, NULL, NULL, count(*), count(*) FILTER (WHERE known.churned), avg(known.churned::int)::float8
+              FROM known WHERE known.score IS NULL
+        )
+        SELECT r.segment, r.band, r.band_rank, r.accounts, r.churned, r.churn_rate, r.churn_rate / nullif(overall.rate, 0)
+          FROM report r, overall
+         ORDER BY r.band_rank IS NULL, r.segment NULLS FIRST, r.band_rank
+    $q$, _band_report.source, _band_report.model_sql, outcome) USING _band_report.config;
+END
+$$;
+COMMENT ON FUNCTION health_score._band_report(text, jsonb, regclass, text) IS 'band_report''s work, for a model given as SQL';
+
+CREATE FUNCTION health_score.band_report(model text, source regclass, outcome_column text)
+    RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
+                   churn_rate double precision, lift double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT r.* FROM health_score._model_sql(band_report.model) m,
+                    health_score._band_report(m.model_sql, m.config, band_report.source, band_report.outcome_column) r
+$$;
+CREATE FUNCTION health_score.band_report(model jsonb, source regclass, outcome_column text)
+    RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
+                   churn_rate double precision, lift double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT r.* FROM health_score._model_sql(band_report.model) m,
+                    health_score._band_report(m.model_sql, m.config, band_report.source, band_report.outcome_column) r
+$$;
+COMMENT ON FUNCTION health_score.band_report(text, regclass, text) IS
+    'Per segment and band in rank order (empty bands too): accounts, churned, churn rate and lift against all scored accounts; a last row for accounts with a NULL score. Outcome: boolean or integer 0/1; NULL outcomes are left out and counted in a NOTICE';
+COMMENT ON FUNCTION health_score.band_report(jsonb, regclass, text) IS
+    'band_report with an inline model';
+
+CREATE FUNCTION health_score._evaluate(model_sql text, config jsonb, source regclass, outcome_column text)
+    RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
+                   mean_coverage double precision, under_min_coverage double precision,
+                   log_loss double precision, brier double precision, outcome_unknown bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    outcome text := health_score._outcome_sql(_evaluate.source, _evaluate.outcome_column);
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        WITH scored AS (
+            SELECT s.score, s.coverage, o.churned,
+                   least(greatest(health_score.churn_probability(%2$s, src), 1e-15), 1 - 1e-15) AS p
+              FROM %1$s AS src, LATERAL health_score.assess(%2$s, src) s, LATERAL (SELECT %3$s AS churned) o
+        )
+        SELECT count(*) FILTER (WHERE churned IS NOT NULL), count(*) FILTER (WHERE churned),
+               avg(churned::int)::float8, health_score.auc(score, churned),
+               avg(coverage) FILTER (WHERE churned IS NOT NULL),
+               avg((coverage < $1 - 1e-9)::int) FILTER (WHERE churned IS NOT NULL)::float8,
+               avg(CASE WHEN churned THEN -ln(p) ELSE -ln(1 - p) END) FILTER (WHERE churned IS NOT NULL)::float8,
+               avg((p - churned::int) ^ 2) FILTER (WHERE churned IS NOT NULL)::float8,
+               count(*) FILTER (WHERE churned IS NULL)
+          FROM scored
+    $q$, _evaluate.source, _evaluate.model_sql, outcome)
+    USING coalesce((_evaluate.config ->> 'min_coverage')::float8, 0);
+END
+$$;
+COMMENT ON FUNCTION health_score._evaluate(text, jsonb, regclass, text) IS 'evaluate''s work, for a model given as SQL';
+
+CREATE FUNCTION health_score.evaluate(model text, source regclass, outcome_column text)
+    RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
+                   mean_coverage double precision, under_min_coverage double precision,
+                   log_loss double precision, brier double precision, outcome_unknown bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT e.* FROM health_score._model_sql(evaluate.model) m,
+                    health_score._evaluate(m.model_sql, m.config, evaluate.source, evaluate.outcome_column) e
+$$;
+CREATE FUNCTION health_score.evaluate(model jsonb, source regclass, outcome_column text)
+    RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
+                   mean_coverage double precision, under_min_coverage double precision,
+                   log_loss double precision, brier double precision, outcome_unknown bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT e.* FROM health_score._model_sql(evaluate.model) m,
+                    health_score._evaluate(m.model_sql, m.config, evaluate.source, evaluate.outcome_column) e
+$$;
+COMMENT ON FUNCTION health_score.evaluate(text, regclass, text) IS
+    'The model against known outcomes: accounts, churned, churn rate, AUC, mean coverage, share under min_coverage, log-loss and Brier score of the calibrated churn probability (NULL without calibration; clipped to [1e-15, 1 - 1e-15]), and how many outcomes were NULL';
+COMMENT ON FUNCTION health_score.evaluate(jsonb, regclass, text) IS 'evaluate with an inline model';

@@ -31,6 +31,8 @@ pub enum Error {
     UndefinedColumn { input: String, row_type: String },
     /// A table row's column has a type the input cannot be read from (42804).
     DatatypeMismatch { input: String, column_type: String, wanted: String },
+    /// More data than a computation supports (54000).
+    LimitExceeded { message: String, hint: String },
     /// Any of the above while scoring one entity of a snapshot: the same SQLSTATE and hint,
     /// with the entity's key in the message.
     ForEntity { key: String, error: Box<Error> },
@@ -43,6 +45,7 @@ impl Error {
             Error::UnknownModel { .. } => "42704",
             Error::UndefinedColumn { .. } => "42703",
             Error::DatatypeMismatch { .. } => "42804",
+            Error::LimitExceeded { .. } => "54000",
             Error::ForEntity { error, .. } => error.sqlstate(),
         }
     }
@@ -74,6 +77,7 @@ impl Error {
             Error::DatatypeMismatch { input, column_type, wanted } => {
                 format!("input \"{input}\" is a column of type {column_type}, but {wanted} is needed")
             }
+            Error::LimitExceeded { message, .. } => message.clone(),
             Error::ForEntity { key, error } => {
                 let mut quoted = String::new();
                 super::json::write_json_string(key, &mut quoted);
@@ -127,6 +131,7 @@ impl Error {
                 "numeric normalizers read smallint, integer, bigint, numeric, real or double precision columns; cast the column in a view"
                     .to_string(),
             ),
+            Error::LimitExceeded { hint, .. } => Some(hint.clone()),
             Error::ForEntity { error, .. } => error.hint(),
         }
     }

@@ -1,6 +1,7 @@
 //! The scoring model, in plain Rust: parse, validate, normalize, score, explain.
 //! Nothing here knows about PostgreSQL; `crate::pg` converts and caches around it.
 
+pub mod auc;
 pub mod error;
 pub mod json;
 pub mod model;
@@ -9,6 +10,7 @@ pub mod score;
 pub mod trend;
 pub mod value;
 
+pub use auc::AucState;
 pub use error::{Error, Fault, Result};
 pub use json::Json;
 pub use model::{Band, Model};

@@ -1,6 +1,7 @@
 //! The PostgreSQL skin: converts arguments, caches compiled models, raises errors.
 //! One module per SQL concept; the SQL declarations are in `sql/health_score.sql`.
 
+pub mod auc;
 pub mod jsonb;
 pub mod jsonb_build;
 pub mod models;
@@ -32,6 +33,7 @@ fn raise_as(e: &Error, kind: &Error) -> ! {
         Error::UnknownModel { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
         Error::UndefinedColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
         Error::DatatypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        Error::LimitExceeded { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         Error::ForEntity { error, .. } => raise_as(e, error),
     };
     let mut report = ErrorReport::new(code, e.message(), "health_score");

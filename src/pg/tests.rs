@@ -760,3 +760,98 @@ fn generated_views_show_points_follow_new_versions_and_keep_grants() {
     assert_eq!(Spi::get_one::<i32>("SELECT model_version FROM health_score.views").unwrap(), Some(2));
     assert_eq!(Spi::get_one::<i32>("SELECT health_score.refresh_views('churn')").unwrap(), Some(1));
 }
+
+fn setup_outcomes() {
+    Spi::run(
+        "CREATE TABLE outcomes AS
+           SELECT g AS id, g % 4 AS grp, ((g * 7) % 13) / 2.0::float8 AS score, (g * 5) % 3 = 0 AS churned
+             FROM generate_series(1, 240) g;
+         INSERT INTO outcomes VALUES (1001, 1, NULL, true), (1002, 2, 'NaN', true), (1003, 3, 'Infinity', false),
+                                     (1004, 0, 3, NULL), (1005, 1, -0.0, true), (1006, 2, 0, false);
+         ANALYZE outcomes;",
+    )
+    .unwrap();
+}
+
+#[pg_test]
+fn auc_equals_plain_pair_counting_and_runs_in_parallel() {
+    setup_outcomes();
+    let expected = sql_f64(
+        "SELECT avg(CASE WHEN c.score < r.score THEN 1.0 WHEN c.score = r.score THEN 0.5 ELSE 0 END)::float8
+           FROM outcomes c, outcomes r
+          WHERE c.churned AND NOT r.churned
+            AND c.score NOT IN ('NaN', 'Infinity', '-Infinity') AND r.score NOT IN ('NaN', 'Infinity', '-Infinity')",
+    );
+    let auc = sql_f64("SELECT health_score.auc(score, churned) FROM outcomes");
+    assert!((auc.unwrap() - expected.unwrap()).abs() < 1e-12, "{auc:?} vs {expected:?}");
+    // a churn probability (here: the score negated) gives 1 - AUC
+    let flipped = sql_f64("SELECT health_score.auc(-score, churned) FROM outcomes");
+    assert!((flipped.unwrap() - (1.0 - expected.unwrap())).abs() < 1e-12);
+    assert_eq!(sql_f64("SELECT health_score.auc(score, churned) FROM outcomes WHERE churned"), None);
+    Spi::run(
+        "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
+         SET LOCAL enable_hashagg = off",
+    )
+    .unwrap();
+    let plan = Spi::explain("SELECT grp, health_score.auc(score, churned) FROM outcomes GROUP BY grp").unwrap();
+    let text = format!("{:?}", plan.0);
+    assert!(text.contains("Partial") && text.contains("Finalize") && text.contains("Gather"), "{text}");
+    let total = "SELECT sum(a) FROM (SELECT health_score.auc(score, churned) AS a FROM outcomes GROUP BY grp) x";
+    let parallel = sql_f64(total);
+    Spi::run("SET LOCAL max_parallel_workers_per_gather = 0").unwrap();
+    assert_eq!(parallel, sql_f64(total), "exact: the same in parallel");
+}
+
+#[pg_test]
+fn band_report_and_evaluate_against_outcomes() {
+    setup_model();
+    Spi::run(
+        "CREATE TABLE book AS
+           SELECT g AS id, (g * 7) % 21 AS logins, ((g * 11) % 100)::numeric AS active,
+                  (ARRAY['promoter', 'passive', NULL])[1 + g % 3] AS nps, g % 4 AS overdue,
+                  CASE WHEN g % 50 = 0 THEN NULL ELSE ((g * 7) % 21 < 6 OR g % 9 = 0)::int END AS churned
+             FROM generate_series(1, 300) g;",
+    )
+    .unwrap();
+    // band_report: every band in rank order, counts as band() and the outcome give them
+    let mismatches = Spi::get_one::<i64>(
+        "WITH expected AS (
+             SELECT health_score.band('churn', b) AS band, count(*) AS accounts, sum(b.churned) AS churned
+               FROM book b WHERE b.churned IS NOT NULL GROUP BY 1),
+         overall AS (SELECT avg(churned)::float8 AS rate FROM book WHERE churned IS NOT NULL)
+         SELECT count(*) FROM health_score.band_report('churn', 'book', 'churned') r
+           LEFT JOIN expected e USING (band), overall
+          WHERE r.band IS NOT NULL
+            AND (r.accounts <> coalesce(e.accounts, 0) OR r.churned <> coalesce(e.churned, 0)
+                 OR abs(r.lift - (e.churned::float8 / e.accounts) / overall.rate) > 1e-12)",
+    )
+    .unwrap();
+    assert_eq!(mismatches, Some(0));
+    let ranks = Spi::get_one::<String>(
+        "SELECT string_agg(coalesce(band, 'NULL') || coalesce(band_rank::text, ''), ',') FROM health_score.band_report('churn', 'book', 'churned')",
+    )
+    .unwrap();
+    assert_eq!(ranks.as_deref(), Some("red0,yellow1,green2,NULL"));
+    // evaluate: AUC, log-loss and Brier of the calibration (p = σ(2 − 0.05 s)), computed by hand
+    let row = Spi::get_three::<i64, f64, f64>(
+        "WITH s AS (SELECT health_score.score('churn', b) AS score, b.churned = 1 AS churned FROM book b WHERE b.churned IS NOT NULL),
+              p AS (SELECT *, 1 / (1 + exp(-(2 - 0.05 * score))) AS p FROM s)
+         SELECT e.accounts,
+                abs(e.log_loss - (SELECT avg(CASE WHEN churned THEN -ln(p) ELSE -ln(1 - p) END) FROM p))
+              + abs(e.brier - (SELECT avg((p - churned::int) ^ 2) FROM p)),
+                abs(e.auc - (SELECT health_score.auc(score, churned) FROM s))
+           FROM health_score.evaluate('churn', 'book', 'churned') e",
+    )
+    .unwrap();
+    assert_eq!(row.0, Some(294));
+    assert!(row.1.unwrap() < 1e-12 && row.2.unwrap() == 0.0, "{row:?}");
+    assert_eq!(Spi::get_one::<i64>("SELECT outcome_unknown FROM health_score.evaluate('churn', 'book', 'churned')").unwrap(), Some(6));
+    // an inline model gives the same; a bad outcome value is a clear error
+    let inline = sql_f64(&format!("SELECT auc FROM health_score.evaluate($${MODEL}$$::jsonb, 'book', 'churned')"));
+    assert_eq!(inline, sql_f64("SELECT auc FROM health_score.evaluate('churn', 'book', 'churned')"));
+    install_error_helper();
+    Spi::run("UPDATE book SET churned = 2 WHERE id = 1").unwrap();
+    assert_eq!(error_of("SELECT * FROM health_score.evaluate('churn', 'book', 'churned')").0, "22023");
+    assert_eq!(error_of("SELECT * FROM health_score.evaluate('churn', 'book', 'nps')").0, "42804");
+}

@@ -1,0 +1,62 @@
+//! `auc(score float8, churned boolean) → float8`: the aggregate over `core::auc`.
+//! Plain V1 functions with a hand-written `CREATE AGGREGATE` (pgrx issue #2351).
+
+use pgrx::pg_sys;
+
+use crate::core::{AucState, Error};
+
+use super::{aggregate_context, arg, bytea_datum, float8_datum, return_null, v1_function, varlena_bytes};
+
+/// The state in argument 0, or a new empty one owned by the aggregate's memory context.
+unsafe fn state_arg(fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut AucState, Error> {
+    match arg(fcinfo, 0) {
+        Some(d) if !d.is_null() => Ok(d.cast_mut_ptr::<AucState>()),
+        _ => {
+            let ctx = aggregate_context(fcinfo, "auc")?;
+            Ok(pgrx::PgMemoryContexts::For(ctx).leak_and_drop_on_delete(AucState::default()))
+        }
+    }
+}
+
+v1_function!(hs_auc_trans, pg_finfo_hs_auc_trans, |fcinfo| {
+    let state = state_arg(fcinfo)?;
+    if let (Some(score), Some(churned)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
+        (*state).add(f64::from_bits(score.value() as u64), churned.value() != 0)?;
+    }
+    Ok(pg_sys::Datum::from(state))
+});
+
+v1_function!(hs_auc_combine, pg_finfo_hs_auc_combine, |fcinfo| {
+    let state = state_arg(fcinfo)?;
+    if let Some(other) = arg(fcinfo, 1).filter(|d| !d.is_null()) {
+        (*state).combine(&*other.cast_mut_ptr::<AucState>())?;
+    }
+    Ok(pg_sys::Datum::from(state))
+});
+
+v1_function!(hs_auc_serialize, pg_finfo_hs_auc_serialize, |fcinfo| {
+    let bytes = match arg(fcinfo, 0) {
+        Some(d) if !d.is_null() => (*d.cast_mut_ptr::<AucState>()).to_bytes(),
+        _ => AucState::default().to_bytes(),
+    };
+    Ok(bytea_datum(&bytes))
+});
+
+v1_function!(hs_auc_deserialize, pg_finfo_hs_auc_deserialize, |fcinfo| {
+    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
+    let (data, len) = varlena_bytes(v as *const u8);
+    let state = AucState::from_bytes(std::slice::from_raw_parts(data, len))
+        .ok_or_else(|| Error::InvalidArgument { message: "auc: corrupt serialized state".into(), hint: None })?;
+    // lives in the current (per-call) context, from which combine copies
+    Ok(pg_sys::Datum::from(pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state)))
+});
+
+v1_function!(hs_auc_final, pg_finfo_hs_auc_final, |fcinfo| {
+    let Some(d) = arg(fcinfo, 0).filter(|d| !d.is_null()) else { return Ok(return_null(fcinfo)) };
+    // sorting in place keeps the same scores, so the state stays good for more rows or frames
+    match (*d.cast_mut_ptr::<AucState>()).finish() {
+        Some(auc) => Ok(float8_datum(auc)),
+        None => Ok(return_null(fcinfo)),
+    }
+});
