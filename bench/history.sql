@@ -11,3 +11,10 @@ SELECT a AS account,
        (50 + 30 * sin(a) + d * ((a % 7) - 3) * 0.1 + random() * 5)::float8 AS score
   FROM generate_series(1, 100000) a, generate_series(0, 99) d;
 VACUUM ANALYZE bench.series;
+
+-- 1M (score, outcome) pairs for auc(): scores with ties (one decimal), churn likelier when low
+CREATE TABLE bench.outcomes AS
+SELECT round((random() * 100)::numeric, 1)::float8 AS score, false AS churned
+  FROM generate_series(1, 1000000);
+UPDATE bench.outcomes SET churned = random() < (1 - score / 100) * 0.3;
+VACUUM ANALYZE bench.outcomes;

@@ -56,9 +56,12 @@ TREND = ("SELECT count(*), sum((t).slope_per_day) FROM "
          "(SELECT account, health_score.trend(at, score) AS t FROM bench.series GROUP BY account) x")
 PLAIN_TREND = ("SELECT count(*), sum(slope) FROM (SELECT account, count(*), min(at), max(at), min(score), max(score), "
                "regr_slope(score, extract(epoch FROM at) / 86400) AS slope FROM bench.series GROUP BY account) x")
+AUC = "SELECT health_score.auc(score, churned) FROM bench.outcomes"
+MEDIAN = "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY score) FROM bench.outcomes"
 HISTORY_PAIRS = [
     ("snapshot of 1M accounts", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 1.5),
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
+    ("auc() over 1M rows", AUC, "percentile_cont(0.5) (a sort)", MEDIAN, 1.5),
 ]
 
 
@@ -91,17 +94,26 @@ def check_history():
         SELECT count(*) FROM health_score.scores s JOIN bench.plain_scores p USING (entity_key)
          WHERE abs(s.score - p.score) > 1e-9 * greatest(1, abs(p.score));
         SELECT (SELECT count(*) FROM health_score.scores) - (SELECT count(*) FROM bench.plain_scores);
+        SELECT count(*) FROM (SELECT 1) one
+         WHERE (SELECT abs(health_score.auc(score, churned) - (
+                    -- Mann-Whitney from ranks: (rank sum of the retained - n_r (n_r + 1) / 2) / (n_c n_r)
+                    SELECT (sum(r) FILTER (WHERE NOT churned) - count(*) FILTER (WHERE NOT churned)
+                            * (count(*) FILTER (WHERE NOT churned) + 1) / 2.0)
+                           / (count(*) FILTER (WHERE churned) * count(*) FILTER (WHERE NOT churned))::float8
+                      FROM (SELECT churned, rank() OVER w + (count(*) OVER w - 1) / 2.0 AS r
+                              FROM bench.outcomes WINDOW w AS (ORDER BY score
+                                   RANGE BETWEEN CURRENT ROW AND CURRENT ROW)) ranked)) FROM bench.outcomes) > 1e-9;
         SELECT count(*) FROM (SELECT account, health_score.trend(at, score) AS t FROM bench.series GROUP BY account) o
           JOIN (SELECT account, count(*) AS n, min(score) AS lo, max(score) AS hi,
                        regr_slope(score, extract(epoch FROM at) / 86400) AS slope FROM bench.series GROUP BY account) p
          USING (account)
          WHERE (o.t).n <> p.n OR (o.t).min_score <> p.lo OR (o.t).max_score <> p.hi
             OR abs((o.t).slope_per_day - p.slope) > 1e-9 * greatest(1e-9, abs(p.slope));
-    """).split()[-3:]  # (the snapshot prints its row count first)
+    """).split()[-4:]  # (the snapshot prints its row count first)
     if any(int(b) for b in bad):
         sys.exit(f"MISMATCH in the history benchmarks: {bad}")
     print("checked: snapshot scores equal the hand-written SQL's on all 1M rows; "
-          "trend() equals count/min/max/regr_slope for all 100k accounts")
+          "auc() equals the Mann-Whitney rank formula; trend() equals count/min/max/regr_slope for all 100k accounts")
 
 
 def time_queries(queries):
