@@ -1127,7 +1127,7 @@ BEGIN
     END IF;
     EXECUTE format('SELECT count(*) FROM %s AS src WHERE (%s) IS NULL', _band_report.source, outcome) INTO unknown;
     IF unknown > 0 THEN
-        RAISE NOTICE 'band_report: % accounts with a NULL outcome left out', unknown;
+        RAISE NOTICE 'band_report: left out % account(s) with a NULL outcome', unknown;
     END IF;
     RETURN QUERY EXECUTE format($q$
         WITH known AS (
