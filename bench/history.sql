@@ -18,3 +18,9 @@ SELECT round((random() * 100)::numeric, 1)::float8 AS score, false AS churned
   FROM generate_series(1, 1000000);
 UPDATE bench.outcomes SET churned = random() < (1 - score / 100) * 0.3;
 VACUUM ANALYZE bench.outcomes;
+
+-- churn events for backtest(): a tenth of the accounts churn in the 90 days after 2026-01-01
+CREATE TABLE bench.churns AS
+SELECT id::text AS account, date '2026-01-01' + (1 + (id * 7) % 90) AS churned_on
+  FROM bench.accounts WHERE id % 10 = 3;
+VACUUM ANALYZE bench.churns;

@@ -58,10 +58,16 @@ PLAIN_TREND = ("SELECT count(*), sum(slope) FROM (SELECT account, count(*), min(
                "regr_slope(score, extract(epoch FROM at) / 86400) AS slope FROM bench.series GROUP BY account) x")
 AUC = "SELECT health_score.auc(score, churned) FROM bench.outcomes"
 MEDIAN = "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY score) FROM bench.outcomes"
+# after the snapshot pair, health_score.scores holds the last snapshot of the 1M accounts
+BACKTEST = ("SELECT count(*), sum(churned) FROM health_score.backtest('bench', 'bench.churns', 'account', "
+            "'churned_on', '90 days')")
+PLAIN_JOIN = ("SELECT count(*) FROM (SELECT s.scored_at, count(*) FROM health_score.scores s "
+              "LEFT JOIN bench.churns c ON c.account = s.entity_key WHERE s.model = 'bench' GROUP BY s.scored_at) x")
 HISTORY_PAIRS = [
     ("snapshot of 1M accounts", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 1.5),
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
     ("auc() over 1M rows", AUC, "percentile_cont(0.5) (a sort)", MEDIAN, 1.5),
+    ("backtest() over 1M history rows", BACKTEST, "GROUP BY scored_at of the join", PLAIN_JOIN, 3.0),
 ]
 
 

@@ -1228,3 +1228,66 @@ $$;
 COMMENT ON FUNCTION health_score.evaluate(text, regclass, text) IS
     'The model against known outcomes: accounts, churned, churn rate, AUC, mean coverage, share under min_coverage, log-loss and Brier score of the calibrated churn probability (NULL without calibration; clipped to [1e-15, 1 - 1e-15]), and how many outcomes were NULL';
 COMMENT ON FUNCTION health_score.evaluate(jsonb, regclass, text) IS 'evaluate with an inline model';
+
+CREATE FUNCTION health_score.backtest(model text, churn_source regclass, key_column text, churned_at_column text,
+                                      horizon interval, history text DEFAULT 'scores')
+    RETURNS TABLE (scored_at timestamptz, accounts bigint, churned bigint, churn_rate double precision,
+                   auc double precision, bands jsonb, complete boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    model_name text := regexp_replace(backtest.model, '@[^@]*$', '');
+BEGIN
+    PERFORM health_score._resolve_model(model_name);
+    IF backtest.history IS DISTINCT FROM 'scores' THEN
+        RAISE EXCEPTION 'backtest: unknown history %', quote_literal(backtest.history) USING ERRCODE = '22023',
+            HINT = 'the history is ''scores'' (health_score.scores)';
+    END IF;
+    IF backtest.horizon IS NULL OR backtest.horizon <= interval '0' THEN
+        RAISE EXCEPTION 'backtest: the horizon must be a positive interval' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = backtest.churn_source AND a.attname = backtest.key_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'backtest: % has no column %', backtest.churn_source, quote_ident(backtest.key_column) USING ERRCODE = '42703';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = backtest.churn_source AND a.attname = backtest.churned_at_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'backtest: % has no column %', backtest.churn_source, quote_ident(backtest.churned_at_column)
+            USING ERRCODE = '42703';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        WITH churn AS (
+            SELECT src.%1$I::text AS entity_key, src.%2$I::timestamptz AS churned_at
+              FROM %3$s AS src WHERE src.%2$I IS NOT NULL AND src.%1$I IS NOT NULL
+        ), labeled AS (
+            -- per snapshot row: whether the account had churned by then, and its next churn after
+            SELECT s.scored_at, s.entity_key, s.score, s.band, s.band_rank,
+                   coalesce(bool_or(c.churned_at <= s.scored_at), false) AS gone,
+                   min(c.churned_at) FILTER (WHERE c.churned_at > s.scored_at) AS next_churn
+              FROM health_score.scores s
+              LEFT JOIN churn c ON c.entity_key = s.entity_key
+             WHERE s.model = $1
+             GROUP BY s.scored_at, s.entity_key, s.score, s.band, s.band_rank
+        ), outcome AS (
+            SELECT l.*, coalesce(l.next_churn <= l.scored_at + $2, false) AS churned
+              FROM labeled l WHERE NOT l.gone
+        ), per_band AS (
+            SELECT o.scored_at, jsonb_object_agg(o.band, jsonb_build_object(
+                       'band_rank', o.band_rank, 'accounts', o.n, 'churned', o.k, 'churn_rate', o.k::float8 / o.n)
+                       ORDER BY o.band_rank) AS bands
+              FROM (SELECT outcome.scored_at, outcome.band, outcome.band_rank, count(*) AS n,
+                           count(*) FILTER (WHERE outcome.churned) AS k
+                      FROM outcome WHERE outcome.band IS NOT NULL
+                     GROUP BY outcome.scored_at, outcome.band, outcome.band_rank) o
+             GROUP BY o.scored_at
+        )
+        SELECT o.scored_at, count(*), count(*) FILTER (WHERE o.churned), avg(o.churned::int)::float8,
+               health_score.auc(o.score, o.churned), b.bands, o.scored_at + $2 <= now()
+          FROM outcome o LEFT JOIN per_band b USING (scored_at)
+         GROUP BY o.scored_at, b.bands
+         ORDER BY o.scored_at
+    $q$, backtest.key_column, backtest.churned_at_column, backtest.churn_source)
+    USING model_name, backtest.horizon;
+END
+$$;
+COMMENT ON FUNCTION health_score.backtest(text, regclass, text, text, interval, text) IS
+    'For every snapshot time of a model: the accounts scored then that had not churned yet, how many churned within (scored_at, scored_at + horizon] (the earliest churn after counts; keys compared as text), the AUC, churn per band, and whether the horizon has passed (complete)';

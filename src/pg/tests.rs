@@ -855,3 +855,55 @@ fn band_report_and_evaluate_against_outcomes() {
     assert_eq!(error_of("SELECT * FROM health_score.evaluate('churn', 'book', 'churned')").0, "22023");
     assert_eq!(error_of("SELECT * FROM health_score.evaluate('churn', 'book', 'nps')").0, "42804");
 }
+
+#[pg_test]
+fn backtest_counts_churn_within_the_horizon_of_each_snapshot() {
+    setup_accounts();
+    Spi::run(
+        "INSERT INTO accounts SELECT g, (g * 7) % 21, ((g * 11) % 100)::numeric, 'passive', g % 3 FROM generate_series(4, 60) g;
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01');
+         UPDATE accounts SET logins = logins / 2 WHERE id % 4 = 0;
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-01');
+         CREATE TABLE churns (account text, churned_on date);
+         INSERT INTO churns SELECT g::text, date '2026-01-01' + (g % 75) FROM generate_series(1, 60) g WHERE g % 3 = 0;
+         INSERT INTO churns VALUES ('6', '2026-03-30'), ('9', NULL), ('999', '2026-01-05');",
+    )
+    .unwrap();
+    // the same thing written plainly, snapshot by snapshot, with correlated subqueries
+    let mismatches = Spi::get_one::<i64>(
+        "WITH plain AS (
+             SELECT s.scored_at, count(*) AS accounts,
+                    count(*) FILTER (WHERE (SELECT min(c.churned_on) FROM churns c WHERE c.account = s.entity_key
+                                             AND c.churned_on > s.scored_at) <= s.scored_at + interval '30 days') AS churned
+               FROM health_score.scores s
+              WHERE NOT EXISTS (SELECT FROM churns c WHERE c.account = s.entity_key AND c.churned_on <= s.scored_at)
+              GROUP BY s.scored_at)
+         SELECT count(*) FROM health_score.backtest('churn', 'churns', 'account', 'churned_on', '30 days') b
+           FULL JOIN plain p USING (scored_at)
+          WHERE b.accounts IS DISTINCT FROM p.accounts OR b.churned IS DISTINCT FROM p.churned
+             OR b.complete IS DISTINCT FROM true",
+    )
+    .unwrap();
+    assert_eq!(mismatches, Some(0));
+    // the second snapshot leaves out who churned in January
+    let accounts = Spi::get_one::<i64>(
+        "SELECT accounts FROM health_score.backtest('churn', 'churns', 'account', 'churned_on', '30 days') WHERE scored_at = '2026-02-01'",
+    )
+    .unwrap();
+    let churned_in_january = Spi::get_one::<i64>(
+        "SELECT count(DISTINCT account) FROM churns WHERE churned_on <= '2026-02-01' AND account::int <= 60",
+    )
+    .unwrap();
+    assert_eq!(accounts, Some(60 - churned_in_january.unwrap()));
+    let bands = Spi::get_one::<i64>(
+        "SELECT sum((v ->> 'accounts')::bigint)::bigint FROM health_score.backtest('churn', 'churns', 'account', 'churned_on', '30 days') b,
+                jsonb_each(b.bands) e(k, v) WHERE b.scored_at = '2026-01-01'",
+    )
+    .unwrap();
+    assert_eq!(bands, Some(60));
+    let incomplete = Spi::get_one::<bool>(
+        "SELECT bool_and(NOT complete) FROM health_score.backtest('churn', 'churns', 'account', 'churned_on', '100 years')",
+    )
+    .unwrap();
+    assert_eq!(incomplete, Some(true));
+}
