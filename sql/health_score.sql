@@ -1229,6 +1229,23 @@ COMMENT ON FUNCTION health_score.evaluate(text, regclass, text) IS
     'The model against known outcomes: accounts, churned, churn rate, AUC, mean coverage, share under min_coverage, log-loss and Brier score of the calibrated churn probability (NULL without calibration; clipped to [1e-15, 1 - 1e-15]), and how many outcomes were NULL';
 COMMENT ON FUNCTION health_score.evaluate(jsonb, regclass, text) IS 'evaluate with an inline model';
 
+CREATE FUNCTION health_score._churned_within(times timestamptz[], after timestamptz, horizon interval) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t timestamptz;
+BEGIN
+    -- times are in order: the first one after "after" decides
+    FOREACH t IN ARRAY times LOOP
+        IF t > after THEN
+            RETURN t <= after + horizon;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
+$$;
+COMMENT ON FUNCTION health_score._churned_within(timestamptz[], timestamptz, interval) IS
+    'Whether the first of the (ordered) churn times after a snapshot falls within the horizon';
+
 CREATE FUNCTION health_score.backtest(model text, churn_source regclass, key_column text, churned_at_column text,
                                       horizon interval, history text DEFAULT 'scores')
     RETURNS TABLE (scored_at timestamptz, accounts bigint, churned bigint, churn_rate double precision,
@@ -1256,35 +1273,34 @@ BEGIN
     END IF;
     RETURN QUERY EXECUTE format($q$
         WITH churn AS (
-            SELECT src.%1$I::text AS entity_key, src.%2$I::timestamptz AS churned_at
+            -- each account's churn times, in order (usually one): joined once per snapshot row
+            SELECT src.%1$I::text AS entity_key, array_agg(src.%2$I::timestamptz ORDER BY src.%2$I) AS times
               FROM %3$s AS src WHERE src.%2$I IS NOT NULL AND src.%1$I IS NOT NULL
-        ), labeled AS (
-            -- per snapshot row: whether the account had churned by then, and its next churn after
-            SELECT s.scored_at, s.entity_key, s.score, s.band, s.band_rank,
-                   coalesce(bool_or(c.churned_at <= s.scored_at), false) AS gone,
-                   min(c.churned_at) FILTER (WHERE c.churned_at > s.scored_at) AS next_churn
+             GROUP BY 1
+        ), outcome AS (
+            -- rows of accounts that had not churned by the snapshot; churned: the earliest churn
+            -- after it falls within the horizon
+            SELECT s.scored_at, s.score, s.band, s.band_rank,
+                   c.times IS NOT NULL AND health_score._churned_within(c.times, s.scored_at, $2) AS churned
               FROM health_score.scores s
               LEFT JOIN churn c ON c.entity_key = s.entity_key
-             WHERE s.model = $1
-             GROUP BY s.scored_at, s.entity_key, s.score, s.band, s.band_rank
-        ), outcome AS (
-            SELECT l.*, coalesce(l.next_churn <= l.scored_at + $2, false) AS churned
-              FROM labeled l WHERE NOT l.gone
-        ), per_band AS (
-            SELECT o.scored_at, jsonb_object_agg(o.band, jsonb_build_object(
-                       'band_rank', o.band_rank, 'accounts', o.n, 'churned', o.k, 'churn_rate', o.k::float8 / o.n)
-                       ORDER BY o.band_rank) AS bands
-              FROM (SELECT outcome.scored_at, outcome.band, outcome.band_rank, count(*) AS n,
-                           count(*) FILTER (WHERE outcome.churned) AS k
-                      FROM outcome WHERE outcome.band IS NOT NULL
-                     GROUP BY outcome.scored_at, outcome.band, outcome.band_rank) o
-             GROUP BY o.scored_at
+             WHERE s.model = $1 AND (c.times IS NULL OR c.times[1] > s.scored_at)
+        ), grouped AS (
+            -- one pass: totals per snapshot time, and per band
+            SELECT o.scored_at, o.band, o.band_rank, GROUPING(o.band, o.band_rank) AS level, count(*) AS n,
+                   count(*) FILTER (WHERE o.churned) AS k,
+                   CASE WHEN GROUPING(o.band, o.band_rank) = 3 THEN health_score.auc(o.score, o.churned) END AS auc
+              FROM outcome o
+             GROUP BY GROUPING SETS ((o.scored_at), (o.scored_at, o.band, o.band_rank))
         )
-        SELECT o.scored_at, count(*), count(*) FILTER (WHERE o.churned), avg(o.churned::int)::float8,
-               health_score.auc(o.score, o.churned), b.bands, o.scored_at + $2 <= now()
-          FROM outcome o LEFT JOIN per_band b USING (scored_at)
-         GROUP BY o.scored_at, b.bands
-         ORDER BY o.scored_at
+        SELECT t.scored_at, t.n, t.k, t.k::float8 / t.n, t.auc,
+               (SELECT jsonb_object_agg(b.band, jsonb_build_object('band_rank', b.band_rank, 'accounts', b.n,
+                                                                   'churned', b.k, 'churn_rate', b.k::float8 / b.n)
+                                        ORDER BY b.band_rank)
+                  FROM grouped b WHERE b.level = 0 AND b.scored_at = t.scored_at AND b.band IS NOT NULL),
+               t.scored_at + $2 <= now()
+          FROM grouped t WHERE t.level = 3
+         ORDER BY t.scored_at
     $q$, backtest.key_column, backtest.churned_at_column, backtest.churn_source)
     USING model_name, backtest.horizon;
 END
