@@ -1307,3 +1307,45 @@ END
 $$;
 COMMENT ON FUNCTION health_score.backtest(text, regclass, text, text, interval, text) IS
     'For every snapshot time of a model: the accounts scored then that had not churned yet, how many churned within (scored_at, scored_at + horizon] (the earliest churn after counts; keys compared as text), the AUC, churn per band, and whether the horizon has passed (complete)';
+
+CREATE FUNCTION health_score._calibration_final(internal) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'hs_calibration_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._calibration_final(internal) IS
+    '_calibration final: {intercept, slope} of the L2-regularised logistic regression of the outcome on the score';
+CREATE AGGREGATE health_score._calibration(score double precision, churned boolean) (
+    SFUNC = health_score._auc_trans, STYPE = internal, SSPACE = 64,
+    FINALFUNC = health_score._calibration_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score._auc_combine, SERIALFUNC = health_score._auc_serialize,
+    DESERIALFUNC = health_score._auc_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE health_score._calibration(double precision, boolean) IS
+    'The calibration (intercept, slope) of scores against outcomes: L2-regularised logistic regression (slope penalty 1e-4 on the mean log-loss); NaN, infinite and NULL rows ignored';
+
+CREATE FUNCTION health_score._calibrate(model_sql text, config jsonb, source regclass, outcome_column text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fitted double precision[];
+BEGIN
+    EXECUTE format('SELECT health_score._calibration(health_score.score(%s, src), %s) FROM %s AS src',
+                   _calibrate.model_sql, health_score._outcome_sql(_calibrate.source, _calibrate.outcome_column),
+                   _calibrate.source)
+    INTO fitted;
+    IF fitted IS NULL THEN
+        RAISE EXCEPTION 'calibrate: both churned and retained accounts with a score are needed' USING ERRCODE = '22023';
+    END IF;
+    RETURN _calibrate.config || jsonb_build_object('calibration', jsonb_build_object('intercept', fitted[1], 'slope', fitted[2]));
+END
+$$;
+COMMENT ON FUNCTION health_score._calibrate(text, jsonb, regclass, text) IS 'calibrate''s work, for a model given as SQL';
+CREATE FUNCTION health_score.calibrate(model text, source regclass, outcome_column text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT health_score._calibrate(m.model_sql, m.config, calibrate.source, calibrate.outcome_column)
+      FROM health_score._model_sql(calibrate.model) m
+$$;
+CREATE FUNCTION health_score.calibrate(model jsonb, source regclass, outcome_column text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT health_score._calibrate(m.model_sql, m.config, calibrate.source, calibrate.outcome_column)
+      FROM health_score._model_sql(calibrate.model) m
+$$;
+COMMENT ON FUNCTION health_score.calibrate(text, regclass, text) IS
+    'The model with its "calibration" fitted to outcomes (L2-regularised logistic regression of the outcome on the score, so it stays finite when the score separates the classes); register it with set_model';
+COMMENT ON FUNCTION health_score.calibrate(jsonb, regclass, text) IS 'calibrate with an inline model';

@@ -2,6 +2,7 @@
 //! Nothing here knows about PostgreSQL; `crate::pg` converts and caches around it.
 
 pub mod auc;
+pub mod calibrate;
 pub mod error;
 pub mod json;
 pub mod model;

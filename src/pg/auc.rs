@@ -60,3 +60,26 @@ v1_function!(hs_auc_final, pg_finfo_hs_auc_final, |fcinfo| {
         None => Ok(return_null(fcinfo)),
     }
 });
+
+// The calibration fitted to the same state as auc's (the scores of each class): {a, b}, NULL
+// when a class is empty or the fit does not settle.
+v1_function!(hs_calibration_final, pg_finfo_hs_calibration_final, |fcinfo| {
+    let Some(d) = arg(fcinfo, 0).filter(|d| !d.is_null()) else { return Ok(return_null(fcinfo)) };
+    let state = &*d.cast_mut_ptr::<AucState>();
+    let Some((a, b)) = crate::core::calibrate::calibrate(&state.churned, &state.retained, CALIBRATION_L2) else {
+        return Ok(return_null(fcinfo));
+    };
+    let mut datums = [float8_datum(a), float8_datum(b)];
+    let array = pg_sys::construct_array(
+        datums.as_mut_ptr(),
+        2,
+        pg_sys::FLOAT8OID,
+        8,
+        true,
+        pg_sys::TYPALIGN_DOUBLE as std::ffi::c_char,
+    );
+    Ok(pg_sys::Datum::from(array))
+});
+
+/// The slope's L2 penalty of `calibrate` (on the mean log-loss).
+const CALIBRATION_L2: f64 = 1e-4;

@@ -907,3 +907,35 @@ fn backtest_counts_churn_within_the_horizon_of_each_snapshot() {
     .unwrap();
     assert_eq!(incomplete, Some(true));
 }
+
+#[pg_test]
+fn calibrate_fits_the_churn_probability_to_outcomes() {
+    setup_model();
+    Spi::run(
+        "CREATE TABLE book AS
+           SELECT g AS id, (g * 7) % 21 AS logins, ((g * 11) % 100)::numeric AS active,
+                  (ARRAY['promoter', 'passive', NULL])[1 + g % 3] AS nps, g % 4 AS overdue,
+                  ((g * 7) % 21 < 6 OR g % 9 = 0) AS churned
+             FROM generate_series(1, 300) g;
+         CREATE TABLE fitted AS SELECT health_score.calibrate('churn', 'book', 'churned') AS model;",
+    )
+    .unwrap();
+    // the regularised log-loss has zero gradient at the fitted (a, b), computed plainly
+    let gradient = Spi::get_two::<f64, f64>(
+        "WITH c AS (SELECT (model -> 'calibration' ->> 'intercept')::float8 AS a, (model -> 'calibration' ->> 'slope')::float8 AS b FROM fitted),
+              s AS (SELECT health_score.score('churn', k) AS score, k.churned::int AS y FROM book k),
+              p AS (SELECT s.*, 1 / (1 + exp(-(c.a + c.b * s.score))) AS p, c.b FROM s, c WHERE s.score IS NOT NULL)
+         SELECT avg(p - y), avg((p - y) * score) + 1e-4 * min(b) FROM p",
+    )
+    .unwrap();
+    assert!(gradient.0.unwrap().abs() < 1e-8 && gradient.1.unwrap().abs() < 1e-8, "{gradient:?}");
+    // the rest of the model is unchanged, and it is valid
+    let same = Spi::get_one::<bool>(&format!(
+        "SELECT (model - 'calibration') = ($${MODEL}$$::jsonb - 'calibration') AND NOT EXISTS (SELECT FROM health_score.validate(model)) FROM fitted"
+    ))
+    .unwrap();
+    assert_eq!(same, Some(true));
+    // low scores churn here, so the slope is negative
+    let slope = sql_f64("SELECT (model -> 'calibration' ->> 'slope')::float8 FROM fitted");
+    assert!(slope.unwrap() < 0.0);
+}
