@@ -65,6 +65,23 @@ fn install_error_helper() {
     .unwrap();
 }
 
+/// Makes the planner choose parallel partial aggregation even for small test tables.
+fn force_parallel_aggregation() {
+    Spi::run(
+        "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
+         SET LOCAL enable_hashagg = off",
+    )
+    .unwrap();
+}
+
+/// The query's plan aggregates in parallel: Partial and Finalize Aggregate under Gather.
+fn assert_parallel_aggregate(query: &str) {
+    let plan = Spi::explain(query).unwrap();
+    let text = format!("{:?}", plan.0);
+    assert!(text.contains("Partial") && text.contains("Finalize") && text.contains("Gather"), "{query}: {text}");
+}
+
 #[pg_test]
 fn jsonb_inputs_match_the_core() {
     for input in [
@@ -214,16 +231,11 @@ fn score_agg_runs_in_parallel() {
            FROM generate_series(0, 19999) a;
          UPDATE big_metrics SET metric = 'logins' WHERE metric = 'k0';
          UPDATE big_metrics SET metric = 'active' WHERE metric = 'k1';
-         ANALYZE big_metrics;
-         SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
-         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
-         SET LOCAL enable_hashagg = off",
+         ANALYZE big_metrics;",
     )
     .unwrap();
-    let plan = Spi::explain("SELECT account_id, health_score.score_agg('churn', metric, value) FROM big_metrics GROUP BY account_id")
-        .unwrap();
-    let text = format!("{:?}", plan.0);
-    assert!(text.contains("Partial") && text.contains("Finalize") && text.contains("Gather"), "{text}");
+    force_parallel_aggregation();
+    assert_parallel_aggregate("SELECT account_id, health_score.score_agg('churn', metric, value) FROM big_metrics GROUP BY account_id");
     // and the parallel result equals the serial one
     let parallel = sql_f64("SELECT sum(s) FROM (SELECT health_score.score_agg('churn', metric, value) s FROM big_metrics GROUP BY account_id) t");
     Spi::run("SET LOCAL max_parallel_workers_per_gather = 0").unwrap();
@@ -472,15 +484,8 @@ fn trend_agrees_with_built_in_aggregates() {
 #[pg_test]
 fn trend_runs_in_parallel_and_over_window_frames() {
     setup_series();
-    Spi::run(
-        "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
-         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
-         SET LOCAL enable_hashagg = off",
-    )
-    .unwrap();
-    let plan = Spi::explain("SELECT account, health_score.trend(at, score) FROM series GROUP BY account").unwrap();
-    let text = format!("{:?}", plan.0);
-    assert!(text.contains("Partial") && text.contains("Finalize") && text.contains("Gather"), "{text}");
+    force_parallel_aggregation();
+    assert_parallel_aggregate("SELECT account, health_score.trend(at, score) FROM series GROUP BY account");
     let total = "SELECT sum((t).slope_per_day)::float8 FROM (SELECT health_score.trend(at, score) t FROM series GROUP BY account) x";
     let parallel = sql_f64(total);
     Spi::run("SET LOCAL max_parallel_workers_per_gather = 0").unwrap();
@@ -788,15 +793,8 @@ fn auc_equals_plain_pair_counting_and_runs_in_parallel() {
     let flipped = sql_f64("SELECT health_score.auc(-score, churned) FROM outcomes");
     assert!((flipped.unwrap() - (1.0 - expected.unwrap())).abs() < 1e-12);
     assert_eq!(sql_f64("SELECT health_score.auc(score, churned) FROM outcomes WHERE churned"), None);
-    Spi::run(
-        "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
-         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
-         SET LOCAL enable_hashagg = off",
-    )
-    .unwrap();
-    let plan = Spi::explain("SELECT grp, health_score.auc(score, churned) FROM outcomes GROUP BY grp").unwrap();
-    let text = format!("{:?}", plan.0);
-    assert!(text.contains("Partial") && text.contains("Finalize") && text.contains("Gather"), "{text}");
+    force_parallel_aggregation();
+    assert_parallel_aggregate("SELECT grp, health_score.auc(score, churned) FROM outcomes GROUP BY grp");
     let total = "SELECT sum(a) FROM (SELECT health_score.auc(score, churned) AS a FROM outcomes GROUP BY grp) x";
     let parallel = sql_f64(total);
     Spi::run("SET LOCAL max_parallel_workers_per_gather = 0").unwrap();
