@@ -1229,23 +1229,6 @@ COMMENT ON FUNCTION health_score.evaluate(text, regclass, text) IS
     'The model against known outcomes: accounts, churned, churn rate, AUC, mean coverage, share under min_coverage, log-loss and Brier score of the calibrated churn probability (NULL without calibration; clipped to [1e-15, 1 - 1e-15]), and how many outcomes were NULL';
 COMMENT ON FUNCTION health_score.evaluate(jsonb, regclass, text) IS 'evaluate with an inline model';
 
-CREATE FUNCTION health_score._churned_within(times timestamptz[], after timestamptz, horizon interval) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    t timestamptz;
-BEGIN
-    -- times are in order: the first one after "after" decides
-    FOREACH t IN ARRAY times LOOP
-        IF t > after THEN
-            RETURN t <= after + horizon;
-        END IF;
-    END LOOP;
-    RETURN false;
-END
-$$;
-COMMENT ON FUNCTION health_score._churned_within(timestamptz[], timestamptz, interval) IS
-    'Whether the first of the (ordered) churn times after a snapshot falls within the horizon';
-
 CREATE FUNCTION health_score.backtest(model text, churn_source regclass, key_column text, churned_at_column text,
                                       horizon interval, history text DEFAULT 'scores')
     RETURNS TABLE (scored_at timestamptz, accounts bigint, churned bigint, churn_rate double precision,
@@ -1273,18 +1256,17 @@ BEGIN
     END IF;
     RETURN QUERY EXECUTE format($q$
         WITH churn AS (
-            -- each account's churn times, in order (usually one): joined once per snapshot row
-            SELECT src.%1$I::text AS entity_key, array_agg(src.%2$I::timestamptz ORDER BY src.%2$I) AS times
+            -- each account's first churn: a row of an account that had not churned by its
+            -- snapshot has every churn after it, so the first one is the one that counts
+            SELECT src.%1$I::text AS entity_key, min(src.%2$I::timestamptz) AS first_churn
               FROM %3$s AS src WHERE src.%2$I IS NOT NULL AND src.%1$I IS NOT NULL
              GROUP BY 1
         ), outcome AS (
-            -- rows of accounts that had not churned by the snapshot; churned: the earliest churn
-            -- after it falls within the horizon
             SELECT s.scored_at, s.score, s.band, s.band_rank,
-                   c.times IS NOT NULL AND health_score._churned_within(c.times, s.scored_at, $2) AS churned
+                   coalesce(c.first_churn <= s.scored_at + $2, false) AS churned
               FROM health_score.scores s
               LEFT JOIN churn c ON c.entity_key = s.entity_key
-             WHERE s.model = $1 AND (c.times IS NULL OR c.times[1] > s.scored_at)
+             WHERE s.model = $1 AND (c.first_churn IS NULL OR c.first_churn > s.scored_at)
         ), grouped AS (
             -- one pass: totals per snapshot time, and per band
             SELECT o.scored_at, o.band, o.band_rank, GROUPING(o.band, o.band_rank) AS level, count(*) AS n,
