@@ -441,6 +441,24 @@ CREATE FUNCTION health_score._resolve_model(model text) RETURNS integer
 COMMENT ON FUNCTION health_score._resolve_model(text) IS
     'The version a model reference (''name'' or ''name@3'') stands for now; 42704, with the closest names, when there is none';
 
+-- 42703 unless the relation has the column; "caller" prefixes the message.
+CREATE FUNCTION health_score._require_column(caller text, source regclass, column_name text, hint text DEFAULT NULL)
+    RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _require_column.source
+                      AND a.attname = _require_column.column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        IF _require_column.hint IS NULL THEN
+            RAISE EXCEPTION '%: % has no column %', caller, source, quote_ident(column_name) USING ERRCODE = '42703';
+        END IF;
+        RAISE EXCEPTION '%: % has no column %', caller, source, quote_ident(column_name)
+            USING ERRCODE = '42703', HINT = _require_column.hint;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION health_score._require_column(text, regclass, text, text) IS
+    'Raises 42703, prefixed by the calling function''s name, unless the table or view has the column';
+
 CREATE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now())
     RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -464,11 +482,8 @@ BEGIN
         RAISE EXCEPTION 'snapshot: at must be a finite time, not %', snapshot.at USING ERRCODE = '22023';
     END IF;
     model_version := health_score._resolve_model(snapshot.model);
-    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = snapshot.source AND a.attname = snapshot.key_column
-                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'snapshot: % has no column %', snapshot.source, quote_ident(snapshot.key_column)
-            USING ERRCODE = '42703', HINT = 'key_column names the column that identifies each entity, such as ''account_id''';
-    END IF;
+    PERFORM health_score._require_column('snapshot', snapshot.source, snapshot.key_column,
+        'key_column names the column that identifies each entity, such as ''account_id''');
     -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
     PERFORM pg_advisory_xact_lock(hashtext('health_score.snapshot'), hashtext(model_name));
     SELECT max(r.scored_at) INTO previous_at
@@ -602,7 +617,8 @@ COMMENT ON COLUMN health_score.history.previous_at IS 'Time of the entity''s pre
 COMMENT ON COLUMN health_score.history.previous_score IS 'Score of the entity''s previous snapshot';
 COMMENT ON COLUMN health_score.history.delta IS 'score - previous_score';
 
-CREATE FUNCTION health_score._components(config jsonb) RETURNS TABLE (component text, parent text, model_order integer)
+CREATE FUNCTION health_score._components(config jsonb)
+    RETURNS TABLE (component text, parent text, model_order integer, description text)
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     WITH RECURSIVE c(component, parent, node, path) AS (
         SELECT e ->> 'name', NULL::text, e, ARRAY[i::integer]
@@ -613,9 +629,10 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
                       CASE WHEN pg_catalog.jsonb_typeof(c.node -> 'components') = 'array' THEN c.node -> 'components' ELSE '[]' END
                   ) WITH ORDINALITY t(e, i)
     )
-    SELECT c.component, c.parent, (pg_catalog.row_number() OVER (ORDER BY c.path))::integer FROM c
+    SELECT c.component, c.parent, (pg_catalog.row_number() OVER (ORDER BY c.path))::integer, c.node ->> 'description'
+      FROM c
 $$;
-COMMENT ON FUNCTION health_score._components(jsonb) IS 'A model''s components in model order (parents first), with their parents';
+COMMENT ON FUNCTION health_score._components(jsonb) IS 'A model''s components in model order (parents first), with their parents and descriptions';
 
 CREATE FUNCTION health_score._changes(model text, before_version integer, before jsonb, after_version integer, after jsonb)
     RETURNS TABLE (component text, parent text, points_before double precision, points_after double precision, change double precision)
@@ -731,11 +748,7 @@ BEGIN
         RAISE EXCEPTION 'schedule: no argument may be NULL' USING ERRCODE = '22023';
     END IF;
     PERFORM health_score._resolve_model(schedule.model);
-    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = schedule.source AND a.attname = schedule.key_column
-                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'schedule: % has no column %', schedule.source, quote_ident(schedule.key_column)
-            USING ERRCODE = '42703';
-    END IF;
+    PERFORM health_score._require_column('schedule', schedule.source, schedule.key_column);
     job_name := 'health_score ' || schedule.model || ' ' || schedule.source::text;
     command := format('SELECT health_score.snapshot(%L, %L::regclass, %L)', schedule.model, schedule.source::text, schedule.key_column);
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, schedule.cron_expr, command;
@@ -868,11 +881,7 @@ BEGIN
     shown_version := health_score._resolve_model(_generate_view.model);
     SELECT v.config INTO config FROM health_score.model_versions v
      WHERE v.name = _generate_view.model AND v.version = shown_version;
-    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _generate_view.source
-                      AND a.attname = _generate_view.key_column AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'create_view: % has no column %', _generate_view.source, quote_ident(_generate_view.key_column)
-            USING ERRCODE = '42703';
-    END IF;
+    PERFORM health_score._require_column('create_view', _generate_view.source, _generate_view.key_column);
     IF _generate_view.key_column IN ('score', 'band', 'coverage', 'segment')
        OR EXISTS (SELECT FROM health_score._components(config) t WHERE t.component || '_points' = _generate_view.key_column) THEN
         RAISE EXCEPTION 'create_view: the key column % would clash with a column of the view', quote_ident(_generate_view.key_column)
@@ -917,17 +926,7 @@ BEGIN
     EXECUTE format('COMMENT ON COLUMN %s.band IS %L', target, 'Risk band of the score');
     EXECUTE format('COMMENT ON COLUMN %s.coverage IS %L', target, 'Share of the model covered by present, valid inputs (0 to 1)');
     EXECUTE format('COMMENT ON COLUMN %s.segment IS %L', target, 'Segment override applied, NULL for the base model');
-    FOR c IN
-        WITH RECURSIVE n(node, path) AS (
-            SELECT e, ARRAY[i::integer] FROM jsonb_array_elements(config -> 'components') WITH ORDINALITY t(e, i)
-            UNION ALL
-            SELECT e, n.path || i::integer FROM n, jsonb_array_elements(
-                CASE WHEN jsonb_typeof(n.node -> 'components') = 'array' THEN n.node -> 'components' ELSE '[]' END
-            ) WITH ORDINALITY t(e, i)
-        )
-        SELECT t.component, t.parent, n.node ->> 'description' AS description
-          FROM health_score._components(config) t JOIN n ON n.node ->> 'name' = t.component
-    LOOP
+    FOR c IN SELECT t.component, t.parent, t.description FROM health_score._components(config) t LOOP
         EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', target, c.component || '_points',
                        coalesce(c.description || '. ', '') || format('Points the component %s contributes to the score%s',
                                 c.component, coalesce(' (part of ' || c.parent || ')', '')));
@@ -1245,15 +1244,8 @@ BEGIN
     IF backtest.horizon IS NULL OR backtest.horizon <= interval '0' THEN
         RAISE EXCEPTION 'backtest: the horizon must be a positive interval' USING ERRCODE = '22023';
     END IF;
-    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = backtest.churn_source AND a.attname = backtest.key_column
-                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'backtest: % has no column %', backtest.churn_source, quote_ident(backtest.key_column) USING ERRCODE = '42703';
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = backtest.churn_source AND a.attname = backtest.churned_at_column
-                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'backtest: % has no column %', backtest.churn_source, quote_ident(backtest.churned_at_column)
-            USING ERRCODE = '42703';
-    END IF;
+    PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.key_column);
+    PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.churned_at_column);
     RETURN QUERY EXECUTE format($q$
         WITH churn AS (
             -- each account's first churn: a row of an account that had not churned by its

@@ -5,7 +5,7 @@ use pgrx::pg_sys;
 
 use crate::core::{AucState, Error};
 
-use super::{aggregate_context, arg, bytea_datum, float8_datum, return_null, v1_function, varlena_bytes};
+use super::{aggregate_context, arg, bytea_bytes, bytea_datum, float8_datum, return_null, v1_function};
 
 /// The state in argument 0, or a new empty one owned by the aggregate's memory context.
 unsafe fn state_arg(fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut AucState, Error> {
@@ -44,9 +44,7 @@ v1_function!(hs_auc_serialize, pg_finfo_hs_auc_serialize, |fcinfo| {
 
 v1_function!(hs_auc_deserialize, pg_finfo_hs_auc_deserialize, |fcinfo| {
     let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
-    let (data, len) = varlena_bytes(v as *const u8);
-    let state = AucState::from_bytes(std::slice::from_raw_parts(data, len))
+    let state = AucState::from_bytes(bytea_bytes(d))
         .ok_or_else(|| Error::InvalidArgument { message: "auc: corrupt serialized state".into(), hint: None })?;
     // lives in the current (per-call) context, from which combine copies
     Ok(pg_sys::Datum::from(pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state)))

@@ -16,10 +16,14 @@ const JENTRY_ISCONTAINER: u32 = 0x5000_0000;
 const JB_OFFSET_STRIDE: usize = 32;
 const JB_FOBJECT: u32 = 0x2000_0000;
 
-/// The order in which an object's keys are stored: by length, then bytes.
-pub fn key_order(keys: &[&str]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by(|&a, &b| keys[a].len().cmp(&keys[b].len()).then_with(|| keys[a].as_bytes().cmp(keys[b].as_bytes())));
+/// The order in which an object's keys (`key(i)` for `i` in `0..n`) are stored: by length, then
+/// bytes.
+pub fn key_order<'k>(n: usize, key: impl Fn(usize) -> &'k str) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| {
+        let (ka, kb) = (key(a), key(b));
+        ka.len().cmp(&kb.len()).then_with(|| ka.as_bytes().cmp(kb.as_bytes()))
+    });
     order
 }
 
@@ -41,12 +45,12 @@ fn pad_to_int(buf: &mut Vec<u8>) -> u32 {
     pad as u32
 }
 
-/// Appends an object whose keys (unique) are `keys` in the stored order `order` (from
-/// `key_order`); `value(buf, i)` appends the value of `keys[i]` and returns its JEntry. Returns
+/// Appends an object whose keys (unique) are `key(i)` in the stored order `order` (from
+/// `key_order`); `value(buf, i)` appends the value of `key(i)` and returns its JEntry. Returns
 /// the object's JEntry.
-pub fn write_object(
+pub fn write_object<'k>(
     buf: &mut Vec<u8>,
-    keys: &[&str],
+    key: impl Fn(usize) -> &'k str,
     order: &[usize],
     mut value: impl FnMut(&mut Vec<u8>, usize) -> u32,
 ) -> u32 {
@@ -63,8 +67,9 @@ pub fn write_object(
         buf[entries_at + 4 * i..entries_at + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
     };
     for (i, &k) in order.iter().enumerate() {
-        buf.extend_from_slice(keys[k].as_bytes());
-        set_entry(buf, i, JENTRY_ISSTRING | keys[k].len() as u32);
+        let name = key(k);
+        buf.extend_from_slice(name.as_bytes());
+        set_entry(buf, i, JENTRY_ISSTRING | name.len() as u32);
     }
     for (i, &k) in order.iter().enumerate() {
         let meta = value(buf, k);

@@ -190,6 +190,16 @@ pub fn bytea_datum(bytes: &[u8]) -> pg_sys::Datum {
     }
 }
 
+/// The contents of a `bytea` datum (detoasted into the current memory context).
+///
+/// # Safety
+/// `d` must be a `bytea` datum; the slice lives as long as the current memory context.
+pub unsafe fn bytea_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+    let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
+    let (data, len) = varlena_bytes(v as *const u8);
+    std::slice::from_raw_parts(data, len)
+}
+
 /// The aggregate's memory context, or an error naming `aggregate` when the function was not
 /// called as part of an aggregate.
 ///

@@ -15,7 +15,7 @@ use crate::core::{Error, Value};
 use super::jsonb::{numeric_text, JsonbRef};
 use super::models::{ModelArg, ModelSlot};
 use super::{
-    aggregate_context, arg, bytea_datum, call_site, float8_datum, return_null, text_arg, v1_function, varlena_bytes,
+    aggregate_context, arg, bytea_bytes, bytea_datum, call_site, float8_datum, return_null, text_arg, v1_function,
 };
 
 #[derive(Clone, PartialEq)]
@@ -239,9 +239,7 @@ v1_function!(hs_score_agg_serialize, pg_finfo_hs_score_agg_serialize, |fcinfo| {
 
 v1_function!(hs_score_agg_deserialize, pg_finfo_hs_score_agg_deserialize, |fcinfo| {
     let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
-    let (data, len) = varlena_bytes(v as *const u8);
-    let state = deserialize(std::slice::from_raw_parts(data, len))
+    let state = deserialize(bytea_bytes(d))
         .ok_or_else(|| Error::InvalidArgument { message: "score_agg: corrupt serialized state".into(), hint: None })?;
     // deserialized states live in the current (per-call) context; combine copies from them
     let ptr = pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);

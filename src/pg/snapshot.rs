@@ -40,20 +40,24 @@ unsafe fn snapshot_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) 
             let model = &compiled.model;
             let band = model.band_of(s.segment, s.score);
             let (_, points) = model.points(s.segment, nodes);
-            let names: Vec<&str> = model.nodes.iter().map(|n| n.name.as_str()).collect();
+            let name = |id: usize| model.nodes[id].name.as_str();
             let order = match site.key_order.take() {
                 Some((for_model, order)) if std::rc::Rc::ptr_eq(&for_model, compiled) => order,
-                _ => key_order(&names),
+                _ => key_order(model.nodes.len(), name),
             };
             // {"<component>": {"n": n, "points": points}, ...}; "n" sorts before "points"
+            const FIELDS: [&str; 2] = ["n", "points"];
             let buf = &mut site.jsonb;
             start(buf);
-            write_object(buf, &names, &order, |buf, id| {
+            write_object(buf, name, &order, |buf, id| {
                 let n = nodes[id].normalized;
                 let p = s.score.map(|_| points[id]);
-                write_object(buf, &["n", "points"], &[0, 1], |buf, field| {
-                    write_number(buf, if field == 0 { n } else { p })
-                })
+                write_object(
+                    buf,
+                    |field| FIELDS[field],
+                    &[0, 1],
+                    |buf, field| write_number(buf, if field == 0 { n } else { p }),
+                )
             });
             finish(buf);
             site.key_order = Some((compiled.clone(), order));

@@ -10,7 +10,7 @@ use pgrx::pg_sys;
 use crate::core::{Error, TrendState};
 
 use super::scoring::result_desc;
-use super::{aggregate_context, arg, bytea_datum, call_site, float8_datum, return_null, v1_function, varlena_bytes};
+use super::{aggregate_context, arg, bytea_bytes, bytea_datum, call_site, float8_datum, return_null, v1_function};
 
 /// The state in argument 0, or a new empty one in the aggregate's context.
 unsafe fn state_arg(fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut TrendState, Error> {
@@ -52,9 +52,7 @@ v1_function!(hs_trend_serialize, pg_finfo_hs_trend_serialize, |fcinfo| {
 
 v1_function!(hs_trend_deserialize, pg_finfo_hs_trend_deserialize, |fcinfo| {
     let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let v = pg_sys::pg_detoast_datum(d.cast_mut_ptr());
-    let (data, len) = varlena_bytes(v as *const u8);
-    let state = TrendState::from_bytes(std::slice::from_raw_parts(data, len))
+    let state = TrendState::from_bytes(bytea_bytes(d))
         .ok_or_else(|| Error::InvalidArgument { message: "trend: corrupt serialized state".into(), hint: None })?;
     let p = pg_sys::palloc(std::mem::size_of::<TrendState>()) as *mut TrendState;
     p.write(state);
