@@ -4,6 +4,7 @@
 pub mod auc;
 pub mod calibrate;
 pub mod error;
+pub mod fit;
 pub mod json;
 pub mod model;
 pub mod normalize;

@@ -1,0 +1,458 @@
+//! Fitted weights: the design of one scored input (each leaf's `n` as scored), the
+//! constrained logistic regression over the designs, and the fitted leaf weights mapped back
+//! onto the model's tree.
+//!
+//! With every leaf counted, `score = scale × Σ_j (w_j / W) n_j`, so the model is linear in the
+//! leaves' `n`. The fit minimises `(1/N) Σ logloss(y, σ(b + Σ β_j x_j)) + (λ/2) Σ β_j²` subject
+//! to `β_j ≤ −1e-6` (health weights `w_j = −β_j`) by projected Newton (Bertsekas 1982), and maps
+//! `w` onto the tree so that a group weighs the sum of its leaves: the fitted score is then
+//! `scale · (b − logit) / W`, strictly decreasing in the fitted log-odds.
+
+use super::error::Error;
+use super::json::Json;
+use super::model::Model;
+use super::score::{NodeResult, Status};
+
+/// The largest β a leaf may take: health weights are at least 1e-6.
+pub const UPPER: f64 = -1e-6;
+/// The fit stops when the projected gradient's norm is below this.
+pub const TOLERANCE: f64 = 1e-10;
+/// The L2 penalty when the options name none.
+pub const DEFAULT_L2: f64 = 1e-4;
+const MAX_ITERATIONS: usize = 200;
+/// Each class needs at least this many rows.
+pub const MIN_CLASS_ROWS: u64 = 10;
+
+impl Model {
+    /// The model's leaves, in model order (the order of a design's columns).
+    pub fn leaves(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&id| self.nodes[id].is_leaf()).collect()
+    }
+
+    /// One input's design: per leaf (model order) its `n` as scored, the `n` of the imputed
+    /// group that stands for it, or NaN when the segment excludes it (weight 0). False when
+    /// some leaf was left out and its siblings reweighted: such a row is not linear in the
+    /// leaves and is left out of the fit.
+    pub fn design_row(&self, nodes: &[NodeResult], out: &mut Vec<f64>) -> bool {
+        out.clear();
+        for (id, node) in self.nodes.iter().enumerate() {
+            if !node.is_leaf() {
+                continue;
+            }
+            let r = nodes[id];
+            let x = match (r.status, r.normalized) {
+                (Status::Excluded, _) => f64::NAN,
+                (_, Some(n)) => n,
+                (_, None) => match self.imputed_ancestor(id, nodes) {
+                    Some(n) => n,
+                    None => return false,
+                },
+            };
+            out.push(x);
+        }
+        true
+    }
+
+    /// The `n` of the nearest group above `id` that was imputed as a whole, unless a group on
+    /// the way counted (then `id` was left out and its siblings reweighted).
+    fn imputed_ancestor(&self, id: usize, nodes: &[NodeResult]) -> Option<f64> {
+        let mut at = self.nodes[id].parent;
+        while let Some(g) = at {
+            match nodes[g].status {
+                Status::Imputed => return nodes[g].normalized,
+                Status::Missing => at = self.nodes[g].parent,
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
+/// The model whose designs the fit reads: without `by_segment`, the overrides lose their
+/// `weights` (the fit drops them), so a component an override removed counts again.
+pub fn design_model(model: &Json, by_segment: bool) -> Json {
+    let mut out = model.clone();
+    if !by_segment {
+        if let Some(overrides) = member_mut(&mut out, "segments").and_then(|s| member_mut(s, "overrides")) {
+            if let Json::Object(members) = overrides {
+                for (_, o) in members.iter_mut() {
+                    if let Json::Object(fields) = o {
+                        fields.retain(|(k, _)| k != "weights");
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn member_mut<'a>(json: &'a mut Json, key: &str) -> Option<&'a mut Json> {
+    match json {
+        Json::Object(members) => members.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// The outcome of fitting one set of designs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Solution {
+    pub intercept: f64,
+    /// Per leaf of the design; 0 for a leaf not in the problem (excluded by its segment).
+    pub beta: Vec<f64>,
+    pub at_bound: Vec<bool>,
+    pub iterations: usize,
+    pub gradient_norm: f64,
+    /// The objective at the solution.
+    pub objective: f64,
+}
+
+/// Designs with their outcomes, sorted and with equal rows merged, so that every sum the fit
+/// takes runs in one order whatever the order the rows came in.
+struct Problem {
+    /// Leaves in the problem (columns of `x`), as indices into the design.
+    columns: Vec<usize>,
+    /// Row-major, `columns.len()` per row.
+    x: Vec<f64>,
+    y: Vec<f64>,
+    count: Vec<f64>,
+    total: f64,
+    l2: f64,
+}
+
+impl Problem {
+    fn new(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Problem {
+        let rows = y.len();
+        // a leaf its segment excludes is NaN in every row of that segment
+        let columns: Vec<usize> = (0..leaves).filter(|&j| rows == 0 || !x[j].is_nan()).collect();
+        let row = |i: usize| &x[i * leaves..(i + 1) * leaves];
+        let mut order: Vec<usize> = (0..rows).collect();
+        order.sort_unstable_by(|&a, &b| {
+            y[a].cmp(&y[b]).then_with(|| {
+                row(a).iter().zip(row(b)).map(|(p, q)| p.total_cmp(q)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+            })
+        });
+        let k = columns.len();
+        let mut p = Problem { columns, x: Vec::new(), y: Vec::new(), count: Vec::new(), total: rows as f64, l2 };
+        let mut last: Option<usize> = None;
+        for i in order {
+            if let Some(l) = last {
+                if y[l] == y[i] && row(l).iter().zip(row(i)).all(|(a, b)| a.to_bits() == b.to_bits()) {
+                    *p.count.last_mut().expect("a row was pushed") += 1.0;
+                    continue;
+                }
+            }
+            p.x.extend(p.columns.iter().map(|&j| row(i)[j]));
+            p.y.push(if y[i] { 1.0 } else { 0.0 });
+            p.count.push(1.0);
+            last = Some(i);
+        }
+        debug_assert_eq!(p.x.len(), p.y.len() * k);
+        p
+    }
+
+    /// The objective at θ = (b, β...).
+    fn objective(&self, theta: &[f64]) -> f64 {
+        let k = self.columns.len();
+        let mut loss = 0.0;
+        for (i, (&y, &c)) in self.y.iter().zip(&self.count).enumerate() {
+            let z = linear(theta, &self.x[i * k..(i + 1) * k]);
+            loss += c * (softplus(z) - y * z);
+        }
+        loss / self.total + 0.5 * self.l2 * theta[1..].iter().map(|b| b * b).sum::<f64>()
+    }
+
+    /// The objective, its gradient and its Hessian (row-major, `(k+1)²`) at θ.
+    fn derivatives(&self, theta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        let k = self.columns.len();
+        let d = k + 1;
+        let mut loss = 0.0;
+        let mut g = vec![0.0; d];
+        let mut h = vec![0.0; d * d];
+        let mut v = vec![1.0; d];
+        for (i, (&y, &c)) in self.y.iter().zip(&self.count).enumerate() {
+            v[1..].copy_from_slice(&self.x[i * k..(i + 1) * k]);
+            let z = linear(theta, &v[1..]);
+            let p = sigmoid(z);
+            loss += c * (softplus(z) - y * z);
+            let r = c * (p - y);
+            let w = c * p * (1.0 - p);
+            for a in 0..d {
+                g[a] += r * v[a];
+                let wa = w * v[a];
+                for b in a..d {
+                    h[a * d + b] += wa * v[b];
+                }
+            }
+        }
+        let n = self.total;
+        for a in 0..d {
+            g[a] /= n;
+            for b in a..d {
+                h[a * d + b] /= n;
+                h[b * d + a] = h[a * d + b];
+            }
+        }
+        for j in 1..d {
+            g[j] += self.l2 * theta[j];
+            h[j * d + j] += self.l2;
+        }
+        let f = loss / n + 0.5 * self.l2 * theta[1..].iter().map(|b| b * b).sum::<f64>();
+        (f, g, h)
+    }
+}
+
+fn linear(theta: &[f64], x: &[f64]) -> f64 {
+    theta[0] + theta[1..].iter().zip(x).map(|(b, x)| b * x).sum::<f64>()
+}
+
+fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// ln(1 + e^z) without overflow.
+fn softplus(z: f64) -> f64 {
+    if z > 0.0 {
+        z + (-z).exp().ln_1p()
+    } else {
+        z.exp().ln_1p()
+    }
+}
+
+/// θ − P(θ − g): the projected gradient, whose norm is 0 exactly at the constrained optimum.
+fn projected_gradient(theta: &[f64], g: &[f64]) -> Vec<f64> {
+    theta
+        .iter()
+        .zip(g)
+        .enumerate()
+        .map(|(a, (&t, &gi))| if a == 0 { gi } else { t - (t - gi).min(UPPER) })
+        .collect()
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// Solves `h x = rhs` for a symmetric positive definite `h` (Cholesky); None when it is not.
+fn solve_spd(h: &[f64], rhs: &[f64]) -> Option<Vec<f64>> {
+    let n = rhs.len();
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s = h[i * n + j] - (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum::<f64>();
+            if i == j {
+                if !(s > 0.0) {
+                    return None;
+                }
+                l[i * n + i] = s.sqrt();
+            } else {
+                l[i * n + j] = s / l[j * n + j];
+            }
+        }
+    }
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        y[i] = (rhs[i] - (0..i).map(|k| l[i * n + k] * y[k]).sum::<f64>()) / l[i * n + i];
+    }
+    let mut x = vec![0.0; n];
+    for i in (0..n).rev() {
+        x[i] = (y[i] - (i + 1..n).map(|k| l[k * n + i] * x[k]).sum::<f64>()) / l[i * n + i];
+    }
+    Some(x)
+}
+
+/// Fits the designs `x` (row-major, `leaves` per row; NaN columns are leaves the segment
+/// excludes) against the outcomes `y` (true = churned) with the L2 penalty `l2`.
+pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Error> {
+    let churned = y.iter().filter(|&&c| c).count() as u64;
+    let retained = y.len() as u64 - churned;
+    if churned < MIN_CLASS_ROWS || retained < MIN_CLASS_ROWS {
+        return Err(Error::InvalidArgument {
+            message: format!("fit: {churned} churned and {retained} retained rows; each class needs at least {MIN_CLASS_ROWS}"),
+            hint: Some("fit on more accounts, or without by_segment".into()),
+        });
+    }
+    let problem = Problem::new(leaves, x, y, l2);
+    let k = problem.columns.len();
+    let d = k + 1;
+    let rate = churned as f64 / y.len() as f64;
+    let mut theta = vec![UPPER; d];
+    theta[0] = (rate / (1.0 - rate)).ln();
+    let mut iterations = 0;
+    let (mut f, mut g, mut h) = problem.derivatives(&theta);
+    loop {
+        let pg = projected_gradient(&theta, &g);
+        let pg_norm = norm(&pg);
+        if pg_norm < TOLERANCE {
+            break;
+        }
+        if iterations == MAX_ITERATIONS {
+            return Err(Error::InvalidArgument {
+                message: format!("fit: no convergence after {MAX_ITERATIONS} iterations (projected gradient {pg_norm:e})"),
+                hint: Some("a larger options.l2 makes the problem better conditioned".into()),
+            });
+        }
+        iterations += 1;
+        // Bertsekas's active set: at (or within ε of) the bound, with the gradient pushing
+        // through it. Those move by the gradient (and are projected back); the rest by Newton.
+        let eps = pg_norm.min(1e-6);
+        let active: Vec<bool> = (0..d).map(|a| a > 0 && theta[a] >= UPPER - eps && g[a] < 0.0).collect();
+        let free: Vec<usize> = (0..d).filter(|&a| !active[a]).collect();
+        let hf: Vec<f64> = free.iter().flat_map(|&a| free.iter().map(move |&b| (a, b))).map(|(a, b)| h[a * d + b]).collect();
+        let gf: Vec<f64> = free.iter().map(|&a| -g[a]).collect();
+        let mut direction: Vec<f64> = g.iter().map(|&gi| -gi).collect();
+        match solve_spd(&hf, &gf) {
+            Some(step) => {
+                for (i, &a) in free.iter().enumerate() {
+                    direction[a] = step[i];
+                }
+            }
+            None => {} // steepest descent on the free variables too
+        }
+        let mut alpha = 1.0;
+        let mut accepted = None;
+        for _ in 0..60 {
+            let trial: Vec<f64> = theta
+                .iter()
+                .zip(&direction)
+                .enumerate()
+                .map(|(a, (&t, &dv))| if a == 0 { t + alpha * dv } else { (t + alpha * dv).min(UPPER) })
+                .collect();
+            let decrease: f64 = (0..d).map(|a| g[a] * (theta[a] - trial[a])).sum();
+            let ft = problem.objective(&trial);
+            // the slack absorbs rounding in f, which near the optimum is larger than the decrease
+            if ft <= f - 1e-4 * decrease + 4.0 * f64::EPSILON * f.abs() {
+                accepted = Some(trial);
+                break;
+            }
+            alpha *= 0.5;
+        }
+        let Some(next) = accepted else {
+            return Err(Error::InvalidArgument {
+                message: format!("fit: the line search stalled (projected gradient {pg_norm:e})"),
+                hint: Some("a larger options.l2 makes the problem better conditioned".into()),
+            });
+        };
+        theta = next;
+        (f, g, h) = problem.derivatives(&theta);
+    }
+    let gradient_norm = norm(&projected_gradient(&theta, &g));
+    let mut beta = vec![0.0; leaves];
+    let mut at_bound = vec![false; leaves];
+    for (i, &j) in problem.columns.iter().enumerate() {
+        beta[j] = theta[i + 1];
+        at_bound[j] = theta[i + 1] == UPPER;
+    }
+    Ok(Solution { intercept: theta[0], beta, at_bound, iterations, gradient_norm, objective: f })
+}
+
+/// The model with fitted weights: `fits` are (segment, leaf weights in model order) with
+/// `None` for the base model; a group weighs the sum of its leaves. Without `by_segment` the
+/// overrides lose their `weights`; with it, each fitted segment's override gets the weight of
+/// every component. `calibration` is dropped (it no longer fits).
+pub fn apply(json: &Json, model: &Model, fits: &[(Option<usize>, Vec<f64>)], by_segment: bool) -> Json {
+    let mut out = design_model(json, by_segment);
+    if let Json::Object(members) = &mut out {
+        members.retain(|(k, _)| k != "calibration");
+    }
+    let leaves = model.leaves();
+    let tree_weights = |leaf_weights: &[f64]| {
+        let mut w = vec![0.0; model.nodes.len()];
+        for (i, &id) in leaves.iter().enumerate() {
+            w[id] = leaf_weights[i];
+        }
+        // children come after their parents
+        for id in (0..model.nodes.len()).rev() {
+            if !model.nodes[id].is_leaf() {
+                w[id] = model.nodes[id].children.iter().map(|&c| w[c]).sum();
+            }
+        }
+        w
+    };
+    for (segment, leaf_weights) in fits {
+        let w = tree_weights(leaf_weights);
+        match segment {
+            None => {
+                if let Some(components) = member_mut(&mut out, "components") {
+                    set_weights(components, model, &w);
+                }
+            }
+            Some(s) => {
+                let name = &model.overrides[*s].0;
+                let weights = Json::Object(
+                    model.nodes.iter().enumerate().map(|(id, n)| (n.name.clone(), Json::Number(w[id]))).collect(),
+                );
+                let o = member_mut(&mut out, "segments")
+                    .and_then(|s| member_mut(s, "overrides"))
+                    .and_then(|o| member_mut(o, name));
+                if let Some(Json::Object(fields)) = o {
+                    fields.retain(|(k, _)| k != "weights");
+                    fields.push(("weights".into(), weights));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn set_weights(components: &mut Json, model: &Model, w: &[f64]) {
+    let Json::Array(items) = components else { return };
+    for item in items {
+        let Some(Json::String(name)) = item.get("name").cloned() else { continue };
+        if let Some(id) = model.nodes.iter().position(|n| n.name == name) {
+            if let Some(weight) = member_mut(item, "weight") {
+                *weight = Json::Number(w[id]);
+            }
+        }
+        if let Some(children) = member_mut(item, "components") {
+            set_weights(children, model, w);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unconstrained_optimum_has_zero_gradient() {
+        // x high → retained: a health signal, so β < 0 freely
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..200 {
+            let v = (i % 20) as f64 / 19.0;
+            x.push(v);
+            y.push((i * 7919) % 100 < (80.0 - 60.0 * v) as usize);
+        }
+        let s = fit(1, &x, &y, 1e-4).unwrap();
+        assert!(s.gradient_norm < TOLERANCE);
+        assert!(s.beta[0] < UPPER);
+        assert!(!s.at_bound[0]);
+    }
+
+    #[test]
+    fn opposite_signal_sits_at_the_bound() {
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..200 {
+            let v = (i % 20) as f64 / 19.0;
+            x.push(v);
+            y.push((i * 7919) % 100 < (20.0 + 60.0 * v) as usize);
+        }
+        let s = fit(1, &x, &y, 1e-4).unwrap();
+        assert_eq!(s.beta[0], UPPER);
+        assert!(s.at_bound[0]);
+    }
+
+    #[test]
+    fn too_few_in_a_class_is_an_error() {
+        let x = vec![0.5; 30];
+        let mut y = vec![false; 30];
+        y[0] = true;
+        assert!(matches!(fit(1, &x, &y, 1e-4), Err(Error::InvalidArgument { .. })));
+    }
+}
