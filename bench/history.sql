@@ -24,3 +24,12 @@ CREATE TABLE bench.churns AS
 SELECT id::text AS account, date '2026-01-01' + (1 + (id * 7) % 90) AS churned_on
   FROM bench.accounts WHERE id % 10 = 3;
 VACUUM ANALYZE bench.churns;
+
+-- outcomes for fit(): the 1M accounts with a churn flag drawn from a logistic process of
+-- their raw signals (deterministic)
+SELECT setseed(0.7);
+CREATE TABLE bench.fit_accounts AS
+SELECT a.*, random() < 1 / (1 + exp(-(1.5 - 0.004 * a.logins - 1.2 * a.adoption + 0.02 * a.days_since_login
+                                    + 0.15 * a.open_tickets - 0.4 * a.csat))) AS churned
+  FROM bench.accounts a;
+VACUUM ANALYZE bench.fit_accounts;

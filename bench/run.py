@@ -63,11 +63,14 @@ BACKTEST = ("SELECT count(*), sum(churned) FROM health_score.backtest('bench', '
             "'churned_on', '90 days')")
 PLAIN_JOIN = ("SELECT count(*) FROM (SELECT s.scored_at, count(*) FROM health_score.scores s "
               "LEFT JOIN bench.churns c ON c.account = s.entity_key WHERE s.model = 'bench' GROUP BY s.scored_at) x")
+FIT = "SELECT health_score.fit('bench', 'bench.fit_accounts', 'churned')"
+SCORE_PASS = "SELECT count(health_score.score('bench', a)) FROM bench.fit_accounts a"
 HISTORY_PAIRS = [
     ("snapshot of 1M accounts", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 1.5),
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
     ("auc() over 1M rows", AUC, "percentile_cont(0.5) (a sort)", MEDIAN, 1.5),
     ("backtest() over 1M history rows", BACKTEST, "GROUP BY scored_at of the join", PLAIN_JOIN, 3.0),
+    ("fit() over 1M rows x 8 leaves", FIT, "count(score()): one scoring pass", SCORE_PASS, 10.0),
 ]
 
 
