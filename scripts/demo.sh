@@ -89,6 +89,25 @@ SELECT entity_key AS id, round((t).first_score::numeric, 1) AS first, round((t).
           FROM health_score.scores WHERE model = 'customer_health' GROUP BY entity_key) s
  ORDER BY (t).slope_per_day NULLS LAST, entity_key
  LIMIT 5;
+\echo
+\echo 'Proving the score: the hand-made model against churn drawn from a hidden process'
+\echo '(demo.account_outcomes; AUC = P(a churned account scores below a retained one)):'
+SELECT accounts, churned, round(churn_rate::numeric, 3) AS churn_rate, round(auc::numeric, 3) AS auc,
+       round(mean_coverage::numeric, 2) AS mean_coverage
+  FROM health_score.evaluate('customer_health', 'demo.account_outcomes', 'churned');
+SELECT CASE WHEN band IS NULL THEN 'all' ELSE coalesce(segment, 'base') END AS segment, coalesce(band, '(no score)') AS band, accounts, churned,
+       round(churn_rate::numeric, 3) AS churn_rate, round(lift::numeric, 2) AS lift
+  FROM health_score.band_report('customer_health', 'demo.account_outcomes', 'churned');
+\echo
+\echo 'Weights fitted to the outcomes (health_score.fit_report, 20% of accounts held out by a hash of id):'
+SELECT component, parent, round(old_weight::numeric, 3) AS old_weight, round(new_weight::numeric, 3) AS new_weight,
+       at_bound, rows_used, rows_excluded,
+       round(holdout_auc_before::numeric, 3) AS holdout_auc_before, round(holdout_auc_after::numeric, 3) AS holdout_auc_after
+  FROM health_score.fit_report('customer_health', 'demo.account_outcomes', 'churned', '{"holdout": 0.2, "key_column": "id"}');
+SELECT health_score.set_model('customer_health',
+           health_score.fit('customer_health', 'demo.account_outcomes', 'churned', '{"holdout": 0.2, "key_column": "id"}'))
+       AS version \gset
+\echo registered the fitted weights as customer_health version :version
 SQL
 
 cat <<EOF

@@ -130,3 +130,19 @@ SELECT health_score.schedule('customer_health', 'demo.account_signals', 'id', '0
 -- the view a BI tool reads: score, band and each component's points per account (docs/dashboards.md)
 SELECT health_score.create_view('demo.account_health', 'customer_health', 'demo.account_signals', 'id') AS view \gset
 \echo generated the view :view for BI tools
+
+-- Outcomes to prove the score against: churn over the next quarter, drawn from a hidden
+-- process (deterministic). It is non-linear in the signals (a cliff at 30 days without a
+-- login, the active share squared), gives feature adoption the opposite effect from the one
+-- the model assumes (accounts that adopted heavily but found no fit leave), and includes a
+-- budget cut the model cannot see.
+ALTER TABLE demo.accounts ADD COLUMN churned boolean;
+UPDATE demo.accounts a SET churned = demo.rnd(a.id, 31) < 1 / (1 + exp(-(
+    -2.0 + 2.2 * (a.days_since_login > 30)::int + 0.3 * a.open_tickets + 1.5 * a.feature_adoption
+    - 2.5 * (a.active_users::float8 / a.seats) ^ 2 + 0.5 * a.overdue_invoices
+    + 2.0 * (demo.rnd(a.id, 32) < 0.15)::int)));
+COMMENT ON COLUMN demo.accounts.churned IS 'Whether the account churned in the following quarter (a hidden process; see scripts/demo.sql)';
+CREATE VIEW demo.account_outcomes AS
+SELECT s.*, a.churned FROM demo.account_signals s JOIN demo.accounts a USING (id);
+COMMENT ON VIEW demo.account_outcomes IS 'The model''s inputs with each account''s churn outcome, for evaluate, band_report and fit';
+\echo added churn outcomes: demo.account_outcomes
