@@ -374,6 +374,7 @@ CREATE TABLE health_score.scores (
     coverage      double precision NOT NULL,
     segment       text,
     components    jsonb            NOT NULL,
+    inputs        jsonb,
     PRIMARY KEY (model, entity_key, scored_at)
 );
 -- The primary key serves "history of one entity" and "latest per entity". "Which times were
@@ -392,6 +393,8 @@ COMMENT ON COLUMN health_score.scores.coverage IS 'Share of the model covered by
 COMMENT ON COLUMN health_score.scores.segment IS 'The segment override applied, NULL for the base model';
 COMMENT ON COLUMN health_score.scores.components IS
     'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
+COMMENT ON COLUMN health_score.scores.inputs IS
+    'The raw inputs the model version read, as text ({"input key": "value", ...}; null when missing), for health_score.rescore; NULL when snapshotted with keep_inputs => false';
 SELECT pg_catalog.pg_extension_config_dump('health_score.scores', '');
 
 CREATE TABLE health_score.snapshots (
@@ -436,6 +439,16 @@ CREATE FUNCTION health_score._snapshot_row_columns(model text, key_column text, 
 COMMENT ON FUNCTION health_score._snapshot_row_columns(text, text, text, oid, text[], "any") IS
     'health_score._snapshot_row as the planner passes it: the row''s columns as arguments';
 
+CREATE FUNCTION health_score._snapshot_row(model text, key_column text, entity_key text, input jsonb)
+    RETURNS health_score._snapshot_row
+    AS 'MODULE_PATHNAME', 'hs_snapshot_row_json' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+COMMENT ON FUNCTION health_score._snapshot_row(text, text, text, jsonb) IS
+    'rescore''s per-row work: scores one entity''s stored inputs with its components; errors name the entity''s key';
+CREATE FUNCTION health_score._input_keys(model text) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'hs_input_keys' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._input_keys(text) IS
+    'The input keys a model reference reads (leaf inputs and the segment input), in model order';
+
 CREATE FUNCTION health_score._resolve_model(model text) RETURNS integer
     AS 'MODULE_PATHNAME', 'hs_resolve_model' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION health_score._resolve_model(text) IS
@@ -459,7 +472,8 @@ $$;
 COMMENT ON FUNCTION health_score._require_column(text, regclass, text, text) IS
     'Raises 42703, prefixed by the calling function''s name, unless the table or view has the column';
 
-CREATE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now())
+CREATE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now(),
+                                      keep_inputs boolean DEFAULT true)
     RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -474,6 +488,7 @@ DECLARE
     error_detail text;
     error_hint text;
     replacing boolean;
+    inputs_sql text := 'NULL::jsonb';
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
         RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023';
@@ -482,6 +497,18 @@ BEGIN
         RAISE EXCEPTION 'snapshot: at must be a finite time, not %', snapshot.at USING ERRCODE = '22023';
     END IF;
     model_version := health_score._resolve_model(snapshot.model);
+    IF snapshot.keep_inputs THEN
+        -- as text: a number's text reads back as the same number, a category's text is itself
+        SELECT format('jsonb_object(%L::text[], ARRAY[%s]::text[])', keys,
+                      string_agg(format('src.%I::text', k), ', ' ORDER BY o))
+          INTO inputs_sql
+          FROM health_score._input_keys(model_name || '@' || model_version) keys, unnest(keys) WITH ORDINALITY u(k, o)
+         -- an input that names no column is snapshot's error to report (42703, by _snapshot_row)
+         WHERE EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = snapshot.source AND a.attname = u.k
+                                                     AND a.attnum > 0 AND NOT a.attisdropped)
+         GROUP BY keys;
+        inputs_sql := coalesce(inputs_sql, 'NULL::jsonb');
+    END IF;
     PERFORM health_score._require_column('snapshot', snapshot.source, snapshot.key_column,
         'key_column names the column that identifies each entity, such as ''account_id''');
     -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
@@ -494,14 +521,14 @@ BEGIN
     BEGIN
     EXECUTE format($q$
         WITH scored AS (
-            SELECT k AS entity_key, (e).*
+            SELECT k AS entity_key, (e).*, inputs
               FROM (SELECT src.%1$I::text AS k,
-                           health_score._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e
+                           health_score._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
                       FROM %3$s AS src OFFSET 0) rows
         ), written AS (
             INSERT INTO health_score.scores AS t
-                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components)
-            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, components FROM scored
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
+            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, components, inputs FROM scored
             %4$s
             RETURNING t.entity_key, t.band_rank
         ), worse AS (%5$s)
@@ -516,7 +543,7 @@ BEGIN
              'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
                  SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
                      band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
-                     components = excluded.components'
+                     components = excluded.components, inputs = excluded.inputs'
          ELSE '' END,
          -- each entity's band against its latest earlier snapshot (none before the first run)
          CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
@@ -524,7 +551,8 @@ BEGIN
                  JOIN LATERAL (SELECT p.band_rank FROM health_score.scores p
                                 WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
                                 ORDER BY p.scored_at DESC LIMIT 1) p ON true
-                WHERE w.band_rank < p.band_rank' END)
+                WHERE w.band_rank < p.band_rank' END,
+         inputs_sql)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     EXCEPTION WHEN OTHERS THEN
@@ -560,8 +588,8 @@ BEGIN
     RETURN written;
 END
 $$;
-COMMENT ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz) IS
-    'Scores every row of a table or view and stores the results in health_score.scores at time "at" (replacing rows of the same model, entity and time); all or nothing; returns the rows written. Sends NOTIFY health_score_alerts when an entity''s band worsened.';
+COMMENT ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz, boolean) IS
+    'Scores every row of a table or view and stores the results in health_score.scores at time "at" (replacing rows of the same model, entity and time), with the raw inputs the model read unless keep_inputs is false; all or nothing; returns the rows written. Sends NOTIFY health_score_alerts when an entity''s band worsened.';
 
 CREATE VIEW health_score.latest AS
 SELECT l.model, l.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
@@ -808,12 +836,12 @@ GRANT SELECT ON health_score.model_versions, health_score.models, health_score.s
    TO health_score_reader;
 -- the functions that write are the admin's alone (EXECUTE is PUBLIC's by default)
 REVOKE EXECUTE ON FUNCTION health_score.set_model(text, jsonb),
-                           health_score.snapshot(text, regclass, text, timestamptz),
+                           health_score.snapshot(text, regclass, text, timestamptz, boolean),
                            health_score.schedule(text, regclass, text, text),
                            health_score.unschedule(bigint)
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_score.set_model(text, jsonb),
-                          health_score.snapshot(text, regclass, text, timestamptz),
+                          health_score.snapshot(text, regclass, text, timestamptz, boolean),
                           health_score.schedule(text, regclass, text, text),
                           health_score.unschedule(bigint)
    TO health_score_admin;
@@ -1235,11 +1263,16 @@ CREATE FUNCTION health_score.backtest(model text, churn_source regclass, key_col
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     model_name text := regexp_replace(backtest.model, '@[^@]*$', '');
+    history_sql text := 'health_score.scores';
 BEGIN
     PERFORM health_score._resolve_model(model_name);
-    IF backtest.history IS DISTINCT FROM 'scores' THEN
+    IF backtest.history IS DISTINCT FROM 'scores' AND backtest.history IS DISTINCT FROM 'rescored' THEN
         RAISE EXCEPTION 'backtest: unknown history %', quote_literal(backtest.history) USING ERRCODE = '22023',
-            HINT = 'the history is ''scores'' (health_score.scores)';
+            HINT = 'the history is ''scores'' (health_score.scores) or ''rescored'' (health_score.rescored, the version the model reference stands for)';
+    END IF;
+    IF backtest.history = 'rescored' THEN
+        history_sql := format('(SELECT * FROM health_score.rescored r WHERE r.model_version = %s)',
+                              health_score._resolve_model(backtest.model));
     END IF;
     IF backtest.horizon IS NULL OR backtest.horizon <= interval '0' THEN
         RAISE EXCEPTION 'backtest: the horizon must be a positive interval' USING ERRCODE = '22023';
@@ -1256,7 +1289,7 @@ BEGIN
         ), outcome AS (
             SELECT s.scored_at, s.score, s.band, s.band_rank,
                    coalesce(c.first_churn <= s.scored_at + $2, false) AS churned
-              FROM health_score.scores s
+              FROM %4$s s
               LEFT JOIN churn c ON c.entity_key = s.entity_key
              WHERE s.model = $1 AND (c.first_churn IS NULL OR c.first_churn > s.scored_at)
         ), grouped AS (
@@ -1275,12 +1308,12 @@ BEGIN
                t.scored_at + $2 <= now()
           FROM grouped t WHERE t.level = 3
          ORDER BY t.scored_at
-    $q$, backtest.key_column, backtest.churned_at_column, backtest.churn_source)
+    $q$, backtest.key_column, backtest.churned_at_column, backtest.churn_source, history_sql)
     USING model_name, backtest.horizon;
 END
 $$;
 COMMENT ON FUNCTION health_score.backtest(text, regclass, text, text, interval, text) IS
-    'For every snapshot time of a model: the accounts scored then that had not churned yet, how many churned within (scored_at, scored_at + horizon] (the earliest churn after counts; keys compared as text), the AUC, churn per band, and whether the horizon has passed (complete)';
+    'For every snapshot time of a model (in health_score.scores, or with history => ''rescored'' the version''s rescored history): the accounts scored then that had not churned yet, how many churned within (scored_at, scored_at + horizon] (the earliest churn after counts; keys compared as text), the AUC, churn per band, and whether the horizon has passed (complete)';
 
 CREATE FUNCTION health_score._calibration_final(internal) RETURNS double precision[]
     AS 'MODULE_PATHNAME', 'hs_calibration_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -1520,3 +1553,92 @@ $$;
 COMMENT ON FUNCTION health_score.fit_report(text, regclass, text, jsonb) IS
     'What fit changes, per fitted segment (NULL = the base model) and component in model order: old and new weight, whether the leaf sits at the 1e-6 bound, rows used and left out (a leaf reweighted away), and the AUC before and after, in-sample and on the holdout';
 COMMENT ON FUNCTION health_score.fit_report(jsonb, regclass, text, jsonb) IS 'fit_report with an inline model';
+
+-------------------------------------------------------------------------------------------
+-- Rescoring history under another model version
+-------------------------------------------------------------------------------------------
+
+CREATE TABLE health_score.rescored (
+    model            text COLLATE "C" NOT NULL,
+    model_version    integer          NOT NULL,
+    entity_key       text COLLATE "C" NOT NULL,
+    scored_at        timestamptz      NOT NULL,
+    original_version integer          NOT NULL,
+    score            double precision,
+    band             text,
+    band_rank        integer,
+    coverage         double precision NOT NULL,
+    segment          text,
+    components       jsonb            NOT NULL,
+    rescored_at      timestamptz      NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (model, model_version, entity_key, scored_at)
+);
+COMMENT ON TABLE health_score.rescored IS
+    'Past snapshots of health_score.scores recomputed under another model version by health_score.rescore, side by side with the originals (which are never touched). Kept by pg_dump.';
+COMMENT ON COLUMN health_score.rescored.model IS 'Model name';
+COMMENT ON COLUMN health_score.rescored.model_version IS 'The version the stored inputs were rescored with';
+COMMENT ON COLUMN health_score.rescored.entity_key IS 'The entity (account) key, as text';
+COMMENT ON COLUMN health_score.rescored.scored_at IS 'The original snapshot''s time';
+COMMENT ON COLUMN health_score.rescored.original_version IS 'The version that scored the original snapshot';
+COMMENT ON COLUMN health_score.rescored.score IS 'The score under model_version';
+COMMENT ON COLUMN health_score.rescored.band IS 'The band under model_version';
+COMMENT ON COLUMN health_score.rescored.band_rank IS 'The band''s position in the bands list applied (0 = the worst)';
+COMMENT ON COLUMN health_score.rescored.coverage IS 'Share of the model covered by present, valid inputs';
+COMMENT ON COLUMN health_score.rescored.segment IS 'The segment override applied, NULL for the base model';
+COMMENT ON COLUMN health_score.rescored.components IS 'Per component: {"points", "n"}, as in health_score.scores';
+COMMENT ON COLUMN health_score.rescored.rescored_at IS 'When the row was (last) rescored';
+SELECT pg_catalog.pg_extension_config_dump('health_score.rescored', '');
+
+CREATE FUNCTION health_score.rescore(model text, version integer, from_at timestamptz, to_at timestamptz)
+    RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    model_name text := regexp_replace(rescore.model, '@[^@]*$', '');
+    pinned text;
+    keys text[];
+    without_inputs bigint;
+    lacking bigint;
+    written bigint;
+BEGIN
+    IF rescore.model IS NULL OR rescore.version IS NULL OR rescore.from_at IS NULL OR rescore.to_at IS NULL THEN
+        RAISE EXCEPTION 'rescore: model, version, from_at and to_at must not be NULL' USING ERRCODE = '22023';
+    END IF;
+    pinned := model_name || '@' || rescore.version;
+    PERFORM health_score._resolve_model(pinned);
+    keys := health_score._input_keys(pinned);
+    SELECT count(*) FILTER (WHERE s.inputs IS NULL), count(*) FILTER (WHERE s.inputs IS NOT NULL AND NOT s.inputs ?& keys)
+      INTO without_inputs, lacking
+      FROM health_score.scores s
+     WHERE s.model = model_name AND s.scored_at BETWEEN rescore.from_at AND rescore.to_at;
+    IF without_inputs > 0 THEN
+        RAISE NOTICE 'rescore: skipped % snapshot row(s) stored without inputs (snapshotted with keep_inputs => false, or before inputs were kept)', without_inputs;
+    END IF;
+    IF lacking > 0 THEN
+        RAISE NOTICE 'rescore: % row(s) lack an input that version % reads; it counts as missing there', lacking, rescore.version;
+    END IF;
+    INSERT INTO health_score.rescored AS t
+           (model, model_version, entity_key, scored_at, original_version, score, band, band_rank, coverage, segment, components)
+    SELECT model_name, rescore.version, r.entity_key, r.scored_at, r.model_version,
+           (r.e).score, (r.e).band, (r.e).band_rank, (r.e).coverage, (r.e).segment, (r.e).components
+      FROM (SELECT s.entity_key, s.scored_at, s.model_version,
+                   health_score._snapshot_row(pinned, 'entity_key', s.entity_key, s.inputs) AS e
+              FROM health_score.scores s
+             WHERE s.model = model_name AND s.scored_at BETWEEN rescore.from_at AND rescore.to_at
+               AND s.inputs IS NOT NULL
+            OFFSET 0) r
+    ON CONFLICT ON CONSTRAINT rescored_pkey DO UPDATE
+       SET original_version = excluded.original_version, score = excluded.score, band = excluded.band,
+           band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
+           components = excluded.components, rescored_at = excluded.rescored_at;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RAISE NOTICE 'rescore: wrote % row(s) of % under version %', written, model_name, rescore.version;
+    RETURN written;
+END
+$$;
+COMMENT ON FUNCTION health_score.rescore(text, integer, timestamptz, timestamptz) IS
+    'Recomputes the snapshots of a model taken between from_at and to_at (inclusive) under another version from their stored inputs, into health_score.rescored (originals untouched); rows without stored inputs are skipped and counted in a NOTICE, as are rows lacking an input the version reads (counted as missing); returns the rows written. backtest(..., history => ''rescored'') reads them';
+
+GRANT SELECT ON health_score.rescored TO health_score_reader;
+GRANT INSERT, UPDATE, DELETE ON health_score.rescored TO health_score_admin;
+REVOKE EXECUTE ON FUNCTION health_score.rescore(text, integer, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score.rescore(text, integer, timestamptz, timestamptz) TO health_score_admin;

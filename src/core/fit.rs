@@ -73,12 +73,10 @@ impl Model {
 pub fn design_model(model: &Json, by_segment: bool) -> Json {
     let mut out = model.clone();
     if !by_segment {
-        if let Some(overrides) = member_mut(&mut out, "segments").and_then(|s| member_mut(s, "overrides")) {
-            if let Json::Object(members) = overrides {
-                for (_, o) in members.iter_mut() {
-                    if let Json::Object(fields) = o {
-                        fields.retain(|(k, _)| k != "weights");
-                    }
+        if let Some(Json::Object(members)) = member_mut(&mut out, "segments").and_then(|s| member_mut(s, "overrides")) {
+            for (_, o) in members.iter_mut() {
+                if let Json::Object(fields) = o {
+                    fields.retain(|(k, _)| k != "weights");
                 }
             }
         }
@@ -297,7 +295,7 @@ fn solve_spd(h: &[f64], rhs: &[f64]) -> Option<Vec<f64>> {
         for j in 0..=i {
             let s = h[i * n + j] - (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum::<f64>();
             if i == j {
-                if !(s > 0.0) {
+                if s.is_nan() || s <= 0.0 {
                     return None;
                 }
                 l[i * n + i] = s.sqrt();
@@ -336,11 +334,27 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
     theta[0] = (rate / (1.0 - rate)).ln();
     let mut iterations = 0;
     let (mut f, mut g, mut h) = problem.derivatives(&theta);
+    // Once below the tolerance, up to POLISH more steps are kept while they lower the projected
+    // gradient: a gradient of 1e-10 can still leave β off by 1e-10 / λ, and Newton's quadratic
+    // convergence makes the extra steps nearly free in iterations.
+    const POLISH: usize = 2;
+    let mut polish = POLISH;
+    let mut before_polish: Option<(Vec<f64>, f64, Vec<f64>, Vec<f64>, f64)> = None;
     loop {
         let pg = projected_gradient(&theta, &g);
         let pg_norm = norm(&pg);
+        if let Some((t, f0, g0, h0, norm0)) = before_polish.take() {
+            if pg_norm >= norm0 {
+                (theta, f, g, h) = (t, f0, g0, h0);
+                break;
+            }
+        }
         if pg_norm < TOLERANCE {
-            break;
+            if polish == 0 || pg_norm == 0.0 {
+                break;
+            }
+            polish -= 1;
+            before_polish = Some((theta.clone(), f, g.clone(), h.clone(), pg_norm));
         }
         if iterations == MAX_ITERATIONS {
             return Err(Error::InvalidArgument {
@@ -357,13 +371,12 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
         let hf: Vec<f64> = free.iter().flat_map(|&a| free.iter().map(move |&b| (a, b))).map(|(a, b)| h[a * d + b]).collect();
         let gf: Vec<f64> = free.iter().map(|&a| -g[a]).collect();
         let mut direction: Vec<f64> = g.iter().map(|&gi| -gi).collect();
-        match solve_spd(&hf, &gf) {
-            Some(step) => {
-                for (i, &a) in free.iter().enumerate() {
-                    direction[a] = step[i];
-                }
+        // without a Newton step (never expected: the Hessian is positive definite), steepest
+        // descent on the free variables too
+        if let Some(step) = solve_spd(&hf, &gf) {
+            for (i, &a) in free.iter().enumerate() {
+                direction[a] = step[i];
             }
-            None => {} // steepest descent on the free variables too
         }
         let mut alpha = 1.0;
         let mut accepted = None;
@@ -384,6 +397,10 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
             alpha *= 0.5;
         }
         let Some(next) = accepted else {
+            if let Some((t, f0, g0, h0, _)) = before_polish.take() {
+                (theta, f, g, h) = (t, f0, g0, h0);
+                break;
+            }
             return Err(Error::InvalidArgument {
                 message: format!("fit: the line search stalled (projected gradient {pg_norm:e})"),
                 hint: Some("a larger options.l2 makes the problem better conditioned".into()),

@@ -92,6 +92,8 @@ struct FitState {
     l2: f64,
     segments: BTreeMap<i64, Designs>,
     outcome_unknown: u64,
+    /// Row × leaf values held, over every segment.
+    cells: usize,
 }
 
 /// Rows times leaves one state holds (8 bytes each; a serialized state must stay under 1 GB).
@@ -119,11 +121,9 @@ impl FitState {
         }
         seg.x.extend_from_slice(x);
         seg.y.push(churned);
-        if seg.x.len() > MAX_CELLS {
-            return Err(Error::LimitExceeded {
-                message: format!("fit: more than {MAX_CELLS} row × leaf values in one fit"),
-                hint: "fit on a sample of the accounts (TABLESAMPLE or a view)".into(),
-            });
+        self.cells += x.len();
+        if self.cells > MAX_CELLS {
+            return Err(too_many_cells());
         }
         Ok(())
     }
@@ -139,6 +139,10 @@ impl FitState {
             self.l2 = other.l2;
         }
         self.outcome_unknown += other.outcome_unknown;
+        self.cells += other.cells;
+        if self.cells > MAX_CELLS {
+            return Err(too_many_cells());
+        }
         for (k, d) in &other.segments {
             let mine = self.segments.entry(*k).or_default();
             mine.x.extend_from_slice(&d.x);
@@ -184,7 +188,8 @@ impl FitState {
             let x: Vec<f64> = (0..cells).map(|_| r.word().map(f64::from_bits)).collect::<Option<_>>()?;
             segments.insert(key, Designs { x, y, excluded });
         }
-        Some(FitState { leaves, l2, segments, outcome_unknown })
+        let cells = segments.values().map(|d| d.x.len()).sum();
+        Some(FitState { leaves, l2, segments, outcome_unknown, cells })
     }
 }
 
@@ -199,6 +204,13 @@ impl<'a> Reader<'a> {
 
     fn word(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+fn too_many_cells() -> Error {
+    Error::LimitExceeded {
+        message: format!("fit: more than {MAX_CELLS} row × leaf values in one fit"),
+        hint: "fit on a sample of the accounts (TABLESAMPLE in a view, or a WHERE on the key)".into(),
     }
 }
 
@@ -303,7 +315,7 @@ v1_function!(hs_fit_apply, pg_finfo_hs_fit_apply, |fcinfo| {
 });
 
 fn apply(json: &Json, model: &crate::core::Model, by_segment: bool, solutions: &serde_json::Value) -> Result<serde_json::Value, Error> {
-    let segment_name = |code: i64| (code >= 0).then(|| model.overrides[code as usize].0.clone());
+    let segment_name = |code: i64| usize::try_from(code).ok().and_then(|i| model.overrides.get(i)).map(|o| o.0.clone());
     let label = |code: i64| segment_name(code).map_or("the base model".to_string(), |n| format!("segment \"{n}\""));
     let empty = Vec::new();
     let fitted = solutions["segments"].as_array().unwrap_or(&empty);

@@ -95,3 +95,16 @@ v1_function!(hs_resolve_model, pg_finfo_hs_resolve_model, |fcinfo| {
     let Some(spec) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
     Ok(pg_sys::Datum::from(super::models::resolve_version(&text_arg(spec))?))
 });
+
+// The JSONB form, for rescoring stored inputs (health_score.rescore).
+v1_function!(hs_snapshot_row_json, pg_finfo_hs_snapshot_row_json, |fcinfo| { snapshot_row(fcinfo, InputKind::Json) });
+
+// The input keys a model reference reads (each leaf's input and the segment input), in the
+// model's order: what snapshot keeps of each row with keep_inputs.
+v1_function!(hs_input_keys, pg_finfo_hs_input_keys, |fcinfo| {
+    use pgrx::IntoDatum;
+    let Some(spec) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    let compiled = super::models::resolve_name(&text_arg(spec))?;
+    let keys: Vec<String> = compiled.model.inputs.iter().map(|slot| slot.key.clone()).collect();
+    Ok(keys.into_datum().unwrap_or_else(|| return_null(fcinfo)))
+});
