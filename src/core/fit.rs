@@ -29,6 +29,22 @@ impl Model {
         (0..self.nodes.len()).filter(|&id| self.nodes[id].is_leaf()).collect()
     }
 
+    /// Per component (model order) its weight when the leaves weigh `leaf_weights` (model
+    /// order) and a group weighs the sum of its leaves.
+    pub fn tree_weights(&self, leaf_weights: &[f64]) -> Vec<f64> {
+        let mut w = vec![0.0; self.nodes.len()];
+        for (id, &lw) in self.leaves().iter().zip(leaf_weights) {
+            w[*id] = lw;
+        }
+        // children come after their parents
+        for id in (0..self.nodes.len()).rev() {
+            if !self.nodes[id].is_leaf() {
+                w[id] = self.nodes[id].children.iter().map(|&c| w[c]).sum();
+            }
+        }
+        w
+    }
+
     /// One input's design: per leaf (model order) its `n` as scored, the `n` of the imputed
     /// group that stands for it, or NaN when the segment excludes it (weight 0). False when
     /// some leaf was left out and its siblings reweighted: such a row is not linear in the
@@ -339,13 +355,13 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
     // convergence makes the extra steps nearly free in iterations.
     const POLISH: usize = 2;
     let mut polish = POLISH;
-    let mut before_polish: Option<(Vec<f64>, f64, Vec<f64>, Vec<f64>, f64)> = None;
+    let mut before_polish: Option<(Vec<f64>, f64, Vec<f64>, f64)> = None;
     loop {
         let pg = projected_gradient(&theta, &g);
         let pg_norm = norm(&pg);
-        if let Some((t, f0, g0, h0, norm0)) = before_polish.take() {
+        if let Some((t, f0, g0, norm0)) = before_polish.take() {
             if pg_norm >= norm0 {
-                (theta, f, g, h) = (t, f0, g0, h0);
+                (theta, f, g) = (t, f0, g0);
                 break;
             }
         }
@@ -354,7 +370,7 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
                 break;
             }
             polish -= 1;
-            before_polish = Some((theta.clone(), f, g.clone(), h.clone(), pg_norm));
+            before_polish = Some((theta.clone(), f, g.clone(), pg_norm));
         }
         if iterations == MAX_ITERATIONS {
             return Err(Error::InvalidArgument {
@@ -397,8 +413,8 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
             alpha *= 0.5;
         }
         let Some(next) = accepted else {
-            if let Some((t, f0, g0, h0, _)) = before_polish.take() {
-                (theta, f, g, h) = (t, f0, g0, h0);
+            if let Some((t, f0, g0, _)) = before_polish.take() {
+                (theta, f, g) = (t, f0, g0);
                 break;
             }
             return Err(Error::InvalidArgument {
@@ -428,22 +444,8 @@ pub fn apply(json: &Json, model: &Model, fits: &[(Option<usize>, Vec<f64>)], by_
     if let Json::Object(members) = &mut out {
         members.retain(|(k, _)| k != "calibration");
     }
-    let leaves = model.leaves();
-    let tree_weights = |leaf_weights: &[f64]| {
-        let mut w = vec![0.0; model.nodes.len()];
-        for (i, &id) in leaves.iter().enumerate() {
-            w[id] = leaf_weights[i];
-        }
-        // children come after their parents
-        for id in (0..model.nodes.len()).rev() {
-            if !model.nodes[id].is_leaf() {
-                w[id] = model.nodes[id].children.iter().map(|&c| w[c]).sum();
-            }
-        }
-        w
-    };
     for (segment, leaf_weights) in fits {
-        let w = tree_weights(leaf_weights);
+        let w = model.tree_weights(leaf_weights);
         match segment {
             None => {
                 if let Some(components) = member_mut(&mut out, "components") {

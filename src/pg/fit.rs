@@ -48,7 +48,7 @@ unsafe fn fit_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) -> Re
 v1_function!(hs_fit_row, pg_finfo_hs_fit_row, |fcinfo| { fit_row(fcinfo, InputKind::Row) });
 v1_function!(hs_fit_row_columns, pg_finfo_hs_fit_row_columns, |fcinfo| { fit_row(fcinfo, InputKind::Columns) });
 
-unsafe fn float8_array(values: &[f64]) -> pg_sys::Datum {
+pub(super) unsafe fn float8_array(values: &[f64]) -> pg_sys::Datum {
     let mut datums: Vec<pg_sys::Datum> = values.iter().map(|v| pg_sys::Datum::from(v.to_bits())).collect();
     let array = pg_sys::construct_array(
         datums.as_mut_ptr(),
@@ -351,15 +351,7 @@ fn apply(json: &Json, model: &crate::core::Model, by_segment: bool, solutions: &
         let weights: Vec<f64> = beta.iter().map(|b| -b).collect();
         let segment = (code >= 0).then_some(code as usize);
         let old = &model.variant(segment).weights;
-        let mut new_tree = vec![0.0; model.nodes.len()];
-        for (i, &id) in leaves.iter().enumerate() {
-            new_tree[id] = weights[i];
-        }
-        for id in (0..model.nodes.len()).rev() {
-            if !model.nodes[id].is_leaf() {
-                new_tree[id] = model.nodes[id].children.iter().map(|&c| new_tree[c]).sum();
-            }
-        }
+        let new_tree = model.tree_weights(&weights);
         let components: Vec<serde_json::Value> = model
             .nodes
             .iter()

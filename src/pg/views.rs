@@ -16,16 +16,7 @@ unsafe fn view_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) -> R
             // points in model order, as the view's columns expect them; NULL with the score
             let points = s.score.map(|_| {
                 let (_, points) = model.points(s.segment, nodes);
-                let mut datums: Vec<pg_sys::Datum> = points.into_iter().map(float8_datum).collect();
-                let array = pg_sys::construct_array(
-                    datums.as_mut_ptr(),
-                    datums.len() as i32,
-                    pg_sys::FLOAT8OID,
-                    8,
-                    true,
-                    pg_sys::TYPALIGN_DOUBLE as std::ffi::c_char,
-                );
-                pg_sys::Datum::from(array)
+                super::fit::float8_array(&points)
             });
             let mut values = [
                 s.score.map(float8_datum).unwrap_or(zero),
