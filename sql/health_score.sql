@@ -1256,6 +1256,30 @@ COMMENT ON FUNCTION health_score.evaluate(text, regclass, text) IS
     'The model against known outcomes: accounts, churned, churn rate, AUC, mean coverage, share under min_coverage, log-loss and Brier score of the calibrated churn probability (NULL without calibration; clipped to [1e-15, 1 - 1e-15]), and how many outcomes were NULL';
 COMMENT ON FUNCTION health_score.evaluate(jsonb, regclass, text) IS 'evaluate with an inline model';
 
+CREATE FUNCTION health_score._backtest_trans(internal, double precision, text, integer, boolean) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_backtest_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score._backtest_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_backtest_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score._backtest_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_backtest_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_score._backtest_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_backtest_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_score._backtest_final(internal) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_backtest_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._backtest_trans(internal, double precision, text, integer, boolean) IS
+    '_backtest transition: counts the account, in its band, and keeps its score for the AUC';
+COMMENT ON FUNCTION health_score._backtest_combine(internal, internal) IS '_backtest combine: merges two partial states (parallel aggregation)';
+COMMENT ON FUNCTION health_score._backtest_serialize(internal) IS '_backtest serialize: state to bytea for parallel workers';
+COMMENT ON FUNCTION health_score._backtest_deserialize(bytea, internal) IS '_backtest deserialize: bytea back to a state';
+COMMENT ON FUNCTION health_score._backtest_final(internal) IS '_backtest final: the totals, AUC and bands as JSON text';
+CREATE AGGREGATE health_score._backtest(score double precision, band text, band_rank integer, churned boolean) (
+    SFUNC = health_score._backtest_trans, STYPE = internal, SSPACE = 128,
+    FINALFUNC = health_score._backtest_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score._backtest_combine, SERIALFUNC = health_score._backtest_serialize,
+    DESERIALFUNC = health_score._backtest_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE health_score._backtest(double precision, text, integer, boolean) IS
+    'backtest''s work for one snapshot time: {"accounts", "churned", "auc", "bands": {band: {"band_rank", "accounts", "churned", "churn_rate"}}} as JSON text ("bands" absent when no account had one); the AUC as health_score.auc computes it';
+
 CREATE FUNCTION health_score.backtest(model text, churn_source regclass, key_column text, churned_at_column text,
                                       horizon interval, history text DEFAULT 'scores')
     RETURNS TABLE (scored_at timestamptz, accounts bigint, churned bigint, churn_rate double precision,
@@ -1292,21 +1316,16 @@ BEGIN
               FROM %4$s s
               LEFT JOIN churn c ON c.entity_key = s.entity_key
              WHERE s.model = $1 AND (c.first_churn IS NULL OR c.first_churn > s.scored_at)
-        ), grouped AS (
-            -- one pass: totals per snapshot time, and per band
-            SELECT o.scored_at, o.band, o.band_rank, GROUPING(o.band, o.band_rank) AS level, count(*) AS n,
-                   count(*) FILTER (WHERE o.churned) AS k,
-                   CASE WHEN GROUPING(o.band, o.band_rank) = 3 THEN health_score.auc(o.score, o.churned) END AS auc
+        ), per_time AS (
+            -- one aggregate per snapshot time: totals, the AUC and churn per band in one state
+            SELECT o.scored_at, health_score._backtest(o.score, o.band, o.band_rank, o.churned)::jsonb AS r
               FROM outcome o
-             GROUP BY GROUPING SETS ((o.scored_at), (o.scored_at, o.band, o.band_rank))
+             GROUP BY o.scored_at
         )
-        SELECT t.scored_at, t.n, t.k, t.k::float8 / t.n, t.auc,
-               (SELECT jsonb_object_agg(b.band, jsonb_build_object('band_rank', b.band_rank, 'accounts', b.n,
-                                                                   'churned', b.k, 'churn_rate', b.k::float8 / b.n)
-                                        ORDER BY b.band_rank)
-                  FROM grouped b WHERE b.level = 0 AND b.scored_at = t.scored_at AND b.band IS NOT NULL),
+        SELECT t.scored_at, (t.r->>'accounts')::bigint, (t.r->>'churned')::bigint,
+               (t.r->>'churned')::float8 / (t.r->>'accounts')::float8, (t.r->>'auc')::float8, t.r->'bands',
                t.scored_at + $2 <= now()
-          FROM grouped t WHERE t.level = 3
+          FROM per_time t
          ORDER BY t.scored_at
     $q$, backtest.key_column, backtest.churned_at_column, backtest.churn_source, history_sql)
     USING model_name, backtest.horizon;

@@ -693,7 +693,10 @@ fn fit_matches_the_reference_with_missing_imputed_and_segmented_inputs() {
     };
     let fit = |c: &mut Client, options: &str| -> serde_json::Value {
         let text: String = c
-            .query_one(&format!("SELECT health_score.fit($1::text::jsonb, 'accounts', 'churned', '{options}')::text"), &[&FIT_MODEL])
+            .query_one(
+                &format!("SELECT health_score.fit($1::text::jsonb, 'accounts', 'churned', '{options}')::text"),
+                &[&FIT_MODEL],
+            )
             .unwrap()
             .get(0);
         serde_json::from_str(&text).unwrap()
@@ -743,7 +746,10 @@ fn fit_matches_the_reference_with_missing_imputed_and_segmented_inputs() {
     )
     .unwrap();
     let plan: String = c
-        .query("EXPLAIN SELECT health_score._fit(health_score._fit_row('{}', false, s), s.churned, 1e-4) FROM shuffled s", &[])
+        .query(
+            "EXPLAIN SELECT health_score._fit(health_score._fit_row('{}', false, s), s.churned, 1e-4) FROM shuffled s",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get::<_, String>(0))

@@ -10,11 +10,14 @@ use proptest::prelude::*;
 /// Designs and outcomes from a logistic process with the given coefficients; `u` are the
 /// uniform draws, values quantized so that equal rows occur.
 fn problem(k: usize, cells: &[f64], u: &[f64], coef: &[f64]) -> (Vec<Vec<f64>>, Vec<bool>) {
-    let rows: Vec<Vec<f64>> = cells.chunks_exact(k).map(|c| c.iter().map(|v| (v * 8.0).round() / 8.0).collect()).collect();
+    let rows: Vec<Vec<f64>> =
+        cells.chunks_exact(k).map(|c| c.iter().map(|v| (v * 8.0).round() / 8.0).collect()).collect();
     let y = rows
         .iter()
         .zip(u)
-        .map(|(r, &ui)| ui < 1.0 / (1.0 + (-(coef[0] + r.iter().zip(&coef[1..]).map(|(a, b)| a * b).sum::<f64>())).exp()))
+        .map(|(r, &ui)| {
+            ui < 1.0 / (1.0 + (-(coef[0] + r.iter().zip(&coef[1..]).map(|(a, b)| a * b).sum::<f64>())).exp())
+        })
         .collect();
     (rows, y)
 }

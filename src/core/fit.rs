@@ -142,7 +142,12 @@ impl Problem {
         let mut order: Vec<usize> = (0..rows).collect();
         order.sort_unstable_by(|&a, &b| {
             y[a].cmp(&y[b]).then_with(|| {
-                row(a).iter().zip(row(b)).map(|(p, q)| p.total_cmp(q)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+                row(a)
+                    .iter()
+                    .zip(row(b))
+                    .map(|(p, q)| p.total_cmp(q))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
             })
         });
         let k = columns.len();
@@ -291,12 +296,7 @@ fn softplus(z: f64) -> f64 {
 
 /// θ − P(θ − g): the projected gradient, whose norm is 0 exactly at the constrained optimum.
 fn projected_gradient(theta: &[f64], g: &[f64]) -> Vec<f64> {
-    theta
-        .iter()
-        .zip(g)
-        .enumerate()
-        .map(|(a, (&t, &gi))| if a == 0 { gi } else { t - (t - gi).min(UPPER) })
-        .collect()
+    theta.iter().zip(g).enumerate().map(|(a, (&t, &gi))| if a == 0 { gi } else { t - (t - gi).min(UPPER) }).collect()
 }
 
 fn norm(v: &[f64]) -> f64 {
@@ -338,7 +338,9 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
     let retained = y.len() as u64 - churned;
     if churned < MIN_CLASS_ROWS || retained < MIN_CLASS_ROWS {
         return Err(Error::InvalidArgument {
-            message: format!("fit: {churned} churned and {retained} retained rows; each class needs at least {MIN_CLASS_ROWS}"),
+            message: format!(
+                "fit: {churned} churned and {retained} retained rows; each class needs at least {MIN_CLASS_ROWS}"
+            ),
             hint: Some("fit on more accounts, or without by_segment".into()),
         });
     }
@@ -374,7 +376,9 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
         }
         if iterations == MAX_ITERATIONS {
             return Err(Error::InvalidArgument {
-                message: format!("fit: no convergence after {MAX_ITERATIONS} iterations (projected gradient {pg_norm:e})"),
+                message: format!(
+                    "fit: no convergence after {MAX_ITERATIONS} iterations (projected gradient {pg_norm:e})"
+                ),
                 hint: Some("a larger options.l2 makes the problem better conditioned".into()),
             });
         }
@@ -384,7 +388,8 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
         let eps = pg_norm.min(1e-6);
         let active: Vec<bool> = (0..d).map(|a| a > 0 && theta[a] >= UPPER - eps && g[a] < 0.0).collect();
         let free: Vec<usize> = (0..d).filter(|&a| !active[a]).collect();
-        let hf: Vec<f64> = free.iter().flat_map(|&a| free.iter().map(move |&b| (a, b))).map(|(a, b)| h[a * d + b]).collect();
+        let hf: Vec<f64> =
+            free.iter().flat_map(|&a| free.iter().map(move |&b| (a, b))).map(|(a, b)| h[a * d + b]).collect();
         let gf: Vec<f64> = free.iter().map(|&a| -g[a]).collect();
         let mut direction: Vec<f64> = g.iter().map(|&gi| -gi).collect();
         // without a Newton step (never expected: the Hessian is positive definite), steepest

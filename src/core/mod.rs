@@ -2,6 +2,7 @@
 //! Nothing here knows about PostgreSQL; `crate::pg` converts and caches around it.
 
 pub mod auc;
+pub mod backtest;
 pub mod calibrate;
 pub mod error;
 pub mod fit;
@@ -13,6 +14,7 @@ pub mod trend;
 pub mod value;
 
 pub use auc::AucState;
+pub use backtest::BacktestState;
 pub use error::{Error, Fault, Result};
 pub use json::Json;
 pub use model::{Band, Model};

@@ -70,7 +70,10 @@ unsafe fn float8_elements<'a>(d: pg_sys::Datum) -> Result<&'a [f64], Error> {
         return Ok(&[]);
     }
     if ndim != 1 || dataoffset != 0 {
-        return Err(Error::InvalidArgument { message: "_fit: a design must be a float8[] without NULLs".into(), hint: None });
+        return Err(Error::InvalidArgument {
+            message: "_fit: a design must be a float8[] without NULLs".into(),
+            hint: None,
+        });
     }
     let len = i32::from_ne_bytes(*(array.add(16) as *const [u8; 4])) as usize;
     // ARR_OVERHEAD_NONULLS(1): the header and one dimension, MAXALIGNed
@@ -314,7 +317,12 @@ v1_function!(hs_fit_apply, pg_finfo_hs_fit_apply, |fcinfo| {
     Ok(text_datum(&apply(&json, &compiled.model, by_segment, &solutions)?.to_string()))
 });
 
-fn apply(json: &Json, model: &crate::core::Model, by_segment: bool, solutions: &serde_json::Value) -> Result<serde_json::Value, Error> {
+fn apply(
+    json: &Json,
+    model: &crate::core::Model,
+    by_segment: bool,
+    solutions: &serde_json::Value,
+) -> Result<serde_json::Value, Error> {
     let segment_name = |code: i64| usize::try_from(code).ok().and_then(|i| model.overrides.get(i)).map(|o| o.0.clone());
     let label = |code: i64| segment_name(code).map_or("the base model".to_string(), |n| format!("segment \"{n}\""));
     let empty = Vec::new();
@@ -334,10 +342,18 @@ fn apply(json: &Json, model: &crate::core::Model, by_segment: bool, solutions: &
     let mut report = Vec::new();
     let leaves = model.leaves();
     for code in codes {
-        let Some(s) = fitted.iter().find(|s| s["segment"].as_i64() == Some(code) && s["rows"].as_u64() > Some(0)) else {
+        let Some(s) = fitted.iter().find(|s| s["segment"].as_i64() == Some(code) && s["rows"].as_u64() > Some(0))
+        else {
             return Err(Error::InvalidArgument {
                 message: format!("fit: {} has no rows to fit", label(code)),
-                hint: Some(if by_segment { "fit without by_segment, or drop the override" } else { "fit on accounts whose leaves all count" }.into()),
+                hint: Some(
+                    if by_segment {
+                        "fit without by_segment, or drop the override"
+                    } else {
+                        "fit on accounts whose leaves all count"
+                    }
+                    .into(),
+                ),
             });
         };
         if let Some(e) = s["error"].as_str() {
@@ -347,7 +363,8 @@ fn apply(json: &Json, model: &crate::core::Model, by_segment: bool, solutions: &
             });
         }
         let beta: Vec<f64> = s["beta"].as_array().unwrap_or(&empty).iter().map(|b| b.as_f64().unwrap_or(0.0)).collect();
-        let at_bound: Vec<bool> = s["at_bound"].as_array().unwrap_or(&empty).iter().map(|b| b.as_bool().unwrap_or(false)).collect();
+        let at_bound: Vec<bool> =
+            s["at_bound"].as_array().unwrap_or(&empty).iter().map(|b| b.as_bool().unwrap_or(false)).collect();
         let weights: Vec<f64> = beta.iter().map(|b| -b).collect();
         let segment = (code >= 0).then_some(code as usize);
         let old = &model.variant(segment).weights;

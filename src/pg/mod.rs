@@ -2,6 +2,7 @@
 //! One module per SQL concept; the SQL declarations are in `sql/health_score.sql`.
 
 pub mod auc;
+pub mod backtest;
 pub mod fit;
 pub mod jsonb;
 pub mod jsonb_build;

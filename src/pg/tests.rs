@@ -883,6 +883,33 @@ fn backtest_counts_churn_within_the_horizon_of_each_snapshot() {
     )
     .unwrap();
     assert_eq!(mismatches, Some(0));
+    // the AUC by counting pairs, and the bands by grouping, both written plainly
+    let mismatches = Spi::get_one::<i64>(
+        "WITH o AS (
+             SELECT s.scored_at, s.score, s.band, s.band_rank,
+                    coalesce((SELECT min(c.churned_on) FROM churns c WHERE c.account = s.entity_key
+                               AND c.churned_on > s.scored_at) <= s.scored_at + interval '30 days', false) AS churned
+               FROM health_score.scores s
+              WHERE NOT EXISTS (SELECT FROM churns c WHERE c.account = s.entity_key AND c.churned_on <= s.scored_at)
+         ), pairs AS (
+             SELECT a.scored_at, avg(CASE WHEN a.score < b.score THEN 1 WHEN a.score = b.score THEN 0.5 ELSE 0 END)::float8 AS auc
+               FROM o a JOIN o b ON a.scored_at = b.scored_at AND a.churned AND NOT b.churned
+              WHERE a.score IS NOT NULL AND b.score IS NOT NULL
+              GROUP BY a.scored_at
+         ), bands AS (
+             SELECT scored_at, band, band_rank, count(*) AS n, count(*) FILTER (WHERE churned) AS k
+               FROM o WHERE band IS NOT NULL GROUP BY 1, 2, 3
+         )
+         SELECT count(*) FROM health_score.backtest('churn', 'churns', 'account', 'churned_on', '30 days') b
+           LEFT JOIN pairs p USING (scored_at)
+          WHERE p.auc IS NULL OR abs(b.auc - p.auc) > 1e-12
+             OR b.bands IS DISTINCT FROM (
+                    SELECT jsonb_object_agg(x.band, jsonb_build_object('band_rank', x.band_rank, 'accounts', x.n,
+                                                                       'churned', x.k, 'churn_rate', x.k::float8 / x.n))
+                      FROM bands x WHERE x.scored_at = b.scored_at)",
+    )
+    .unwrap();
+    assert_eq!(mismatches, Some(0));
     // the second snapshot leaves out who churned in January
     let accounts = Spi::get_one::<i64>(
         "SELECT accounts FROM health_score.backtest('churn', 'churns', 'account', 'churned_on', '30 days') WHERE scored_at = '2026-02-01'",
