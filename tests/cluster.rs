@@ -770,3 +770,64 @@ fn fit_matches_the_reference_with_missing_imputed_and_segmented_inputs() {
     assert_eq!(db.code().code(), "22023");
     assert!(db.message().contains("each class needs at least 10"), "{}", db.message());
 }
+
+/// The most leaves the issue asks `fit` to take: 16 groups of 16 linear leaves over a table of
+/// 256 columns, fitted through SQL, against the core solver on the design computed here.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn fit_takes_256_leaves_in_16_groups() {
+    const GROUPS: usize = 16;
+    const LEAVES: usize = GROUPS * GROUPS;
+    let mut c = database("hs_fit_wide");
+    c.batch_execute(&format!(
+        "DO $$ BEGIN
+           EXECUTE 'CREATE TABLE wide AS SELECT i AS id, ' ||
+             (SELECT string_agg(format('(abs(hashtext(i || '':'' || %s)) %% 11)::float8 AS x%s', j, j), ', ')
+                FROM generate_series(1, {LEAVES}) j) ||
+             ' FROM generate_series(1, 1500) i';
+         END $$;
+         ALTER TABLE wide ADD COLUMN churned boolean;
+         UPDATE wide SET churned = ((id * 7919) % 1000) / 1000.0 < 1 / (1 + exp(-(1 - 0.4 * x1 + 0.3 * x2 - 0.1 * x3)));"
+    ))
+    .unwrap();
+    let leaf = |j: usize| {
+        serde_json::json!({"name": format!("x{j}"), "weight": 1 + j % 3,
+                           "normalize": {"type": "linear", "min": 0, "max": 10}})
+    };
+    let model = serde_json::json!({"components": (0..GROUPS).map(|g| serde_json::json!({
+        "name": format!("g{g}"), "weight": 1,
+        "components": (1 + g * GROUPS..=(g + 1) * GROUPS).map(leaf).collect::<Vec<_>>()})).collect::<Vec<_>>()});
+    let text: String = c
+        .query_one("SELECT health_score.fit($1::text::jsonb, 'wide', 'churned')::text", &[&model.to_string()])
+        .unwrap()
+        .get(0);
+    let fitted: serde_json::Value = serde_json::from_str(&text).unwrap();
+
+    let columns: Vec<String> = (1..=LEAVES).map(|j| format!("x{j}")).collect();
+    let rows = c.query(&format!("SELECT {}, churned FROM wide ORDER BY id", columns.join(", ")), &[]).unwrap();
+    let x: Vec<f64> = rows.iter().flat_map(|r| (0..LEAVES).map(move |j| r.get::<_, f64>(j) / 10.0)).collect();
+    let y: Vec<bool> = rows.iter().map(|r| r.get(LEAVES)).collect();
+    let expected = health_score::core::fit::fit(LEAVES, &x, &y, 1e-4).unwrap();
+    assert!(expected.at_bound.iter().any(|&b| b) && expected.at_bound.iter().any(|&b| !b), "{expected:?}");
+
+    for g in 0..GROUPS {
+        let group = &fitted["components"][g];
+        let mut sum = 0.0;
+        for (i, child) in group["components"].as_array().unwrap().iter().enumerate() {
+            let w = child["weight"].as_f64().unwrap();
+            let beta = expected.beta[g * GROUPS + i];
+            assert!((w + beta).abs() <= 1e-8 * w.abs().max(1e-3), "leaf {}: {w} vs {}", g * GROUPS + i + 1, -beta);
+            sum += w;
+        }
+        let w = group["weight"].as_f64().unwrap();
+        assert!((w - sum).abs() <= 1e-12 * sum, "group {g}: {w} vs the sum of its leaves {sum}");
+    }
+    let report: i64 = c
+        .query_one(
+            "SELECT count(*) FROM health_score.fit_report($1::text::jsonb, 'wide', 'churned') WHERE parent IS NOT NULL",
+            &[&model.to_string()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(report, LEAVES as i64);
+}

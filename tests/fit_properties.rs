@@ -95,3 +95,63 @@ fn an_input_with_the_opposite_effect_sits_at_the_bound() {
     let (b, beta) = reference(&x, &y, 1e-4);
     assert!(close(s.intercept, b) && close(s.beta[0], beta[0]), "{s:?} {b} {beta:?}");
 }
+
+/// The most leaves a model fits (the limit): too many for the reference's active-set
+/// enumeration, so the optimum is checked by its conditions, with the gradient summed plainly.
+#[test]
+fn two_hundred_fifty_six_leaves_reach_the_constrained_optimum() {
+    const LEAVES: usize = 256;
+    const ROWS: usize = 2500;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut uniform = move || {
+        // xorshift64*: a fixed, dependency-free stream
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        (seed.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    // most leaves lower churn, one in five raises it (and must sit at the bound)
+    let coef: Vec<f64> = (0..=LEAVES)
+        .map(|j| {
+            if j == 0 {
+                1.0
+            } else if j % 5 == 0 {
+                0.02
+            } else {
+                -0.03
+            }
+        })
+        .collect();
+    let cells: Vec<f64> = (0..ROWS * LEAVES).map(|_| uniform()).collect();
+    let u: Vec<f64> = (0..ROWS).map(|_| uniform()).collect();
+    let (x, y) = problem(LEAVES, &cells, &u, &coef);
+    assert!(classes_ok(&y));
+    let flat: Vec<f64> = x.iter().flatten().copied().collect();
+    let l2 = 1e-4;
+    let s = fit(LEAVES, &flat, &y, l2).unwrap();
+
+    let n = ROWS as f64;
+    let mut gradient = vec![0.0; LEAVES + 1];
+    for (row, &churned) in x.iter().zip(&y) {
+        let eta = s.intercept + row.iter().zip(&s.beta).map(|(a, b)| a * b).sum::<f64>();
+        let residual = 1.0 / (1.0 + (-eta).exp()) - if churned { 1.0 } else { 0.0 };
+        gradient[0] += residual / n;
+        for (g, v) in gradient[1..].iter_mut().zip(row) {
+            *g += residual * v / n;
+        }
+    }
+    assert!(gradient[0].abs() < 1e-8, "intercept gradient {}", gradient[0]);
+    let mut at_bound = 0;
+    for j in 0..LEAVES {
+        let g = gradient[j + 1] + l2 * s.beta[j];
+        assert!(s.beta[j] <= UPPER, "beta[{j}] = {}", s.beta[j]);
+        if s.at_bound[j] {
+            // lowering a weight held at the bound would not lower the objective
+            assert!(s.beta[j] == UPPER && g <= 1e-8, "leaf {j} at the bound with gradient {g}");
+            at_bound += 1;
+        } else {
+            assert!(g.abs() < 1e-8, "leaf {j}: gradient {g} at beta {}", s.beta[j]);
+        }
+    }
+    assert!(at_bound >= LEAVES / 10, "only {at_bound} leaves at the bound");
+}
