@@ -1,9 +1,11 @@
--- Benchmark data for history: a plain table for the hand-written side of the snapshot
--- benchmark, and 10M (time, score) points (100k accounts × 100 days) for trend().
+-- Benchmark data for history: plain tables for the hand-written sides of the snapshot
+-- benchmarks, and 10M (time, score) points (100k accounts × 100 days) for trend().
 -- Deterministic (setseed). Runs after bench/setup.sql.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 CREATE TABLE bench.plain_scores (entity_key text, scored_at timestamptz, score double precision);
+-- the same rows as health_score.scores, with its primary key, written by hand-written SQL
+CREATE TABLE bench.plain_snapshots (LIKE health_score.scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
 SELECT setseed(0.17);
 CREATE TABLE bench.series AS
 SELECT a AS account,

@@ -15,8 +15,8 @@ HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]  # then optionally --hist
 ROUNDS = 5
 
 
-def hand(col):
-    """The model as one double precision expression; col(name) reads an input."""
+def hand_leaves(col):
+    """Each leaf's normalized value n as a double precision expression; col(name) reads an input."""
     lg, act, adp = col("logins"), col("active_share"), col("adoption")
     rec, nps, tk = col("days_since_login"), col("nps", text=True), col("open_tickets")
     cs, od = col("csat"), col("overdue_days")
@@ -30,6 +30,15 @@ def hand(col):
     n_tickets = f"(CASE WHEN {tk} >= 8 THEN 0.2::float8 WHEN {tk} >= 3 THEN 0.6::float8 WHEN {tk} >= 0 THEN 1::float8 ELSE 0::float8 END)"
     n_csat = f"(1::float8 / (1::float8 + exp(-1.5::float8 * ({cs} - 3::float8))))"
     n_billing = f"(1::float8 - LEAST(GREATEST({od} / 90::float8, 0::float8), 1::float8))"
+    return dict(logins=n_logins, active=n_active, adoption=n_adoption, recency=n_recency, nps=n_nps,
+                tickets=n_tickets, csat=n_csat, billing=n_billing)
+
+
+def hand(col):
+    """The model as one double precision expression; col(name) reads an input."""
+    n = hand_leaves(col)
+    n_logins, n_active, n_adoption, n_recency = n["logins"], n["active"], n["adoption"], n["recency"]
+    n_nps, n_tickets, n_csat, n_billing = n["nps"], n["tickets"], n["csat"], n["billing"]
     usage = f"((2 * {n_logins} + {n_active} + {n_adoption}) / 4)"
     engagement = f"(({n_recency} + {n_nps}) / 2)"
     support = f"(({n_tickets} + {n_csat}) / 2)"
@@ -37,6 +46,38 @@ def hand(col):
 
 
 HAND_ROW = hand(lambda name, text=False: name)
+
+# Each component's (group weight share, weight share within its group), as the model has them.
+SHARES = dict(logins=(3 / 8, 2 / 4), active=(3 / 8, 1 / 4), adoption=(3 / 8, 1 / 4), recency=(2 / 8, 1 / 2),
+              nps=(2 / 8, 1 / 2), tickets=(2 / 8, 1 / 2), csat=(2 / 8, 1 / 2), billing=(1 / 8, 1))
+GROUPS = dict(usage=(3 / 8, ["logins", "active", "adoption"]), engagement=(2 / 8, ["recency", "nps"]),
+              support=(2 / 8, ["tickets", "csat"]))
+
+
+def hand_snapshot():
+    """What snapshot writes, in plain SQL: the score, band, coverage and every component's n and
+    points (the bench data has no missing inputs, so coverage is 1 and no group reweights), into
+    a table like health_score.scores with the same primary key."""
+    leaves = hand_leaves(lambda name, text=False: name)
+    n_cols = ", ".join(f"{e} AS n_{k}" for k, e in leaves.items())
+    group_n = {g: "(" + " + ".join(f"{SHARES[c][1]!r}::float8 * n_{c}" for c in cs) + ")" for g, (_, cs) in GROUPS.items()}
+    parts = []
+    for k, (group_share, share) in SHARES.items():
+        parts.append(f"'{k}', jsonb_build_object('n', n_{k}, 'points', 100 * {group_share * share!r}::float8 * n_{k})")
+    for g, (share, _) in GROUPS.items():
+        parts.append(f"'{g}', jsonb_build_object('n', {group_n[g]}, 'points', 100 * {share!r}::float8 * {group_n[g]})")
+    score = "(100 * (" + " + ".join(f"{g * w!r}::float8 * n_{k}" for k, (g, w) in SHARES.items()) + "))"
+    # OFFSET 0 keeps the planner from pasting each leaf's expression into every use of it
+    return (f"INSERT INTO bench.plain_snapshots (model, model_version, entity_key, scored_at, score, band, band_rank, "
+            f"coverage, segment, components) "
+            f"SELECT 'bench', 1, id::text, '2026-01-01', score, "
+            f"CASE WHEN score >= 75 THEN 'green' WHEN score >= 50 THEN 'yellow' ELSE 'red' END, "
+            f"CASE WHEN score >= 75 THEN 2 WHEN score >= 50 THEN 1 ELSE 0 END, 1, NULL, "
+            f"jsonb_build_object({', '.join(parts)}) "
+            f"FROM (SELECT *, {score} AS score FROM (SELECT id, {n_cols} FROM bench.accounts OFFSET 0) l0) l")
+
+
+PLAIN_SNAPSHOT = ("TRUNCATE bench.plain_snapshots", hand_snapshot())
 HAND_DOC = hand(lambda name, text=False: f"(doc->>'{name}')" if text else f"(doc->>'{name}')::float8")
 
 # (ours, its query, theirs, its query, target ratio); a query may be (untimed setup, timed query)
@@ -71,6 +112,7 @@ SCORE_PASS = "SELECT count(health_score.score('bench', a)) FROM bench.fit_accoun
 HISTORY_PAIRS = [
     ("snapshot of 1M accounts", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 1.5),
     ("snapshot keeping inputs", SNAPSHOT_KEEP, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
+    ("snapshot of 1M accounts", SNAPSHOT, "the same rows by hand-written SQL", PLAIN_SNAPSHOT, None),
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
     ("auc() over 1M rows", AUC, "percentile_cont(0.5) (a sort)", MEDIAN, 1.5),
     ("backtest() over 1M history rows", BACKTEST, "GROUP BY scored_at of the join", PLAIN_JOIN, 3.0),
@@ -129,6 +171,25 @@ def check_history():
           "auc() equals the Mann-Whitney rank formula; trend() equals count/min/max/regr_slope for all 100k accounts")
 
 
+def check_snapshot_by_hand():
+    """The hand-written snapshot writes what snapshot() writes, component by component."""
+    bad = psql(f"""
+        {SNAPSHOT[0]}; {SNAPSHOT[1]}; {PLAIN_SNAPSHOT[0]}; {PLAIN_SNAPSHOT[1]};
+        SELECT count(*) FROM health_score.scores s FULL JOIN bench.plain_snapshots p USING (entity_key)
+         WHERE s.band IS DISTINCT FROM p.band OR s.band_rank IS DISTINCT FROM p.band_rank
+            OR s.coverage IS DISTINCT FROM p.coverage OR s.segment IS DISTINCT FROM p.segment
+            OR NOT abs(s.score - p.score) <= 1e-9 * greatest(1, abs(p.score))
+            OR EXISTS (SELECT FROM jsonb_each(s.components) a FULL JOIN jsonb_each(p.components) b USING (key)
+                        WHERE a.key IS NULL OR b.key IS NULL
+                           OR NOT abs((a.value ->> 'n')::float8 - (b.value ->> 'n')::float8) <= 1e-12
+                           OR NOT abs((a.value ->> 'points')::float8 - (b.value ->> 'points')::float8) <= 1e-9);
+    """).split()[-1]
+    if int(bad):
+        sys.exit(f"MISMATCH: the hand-written snapshot differs from snapshot() on {bad} rows")
+    print("checked: the hand-written snapshot writes the same score, band, coverage and components "
+          "(n to 1e-12, points to 1e-9) as snapshot() for all 1M accounts")
+
+
 def time_queries(queries):
     """Warm-up, then ROUNDS alternating rounds; returns per-query lists of milliseconds. A
     query given as (setup, query) runs its setup untimed before each timed run."""
@@ -162,6 +223,7 @@ def main():
     check_equal()
     if history:
         check_history()
+        check_snapshot_by_hand()
     print()
     print(f"{'query':34} {'median ms':>10} {'runs (ms)':>40}")
     results = report(PAIRS)
