@@ -4,6 +4,7 @@
 //! `backtest`'s cost.
 
 use super::auc::AucState;
+use super::bytes::Reader;
 use super::error::Error;
 
 /// The accounts and churns of one band (a band name at its rank in the bands list applied).
@@ -101,7 +102,7 @@ impl BacktestState {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<BacktestState> {
-        let mut reader = Reader(bytes);
+        let mut reader = Reader::new(bytes);
         let accounts = reader.u64()?;
         let churned = reader.u64()?;
         let band_count = reader.u64()? as usize;
@@ -113,26 +114,8 @@ impl BacktestState {
             let (accounts, churned) = (reader.u64()?, reader.u64()?);
             bands.push(BandCount { rank, name, accounts, churned });
         }
-        let auc = AucState::from_bytes(reader.0)?;
+        let auc = AucState::from_bytes(reader.rest())?;
         Some(BacktestState { accounts, churned, auc, bands })
-    }
-}
-
-/// Reads a serialized state front to back; None past its end.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Some(head)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auc;
 pub mod backtest;
+pub mod bytes;
 pub mod calibrate;
 pub mod error;
 pub mod fit;

@@ -3,52 +3,28 @@
 
 use pgrx::pg_sys;
 
-use crate::core::{AucState, Error};
+use crate::core::AucState;
 
-use super::{aggregate_context, arg, bytea_bytes, bytea_datum, float8_datum, return_null, v1_function};
-
-/// The state in argument 0, or a new empty one owned by the aggregate's memory context.
-unsafe fn state_arg(fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut AucState, Error> {
-    match arg(fcinfo, 0) {
-        Some(d) if !d.is_null() => Ok(d.cast_mut_ptr::<AucState>()),
-        _ => {
-            let ctx = aggregate_context(fcinfo, "auc")?;
-            Ok(pgrx::PgMemoryContexts::For(ctx).leak_and_drop_on_delete(AucState::default()))
-        }
-    }
-}
+use super::{aggregate_state, arg, float8_datum, partial_state_functions, return_null, v1_function};
 
 v1_function!(hs_auc_trans, pg_finfo_hs_auc_trans, |fcinfo| {
-    let state = state_arg(fcinfo)?;
+    let state = aggregate_state::<AucState>(fcinfo, "auc")?;
     if let (Some(score), Some(churned)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
         (*state).add(f64::from_bits(score.value() as u64), churned.value() != 0)?;
     }
     Ok(pg_sys::Datum::from(state))
 });
 
-v1_function!(hs_auc_combine, pg_finfo_hs_auc_combine, |fcinfo| {
-    let state = state_arg(fcinfo)?;
-    if let Some(other) = arg(fcinfo, 1).filter(|d| !d.is_null()) {
-        (*state).combine(&*other.cast_mut_ptr::<AucState>())?;
-    }
-    Ok(pg_sys::Datum::from(state))
-});
-
-v1_function!(hs_auc_serialize, pg_finfo_hs_auc_serialize, |fcinfo| {
-    let bytes = match arg(fcinfo, 0) {
-        Some(d) if !d.is_null() => (*d.cast_mut_ptr::<AucState>()).to_bytes(),
-        _ => AucState::default().to_bytes(),
-    };
-    Ok(bytea_datum(&bytes))
-});
-
-v1_function!(hs_auc_deserialize, pg_finfo_hs_auc_deserialize, |fcinfo| {
-    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let state = AucState::from_bytes(bytea_bytes(d))
-        .ok_or_else(|| Error::InvalidArgument { message: "auc: corrupt serialized state".into(), hint: None })?;
-    // lives in the current (per-call) context, from which combine copies
-    Ok(pg_sys::Datum::from(pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state)))
-});
+partial_state_functions!(
+    AucState,
+    "auc",
+    hs_auc_combine,
+    pg_finfo_hs_auc_combine,
+    hs_auc_serialize,
+    pg_finfo_hs_auc_serialize,
+    hs_auc_deserialize,
+    pg_finfo_hs_auc_deserialize
+);
 
 v1_function!(hs_auc_final, pg_finfo_hs_auc_final, |fcinfo| {
     let Some(d) = arg(fcinfo, 0).filter(|d| !d.is_null()) else { return Ok(return_null(fcinfo)) };

@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 
 use pgrx::pg_sys;
 
+use crate::core::bytes::Reader;
 use crate::core::fit::{self, Solution};
 use crate::core::{Error, Json};
 
 use super::jsonb::JsonbRef;
 use super::models;
 use super::scoring::{evaluate_call, InputKind, ModelKind};
-use super::{aggregate_context, arg, bytea_bytes, bytea_datum, return_null, text_arg, text_datum, v1_function};
+use super::{aggregate_state, arg, partial_state_functions, return_null, text_arg, text_datum, v1_function};
 
 /// The segment code of the base model, and of every row when segments are pooled.
 const BASE: f64 = -1.0;
@@ -175,38 +176,24 @@ impl FitState {
     }
 
     fn from_bytes(bytes: &[u8]) -> Option<FitState> {
-        let mut r = Reader(bytes);
-        let leaves = r.word()?;
+        let mut r = Reader::new(bytes);
+        let leaves = r.u64()?;
         let leaves = (leaves != u64::MAX).then_some(leaves as usize);
-        let l2 = f64::from_bits(r.word()?);
-        let outcome_unknown = r.word()?;
-        let count = r.word()?;
+        let l2 = f64::from_bits(r.u64()?);
+        let outcome_unknown = r.u64()?;
+        let count = r.u64()?;
         let mut segments = BTreeMap::new();
         for _ in 0..count {
-            let key = r.word()? as i64;
-            let excluded = r.word()?;
-            let rows = r.word()? as usize;
+            let key = r.u64()? as i64;
+            let excluded = r.u64()?;
+            let rows = r.u64()? as usize;
             let y: Vec<bool> = r.take(rows)?.iter().map(|&b| b != 0).collect();
             let cells = rows.checked_mul(leaves.unwrap_or(0))?;
-            let x: Vec<f64> = (0..cells).map(|_| r.word().map(f64::from_bits)).collect::<Option<_>>()?;
+            let x: Vec<f64> = (0..cells).map(|_| r.u64().map(f64::from_bits)).collect::<Option<_>>()?;
             segments.insert(key, Designs { x, y, excluded });
         }
         let cells = segments.values().map(|d| d.x.len()).sum();
         Some(FitState { leaves, l2, segments, outcome_unknown, cells })
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let head = self.0.get(..n)?;
-        self.0 = &self.0[n..];
-        Some(head)
-    }
-
-    fn word(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 }
 
@@ -217,19 +204,9 @@ fn too_many_cells() -> Error {
     }
 }
 
-unsafe fn state_arg(fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut FitState, Error> {
-    match arg(fcinfo, 0) {
-        Some(d) if !d.is_null() => Ok(d.cast_mut_ptr::<FitState>()),
-        _ => {
-            let ctx = aggregate_context(fcinfo, "_fit")?;
-            Ok(pgrx::PgMemoryContexts::For(ctx).leak_and_drop_on_delete(FitState::default()))
-        }
-    }
-}
-
 // _fit(design float8[], churned boolean, l2 float8): a NULL design (a NULL row) is skipped.
 v1_function!(hs_fit_trans, pg_finfo_hs_fit_trans, |fcinfo| {
-    let state = state_arg(fcinfo)?;
+    let state = aggregate_state::<FitState>(fcinfo, "_fit")?;
     if let Some(design) = arg(fcinfo, 1) {
         let churned = arg(fcinfo, 2).map(|d| d.value() != 0);
         let l2 = arg(fcinfo, 3).map_or(fit::DEFAULT_L2, |d| f64::from_bits(d.value() as u64));
@@ -238,28 +215,16 @@ v1_function!(hs_fit_trans, pg_finfo_hs_fit_trans, |fcinfo| {
     Ok(pg_sys::Datum::from(state))
 });
 
-v1_function!(hs_fit_combine, pg_finfo_hs_fit_combine, |fcinfo| {
-    let state = state_arg(fcinfo)?;
-    if let Some(other) = arg(fcinfo, 1).filter(|d| !d.is_null()) {
-        (*state).combine(&*other.cast_mut_ptr::<FitState>())?;
-    }
-    Ok(pg_sys::Datum::from(state))
-});
-
-v1_function!(hs_fit_serialize, pg_finfo_hs_fit_serialize, |fcinfo| {
-    let bytes = match arg(fcinfo, 0) {
-        Some(d) if !d.is_null() => (*d.cast_mut_ptr::<FitState>()).to_bytes(),
-        _ => FitState::default().to_bytes(),
-    };
-    Ok(bytea_datum(&bytes))
-});
-
-v1_function!(hs_fit_deserialize, pg_finfo_hs_fit_deserialize, |fcinfo| {
-    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let state = FitState::from_bytes(bytea_bytes(d))
-        .ok_or_else(|| Error::InvalidArgument { message: "_fit: corrupt serialized state".into(), hint: None })?;
-    Ok(pg_sys::Datum::from(pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state)))
-});
+partial_state_functions!(
+    FitState,
+    "_fit",
+    hs_fit_combine,
+    pg_finfo_hs_fit_combine,
+    hs_fit_serialize,
+    pg_finfo_hs_fit_serialize,
+    hs_fit_deserialize,
+    pg_finfo_hs_fit_deserialize
+);
 
 // The solutions as JSON text: {"leaves", "outcome_unknown", "segments": [{"segment", "rows",
 // "churned", "excluded", and "error" or "intercept", "beta", "at_bound", "iterations",

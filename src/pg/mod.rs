@@ -80,6 +80,47 @@ macro_rules! v1_function {
 }
 pub(crate) use v1_function;
 
+/// Declares the combine, serialize and deserialize functions of an internal-state aggregate
+/// whose state type has `combine(&mut self, &Self) -> Result<(), Error>`, `to_bytes(&self) ->
+/// Vec<u8>` and `from_bytes(&[u8]) -> Option<Self>`; `$aggregate` names it in errors.
+macro_rules! partial_state_functions {
+    ($state:ty, $aggregate:literal,
+     $combine:ident, $combine_finfo:ident,
+     $serialize:ident, $serialize_finfo:ident,
+     $deserialize:ident, $deserialize_finfo:ident) => {
+        $crate::pg::v1_function!($combine, $combine_finfo, |fcinfo| {
+            let state = $crate::pg::aggregate_state::<$state>(fcinfo, $aggregate)?;
+            if let Some(other) = $crate::pg::arg(fcinfo, 1).filter(|d| !d.is_null()) {
+                (*state).combine(&*other.cast_mut_ptr::<$state>())?;
+            }
+            Ok(::pgrx::pg_sys::Datum::from(state))
+        });
+
+        $crate::pg::v1_function!($serialize, $serialize_finfo, |fcinfo| {
+            let bytes = match $crate::pg::arg(fcinfo, 0) {
+                Some(d) if !d.is_null() => (*d.cast_mut_ptr::<$state>()).to_bytes(),
+                _ => <$state>::default().to_bytes(),
+            };
+            Ok($crate::pg::bytea_datum(&bytes))
+        });
+
+        $crate::pg::v1_function!($deserialize, $deserialize_finfo, |fcinfo| {
+            let Some(d) = $crate::pg::arg(fcinfo, 0) else { return Ok($crate::pg::return_null(fcinfo)) };
+            let state = <$state>::from_bytes($crate::pg::bytea_bytes(d)).ok_or_else(|| {
+                $crate::core::Error::InvalidArgument {
+                    message: concat!($aggregate, ": corrupt serialized state").into(),
+                    hint: None,
+                }
+            })?;
+            // lives in the current (per-call) context, from which combine copies
+            Ok(::pgrx::pg_sys::Datum::from(
+                ::pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state),
+            ))
+        });
+    };
+}
+pub(crate) use partial_state_functions;
+
 /// The call site's cache in `fn_extra`, created on first use and dropped with the
 /// function's memory context (at the end of the statement's execution).
 ///
@@ -219,6 +260,22 @@ pub unsafe fn aggregate_context(
         });
     }
     Ok(ctx)
+}
+
+/// An internal-state aggregate's state in argument 0, or a new empty one owned by the
+/// aggregate's memory context (and dropped with it); `aggregate` names the aggregate in the
+/// error when the function was called outside one.
+///
+/// # Safety
+/// `fcinfo` must be a valid call whose argument 0, when not NULL, is a `T` this made.
+pub unsafe fn aggregate_state<T: Default>(fcinfo: pg_sys::FunctionCallInfo, aggregate: &str) -> Result<*mut T, Error> {
+    match arg(fcinfo, 0) {
+        Some(d) if !d.is_null() => Ok(d.cast_mut_ptr::<T>()),
+        _ => {
+            let ctx = aggregate_context(fcinfo, aggregate)?;
+            Ok(pgrx::PgMemoryContexts::For(ctx).leak_and_drop_on_delete(T::default()))
+        }
+    }
 }
 
 pub fn text_datum(s: &str) -> pg_sys::Datum {

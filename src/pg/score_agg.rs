@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use pgrx::pg_sys;
 
+use crate::core::bytes::Reader;
 use crate::core::{Error, Value};
 
 use super::jsonb::{numeric_text, JsonbRef};
@@ -172,55 +173,30 @@ fn serialize(state: &AggState) -> Vec<u8> {
     out
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u32(&mut self) -> Option<usize> {
-        self.take(4).and_then(|b| b.try_into().ok()).map(|b| u32::from_le_bytes(b) as usize)
-    }
-    fn f64(&mut self) -> Option<f64> {
-        self.take(8).and_then(|b| b.try_into().ok()).map(f64::from_le_bytes)
-    }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = self.u32()?;
-        self.take(n)
-    }
-    fn string(&mut self) -> Option<String> {
-        self.bytes().map(|b| String::from_utf8_lossy(b).into_owned())
-    }
+fn read_string(r: &mut Reader<'_>) -> Option<String> {
+    r.bytes().map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 fn deserialize(bytes: &[u8]) -> Option<AggState> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let model = match r.u8()? {
         0 => None,
         1 => Some(AggModel::Inline(r.bytes()?.to_vec())),
-        2 => Some(AggModel::Named(r.string()?)),
+        2 => Some(AggModel::Named(read_string(&mut r)?)),
         _ => return None,
     };
-    let count = r.u32()?;
+    let count = r.u32()? as usize;
     let mut entries = Vec::with_capacity(count.min(bytes.len()));
     for _ in 0..count {
-        let key = r.string()?;
+        let key = read_string(&mut r)?;
         let value = match r.u8()? {
             0 => Stored::Missing,
-            1 => Stored::Number(r.f64()?, r.string()?),
+            1 => Stored::Number(r.f64()?, read_string(&mut r)?),
             2 => Stored::Float(r.f64()?),
-            3 => Stored::Text(r.string()?),
+            3 => Stored::Text(read_string(&mut r)?),
             4 => Stored::Bool(false),
             5 => Stored::Bool(true),
-            6 => Stored::Structured(r.string()?),
+            6 => Stored::Structured(read_string(&mut r)?),
             _ => return None,
         };
         entries.push((key, value));
