@@ -444,6 +444,10 @@ CREATE FUNCTION health_score._snapshot_row(model text, key_column text, entity_k
     AS 'MODULE_PATHNAME', 'hs_snapshot_row_json' LANGUAGE C STABLE PARALLEL SAFE COST 100;
 COMMENT ON FUNCTION health_score._snapshot_row(text, text, text, jsonb) IS
     'rescore''s per-row work: scores one entity''s stored inputs with its components; errors name the entity''s key';
+CREATE FUNCTION health_score._text_object(keys text[], vals text[]) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'hs_text_object' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._text_object(text[], text[]) IS
+    'jsonb_object(keys, vals) for distinct keys, written directly: the inputs a snapshot keeps';
 CREATE FUNCTION health_score._input_keys(model text) RETURNS text[]
     AS 'MODULE_PATHNAME', 'hs_input_keys' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION health_score._input_keys(text) IS
@@ -499,7 +503,7 @@ BEGIN
     model_version := health_score._resolve_model(snapshot.model);
     IF snapshot.keep_inputs THEN
         -- as text: a number's text reads back as the same number, a category's text is itself
-        SELECT format('jsonb_object(%L::text[], ARRAY[%s]::text[])', keys,
+        SELECT format('health_score._text_object(%L::text[], ARRAY[%s]::text[])', array_agg(k ORDER BY o),
                       string_agg(format('src.%I::text', k), ', ' ORDER BY o))
           INTO inputs_sql
           FROM health_score._input_keys(model_name || '@' || model_version) keys, unnest(keys) WITH ORDINALITY u(k, o)

@@ -78,6 +78,17 @@ pub fn write_object<'k>(
     JENTRY_ISCONTAINER | (buf.len() - base) as u32
 }
 
+/// Appends a string (NULL for None); returns its JEntry.
+pub fn write_string(buf: &mut Vec<u8>, s: Option<&str>) -> u32 {
+    match s {
+        Some(s) => {
+            buf.extend_from_slice(s.as_bytes());
+            JENTRY_ISSTRING | s.len() as u32
+        }
+        None => JENTRY_ISNULL,
+    }
+}
+
 /// Appends a number (NULL for None or a non-finite double); returns its JEntry.
 pub fn write_number(buf: &mut Vec<u8>, x: Option<f64>) -> u32 {
     match x {

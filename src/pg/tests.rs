@@ -1010,3 +1010,28 @@ fn rescore_recomputes_stored_inputs_under_another_version() {
     assert_eq!((accounts, churned), (Some(3), Some(1)));
     assert_eq!(error_of("SELECT health_score.rescore('churn', 7, '2026-01-01', '2026-01-31')").0, "42704");
 }
+
+#[pg_test]
+fn text_object_is_jsonb_object_written_directly() {
+    let differ = Spi::get_one::<i64>(
+        "SELECT count(*) FROM (VALUES
+             ('{logins,nps,a_much_longer_key,b}'::text[], ARRAY['12.5', NULL, 'déjà \"vu\"', '']::text[]),
+             ('{}'::text[], '{}'::text[]),
+             ('{x}'::text[], '{1e-05}'::text[])) t(k, v)
+          WHERE health_score._text_object(k, v) IS DISTINCT FROM jsonb_object(k, v)
+             OR health_score._text_object(k, v)::text IS DISTINCT FROM jsonb_object(k, v)::text",
+    )
+    .unwrap();
+    assert_eq!(differ, Some(0));
+    // one call site, keys changing from row to row (its cached key order must follow)
+    let differ = Spi::get_one::<i64>(
+        "SELECT count(*) FROM generate_series(1, 9) g,
+                LATERAL (SELECT ARRAY['k' || repeat('x', g % 3), 'z'] AS k, ARRAY[g::text, NULL] AS v) a
+          WHERE health_score._text_object(a.k, a.v)::text IS DISTINCT FROM jsonb_object(a.k, a.v)::text",
+    )
+    .unwrap();
+    assert_eq!(differ, Some(0));
+    install_error_helper();
+    assert_eq!(error_of("SELECT health_score._text_object('{a,b}', '{1}')").0, "22023");
+    assert_eq!(error_of("SELECT health_score._text_object('{a,a}', '{1,2}')").0, "22023");
+}
