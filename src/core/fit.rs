@@ -508,16 +508,21 @@ fn set_weights(components: &mut Json, model: &Model, w: &[f64]) {
 mod tests {
     use super::*;
 
+    /// 200 rows of one leaf in [0, 1]; a row churns when its hash (0–99) is below
+    /// `churn_percent(x)`.
+    fn one_leaf(churn_percent: impl Fn(f64) -> f64) -> (Vec<f64>, Vec<bool>) {
+        (0..200)
+            .map(|i| {
+                let v = (i % 20) as f64 / 19.0;
+                (v, (i * 7919) % 100 < churn_percent(v) as usize)
+            })
+            .unzip()
+    }
+
     #[test]
     fn unconstrained_optimum_has_zero_gradient() {
         // x high → retained: a health signal, so β < 0 freely
-        let mut x = Vec::new();
-        let mut y = Vec::new();
-        for i in 0..200 {
-            let v = (i % 20) as f64 / 19.0;
-            x.push(v);
-            y.push((i * 7919) % 100 < (80.0 - 60.0 * v) as usize);
-        }
+        let (x, y) = one_leaf(|v| 80.0 - 60.0 * v);
         let s = fit(1, &x, &y, 1e-4).unwrap();
         assert!(s.gradient_norm < TOLERANCE);
         assert!(s.beta[0] < UPPER);
@@ -526,13 +531,7 @@ mod tests {
 
     #[test]
     fn opposite_signal_sits_at_the_bound() {
-        let mut x = Vec::new();
-        let mut y = Vec::new();
-        for i in 0..200 {
-            let v = (i % 20) as f64 / 19.0;
-            x.push(v);
-            y.push((i * 7919) % 100 < (20.0 + 60.0 * v) as usize);
-        }
+        let (x, y) = one_leaf(|v| 20.0 + 60.0 * v);
         let s = fit(1, &x, &y, 1e-4).unwrap();
         assert_eq!(s.beta[0], UPPER);
         assert!(s.at_bound[0]);

@@ -5,7 +5,7 @@ use pgrx::pg_sys;
 
 use crate::core::AucState;
 
-use super::{aggregate_state, arg, float8_datum, partial_state_functions, return_null, v1_function};
+use super::{aggregate_state, arg, float8_array, float8_datum, partial_state_functions, return_null, v1_function};
 
 v1_function!(hs_auc_trans, pg_finfo_hs_auc_trans, |fcinfo| {
     let state = aggregate_state::<AucState>(fcinfo, "auc")?;
@@ -43,16 +43,7 @@ v1_function!(hs_calibration_final, pg_finfo_hs_calibration_final, |fcinfo| {
     let Some((a, b)) = crate::core::calibrate::calibrate(&state.churned, &state.retained, CALIBRATION_L2) else {
         return Ok(return_null(fcinfo));
     };
-    let mut datums = [float8_datum(a), float8_datum(b)];
-    let array = pg_sys::construct_array(
-        datums.as_mut_ptr(),
-        2,
-        pg_sys::FLOAT8OID,
-        8,
-        true,
-        pg_sys::TYPALIGN_DOUBLE as std::ffi::c_char,
-    );
-    Ok(pg_sys::Datum::from(array))
+    Ok(float8_array(&[a, b]))
 });
 
 /// The slope's L2 penalty of `calibrate` (on the mean log-loss).

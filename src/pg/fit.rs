@@ -14,7 +14,9 @@ use crate::core::{Error, Json};
 use super::jsonb::JsonbRef;
 use super::models;
 use super::scoring::{evaluate_call, InputKind, ModelKind};
-use super::{aggregate_state, arg, partial_state_functions, return_null, text_arg, text_datum, v1_function};
+use super::{
+    aggregate_state, arg, float8_array, partial_state_functions, return_null, text_arg, text_datum, v1_function,
+};
 
 /// The segment code of the base model, and of every row when segments are pooled.
 const BASE: f64 = -1.0;
@@ -48,19 +50,6 @@ unsafe fn fit_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) -> Re
 
 v1_function!(hs_fit_row, pg_finfo_hs_fit_row, |fcinfo| { fit_row(fcinfo, InputKind::Row) });
 v1_function!(hs_fit_row_columns, pg_finfo_hs_fit_row_columns, |fcinfo| { fit_row(fcinfo, InputKind::Columns) });
-
-pub(super) unsafe fn float8_array(values: &[f64]) -> pg_sys::Datum {
-    let mut datums: Vec<pg_sys::Datum> = values.iter().map(|v| pg_sys::Datum::from(v.to_bits())).collect();
-    let array = pg_sys::construct_array(
-        datums.as_mut_ptr(),
-        datums.len() as i32,
-        pg_sys::FLOAT8OID,
-        8,
-        true,
-        pg_sys::TYPALIGN_DOUBLE as std::ffi::c_char,
-    );
-    pg_sys::Datum::from(array)
-}
 
 /// The elements of a one-dimensional float8[] without NULLs.
 unsafe fn float8_elements<'a>(d: pg_sys::Datum) -> Result<&'a [f64], Error> {

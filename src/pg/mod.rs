@@ -282,6 +282,20 @@ pub fn text_datum(s: &str) -> pg_sys::Datum {
     unsafe { pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32)) }
 }
 
+/// A one-dimensional `float8[]` of `values`, in the current memory context.
+pub unsafe fn float8_array(values: &[f64]) -> pg_sys::Datum {
+    let mut datums: Vec<pg_sys::Datum> = values.iter().map(|v| pg_sys::Datum::from(v.to_bits())).collect();
+    let array = pg_sys::construct_array(
+        datums.as_mut_ptr(),
+        datums.len() as i32,
+        pg_sys::FLOAT8OID,
+        8,
+        true,
+        pg_sys::TYPALIGN_DOUBLE as std::ffi::c_char,
+    );
+    pg_sys::Datum::from(array)
+}
+
 #[inline(always)]
 pub fn float8_datum(v: f64) -> pg_sys::Datum {
     pg_sys::Datum::from(v.to_bits())

@@ -16,7 +16,7 @@ unsafe fn view_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) -> R
             // points in model order, as the view's columns expect them; NULL with the score
             let points = s.score.map(|_| {
                 let (_, points) = model.points(s.segment, nodes);
-                super::fit::float8_array(&points)
+                super::float8_array(&points)
             });
             let mut values = [
                 s.score.map(float8_datum).unwrap_or(zero),
