@@ -6,6 +6,12 @@ SET client_min_messages = warning;
 CREATE TABLE bench.plain_scores (entity_key text, scored_at timestamptz, score double precision);
 -- the same rows as health_score.scores, with its primary key, written by hand-written SQL
 CREATE TABLE bench.plain_snapshots (LIKE health_score.scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+-- the floors under any snapshot: copying rows that are already computed (bench.finished_rows,
+-- filled by bench/run.py from a snapshot) into the same table shape, and their scalar columns
+-- alone (no components at all) under the same primary key
+CREATE TABLE bench.finished_rows (LIKE health_score.scores);
+CREATE TABLE bench.scalar_snapshots (LIKE health_score.scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+ALTER TABLE bench.scalar_snapshots DROP COLUMN components, DROP COLUMN inputs;
 SELECT setseed(0.17);
 CREATE TABLE bench.series AS
 SELECT a AS account,

@@ -96,6 +96,11 @@ SNAPSHOT_KEEP = ("TRUNCATE health_score.scores, health_score.snapshots",
                  "SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01')")
 PLAIN_INSERT = ("TRUNCATE bench.plain_scores",
                 f"INSERT INTO bench.plain_scores SELECT id::text, '2026-01-01', {HAND_ROW} FROM bench.accounts")
+# The floors: what writing a snapshot's rows costs when nothing is left to compute
+SCALARS = "model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment"
+COPY_FINISHED = ("TRUNCATE bench.plain_snapshots", "INSERT INTO bench.plain_snapshots SELECT * FROM bench.finished_rows")
+COPY_SCALARS = ("TRUNCATE bench.scalar_snapshots",
+                f"INSERT INTO bench.scalar_snapshots SELECT {SCALARS} FROM bench.finished_rows")
 TREND = ("SELECT count(*), sum((t).slope_per_day) FROM "
          "(SELECT account, health_score.trend(at, score) AS t FROM bench.series GROUP BY account) x")
 PLAIN_TREND = ("SELECT count(*), sum(slope) FROM (SELECT account, count(*), min(at), max(at), min(score), max(score), "
@@ -113,6 +118,8 @@ HISTORY_PAIRS = [
     ("snapshot of 1M accounts", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 1.5),
     ("snapshot keeping inputs", SNAPSHOT_KEEP, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
     ("snapshot of 1M accounts", SNAPSHOT, "the same rows by hand-written SQL", PLAIN_SNAPSHOT, None),
+    ("copying a snapshot's finished rows", COPY_FINISHED, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
+    ("copying their scalar columns only", COPY_SCALARS, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
     ("auc() over 1M rows", AUC, "percentile_cont(0.5) (a sort)", MEDIAN, 1.5),
     ("backtest() over 1M history rows", BACKTEST, "GROUP BY scored_at of the join", PLAIN_JOIN, 3.0),
@@ -188,6 +195,9 @@ def check_snapshot_by_hand():
         sys.exit(f"MISMATCH: the hand-written snapshot differs from snapshot() on {bad} rows")
     print("checked: the hand-written snapshot writes the same score, band, coverage and components "
           "(n to 1e-12, points to 1e-9) as snapshot() for all 1M accounts")
+    # the rows the floor pairs copy: this snapshot's, as it wrote them
+    psql("TRUNCATE bench.finished_rows; INSERT INTO bench.finished_rows SELECT * FROM health_score.scores; "
+         "VACUUM ANALYZE bench.finished_rows;")
 
 
 def time_queries(queries):
