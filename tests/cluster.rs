@@ -555,13 +555,9 @@ fn documentation_examples_print_what_the_docs_say() {
                     expected.push_str(lines[k]);
                     k += 1;
                 }
-                if normalize(&expected) != normalize(&actual) {
-                    if !bless {
-                        failures.push(format!(
-                            "{}: block\n{sql}\nexpected:\n{expected}\nactual:\n{actual}",
-                            file.display()
-                        ));
-                    }
+                if normalize(&expected) != normalize(&actual) && !bless {
+                    failures
+                        .push(format!("{}: block\n{sql}\nexpected:\n{expected}\nactual:\n{actual}", file.display()));
                 }
                 for line in &lines[i..j] {
                     out.push_str(line);
@@ -757,7 +753,7 @@ fn fit_matches_the_reference_with_missing_imputed_and_segmented_inputs() {
         .join("\n");
     assert!(plan.contains("Partial Aggregate"), "{plan}");
     let text: String = c
-        .query_one(&format!("SELECT health_score.fit($1::text::jsonb, 'shuffled', 'churned')::text"), &[&FIT_MODEL])
+        .query_one("SELECT health_score.fit($1::text::jsonb, 'shuffled', 'churned')::text", &[&FIT_MODEL])
         .unwrap()
         .get(0);
     let parallel: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -49,6 +49,7 @@ proptest! {
         let s = fit(k, &flat, &y, l2).unwrap();
         let (b, beta) = reference(&x, &y, l2);
         prop_assert!(close(s.intercept, b), "intercept {} vs {}", s.intercept, b);
+        #[allow(clippy::needless_range_loop)] // j indexes three slices at once
         for j in 0..k {
             prop_assert!(close(s.beta[j], beta[j]), "beta[{}] {} vs {}", j, s.beta[j], beta[j]);
             prop_assert!(s.beta[j] <= UPPER);

@@ -1,6 +1,6 @@
 //! ROC AUC of a health score against churn, in the Mann–Whitney form where a *low* score
-//! predicts churn: P(score of a random churned account < score of a random retained one)
-//! + ½·P(tie). Counted with integers over sorted scores, so the result does not depend on
+//! predicts churn: P(score of a random churned account < score of a random retained one) +
+//! ½·P(tie). Counted with integers over sorted scores, so the result does not depend on
 //! the order of the rows or on how they were split among parallel workers.
 
 use super::error::Error;

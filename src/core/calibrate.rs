@@ -5,7 +5,7 @@
 /// Minimises `(1/N) Σ logloss(y, σ(a + b s)) + (l2 / 2) b²` over the scores of churned (y = 1)
 /// and retained (y = 0) accounts. None when either class is empty or the fit does not settle.
 pub fn calibrate(churned: &[f64], retained: &[f64], l2: f64) -> Option<(f64, f64)> {
-    if churned.is_empty() || retained.is_empty() || !(l2 > 0.0) {
+    if churned.is_empty() || retained.is_empty() || l2.is_nan() || l2 <= 0.0 {
         return None;
     }
     let n = (churned.len() + retained.len()) as f64;
@@ -42,7 +42,7 @@ pub fn calibrate(churned: &[f64], retained: &[f64], l2: f64) -> Option<(f64, f64
             return Some((a, b));
         }
         let det = haa * hbb - hab * hab;
-        if !(det > 0.0) {
+        if det.is_nan() || det <= 0.0 {
             return None;
         }
         let (da, db) = ((hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det);

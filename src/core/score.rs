@@ -235,7 +235,7 @@ impl Model {
     }
 
     /// The band a score falls in, with its rank (0 = the worst), by the bands in force.
-    pub fn band_of<'m>(&'m self, segment: Option<usize>, score: Option<f64>) -> Option<(usize, &'m Band)> {
+    pub fn band_of(&self, segment: Option<usize>, score: Option<f64>) -> Option<(usize, &Band)> {
         let bands = self.variant(segment).bands.as_ref()?;
         let s = score?;
         let rank = bands.partition_point(|b| b.min <= s);

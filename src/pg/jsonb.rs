@@ -96,6 +96,9 @@ unsafe fn scalar_value<'a>(v: &pg_sys::JsonbValue, want_text: bool) -> Value<'a>
 
 /// A `numeric` as a core value: its double, and its text when asked for or when the number
 /// does not fit a double (the text then names the value in messages).
+///
+/// # Safety
+/// `num` must point at a valid, detoasted `numeric`.
 pub unsafe fn numeric_value<'a>(num: pg_sys::Numeric, want_text: bool) -> Value<'a> {
     match numeric_to_f64_fast(num) {
         Some(value) if !want_text => Value::Number { value, text: None },
@@ -108,6 +111,9 @@ pub unsafe fn numeric_value<'a>(num: pg_sys::Numeric, want_text: bool) -> Value<
 }
 
 /// `numeric_out` of a numeric.
+///
+/// # Safety
+/// `num` must point at a valid, detoasted `numeric`.
 pub unsafe fn numeric_text(num: pg_sys::Numeric) -> String {
     let d = pg_sys::DirectFunctionCall1Coll(
         Some(super::builtins::numeric_out),
@@ -126,6 +132,9 @@ pub unsafe fn numeric_text(num: pg_sys::Numeric) -> String {
 ///
 /// The layout is PostgreSQL's on-disk numeric format (stable across releases, pg_upgrade
 /// relies on it): a uint16 header, for the long form an int16 weight, then base-10000 digits.
+///
+/// # Safety
+/// `num` must point at a valid, detoasted `numeric`.
 pub unsafe fn numeric_to_f64_fast(num: pg_sys::Numeric) -> Option<f64> {
     const SIGN_MASK: u16 = 0xC000;
     const SHORT: u16 = 0x8000;
@@ -167,7 +176,7 @@ pub unsafe fn numeric_to_f64_fast(num: pg_sys::Numeric) -> Option<f64> {
         mantissa = mantissa * 10_000 + d as u64;
     }
     let mut exp10 = 4 * (weight - (ndigits as i32 - 1));
-    while mantissa != 0 && mantissa % 10 == 0 && exp10 < 0 {
+    while mantissa != 0 && mantissa.is_multiple_of(10) && exp10 < 0 {
         mantissa /= 10;
         exp10 += 1;
     }

@@ -63,7 +63,11 @@ pub fn write_object<'k>(
     let mut total = 0u32;
     let mut set_entry = |buf: &mut Vec<u8>, i: usize, meta: u32| {
         total += meta & JENTRY_OFFLENMASK;
-        let meta = if i % JB_OFFSET_STRIDE == 0 { (meta & !JENTRY_OFFLENMASK) | total | JENTRY_HAS_OFF } else { meta };
+        let meta = if i.is_multiple_of(JB_OFFSET_STRIDE) {
+            (meta & !JENTRY_OFFLENMASK) | total | JENTRY_HAS_OFF
+        } else {
+            meta
+        };
         buf[entries_at + 4 * i..entries_at + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
     };
     for (i, &k) in order.iter().enumerate() {
@@ -171,7 +175,7 @@ impl Decimal {
         if m == 0 {
             return zero;
         }
-        while m % 10 == 0 {
+        while m.is_multiple_of(10) {
             m /= 10;
             e += 1;
         }

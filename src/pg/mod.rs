@@ -66,7 +66,8 @@ macro_rules! v1_function {
         pub unsafe extern "C-unwind" fn $name($fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum {
             unsafe {
                 ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(|| {
-                    #[allow(unused_unsafe)]
+                    // a closure so that `?` in the body returns here, to be raised as an error
+                    #[allow(unused_unsafe, clippy::redundant_closure_call)]
                     let result: ::std::result::Result<::pgrx::pg_sys::Datum, $crate::core::Error> =
                         (|| unsafe { $body })();
                     match result {
@@ -136,6 +137,10 @@ pub unsafe fn call_site<T: Default>(fcinfo: pg_sys::FunctionCallInfo) -> &'stati
     &mut *((*flinfo).fn_extra as *mut T)
 }
 
+/// Argument `n` of a call, None when it is NULL.
+///
+/// # Safety
+/// `fcinfo` must be a valid call with more than `n` arguments.
 #[inline(always)]
 pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::Datum> {
     if pgrx::fcinfo::pg_arg_is_null(fcinfo, n) {
@@ -145,6 +150,10 @@ pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<pg_sys::
     }
 }
 
+/// Marks the call's result NULL and returns the datum to hand back.
+///
+/// # Safety
+/// `fcinfo` must be a valid call.
 pub unsafe fn return_null(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     (*fcinfo).isnull = true;
     pg_sys::Datum::from(0usize)
@@ -152,6 +161,9 @@ pub unsafe fn return_null(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 
 /// A varlena datum with a plain 4-byte header, detoasted only when it is not one already
 /// (`PG_DETOAST_DATUM`, without the call on the common path).
+///
+/// # Safety
+/// `datum` must be a varlena datum (of any header form).
 pub unsafe fn detoast(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
     let p = datum.cast_mut_ptr::<pg_sys::varlena>();
     if *(p as *const u8) & 0x03 == 0 {
@@ -163,6 +175,9 @@ pub unsafe fn detoast(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
 
 /// A varlena datum detoasted as `PG_DETOAST_DATUM_PACKED` does (short headers kept), calling
 /// into PostgreSQL only when the value is compressed or stored out of line.
+///
+/// # Safety
+/// `datum` must be a varlena datum (of any header form).
 #[inline(always)]
 pub unsafe fn detoast_packed(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
     let p = datum.cast_mut_ptr::<pg_sys::varlena>();
@@ -177,6 +192,10 @@ pub unsafe fn detoast_packed(datum: pg_sys::Datum) -> *mut pg_sys::varlena {
 }
 
 /// A text datum's contents (detoasted into the current memory context).
+///
+/// # Safety
+/// `datum` must be a `text` (or other varlena string) datum; the result borrows from it or
+/// from its detoasted copy, so it must not outlive the current memory context.
 pub unsafe fn text_arg<'a>(datum: pg_sys::Datum) -> std::borrow::Cow<'a, str> {
     let v = detoast_packed(datum);
     let (data, len) = varlena_bytes(v as *const u8);
@@ -209,6 +228,9 @@ pub fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 /// (data, length) of an uncompressed varlena with a 1- or 4-byte header.
+///
+/// # Safety
+/// `p` must point at a varlena that is neither compressed nor stored out of line.
 #[inline(always)]
 pub unsafe fn varlena_bytes(p: *const u8) -> (*const u8, usize) {
     let first = *p;
@@ -283,6 +305,9 @@ pub fn text_datum(s: &str) -> pg_sys::Datum {
 }
 
 /// A one-dimensional `float8[]` of `values`, in the current memory context.
+///
+/// # Safety
+/// Must be called inside a PostgreSQL backend (it allocates with `palloc`).
 pub unsafe fn float8_array(values: &[f64]) -> pg_sys::Datum {
     let mut datums: Vec<pg_sys::Datum> = values.iter().map(|v| pg_sys::Datum::from(v.to_bits())).collect();
     let array = pg_sys::construct_array(

@@ -26,8 +26,17 @@ unsafe fn nth(list: *mut pg_sys::List, n: i32) -> *mut pg_sys::Node {
     pg_sys::list_nth(list, n) as *mut pg_sys::Node
 }
 
-/// The named fields of a row type: (attribute number, name, type, typmod, collation).
-unsafe fn row_fields(row_type: pg_sys::Oid) -> Option<Vec<(i16, String, pg_sys::Oid, i32, pg_sys::Oid)>> {
+/// A non-dropped field of a row type.
+struct Field {
+    attnum: i16,
+    name: String,
+    typid: pg_sys::Oid,
+    typmod: i32,
+    collation: pg_sys::Oid,
+}
+
+/// The named fields of a row type.
+unsafe fn row_fields(row_type: pg_sys::Oid) -> Option<Vec<Field>> {
     let desc = pg_sys::lookup_rowtype_tupdesc_noerror(row_type, -1, true);
     if desc.is_null() {
         return None;
@@ -40,7 +49,7 @@ unsafe fn row_fields(row_type: pg_sys::Oid) -> Option<Vec<(i16, String, pg_sys::
         .filter(|a| !a.attisdropped)
         .map(|a| {
             let name = CStr::from_ptr(a.attname.data.as_ptr()).to_string_lossy().into_owned();
-            (a.attnum, name, a.atttypid, a.atttypmod, a.attcollation)
+            Field { attnum: a.attnum, name, typid: a.atttypid, typmod: a.atttypmod, collation: a.attcollation }
         })
         .collect();
     pg_sys::DecrTupleDescRefCount(desc);
@@ -59,10 +68,10 @@ unsafe fn columns_of(row: *mut pg_sys::Node) -> Option<(pg_sys::Oid, Vec<Column>
             let fields = row_fields((*var).vartype)?;
             let columns = fields
                 .into_iter()
-                .map(|(attnum, name, typid, typmod, collation)| Column {
-                    name,
-                    expr: pg_sys::makeVar((*var).varno, attnum, typid, typmod, collation, (*var).varlevelsup)
+                .map(|f| Column {
+                    expr: pg_sys::makeVar((*var).varno, f.attnum, f.typid, f.typmod, f.collation, (*var).varlevelsup)
                         as *mut pg_sys::Node,
+                    name: f.name,
                 })
                 .collect();
             Some(((*var).vartype, columns))
@@ -81,7 +90,7 @@ unsafe fn columns_of(row: *mut pg_sys::Node) -> Option<(pg_sys::Oid, Vec<Column>
             let columns = fields
                 .into_iter()
                 .enumerate()
-                .map(|(i, (_, name, _, _, _))| Column { name, expr: nth((*rowexpr).args, i as i32) })
+                .map(|(i, f)| Column { name: f.name, expr: nth((*rowexpr).args, i as i32) })
                 .collect();
             Some(((*rowexpr).row_typeid, columns))
         }

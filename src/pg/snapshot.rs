@@ -36,7 +36,7 @@ unsafe fn snapshot_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) 
         true,
         |site: &mut Site, compiled, _, s, nodes| {
             site.rows += 1;
-            if site.rows % PROGRESS_EVERY == 0 {
+            if site.rows.is_multiple_of(PROGRESS_EVERY) {
                 pgrx::notice!("snapshot: {} rows scored", site.rows);
             }
             let model = &compiled.model;

@@ -83,6 +83,7 @@ fn assert_parallel_aggregate(query: &str) {
 }
 
 #[pg_test]
+#[allow(clippy::excessive_precision)] // an input with more digits than a double holds, on purpose
 fn jsonb_inputs_match_the_core() {
     for input in [
         serde_json::json!({"logins": 10, "active": 9, "nps": "promoter", "overdue": 0}),

@@ -81,6 +81,7 @@ fn newton(x: &[Vec<f64>], y: &[bool], l2: f64, bound: &[bool]) -> Vec<f64> {
 }
 
 /// Solves the augmented system by Gaussian elimination with partial pivoting.
+#[allow(clippy::needless_range_loop)] // written as the textbook writes it, rows and columns by index
 fn gauss(mut a: Vec<Vec<f64>>) -> Vec<f64> {
     let m = a.len();
     for c in 0..m {

@@ -110,6 +110,8 @@ fn normalize(norm: &Value, x: &Value) -> Option<f64> {
         };
     }
     let x = number_of(x)?;
+    // the spec's min(max(v, 0), 1), written as the spec writes it
+    #[allow(clippy::manual_clamp)]
     let clamp = |v: f64| v.max(0.0).min(1.0);
     let invert = norm.get("invert").and_then(Value::as_bool).unwrap_or(false);
     let flip = |v: f64| if invert { 1.0 - v } else { v };
@@ -347,8 +349,7 @@ pub fn evaluate(model: &Value, input: &Value) -> Result<Outcome, String> {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|band| band["min"].as_f64().unwrap() <= s)
-            .last()
+            .rfind(|band| band["min"].as_f64().unwrap() <= s)
             .map(|band| band["name"].as_str().unwrap().to_string()),
         _ => None,
     };
