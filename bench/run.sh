@@ -16,7 +16,9 @@ bash scripts/cluster.sh start "$DIR" "$PORT"
 trap 'bash scripts/cluster.sh stop "$DIR"' EXIT
 psql() { bash scripts/cluster.sh psql "$DIR" "$PORT" -U postgres "$@"; }
 psql -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname = 'bench'" | grep -q 1 || psql -d postgres -q -c "CREATE DATABASE bench"
-psql -d bench -q -c "DROP EXTENSION IF EXISTS health_score CASCADE" 2>/dev/null
+# the bench database is the benchmark's own: start from no extension and nothing left in its
+# schema (an object created there by hand would make CREATE EXTENSION fail)
+psql -d bench -q -c "DROP EXTENSION IF EXISTS health_score CASCADE" -c "DROP SCHEMA IF EXISTS health_score CASCADE" 2>/dev/null
 echo "== loading 1M accounts and 10M history points"
 psql -d bench -q -f bench/setup.sql >/dev/null
 psql -d bench -q -f bench/history.sql >/dev/null
