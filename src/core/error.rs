@@ -60,16 +60,15 @@ impl Error {
                 [] => "invalid health model".to_string(),
             },
             Error::InvalidInput { component, input, value, reason } => {
-                let mut quoted = String::new();
-                super::json::write_json_string(value, &mut quoted);
+                let quoted = quoted_excerpt(value);
                 format!("component \"{component}\" (input \"{input}\"): invalid value {quoted}: {reason}")
             }
             Error::InvalidArgument { message, .. } => message.clone(),
             Error::UnknownModel { name, version: Some(v), .. } => {
-                format!("health model \"{name}\" has no version {v}")
+                format!("health model {} has no version {v}", quoted_excerpt(name))
             }
             Error::UnknownModel { name, version: None, .. } => {
-                format!("health model \"{name}\" does not exist")
+                format!("health model {} does not exist", quoted_excerpt(name))
             }
             Error::UndefinedColumn { input, row_type } => {
                 format!("input \"{input}\" names no column of the row ({row_type})")
@@ -79,9 +78,7 @@ impl Error {
             }
             Error::LimitExceeded { message, .. } => message.clone(),
             Error::ForEntity { key, error } => {
-                let mut quoted = String::new();
-                super::json::write_json_string(key, &mut quoted);
-                format!("entity_key {quoted}: {}", error.message())
+                format!("entity_key {}: {}", quoted_excerpt(key), error.message())
             }
         }
     }
@@ -137,6 +134,23 @@ impl Error {
     }
 }
 
+/// Longer values are cut in messages: enough to recognise the value, not a 20,000-character line.
+const MESSAGE_VALUE_CHARS: usize = 200;
+
+/// `text` as a JSON string, cut after `MESSAGE_VALUE_CHARS` characters with "…" and its
+/// length when it is longer.
+fn quoted_excerpt(text: &str) -> String {
+    let mut quoted = String::new();
+    match text.char_indices().nth(MESSAGE_VALUE_CHARS) {
+        None => super::json::write_json_string(text, &mut quoted),
+        Some((cut, _)) => {
+            super::json::write_json_string(&format!("{}…", &text[..cut]), &mut quoted);
+            quoted.push_str(&format!(" ({} characters)", text.chars().count()));
+        }
+    }
+    quoted
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message())
@@ -146,3 +160,29 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(value: &str) -> Error {
+        Error::InvalidInput { component: "c".into(), input: "i".into(), value: value.into(), reason: "r".into() }
+    }
+
+    #[test]
+    fn short_values_are_named_whole() {
+        assert_eq!(invalid("a\"b").message(), r#"component "c" (input "i"): invalid value "a\"b": r"#);
+        let exact = "é".repeat(MESSAGE_VALUE_CHARS);
+        assert_eq!(invalid(&exact).message(), format!("component \"c\" (input \"i\"): invalid value \"{exact}\": r"));
+    }
+
+    #[test]
+    fn long_values_are_cut_on_a_character_boundary_with_their_length() {
+        let long = format!("{}{}", "é".repeat(MESSAGE_VALUE_CHARS), "[".repeat(20_000));
+        let message = invalid(&long).message();
+        let head = "é".repeat(MESSAGE_VALUE_CHARS);
+        assert_eq!(message, format!("component \"c\" (input \"i\"): invalid value \"{head}…\" (20200 characters): r"));
+        let key = Error::ForEntity { key: "k".repeat(1000), error: Box::new(invalid("x")) };
+        assert!(key.message().starts_with(&format!("entity_key \"{}…\" (1000 characters): ", "k".repeat(200))));
+    }
+}
