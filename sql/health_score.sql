@@ -519,9 +519,16 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('health_score.snapshot'), hashtext(model_name));
     SELECT max(r.scored_at) INTO previous_at
       FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at < snapshot.at;
+    IF previous_at IS NULL AND NOT EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name) THEN
+        -- no run record of the model at all (deleted from health_score.snapshots): the scores
+        -- themselves say whether an earlier snapshot exists to compare bands with
+        SELECT s.scored_at INTO previous_at
+          FROM health_score.scores s WHERE s.model = model_name AND s.scored_at < snapshot.at LIMIT 1;
+    END IF;
     -- rows of this model and time exist only if an earlier run wrote them: then replace them
     replacing := EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at = snapshot.at);
     RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
+    LOOP
     BEGIN
     EXECUTE format($q$
         WITH scored AS (
@@ -559,10 +566,18 @@ BEGIN
          inputs_sql)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
+    EXIT;
     EXCEPTION WHEN OTHERS THEN
         -- the error as it is, without the generated statement as its context
         GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT,
                                 error_detail = PG_EXCEPTION_DETAIL, error_hint = PG_EXCEPTION_HINT;
+        -- rows of this model and time whose run record was deleted from health_score.snapshots:
+        -- replace them after all (the insert above was rolled back with the block)
+        IF error_state = '23505' AND NOT replacing
+           AND EXISTS (SELECT FROM health_score.scores s WHERE s.model = model_name AND s.scored_at = snapshot.at) THEN
+            replacing := true;
+            CONTINUE;
+        END IF;
         IF error_state IN ('23505', '21000') THEN
             error_message := format('snapshot: %s has more than one row for the same %s', snapshot.source, quote_ident(snapshot.key_column));
             error_hint := 'the key column must identify each entity once; aggregate or filter the source in a view';
@@ -577,6 +592,7 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, DETAIL = error_detail, HINT = error_hint;
         END IF;
     END;
+    END LOOP;
     INSERT INTO health_score.snapshots AS r (model, scored_at, source, model_version, rows_written, worsened)
     VALUES (model_name, snapshot.at, snapshot.source::text, model_version, written, worsened)
     ON CONFLICT ON CONSTRAINT snapshots_pkey DO UPDATE

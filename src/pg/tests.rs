@@ -588,6 +588,28 @@ fn snapshot_replaces_adds_and_writes_all_or_nothing() {
         assert!(message.contains("more than one row for the same id"), "{message}");
     }
     assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(4));
+    // rows whose run record was deleted are still replaced, not reported as a duplicate key
+    Spi::run("DELETE FROM health_score.snapshots; UPDATE accounts SET logins = 10 WHERE id = 1; DELETE FROM accounts WHERE id IS NULL")
+        .unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap(), Some(3));
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(4));
+    let s1 = sql_f64("SELECT score FROM health_score.scores WHERE entity_key = '1'");
+    assert!(close(s1, core_score(serde_json::json!({"logins": 10, "active": 100, "nps": "promoter", "overdue": 0}))));
+    // and bands are still compared with the earlier snapshot: account 1 falls to the worst band
+    Spi::run(
+        "DELETE FROM health_score.snapshots;
+         UPDATE accounts SET logins = 0, active = 0, nps = 'passive', overdue = 1000 WHERE id = 1;
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-01');",
+    )
+    .unwrap();
+    let (recorded, by_hand) = Spi::get_two::<i64, i64>(
+        "SELECT (SELECT worsened FROM health_score.snapshots WHERE scored_at = '2026-02-01'),
+                (SELECT count(*) FROM health_score.scores n JOIN health_score.scores o USING (model, entity_key)
+                  WHERE n.scored_at = '2026-02-01' AND o.scored_at = '2026-01-01' AND n.band_rank < o.band_rank)",
+    )
+    .unwrap();
+    assert_eq!(recorded, by_hand);
+    assert!(by_hand.unwrap() >= 1, "account 1 must have worsened");
 }
 
 #[pg_test]
