@@ -57,7 +57,8 @@ BEGIN
                   HINT = 'model names must match ^[a-z][a-z0-9_]{0,62}$: lower-case letters, digits and _, starting with a letter';
     END IF;
     IF set_model.config IS NULL THEN
-        RAISE EXCEPTION 'the model config must not be NULL' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'the model config must not be NULL' USING ERRCODE = '22023',
+            HINT = 'pass the model as JSON, such as ''{"components": [...]}''::jsonb; docs/model-format.md describes it';
     END IF;
     PERFORM health_score._require_valid_model(set_model.config);
     -- one registration per name at a time, so versions are gapless and never collide
@@ -458,21 +459,29 @@ CREATE FUNCTION health_score._resolve_model(model text) RETURNS integer
 COMMENT ON FUNCTION health_score._resolve_model(text) IS
     'The version a model reference (''name'' or ''name@3'') stands for now; 42704, with the closest names, when there is none';
 
--- 42703 unless the relation has the column; "caller" prefixes the message.
+-- 42703 unless the relation has the column; "caller" prefixes the message. Without a hint of
+-- the caller's, the hint lists the relation's columns.
 CREATE FUNCTION health_score._require_column(caller text, source regclass, column_name text, hint text DEFAULT NULL)
     RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _require_column.source
                       AND a.attname = _require_column.column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        IF _require_column.hint IS NULL THEN
-            RAISE EXCEPTION '%: % has no column %', caller, source, quote_ident(column_name) USING ERRCODE = '42703';
-        END IF;
         RAISE EXCEPTION '%: % has no column %', caller, source, quote_ident(column_name)
-            USING ERRCODE = '42703', HINT = _require_column.hint;
+            USING ERRCODE = '42703', HINT = coalesce(_require_column.hint, health_score._columns_hint(source));
     END IF;
 END
 $$;
+CREATE FUNCTION health_score._columns_hint(source regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('%s has the columns %s%s', source,
+                  string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE a.n <= 30),
+                  CASE WHEN count(*) > 30 THEN format(' and %s more', count(*) - 30) ELSE '' END)
+      FROM (SELECT a.attname, a.attnum, row_number() OVER (ORDER BY a.attnum) AS n
+              FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped) a
+$$;
+COMMENT ON FUNCTION health_score._columns_hint(regclass) IS
+    'A hint for a column that is not there: the relation''s columns (the first 30)';
 COMMENT ON FUNCTION health_score._require_column(text, regclass, text, text) IS
     'Raises 42703, prefixed by the calling function''s name, unless the table or view has the column';
 
@@ -495,10 +504,12 @@ DECLARE
     inputs_sql text := 'NULL::jsonb';
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
-        RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
+            HINT = 'leave at out for now(): health_score.snapshot(''model'', ''accounts'', ''account_id'')';
     END IF;
     IF NOT isfinite(snapshot.at) THEN
-        RAISE EXCEPTION 'snapshot: at must be a finite time, not %', snapshot.at USING ERRCODE = '22023';
+        RAISE EXCEPTION 'snapshot: at must be a finite time, not %', snapshot.at USING ERRCODE = '22023',
+            HINT = 'the time the scores are stored under, such as now() or ''2026-01-01''';
     END IF;
     model_version := health_score._resolve_model(snapshot.model);
     IF snapshot.keep_inputs THEN
@@ -738,7 +749,13 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM health_score._resolve_model(alerts.model);
     IF alerts.since IS NULL OR alerts.since < interval '0' THEN
-        RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023',
+            HINT = 'how far back from each entity''s latest snapshot to compare, such as interval ''30 days''';
+    END IF;
+    IF alerts.min_drop IS NULL OR alerts.min_drop = 'NaN' OR alerts.min_drop < 0 THEN
+        RAISE EXCEPTION 'alerts: min_drop must be a number of points, 0 or more, not %', coalesce(alerts.min_drop::text, 'NULL')
+            USING ERRCODE = '22023',
+            HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
     END IF;
     RETURN QUERY
     WITH l AS (
@@ -793,7 +810,8 @@ BEGIN
             HINT = 'add pg_cron to shared_preload_libraries, set cron.database_name to this database, restart PostgreSQL and CREATE EXTENSION pg_cron';
     END IF;
     IF schedule.model IS NULL OR schedule.source IS NULL OR schedule.key_column IS NULL OR schedule.cron_expr IS NULL THEN
-        RAISE EXCEPTION 'schedule: no argument may be NULL' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'schedule: no argument may be NULL' USING ERRCODE = '22023',
+            HINT = 'for example health_score.schedule(''churn'', ''accounts'', ''account_id'', ''0 6 * * *'')';
     END IF;
     PERFORM health_score._resolve_model(schedule.model);
     PERFORM health_score._require_column('schedule', schedule.source, schedule.key_column);
@@ -812,7 +830,8 @@ DECLARE
     removed boolean;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
-        RAISE EXCEPTION 'unschedule: pg_cron is not installed in this database' USING ERRCODE = '55000';
+        RAISE EXCEPTION 'unschedule: pg_cron is not installed in this database' USING ERRCODE = '55000',
+            HINT = 'jobs exist only where pg_cron runs: connect to the database named by cron.database_name';
     END IF;
     EXECUTE 'SELECT EXISTS (SELECT FROM cron.job WHERE jobid = $1 AND jobname LIKE ''health_score %'')' INTO removed USING unschedule.job_id;
     IF NOT removed THEN
@@ -937,7 +956,7 @@ BEGIN
     END IF;
     IF EXISTS (SELECT FROM health_score._components(config) t WHERE octet_length(t.component || '_points') > 63) THEN
         RAISE EXCEPTION 'create_view: a component name is too long for a column name ending in _points (63 bytes at most)'
-            USING ERRCODE = '42622';
+            USING ERRCODE = '42622', HINT = 'component names of up to 56 bytes fit; rename the component in a new version of the model';
     END IF;
     select_list := format('src.%I, r.score, r.band, r.coverage, r.segment', _generate_view.key_column);
     FOR c IN SELECT t.component, t.model_order FROM health_score._components(config) t ORDER BY t.model_order LOOP
@@ -1002,7 +1021,8 @@ DECLARE
     schema_name name;
 BEGIN
     IF create_view.view_name IS NULL OR create_view.model IS NULL OR create_view.source IS NULL OR create_view.key_column IS NULL THEN
-        RAISE EXCEPTION 'create_view: no argument may be NULL' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'create_view: no argument may be NULL' USING ERRCODE = '22023',
+            HINT = 'for example health_score.create_view(''account_health'', ''churn'', ''accounts'', ''account_id'')';
     END IF;
     IF pg_catalog.strpos(create_view.model, '@') > 0 THEN
         RAISE EXCEPTION 'create_view: give the model''s name, not a version (%)', create_view.model USING ERRCODE = '22023',
@@ -1016,10 +1036,11 @@ BEGIN
         schema_name := parts[1];
     ELSE
         RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(create_view.view_name)
-            USING ERRCODE = '42602';
+            USING ERRCODE = '42602', HINT = 'quote a name with dots or capitals as SQL does: ''"My View"'' or ''reports."My View"''';
     END IF;
     IF schema_name IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname = schema_name) THEN
-        RAISE EXCEPTION 'create_view: schema % does not exist', coalesce(pg_catalog.quote_ident(schema_name), '(none)') USING ERRCODE = '3F000';
+        RAISE EXCEPTION 'create_view: schema % does not exist', coalesce(pg_catalog.quote_ident(schema_name), '(none)') USING ERRCODE = '3F000',
+            HINT = 'create the schema first, or name the view without a schema to create it in the current one';
     END IF;
     RETURN health_score._generate_view(schema_name, parts[pg_catalog.cardinality(parts)], create_view.model,
                                        create_view.source, create_view.key_column);
@@ -1127,14 +1148,16 @@ BEGIN
     SELECT a.atttypid::regtype INTO column_type FROM pg_attribute a
      WHERE a.attrelid = _outcome_sql.source AND a.attname = _outcome_sql.outcome_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF column_type IS NULL THEN
-        RAISE EXCEPTION '% has no column %', _outcome_sql.source, quote_ident(_outcome_sql.outcome_column) USING ERRCODE = '42703';
+        RAISE EXCEPTION 'outcome column %: % has no such column', quote_ident(_outcome_sql.outcome_column), _outcome_sql.source
+            USING ERRCODE = '42703', HINT = health_score._columns_hint(_outcome_sql.source);
     ELSIF column_type = 'boolean'::regtype THEN
         RETURN format('src.%I', _outcome_sql.outcome_column);
     ELSIF column_type IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
         RETURN format('health_score._outcome_of(src.%I::bigint, %L)', _outcome_sql.outcome_column, _outcome_sql.outcome_column);
     END IF;
     RAISE EXCEPTION 'outcome column % is of type %; boolean or an integer 0/1 is needed', quote_ident(_outcome_sql.outcome_column), column_type
-        USING ERRCODE = '42804';
+        USING ERRCODE = '42804',
+        HINT = 'derive it in a view, such as (status = ''churned'') AS churned, and pass the view';
 END
 $$;
 COMMENT ON FUNCTION health_score._outcome_sql(regclass, text) IS 'The SQL of an outcome column (boolean, or integer 0/1) as a boolean';
@@ -1170,7 +1193,8 @@ DECLARE
     unknown bigint;
 BEGIN
     IF jsonb_typeof(_band_report.config -> 'bands') IS DISTINCT FROM 'array' THEN
-        RAISE EXCEPTION 'band_report: the model has no bands' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'band_report: the model has no bands' USING ERRCODE = '22023',
+            HINT = 'add "bands" to the model (a new version), or use health_score.evaluate for the totals';
     END IF;
     EXECUTE format('SELECT count(*) FROM %s AS src WHERE (%s) IS NULL', _band_report.source, outcome) INTO unknown;
     IF unknown > 0 THEN
@@ -1308,6 +1332,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     model_name text := regexp_replace(backtest.model, '@[^@]*$', '');
     history_sql text := 'health_score.scores';
+    churned_at_type regtype;
 BEGIN
     PERFORM health_score._resolve_model(model_name);
     IF backtest.history IS DISTINCT FROM 'scores' AND backtest.history IS DISTINCT FROM 'rescored' THEN
@@ -1319,10 +1344,17 @@ BEGIN
                               health_score._resolve_model(backtest.model));
     END IF;
     IF backtest.horizon IS NULL OR backtest.horizon <= interval '0' THEN
-        RAISE EXCEPTION 'backtest: the horizon must be a positive interval' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'backtest: the horizon must be a positive interval' USING ERRCODE = '22023',
+            HINT = 'how long after each snapshot a churn counts, such as interval ''90 days''';
     END IF;
     PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.key_column);
     PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.churned_at_column);
+    SELECT a.atttypid::regtype INTO churned_at_type FROM pg_attribute a
+     WHERE a.attrelid = backtest.churn_source AND a.attname = backtest.churned_at_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF churned_at_type NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+        RAISE EXCEPTION 'backtest: churned_at column % is of type %; a date or timestamp is needed', quote_ident(backtest.churned_at_column), churned_at_type
+            USING ERRCODE = '42804', HINT = 'cast it in a view of the churn source, such as churned_on::date AS churned_on';
+    END IF;
     RETURN QUERY EXECUTE format($q$
         WITH churn AS (
             -- each account's first churn: a row of an account that had not churned by its
@@ -1376,7 +1408,8 @@ BEGIN
                    _calibrate.source)
     INTO fitted;
     IF fitted IS NULL THEN
-        RAISE EXCEPTION 'calibrate: both churned and retained accounts with a score are needed' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'calibrate: both churned and retained accounts with a score are needed' USING ERRCODE = '22023',
+            HINT = 'the source needs rows with a non-NULL score and a true outcome, and rows with a non-NULL score and a false one';
     END IF;
     RETURN _calibrate.config || jsonb_build_object('calibration', jsonb_build_object('intercept', fitted[1], 'slope', fitted[2]));
 END
@@ -1486,7 +1519,8 @@ BEGIN
     END IF;
     IF opts ? 'by_segment' THEN
         IF jsonb_typeof(opts -> 'by_segment') IS DISTINCT FROM 'boolean' THEN
-            RAISE EXCEPTION 'fit: options.by_segment: must be true or false, not %', opts -> 'by_segment' USING ERRCODE = '22023';
+            RAISE EXCEPTION 'fit: options.by_segment: must be true or false, not %', opts -> 'by_segment' USING ERRCODE = '22023',
+                HINT = 'true fits each segment''s weights separately; false (the default) fits one set and drops the overrides'' weights';
         END IF;
         by_segment := (opts ->> 'by_segment')::boolean;
     END IF;
@@ -1499,7 +1533,8 @@ BEGIN
     END IF;
     IF opts ? 'key_column' THEN
         IF jsonb_typeof(opts -> 'key_column') IS DISTINCT FROM 'string' THEN
-            RAISE EXCEPTION 'fit: options.key_column: must be a column name, not %', opts -> 'key_column' USING ERRCODE = '22023';
+            RAISE EXCEPTION 'fit: options.key_column: must be a column name, not %', opts -> 'key_column' USING ERRCODE = '22023',
+                HINT = 'the column that identifies each account, such as {"key_column": "account_id"}; the holdout hashes it';
         END IF;
         key_column := opts ->> 'key_column';
     ELSIF holdout > 0 THEN
@@ -1640,7 +1675,12 @@ DECLARE
     written bigint;
 BEGIN
     IF rescore.model IS NULL OR rescore.version IS NULL OR rescore.from_at IS NULL OR rescore.to_at IS NULL THEN
-        RAISE EXCEPTION 'rescore: model, version, from_at and to_at must not be NULL' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'rescore: model, version, from_at and to_at must not be NULL' USING ERRCODE = '22023',
+            HINT = 'for example health_score.rescore(''churn'', 2, ''2026-01-01'', now())';
+    END IF;
+    IF rescore.from_at > rescore.to_at THEN
+        RAISE EXCEPTION 'rescore: from_at (%) is after to_at (%)', rescore.from_at, rescore.to_at USING ERRCODE = '22023',
+            HINT = 'the snapshots rescored are those from from_at to to_at, both included';
     END IF;
     pinned := model_name || '@' || rescore.version;
     PERFORM health_score._resolve_model(pinned);

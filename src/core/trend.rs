@@ -57,9 +57,12 @@ impl TrendState {
     #[inline]
     pub fn add(&mut self, at: i64, score: f64) -> Result<(), Error> {
         if !score.is_finite() {
+            // as PostgreSQL prints them
+            let shown = if score.is_nan() { "NaN" } else if score > 0.0 { "Infinity" } else { "-Infinity" };
             return Err(Error::InvalidArgument {
-                message: format!("trend: the score must be a finite number, not {score}"),
-                hint: Some("leave such rows out, for example with FILTER (WHERE score <> 'NaN')".into()),
+                message: format!("trend: the score must be a finite number, not {shown}"),
+                // NaN sorts above Infinity in PostgreSQL, so this leaves out all three
+                hint: Some("leave such rows out, for example with FILTER (WHERE score > '-Infinity' AND score < 'Infinity')".into()),
             });
         }
         if at == i64::MIN || at == i64::MAX {
@@ -218,5 +221,20 @@ impl TrendState {
             sxx: f64::from_bits(w[11]),
             sxy: f64::from_bits(w[12]),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_points_are_named_as_postgresql_prints_them() {
+        for (score, shown) in [(f64::NAN, "NaN"), (f64::INFINITY, "Infinity"), (f64::NEG_INFINITY, "-Infinity")] {
+            let err = TrendState::default().add(0, score).unwrap_err();
+            assert_eq!(err.message(), format!("trend: the score must be a finite number, not {shown}"));
+            assert_eq!(err.sqlstate(), "22023");
+        }
+        assert_eq!(TrendState::default().add(i64::MAX, 1.0).unwrap_err().sqlstate(), "22023");
     }
 }

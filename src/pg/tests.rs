@@ -41,11 +41,13 @@ fn setup_model() {
     Spi::run(&format!("SELECT health_score.set_model('churn', $${MODEL}$$::jsonb)")).unwrap();
 }
 
-/// Runs `query` in a subtransaction and returns the SQLSTATE and message of its error.
+/// Runs `query` in a subtransaction and returns the SQLSTATE and message of its error. The
+/// helper is a temporary function: tests run side by side, and a shared one would make them
+/// wait on (and deadlock over) each other's uncommitted definitions.
 fn error_of(query: &str) -> (String, String) {
     let q = query.replace('\'', "''");
     let row = Spi::get_two::<String, String>(&format!(
-        "SELECT * FROM health_score_test_error('{q}')"
+        "SELECT * FROM pg_temp.health_score_test_error('{q}')"
     ))
     .expect("error helper runs");
     (row.0.unwrap_or_default(), row.1.unwrap_or_default())
@@ -53,7 +55,7 @@ fn error_of(query: &str) -> (String, String) {
 
 fn install_error_helper() {
     Spi::run(
-        "CREATE OR REPLACE FUNCTION health_score_test_error(q text, OUT state text, OUT message text)
+        "CREATE OR REPLACE FUNCTION pg_temp.health_score_test_error(q text, OUT state text, OUT message text)
          LANGUAGE plpgsql AS $$
          BEGIN
              EXECUTE q;
@@ -665,6 +667,18 @@ fn latest_history_drivers_and_alerts() {
     )
     .unwrap();
     assert!(matches!(drivers.as_deref(), Some("usage" | "logins")), "{drivers:?}");
+    // 'Infinity' alerts on band drops only; NaN, negative and NULL drops are errors
+    let band_only = Spi::get_one::<i64>(
+        "SELECT count(*) FROM health_score.alerts('churn', 'Infinity', '30 days') WHERE band_change IS DISTINCT FROM 'worsened'",
+    )
+    .unwrap();
+    assert_eq!(band_only, Some(0));
+    install_error_helper();
+    for drop in ["'NaN'", "-1", "NULL"] {
+        let (state, message) = error_of(&format!("SELECT * FROM health_score.alerts('churn', {drop}, '7 days')"));
+        assert_eq!(state, "22023", "{drop}: {message}");
+        assert!(message.starts_with("alerts: min_drop must be"), "{message}");
+    }
 }
 
 #[pg_test]
@@ -875,6 +889,15 @@ fn band_report_and_evaluate_against_outcomes() {
     Spi::run("UPDATE book SET churned = 2 WHERE id = 1").unwrap();
     assert_eq!(error_of("SELECT * FROM health_score.evaluate('churn', 'book', 'churned')").0, "22023");
     assert_eq!(error_of("SELECT * FROM health_score.evaluate('churn', 'book', 'nps')").0, "42804");
+    // a missing outcome column names it, and the hint names the columns there are
+    let (state, message) = error_of("SELECT * FROM health_score.evaluate('churn', 'book', 'churnd')");
+    assert_eq!((state.as_str(), message.as_str()), ("42703", "outcome column churnd: public.book has no such column"));
+    let hint_lists_them = Spi::get_one::<bool>(
+        "SELECT health_score._columns_hint('book') = 'public.book has the columns ' || string_agg(attname, ', ' ORDER BY attnum)
+           FROM pg_attribute WHERE attrelid = 'book'::regclass AND attnum > 0 AND NOT attisdropped",
+    )
+    .unwrap();
+    assert_eq!(hint_lists_them, Some(true));
 }
 
 #[pg_test]
@@ -954,6 +977,12 @@ fn backtest_counts_churn_within_the_horizon_of_each_snapshot() {
     )
     .unwrap();
     assert_eq!(incomplete, Some(true));
+    // the churn time must be a date or a timestamp: a text column is a clear error, not a cast failure
+    install_error_helper();
+    Spi::run("ALTER TABLE churns ADD COLUMN noted text DEFAULT 'soon'").unwrap();
+    let (state, message) = error_of("SELECT * FROM health_score.backtest('churn', 'churns', 'account', 'noted', '30 days')");
+    assert_eq!(state, "42804", "{message}");
+    assert!(message.contains("churned_at column noted is of type text"), "{message}");
 }
 
 #[pg_test]
@@ -1032,6 +1061,9 @@ fn rescore_recomputes_stored_inputs_under_another_version() {
     .unwrap();
     assert_eq!((accounts, churned), (Some(3), Some(1)));
     assert_eq!(error_of("SELECT health_score.rescore('churn', 7, '2026-01-01', '2026-01-31')").0, "42704");
+    let (state, message) = error_of("SELECT health_score.rescore('churn', 2, '2026-01-31', '2026-01-01')");
+    assert_eq!(state, "22023");
+    assert!(message.starts_with("rescore: from_at (") && message.contains(") is after to_at ("), "{message}");
 }
 
 #[pg_test]
