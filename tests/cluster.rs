@@ -591,7 +591,9 @@ fn psql(db: &str, sql: &str) -> String {
     let mut child = Command::new(bin("psql"))
         .args(["-X", "-U", "postgres", "-p", &port().to_string(), "-h"])
         .arg(cluster_dir())
-        .args(["-d", db, "-v", "ON_ERROR_STOP=0", "-f", "-"])
+        // without CONTEXT lines: they name line numbers inside the extension's functions,
+        // which the docs should not have to follow
+        .args(["-d", db, "-v", "ON_ERROR_STOP=0", "-v", "SHOW_CONTEXT=never", "-f", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
