@@ -1,6 +1,7 @@
 //! Tests that need a server of their own, with committed transactions and several sessions:
 //! dump and restore of the registry, what other sessions see, rolled-back versions, and the
-//! SQL examples of the docs (golden output). They run against the installed extension in a
+//! SQL examples of the docs (golden output), and random broken models through the SQL functions
+//! (a crash would end the session). They run against the installed extension in a
 //! cluster under target/, started by scripts/cluster.sh; scripts/test.sh runs them with
 //! `--ignored` after `cargo pgrx install`.
 
@@ -614,6 +615,79 @@ fn psql(db: &str, sql: &str) -> String {
         text.push('\n');
     }
     text
+}
+
+mod broken_models;
+
+/// The SQLSTATE of a statement's error; panics when there is none, as when the backend died.
+fn sqlstate(e: &postgres::Error) -> String {
+    match e.code() {
+        Some(code) => code.code().to_string(),
+        None => panic!("not an SQL error (did the backend crash?): {e}"),
+    }
+}
+
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn broken_models_get_22023_and_never_crash_a_backend() {
+    let mut c = database("hs_broken_models");
+    let inputs: Vec<String> = broken_models::inputs().iter().map(|v| v.to_string()).collect();
+    let (mut valid, mut invalid) = (0, 0);
+    for (i, model) in broken_models::cases(20261123, 400).iter().enumerate() {
+        let input = &inputs[i % inputs.len()];
+        let case = format!("case {i}: model {model}, input {input}");
+        let faults: i64 = c
+            .query_one("SELECT count(*) FROM health_score.validate($1::text::jsonb)", &[model])
+            .unwrap_or_else(|e| panic!("{case}: validate failed: {e}"))
+            .get(0);
+        let score = c.query_one("SELECT health_score.score($1::text::jsonb, $2::text::jsonb)", &[model, input]);
+        let explained = c.query_one(
+            "SELECT sum(contribution) FILTER (WHERE parent IS NULL), count(*)
+               FROM health_score.explain($1::text::jsonb, $2::text::jsonb)",
+            &[model, input],
+        );
+        let banded = c.query_one(
+            "SELECT health_score.band(m, i), (health_score.assess(m, i)).band FROM (SELECT $1::text::jsonb, $2::text::jsonb) x(m, i)",
+            &[model, input],
+        );
+        match &score {
+            Err(e) => {
+                assert_eq!(sqlstate(e), "22023", "{case}: {e}");
+                let message = e.as_db_error().unwrap().message();
+                // validate finds a fault exactly when scoring rejects the model
+                assert_eq!(faults > 0, message.starts_with("invalid health model"), "{case}: {message}");
+                // explain and band fail the same way
+                assert_eq!(explained.as_ref().map_err(sqlstate).err().as_deref(), Some("22023"), "{case}");
+                assert_eq!(banded.as_ref().map_err(sqlstate).err().as_deref(), Some("22023"), "{case}");
+            }
+            Ok(row) => {
+                assert_eq!(faults, 0, "{case}: scored a model validate rejects");
+                let score: Option<f64> = row.get(0);
+                let explained = explained.unwrap_or_else(|e| panic!("{case}: explain failed: {e}"));
+                let (sum, rows): (Option<f64>, i64) = (explained.get(0), explained.get(1));
+                assert!(rows > 0, "{case}");
+                match (score, sum) {
+                    (Some(s), Some(t)) => assert!((s - t).abs() <= 1e-9 * s.abs().max(1.0), "{case}: {s} vs {t}"),
+                    (None, None) => {}
+                    other => panic!("{case}: score and explain's sum differ: {other:?}"),
+                }
+                let scale =
+                    serde_json::from_str::<serde_json::Value>(model).unwrap()["scale"].as_f64().unwrap_or(100.0);
+                assert!(score.is_none_or(|s| (0.0..=scale * (1.0 + 1e-12)).contains(&s)), "{case}: {score:?}");
+                let banded = banded.unwrap_or_else(|e| panic!("{case}: band failed: {e}"));
+                assert_eq!(banded.get::<_, Option<String>>(0), banded.get::<_, Option<String>>(1), "{case}");
+            }
+        }
+        if faults > 0 {
+            invalid += 1;
+        } else {
+            valid += 1;
+        }
+    }
+    // the mutations reach both sides
+    eprintln!("{valid} valid and {invalid} invalid models");
+    assert!(valid >= 10 && invalid >= 100, "{valid} valid, {invalid} invalid");
+    assert_eq!(c.query_one("SELECT 1", &[]).unwrap().get::<_, i32>(0), 1);
 }
 
 mod fit_reference;

@@ -58,11 +58,20 @@ impl TrendState {
     pub fn add(&mut self, at: i64, score: f64) -> Result<(), Error> {
         if !score.is_finite() {
             // as PostgreSQL prints them
-            let shown = if score.is_nan() { "NaN" } else if score > 0.0 { "Infinity" } else { "-Infinity" };
+            let shown = if score.is_nan() {
+                "NaN"
+            } else if score > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            };
             return Err(Error::InvalidArgument {
                 message: format!("trend: the score must be a finite number, not {shown}"),
                 // NaN sorts above Infinity in PostgreSQL, so this leaves out all three
-                hint: Some("leave such rows out, for example with FILTER (WHERE score > '-Infinity' AND score < 'Infinity')".into()),
+                hint: Some(
+                    "leave such rows out, for example with FILTER (WHERE score > '-Infinity' AND score < 'Infinity')"
+                        .into(),
+                ),
             });
         }
         if at == i64::MIN || at == i64::MAX {
