@@ -618,6 +618,99 @@ fn psql(db: &str, sql: &str) -> String {
 }
 
 mod broken_models;
+mod reference;
+
+/// The bands in force for a segment, from the model's JSON.
+fn bands_in_force(model: &serde_json::Value, segment: Option<&str>) -> Vec<f64> {
+    let overridden = segment.and_then(|s| model["segments"]["overrides"][s]["bands"].as_array());
+    overridden
+        .or(model["bands"].as_array())
+        .map(|bands| bands.iter().map(|b| b["min"].as_f64().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn random_models_score_through_sql_as_the_reference_says() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    use reference::{close, opt_close};
+
+    let mut c = database("hs_random_models");
+    // the property tests' generator with a fixed seed: the same cases on every run
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let strategy = reference::cases::case();
+    let (mut scored, mut failed) = (0, 0);
+    // about a third of the cases score; the rest carry an invalid input the model rejects
+    for i in 0..900 {
+        let case = strategy.new_tree(&mut runner).unwrap().current();
+        let (model, input) = (case.model.to_string(), case.input.to_string());
+        let what = format!("case {i}: model {model}, input {input}");
+        let theirs = reference::evaluate(&case.model, &case.input);
+        let assessed = c.query_one(
+            "SELECT a.score, a.band, a.coverage, a.segment, health_score.score(m, i), health_score.band(m, i)
+               FROM (SELECT $1::text::jsonb, $2::text::jsonb) x(m, i), health_score.assess(m, i) a",
+            &[&model, &input],
+        );
+        let expected = match (assessed, theirs) {
+            (Err(e), Err(_)) => {
+                assert_eq!(sqlstate(&e), "22023", "{what}: {e}");
+                failed += 1;
+                continue;
+            }
+            (Ok(row), Ok(expected)) => {
+                let (score, band): (Option<f64>, Option<String>) = (row.get(0), row.get(1));
+                let (coverage, segment): (f64, Option<String>) = (row.get(2), row.get(3));
+                assert!(opt_close(score, expected.score), "{what}: score {score:?} vs {:?}", expected.score);
+                assert_eq!(row.get::<_, Option<f64>>(4), score, "{what}: score() and assess() differ");
+                assert_eq!(row.get::<_, Option<String>>(5), band, "{what}: band() and assess() differ");
+                assert!(close(coverage, expected.coverage), "{what}: coverage {coverage} vs {}", expected.coverage);
+                assert_eq!(segment, expected.segment, "{what}");
+                if band != expected.band {
+                    // either band is right for a score within 1e-9 relative of a band's min
+                    let near =
+                        bands_in_force(&case.model, segment.as_deref()).iter().any(|&min| close(min, score.unwrap()));
+                    assert!(near, "{what}: band {band:?} vs {:?}", expected.band);
+                }
+                expected
+            }
+            (ours, theirs) => panic!("{what}: one side failed: SQL {ours:?}, reference {:?}", theirs.map(|o| o.score)),
+        };
+        let rows = c
+            .query(
+                "SELECT component, parent, input, normalized, weight, contribution, status
+                   FROM health_score.explain($1::text::jsonb, $2::text::jsonb)",
+                &[&model, &input],
+            )
+            .unwrap_or_else(|e| panic!("{what}: explain failed: {e}"));
+        assert_eq!(rows.len(), expected.rows.len(), "{what}");
+        for (row, want) in rows.iter().zip(&expected.rows) {
+            let component: String = row.get(0);
+            assert_eq!(component, want.component, "{what}");
+            assert_eq!(row.get::<_, Option<String>>(1), want.parent, "{what}: parent of {component}");
+            assert_eq!(row.get::<_, Option<String>>(2), want.input, "{what}: input of {component}");
+            let normalized: Option<f64> = row.get(3);
+            assert!(
+                opt_close(normalized, want.normalized),
+                "{what}: n of {component}: {normalized:?} vs {:?}",
+                want.normalized
+            );
+            let weight: f64 = row.get(4);
+            assert!(close(weight, want.weight), "{what}: weight of {component}: {weight} vs {}", want.weight);
+            let points: Option<f64> = row.get(5);
+            assert!(
+                opt_close(points, want.contribution),
+                "{what}: points of {component}: {points:?} vs {:?}",
+                want.contribution
+            );
+            assert_eq!(row.get::<_, String>(6), want.status, "{what}: status of {component}");
+        }
+        scored += 1;
+    }
+    eprintln!("{scored} cases scored and {failed} rejected (an invalid input) alike");
+    assert!(scored >= 250, "{scored} scored");
+}
 
 /// The SQLSTATE of a statement's error; panics when there is none, as when the backend died.
 fn sqlstate(e: &postgres::Error) -> String {

@@ -4,6 +4,21 @@
 
 use serde_json::Value;
 
+pub mod cases;
+
+/// Equal within the spec's tolerance: 1e-9 relative (absolute below 1).
+pub fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+pub fn opt_close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => close(x, y),
+        _ => false,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Row {
     pub component: String,
