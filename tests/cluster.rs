@@ -1,7 +1,8 @@
 //! Tests that need a server of their own, with committed transactions and several sessions:
 //! dump and restore of the registry, what other sessions see, rolled-back versions, and the
-//! SQL examples of the docs (golden output), and random broken models through the SQL functions
-//! (a crash would end the session). They run against the installed extension in a
+//! SQL examples of the docs (golden output), random valid models through the SQL functions
+//! against the reference implementation, and random broken models (a crash would end the
+//! session). They run against the installed extension in a
 //! cluster under target/, started by scripts/cluster.sh; scripts/test.sh runs them with
 //! `--ignored` after `cargo pgrx install`.
 
