@@ -654,9 +654,16 @@ fn random_models_score_through_sql_as_the_reference_says() {
                FROM (SELECT $1::text::jsonb, $2::text::jsonb) x(m, i), health_score.assess(m, i) a",
             &[&model, &input],
         );
+        // the long format: the same input as (key, value) rows
+        let aggregated = c.query_one(
+            "SELECT health_score.score_agg($1::text::jsonb, key, value) FROM jsonb_each($2::text::jsonb)",
+            &[&model, &input],
+        );
         let expected = match (assessed, theirs) {
             (Err(e), Err(_)) => {
                 assert_eq!(sqlstate(&e), "22023", "{what}: {e}");
+                let e = aggregated.expect_err(&what);
+                assert_eq!(sqlstate(&e), "22023", "{what}: score_agg: {e}");
                 failed += 1;
                 continue;
             }
@@ -665,6 +672,8 @@ fn random_models_score_through_sql_as_the_reference_says() {
                 let (coverage, segment): (f64, Option<String>) = (row.get(2), row.get(3));
                 assert!(opt_close(score, expected.score), "{what}: score {score:?} vs {:?}", expected.score);
                 assert_eq!(row.get::<_, Option<f64>>(4), score, "{what}: score() and assess() differ");
+                let aggregated: Option<f64> = aggregated.unwrap_or_else(|e| panic!("{what}: score_agg failed: {e}")).get(0);
+                assert_eq!(aggregated, score, "{what}: score_agg() and score() differ");
                 assert_eq!(row.get::<_, Option<String>>(5), band, "{what}: band() and assess() differ");
                 assert!(close(coverage, expected.coverage), "{what}: coverage {coverage} vs {}", expected.coverage);
                 assert_eq!(segment, expected.segment, "{what}");

@@ -24,6 +24,11 @@ proptest! {
         // the summary-only path (which skips the groups when every leaf counts) agrees too
         let summary = model.evaluate_into::<false>(&values, &mut Scratch::default());
         prop_assert_eq!(summary.is_ok(), ours.is_ok());
+        // both paths give the same double: score(), assess() and snapshots agree to the bit
+        if let (Ok(s), Ok(detailed)) = (&summary, &ours) {
+            prop_assert_eq!(s.score.map(f64::to_bits), detailed.score.map(f64::to_bits));
+            prop_assert_eq!(s.coverage.to_bits(), detailed.coverage.to_bits());
+        }
         if let (Ok(s), Ok(r)) = (&summary, &theirs) {
             prop_assert!(opt_close(s.score, r.score), "summary score {:?} vs {:?}\n{}\n{}", s.score, r.score, case.model, case.input);
             prop_assert!(close(s.coverage, r.coverage), "summary coverage {} vs {}", s.coverage, r.coverage);

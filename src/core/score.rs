@@ -146,6 +146,11 @@ impl Model {
         acc.clear();
         acc.resize(variant.accumulators, (0.0, 0.0));
         let mut coverage = 0.0;
+        // With DETAIL, the leaves' sum as evaluate_flat adds it, while every leaf counts: the
+        // score is then that sum, so that every function returns the same double for an input
+        // (the groups' weighted means equal it only to rounding).
+        let mut flat_total = 0.0;
+        let mut every_leaf_counts = DETAIL && variant.flat;
         // Children come before their parents: a group's accumulator is complete when its step
         // comes, and each counted component adds itself to its parent's.
         for step in &variant.program {
@@ -180,6 +185,12 @@ impl Model {
             }
             if DETAIL {
                 nodes[step.id] = NodeResult { status, normalized: n };
+                if every_leaf_counts && matches!(step.kind, StepKind::Leaf { .. }) {
+                    match n {
+                        Some(v) => flat_total += step.share * v,
+                        None => every_leaf_counts = false,
+                    }
+                }
             }
             if let Some(v) = n {
                 let parent = &mut acc[step.parent];
@@ -189,8 +200,11 @@ impl Model {
         }
         let (sum_w, sum_wn) = acc[0];
         let (full_weight, per_full_weight) = variant.top_weight;
-        let mut score =
-            (sum_w > 0.0).then(|| self.scale * clamp01(weighted_mean(sum_w, sum_wn, full_weight, per_full_weight)));
+        let mut score = if every_leaf_counts {
+            Some(self.scale * clamp01(flat_total))
+        } else {
+            (sum_w > 0.0).then(|| self.scale * clamp01(weighted_mean(sum_w, sum_wn, full_weight, per_full_weight)))
+        };
         if coverage < self.min_coverage - 1e-9 {
             score = None;
         }

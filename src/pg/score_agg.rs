@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use pgrx::pg_sys;
 
 use crate::core::bytes::Reader;
-use crate::core::{Error, Value};
+use crate::core::{Error, Scratch, Value};
 
 use super::jsonb::{numeric_text, JsonbRef};
 use super::models::{ModelArg, ModelSlot};
@@ -268,7 +268,8 @@ v1_function!(hs_score_agg_final, pg_finfo_hs_score_agg_final, |fcinfo| {
             Some(Stored::Structured(s)) => Value::Structured(Cow::Borrowed(s.as_str())),
         })
         .collect();
-    match model.evaluate(&values)?.score {
+    // the summary path, as score() takes: the same input gives score()'s double to the bit
+    match model.evaluate_into::<false>(&values, &mut Scratch::default())?.score {
         Some(score) => Ok(float8_datum(score)),
         None => Ok(return_null(fcinfo)),
     }

@@ -530,6 +530,14 @@ fn snapshot_stores_scores_and_components() {
         let got = sql_f64(&format!("SELECT score FROM health_score.scores WHERE model = 'churn' AND entity_key = '{}'", id + 1));
         assert!(close(got, *want), "account {}: {got:?} vs {want:?}", id + 1);
     }
+    // and the very double score() gives
+    let differ = Spi::get_one::<i64>(
+        "SELECT count(*) FROM health_score.scores s JOIN accounts a ON s.entity_key = a.id::text
+          WHERE s.score IS DISTINCT FROM health_score.score('churn', a)
+             OR s.coverage IS DISTINCT FROM (health_score.assess('churn', a)).coverage",
+    )
+    .unwrap();
+    assert_eq!(differ, Some(0));
     // components hold exactly explain's contributions and normalized values, for every component
     let mismatches = Spi::get_one::<i64>(
         "SELECT count(*) FROM health_score.scores s, accounts a, health_score.explain('churn', a) e
