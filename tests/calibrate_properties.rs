@@ -24,6 +24,17 @@ fn separable_classes_still_give_a_finite_fit() {
     assert_eq!(calibrate(&churned, &[], 1e-4), None);
 }
 
+#[test]
+fn nearly_separable_classes_on_close_scores_reach_a_stationary_point() {
+    // the churned account scores just above a retained one: the weight sits on two scores
+    // 0.06 apart, where the Hessian's determinant cancels unless computed about their mean
+    let churned = [76.47218950065522];
+    let retained = [32.79742558691468, 37.73557861075353, 76.41193425029803, 74.346883029675];
+    let (a, b) = calibrate(&churned, &retained, 1e-4).unwrap();
+    let (ga, gb) = gradient(&churned, &retained, 1e-4, a, b);
+    assert!(ga.abs() < 1e-8 && gb.abs() < 1e-8, "gradient {ga} {gb} at {a} {b}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
 

@@ -23,33 +23,45 @@ pub fn calibrate(churned: &[f64], retained: &[f64], l2: f64) -> Option<(f64, f64
     };
     let mut current = objective(a, b);
     for _ in 0..200 {
-        // gradient and Hessian of the mean log-loss, plus the penalty
-        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        // gradient and Hessian of the mean log-loss, plus the penalty. The Hessian is kept as
+        // its weights' sum, weighted mean score and weighted spread about that mean (West's
+        // update): when nearly separable classes put all the weight on a few close scores,
+        // Σw·Σws² − (Σws)² cancels to noise and Newton's steps lose their way.
+        let (mut ga, mut gb, mut sum_w, mut mean_s, mut spread) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (scores, y) in [(churned, 1.0), (retained, 0.0)] {
             for &s in scores {
                 let p = sigmoid(a + b * s);
                 let w = p * (1.0 - p);
                 ga += p - y;
                 gb += (p - y) * s;
-                haa += w;
-                hab += w * s;
-                hbb += w * s * s;
+                if w > 0.0 {
+                    sum_w += w;
+                    let delta = s - mean_s;
+                    mean_s += delta * w / sum_w;
+                    spread += w * delta * (s - mean_s);
+                }
             }
         }
         let (ga, gb) = (ga / n, gb / n + l2 * b);
-        let (haa, hab, hbb) = (haa / n, hab / n, hbb / n + l2);
         if (ga * ga + gb * gb).sqrt() < 1e-12 {
             return Some((a, b));
         }
-        let det = haa * hbb - hab * hab;
-        if det.is_nan() || det <= 0.0 {
+        // H = [[haa, haa·m], [haa·m, haa·m² + v]] with haa = Σw/n, m the weighted mean score and
+        // v = spread/n + l2 (the Schur complement, positive thanks to the penalty)
+        let (haa, v) = (sum_w / n, spread / n + l2);
+        if haa.is_nan() || haa <= 0.0 || v.is_nan() || v <= 0.0 {
             return None;
         }
-        let (da, db) = ((hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det);
-        // Newton's decrement: below rounding, the full step is exact enough and the objective
-        // can no longer tell better from worse
-        if ga * da + gb * db < 1e-24 {
-            return Some((a - da, b - db));
+        let db = (gb - mean_s * ga) / v;
+        let da = ga / haa - mean_s * db;
+        // Newton's decrement (twice the decrease the step promises) below what the objective
+        // resolves: the line search can no longer tell better from worse (the intercept can be
+        // in the thousands when the score separates the classes), and this close to the optimum
+        // full Newton steps converge on their own; the gradient test above ends it
+        if ga * da + gb * db < 1e-12 * (1.0 + current.abs()) {
+            (a, b) = (a - da, b - db);
+            current = objective(a, b);
+            continue;
         }
         let mut step = 1.0;
         loop {
