@@ -672,7 +672,8 @@ fn random_models_score_through_sql_as_the_reference_says() {
                 let (coverage, segment): (f64, Option<String>) = (row.get(2), row.get(3));
                 assert!(opt_close(score, expected.score), "{what}: score {score:?} vs {:?}", expected.score);
                 assert_eq!(row.get::<_, Option<f64>>(4), score, "{what}: score() and assess() differ");
-                let aggregated: Option<f64> = aggregated.unwrap_or_else(|e| panic!("{what}: score_agg failed: {e}")).get(0);
+                let aggregated: Option<f64> =
+                    aggregated.unwrap_or_else(|e| panic!("{what}: score_agg failed: {e}")).get(0);
                 assert_eq!(aggregated, score, "{what}: score_agg() and score() differ");
                 assert_eq!(row.get::<_, Option<String>>(5), band, "{what}: band() and assess() differ");
                 assert!(close(coverage, expected.coverage), "{what}: coverage {coverage} vs {}", expected.coverage);
