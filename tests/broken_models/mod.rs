@@ -3,28 +3,19 @@
 //! out-of-range one, a key or element removed, a key added, a part copied elsewhere). Most
 //! are invalid; some stay valid. Deterministic for a seed.
 
+use proptest::prelude::Rng as _;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 use serde_json::{json, Value};
 
-/// A small deterministic generator (xorshift64*): the cases must be the same on every run.
-pub struct Rng(u64);
+/// proptest's seeded generator: the cases must be the same on every run.
+struct Draws(TestRng);
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
+impl Draws {
+    fn below(&mut self, n: usize) -> usize {
+        (self.0.next_u64() % n as u64) as usize
     }
 
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
 }
@@ -122,7 +113,7 @@ fn get_mut<'a>(v: &'a mut Value, path: &[Step]) -> &'a mut Value {
 }
 
 /// One mutation somewhere below the root.
-fn mutate(model: &mut Value, rng: &mut Rng) {
+fn mutate(model: &mut Value, rng: &mut Draws) {
     let mut all = Vec::new();
     paths(model, &mut Vec::new(), &mut all);
     let path = rng.pick(&all[1..]).clone();
@@ -159,8 +150,8 @@ fn mutate(model: &mut Value, rng: &mut Rng) {
 }
 
 /// `count` models as JSON text, each the base with one to three mutations.
-pub fn cases(seed: u64, count: usize) -> Vec<String> {
-    let mut rng = Rng::new(seed);
+pub fn cases(seed: u8, count: usize) -> Vec<String> {
+    let mut rng = Draws(TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]));
     (0..count)
         .map(|_| {
             let mut model = base_model();
