@@ -12,6 +12,11 @@ CREATE TABLE bench.plain_snapshots (LIKE health_score.scores INCLUDING DEFAULTS 
 CREATE TABLE bench.finished_rows (LIKE health_score.scores);
 CREATE TABLE bench.scalar_snapshots (LIKE health_score.scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
 ALTER TABLE bench.scalar_snapshots DROP COLUMN components, DROP COLUMN inputs;
+-- and nothing but the primary key's own columns: what "indexed for the history of one entity"
+-- costs by itself
+CREATE TABLE bench.key_snapshots (LIKE health_score.scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+ALTER TABLE bench.key_snapshots DROP COLUMN model_version, DROP COLUMN score, DROP COLUMN band,
+    DROP COLUMN band_rank, DROP COLUMN coverage, DROP COLUMN segment, DROP COLUMN components, DROP COLUMN inputs;
 SELECT setseed(0.17);
 CREATE TABLE bench.series AS
 SELECT a AS account,

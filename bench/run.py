@@ -101,6 +101,8 @@ SCALARS = "model, model_version, entity_key, scored_at, score, band, band_rank, 
 COPY_FINISHED = ("TRUNCATE bench.plain_snapshots", "INSERT INTO bench.plain_snapshots SELECT * FROM bench.finished_rows")
 COPY_SCALARS = ("TRUNCATE bench.scalar_snapshots",
                 f"INSERT INTO bench.scalar_snapshots SELECT {SCALARS} FROM bench.finished_rows")
+COPY_KEYS = ("TRUNCATE bench.key_snapshots",
+             "INSERT INTO bench.key_snapshots SELECT model, entity_key, scored_at FROM bench.finished_rows")
 TREND = ("SELECT count(*), sum((t).slope_per_day) FROM "
          "(SELECT account, health_score.trend(at, score) AS t FROM bench.series GROUP BY account) x")
 PLAIN_TREND = ("SELECT count(*), sum(slope) FROM (SELECT account, count(*), min(at), max(at), min(score), max(score), "
@@ -120,6 +122,7 @@ HISTORY_PAIRS = [
     ("snapshot of 1M accounts", SNAPSHOT, "the same rows by hand-written SQL", PLAIN_SNAPSHOT, None),
     ("copying a snapshot's finished rows", COPY_FINISHED, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
     ("copying their scalar columns only", COPY_SCALARS, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
+    ("copying their primary keys only", COPY_KEYS, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
     ("auc() over 1M rows", AUC, "percentile_cont(0.5) (a sort)", MEDIAN, 1.5),
     ("backtest() over 1M history rows", BACKTEST, "GROUP BY scored_at of the join", PLAIN_JOIN, 3.0),
