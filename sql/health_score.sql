@@ -65,8 +65,16 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('health_score.set_model'), hashtext(set_model.name));
     SELECT coalesce(max(v.version), 0) + 1 INTO new_version
       FROM health_score.model_versions v WHERE v.name = set_model.name;
-    INSERT INTO health_score.model_versions (name, version, config, description)
-    VALUES (set_model.name, new_version, set_model.config, set_model.config ->> 'description');
+    BEGIN
+        INSERT INTO health_score.model_versions (name, version, config, description)
+        VALUES (set_model.name, new_version, set_model.config, set_model.config ->> 'description');
+    EXCEPTION WHEN unique_violation THEN
+        -- only under REPEATABLE READ or SERIALIZABLE: the transaction's snapshot predates a
+        -- registration that committed while this one waited for the lock
+        RAISE EXCEPTION 'set_model: version % of model % was registered by another transaction after this one began',
+            new_version, quote_literal(set_model.name) USING ERRCODE = '40001',
+            HINT = 'retry the transaction; under READ COMMITTED (the default) concurrent registrations get consecutive versions';
+    END;
     RETURN new_version;
 END
 $$;
@@ -584,14 +592,22 @@ BEGIN
                                 error_detail = PG_EXCEPTION_DETAIL, error_hint = PG_EXCEPTION_HINT;
         -- rows of this model and time whose run record was deleted from health_score.snapshots:
         -- replace them after all (the insert above was rolled back with the block)
+        -- under REPEATABLE READ or SERIALIZABLE the rows may also come from a snapshot of the
+        -- same time that committed after this transaction began, which it cannot see: replacing
+        -- then fails with 40001 (a source that repeats a key still fails with 21000, below)
         IF error_state = '23505' AND NOT replacing
-           AND EXISTS (SELECT FROM health_score.scores s WHERE s.model = model_name AND s.scored_at = snapshot.at) THEN
+           AND (current_setting('transaction_isolation') <> 'read committed'
+                OR EXISTS (SELECT FROM health_score.scores s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
             replacing := true;
             CONTINUE;
         END IF;
         IF error_state IN ('23505', '21000') THEN
             error_message := format('snapshot: %s has more than one row for the same %s', snapshot.source, quote_ident(snapshot.key_column));
             error_hint := 'the key column must identify each entity once; aggregate or filter the source in a view';
+        ELSIF error_state = '40001' THEN
+            error_message := format('snapshot: the snapshot of %s at %s conflicts with a concurrent transaction (%s)',
+                                    model_name, snapshot.at, error_message);
+            error_hint := 'retry the transaction; under READ COMMITTED (the default) concurrent snapshots wait for each other';
         END IF;
         IF coalesce(error_detail, '') = '' AND coalesce(error_hint, '') = '' THEN
             RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message;
@@ -852,18 +868,32 @@ COMMENT ON FUNCTION health_score.unschedule(bigint) IS 'Removes a snapshot job r
 
 DO $roles$
 BEGIN
+    -- CREATE EXTENSION in two databases at once races to create the same roles: the loser of
+    -- the race waits for the winner's commit and then finds them there
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'health_score_reader') THEN
-        CREATE ROLE health_score_reader NOLOGIN;
-        COMMENT ON ROLE health_score_reader IS
-            'health_score: reads models, scores, latest and history, and calls the scoring functions; writes nothing';
+        BEGIN
+            CREATE ROLE health_score_reader NOLOGIN;
+            COMMENT ON ROLE health_score_reader IS
+                'health_score: reads models, scores, latest and history, and calls the scoring functions; writes nothing';
+        EXCEPTION WHEN unique_violation OR duplicate_object THEN
+            NULL;
+        END;
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'health_score_admin') THEN
-        CREATE ROLE health_score_admin NOLOGIN;
-        COMMENT ON ROLE health_score_admin IS
-            'health_score: registers models, takes snapshots and schedules them; also a reader';
+        BEGIN
+            CREATE ROLE health_score_admin NOLOGIN;
+            COMMENT ON ROLE health_score_admin IS
+                'health_score: registers models, takes snapshots and schedules them; also a reader';
+        EXCEPTION WHEN unique_violation OR duplicate_object THEN
+            NULL;
+        END;
     END IF;
     IF NOT pg_catalog.pg_has_role('health_score_admin', 'health_score_reader', 'MEMBER') THEN
-        GRANT health_score_reader TO health_score_admin;
+        BEGIN
+            GRANT health_score_reader TO health_score_admin;
+        EXCEPTION WHEN unique_violation OR duplicate_object THEN
+            NULL;
+        END;
     END IF;
 END
 $roles$;
