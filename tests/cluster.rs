@@ -256,7 +256,11 @@ fn a_registration_under_repeatable_read_that_lost_the_race_asks_for_a_retry() {
     let err = a.batch_execute(&format!("SELECT health_score.set_model('churn', '{V2}')")).unwrap_err();
     assert_eq!(sqlstate(&err), "40001", "{err}");
     let db = err.as_db_error().unwrap();
-    assert!(db.message().contains("version 1 of model 'churn' was registered by another transaction"), "{}", db.message());
+    assert!(
+        db.message().contains("version 1 of model 'churn' was registered by another transaction"),
+        "{}",
+        db.message()
+    );
     assert!(db.hint().is_some_and(|h| h.contains("retry")));
     a.batch_execute("ROLLBACK").unwrap();
     // the retry gets the next version
