@@ -1714,6 +1714,9 @@ BEGIN
     END IF;
     pinned := model_name || '@' || rescore.version;
     PERFORM health_score._resolve_model(pinned);
+    -- one rescore per model version at a time: two over overlapping ranges would update the
+    -- same rows, in whatever order each one's plan reads them (a deadlock waiting to happen)
+    PERFORM pg_advisory_xact_lock(hashtext('health_score.rescore'), hashtext(pinned));
     keys := health_score._input_keys(pinned);
     SELECT count(*) FILTER (WHERE s.inputs IS NULL), count(*) FILTER (WHERE s.inputs IS NOT NULL AND NOT s.inputs ?& keys)
       INTO without_inputs, lacking

@@ -463,6 +463,53 @@ fn concurrent_snapshots_neither_deadlock_nor_duplicate() {
     assert_eq!(rows, 20000);
 }
 
+/// Two rescores of one model version over overlapping ranges, one reading the history by
+/// entity (the primary key's order: '10' before '2') and one by time (the heap's: 2 before
+/// 10), write the same rows in different orders: without taking turns they deadlock.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn concurrent_rescores_neither_deadlock_nor_duplicate() {
+    let mut setup = database("hs_rescore_concurrent");
+    setup
+        .batch_execute(&format!(
+            "SET client_min_messages = warning;
+             SELECT health_score.set_model('m', '{BANDED}');
+             CREATE TABLE accounts AS SELECT g AS id, g % 11 AS logins FROM generate_series(1, 20000) g;
+             SELECT health_score.snapshot('m', 'accounts', 'id', '2026-01-01');
+             UPDATE accounts SET logins = (logins + 3) % 11;
+             SELECT health_score.snapshot('m', 'accounts', 'id', '2026-01-02');
+             SELECT health_score.snapshot('m', 'accounts', 'id', '2026-01-03');
+             -- so that the two orders start at different rows of the overlap
+             DELETE FROM health_score.scores WHERE entity_key = '1' AND scored_at > '2026-01-01';
+             SELECT health_score.set_model('m', jsonb_set('{BANDED}', '{{components,0,weight}}', '3'));"
+        ))
+        .unwrap();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let handles: Vec<_> = [
+        ("SET enable_indexscan = off; SET enable_bitmapscan = off", "2026-01-01"),
+        ("SET enable_seqscan = off", "2026-01-02"),
+    ]
+    .into_iter()
+    .map(|(order, from)| {
+        let start = start.clone();
+        std::thread::spawn(move || {
+            let mut c = connect("hs_rescore_concurrent");
+            c.batch_execute(&format!("SET client_min_messages = warning; {order}")).unwrap();
+            start.wait();
+            c.query_one(&format!("SELECT health_score.rescore('m', 2, '{from}', '2026-01-03')"), &[])
+                .map(|row| row.get::<_, i64>(0))
+                .map_err(|e| {
+                    e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or(e.to_string())
+                })
+        })
+    })
+    .collect();
+    let written: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(written, vec![Ok(59998), Ok(39998)]);
+    let rows: i64 = setup.query_one("SELECT count(*) FROM health_score.rescored", &[]).unwrap().get(0);
+    assert_eq!(rows, 59998);
+}
+
 /// Under REPEATABLE READ a snapshot cannot see the rows of a snapshot of the same time that
 /// committed after it began: a serialization failure (retry), not "more than one row for the
 /// same key"; a source that does repeat a key is still reported as such.
