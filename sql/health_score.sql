@@ -694,19 +694,7 @@ COMMENT ON COLUMN health_score.history.delta IS 'score - previous_score';
 
 CREATE FUNCTION health_score._components(config jsonb)
     RETURNS TABLE (component text, parent text, model_order integer, description text)
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    WITH RECURSIVE c(component, parent, node, path) AS (
-        SELECT e ->> 'name', NULL::text, e, ARRAY[i::integer]
-          FROM pg_catalog.jsonb_array_elements(config -> 'components') WITH ORDINALITY t(e, i)
-        UNION ALL
-        SELECT e ->> 'name', c.component, e, c.path || i::integer
-          FROM c, pg_catalog.jsonb_array_elements(
-                      CASE WHEN pg_catalog.jsonb_typeof(c.node -> 'components') = 'array' THEN c.node -> 'components' ELSE '[]' END
-                  ) WITH ORDINALITY t(e, i)
-    )
-    SELECT c.component, c.parent, (pg_catalog.row_number() OVER (ORDER BY c.path))::integer, c.node ->> 'description'
-      FROM c
-$$;
+    AS 'MODULE_PATHNAME', 'hs_components' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 20;
 COMMENT ON FUNCTION health_score._components(jsonb) IS 'A model''s components in model order (parents first), with their parents and descriptions';
 
 CREATE FUNCTION health_score._changes(model text, before_version integer, before jsonb, after_version integer, after jsonb)
@@ -774,40 +762,54 @@ BEGIN
             HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
     END IF;
     RETURN QUERY
-    WITH l AS (
-        SELECT DISTINCT ON (s.entity_key) s.*
+    -- Each entity's latest snapshot and baseline are picked from the model's rows without
+    -- their components (a sort of narrow rows, not of whole snapshots); the components are
+    -- read back, through the primary key, only for the entities that raise an alert.
+    WITH times AS (
+        SELECT s.entity_key, s.scored_at, s.score, s.band, s.band_rank, s.model_version,
+               max(s.scored_at) OVER (PARTITION BY s.entity_key) AS l_at
           FROM health_score.scores s WHERE s.model = alerts.model
-         ORDER BY s.entity_key, s.scored_at DESC
+    ), l AS (
+        SELECT t.* FROM times t WHERE t.scored_at = t.l_at
+    ), b AS (
+        -- the last snapshot at or before (latest - since), else the earliest one after it
+        -- and before the latest
+        SELECT DISTINCT ON (t.entity_key) t.*
+          FROM times t
+         WHERE t.scored_at <= t.l_at - alerts.since OR t.scored_at < t.l_at
+         ORDER BY t.entity_key, t.scored_at <= t.l_at - alerts.since DESC,
+                  CASE WHEN t.scored_at <= t.l_at - alerts.since THEN t.scored_at END DESC, t.scored_at
+    ), tree AS MATERIALIZED (
+        -- every version's components once, rather than once per alert as _changes would
+        SELECT v.version, c.component, c.parent
+          FROM health_score.model_versions v, health_score._components(v.config) c
+         WHERE v.name = alerts.model
     ), pairs AS (
-        SELECT l.entity_key, coalesce(b1.scored_at, b2.scored_at) AS b_at, l.scored_at AS l_at,
-               CASE WHEN b1.scored_at IS NOT NULL THEN b1.score ELSE b2.score END AS b_score, l.score AS l_score,
-               CASE WHEN b1.scored_at IS NOT NULL THEN b1.band ELSE b2.band END AS b_band, l.band AS l_band,
-               CASE WHEN b1.scored_at IS NOT NULL THEN b1.band_rank ELSE b2.band_rank END AS b_rank, l.band_rank AS l_rank,
-               CASE WHEN b1.scored_at IS NOT NULL THEN b1.model_version ELSE b2.model_version END AS b_version,
-               l.model_version AS l_version,
-               CASE WHEN b1.scored_at IS NOT NULL THEN b1.components ELSE b2.components END AS b_components,
-               l.components AS l_components
-          FROM l
-          LEFT JOIN LATERAL (SELECT * FROM health_score.scores s
-                              WHERE s.model = alerts.model AND s.entity_key = l.entity_key
-                                AND s.scored_at <= l.scored_at - alerts.since
-                              ORDER BY s.scored_at DESC LIMIT 1) b1 ON true
-          LEFT JOIN LATERAL (SELECT * FROM health_score.scores s
-                              WHERE s.model = alerts.model AND s.entity_key = l.entity_key
-                                AND s.scored_at > l.scored_at - alerts.since AND s.scored_at < l.scored_at
-                              ORDER BY s.scored_at LIMIT 1) b2 ON true
+        SELECT l.entity_key, b.scored_at AS b_at, l.scored_at AS l_at, b.score AS b_score, l.score AS l_score,
+               b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
+               b.model_version AS b_version, l.model_version AS l_version
+          FROM l JOIN b USING (entity_key)
+         WHERE l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop
     )
     SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
            CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
                 WHEN p.l_rank = p.b_rank THEN 'same' END,
+           -- as health_score._changes gives them: every component of either version (its parent
+           -- as the latest version has it), points before and after (0 where absent)
            (SELECT jsonb_agg(jsonb_build_object('component', c.component, 'parent', c.parent,
                                                 'points_before', c.points_before, 'points_after', c.points_after,
-                                                'change', c.change) ORDER BY c.change, c.component)
-              FROM health_score._changes(alerts.model, p.b_version, p.b_components, p.l_version, p.l_components) c
-             WHERE c.change <> 0)
+                                                'change', c.points_after - c.points_before)
+                             ORDER BY c.points_after - c.points_before, c.component)
+              FROM (SELECT DISTINCT ON (t.component) t.component, t.parent,
+                           coalesce((sb.components -> t.component ->> 'points')::double precision, 0) AS points_before,
+                           coalesce((sl.components -> t.component ->> 'points')::double precision, 0) AS points_after
+                      FROM health_score.scores sb, health_score.scores sl, tree t
+                     WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
+                       AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at
+                       AND t.version IN (p.b_version, p.l_version)
+                     ORDER BY t.component, t.version <> p.l_version) c
+             WHERE c.points_after - c.points_before <> 0)
       FROM pairs p
-     WHERE p.b_at IS NOT NULL
-       AND (p.l_rank < p.b_rank OR p.b_score - p.l_score >= alerts.min_drop)
      ORDER BY p.l_score - p.b_score, p.entity_key;
 END
 $$;

@@ -1,5 +1,5 @@
 //! `score`, `band`, `assess`, `explain`, `churn_probability` in their four forms (model inline
-//! or by name, input as JSONB or as a row), and `validate`.
+//! or by name, input as JSONB or as a row), `validate`, and `_components` (a model's tree).
 
 use pgrx::pg_sys;
 
@@ -299,4 +299,29 @@ v1_function!(hs_require_valid_model, pg_finfo_hs_require_valid_model, |fcinfo| {
         models::compile(&JsonbRef::from_datum(d))?;
     }
     Ok(pg_sys::Datum::from(0usize))
+});
+
+// _components(config) → (component, parent, model_order, description): a valid model's
+// components in model order, parents first, from the compiled model (cached like any other).
+// alerts and drivers call it for every entity, where the recursive SQL it replaced cost 60 µs
+// (9 ms with JIT compiling it anew on every call).
+v1_function!(hs_components, pg_finfo_hs_components, |fcinfo| {
+    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    let compiled = models::compile(&JsonbRef::from_datum(d))?;
+    let nodes = &compiled.model.nodes;
+    pg_sys::InitMaterializedSRF(fcinfo, 0);
+    let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
+    let zero = pg_sys::Datum::from(0usize);
+    for (order, node) in nodes.iter().enumerate() {
+        let cells = [
+            Some(text_datum(&node.name)),
+            node.parent.map(|p| text_datum(&nodes[p].name)),
+            Some(pg_sys::Datum::from(order as i32 + 1)),
+            node.description.as_deref().map(text_datum),
+        ];
+        let mut values = cells.map(|c| c.unwrap_or(zero));
+        let mut nulls = cells.map(|c| c.is_none());
+        pg_sys::tuplestore_putvalues((*rsinfo).setResult, (*rsinfo).setDesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+    }
+    Ok(zero)
 });

@@ -622,6 +622,25 @@ fn snapshot_replaces_adds_and_writes_all_or_nothing() {
     assert!(by_hand.unwrap() >= 1, "account 1 must have worsened");
 }
 
+/// The component tree that drivers, alerts and generated views read: model order (parents
+/// first, depth first), parents and descriptions.
+#[pg_test]
+fn components_come_in_model_order_with_parents_and_descriptions() {
+    let rows = Spi::get_one::<String>(
+        r#"SELECT string_agg(format('%s/%s/%s/%s', component, coalesce(parent, '-'), model_order, coalesce(description, '-')), ' '
+                               ORDER BY model_order)
+             FROM health_score._components('{"components": [
+                 {"name": "u", "weight": 2, "description": "usage", "components": [
+                     {"name": "l", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 1}},
+                     {"name": "g", "weight": 1, "components": [
+                         {"name": "d", "weight": 1, "description": "deep", "normalize": {"type": "decay", "half_life": 3}}]},
+                     {"name": "a", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 1}}]},
+                 {"name": "z", "weight": 1, "normalize": {"type": "map", "values": {"x": 1}}}]}')"#,
+    )
+    .unwrap();
+    assert_eq!(rows.as_deref(), Some("u/-/1/usage l/u/2/- g/u/3/- d/g/4/deep a/u/5/- z/-/6/-"));
+}
+
 #[pg_test]
 fn latest_history_drivers_and_alerts() {
     setup_accounts();
