@@ -510,6 +510,78 @@ fn concurrent_rescores_neither_deadlock_nor_duplicate() {
     assert_eq!(rows, 59998);
 }
 
+/// `alerts` against the same question written plainly (tests/alerts_reference.sql: whole rows,
+/// one lookup per entity and baseline), on a random history: entities come and go, times are
+/// irregular, inputs go missing, and the model changes version (and components) halfway.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn alerts_match_a_plainly_written_reference_on_random_histories() {
+    let mut c = database("hs_alerts_reference");
+    c.batch_execute(include_str!("alerts_reference.sql")).unwrap();
+    c.batch_execute(
+        r#"SET client_min_messages = warning;
+        SELECT health_score.set_model('m', '{"bands": [{"name": "red", "min": 0}, {"name": "yellow", "min": 40}, {"name": "green", "min": 70}],
+          "components": [{"name": "a", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}},
+                         {"name": "g", "weight": 2, "components": [
+                             {"name": "b", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}},
+                             {"name": "c", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}]}');
+        SELECT health_score.set_model('m', '{"bands": [{"name": "low", "min": 0}, {"name": "high", "min": 50}],
+          "components": [{"name": "a", "weight": 3, "normalize": {"type": "linear", "min": 0, "max": 10}},
+                         {"name": "d", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}');
+        SELECT setseed(0.42);
+        CREATE TABLE src (id int, a float8, b float8, c float8, d float8);
+        DO $$
+        DECLARE i int;
+        BEGIN
+          FOR i IN 1..16 LOOP
+            TRUNCATE src;
+            INSERT INTO src SELECT g, CASE WHEN random() < 0.1 THEN NULL ELSE floor(random() * 11) END,
+                                   floor(random() * 11), floor(random() * 11), floor(random() * 11)
+              FROM generate_series(1, 400) g WHERE random() < 0.7;
+            PERFORM health_score.snapshot(CASE WHEN i > 10 THEN 'm@2' ELSE 'm@1' END, 'src', 'id',
+                timestamptz '2026-01-01' + (i * i % 17 + i * 2) * interval '1 day' + (i % 3) * interval '7 hours',
+                keep_inputs => false);
+          END LOOP;
+        END $$;"#,
+    )
+    .unwrap();
+    let mut alerted = 0;
+    for min_drop in ["0", "3", "10", "'Infinity'"] {
+        for since in ["0", "1 hour", "1 day", "3 days", "10 days", "1000 days"] {
+            let args = format!("'m', {min_drop}, '{since}'");
+            let row = c
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM health_score.alerts({args})),
+                                (SELECT count(*) FROM (SELECT * FROM health_score.alerts({args})
+                                                       EXCEPT ALL SELECT * FROM pg_temp.reference_alerts({args})) x)
+                              + (SELECT count(*) FROM (SELECT * FROM pg_temp.reference_alerts({args})
+                                                       EXCEPT ALL SELECT * FROM health_score.alerts({args})) y),
+                                (SELECT array_agg(entity_key) FROM health_score.alerts({args}))
+                                    IS NOT DISTINCT FROM (SELECT array_agg(entity_key) FROM pg_temp.reference_alerts({args}))"
+                    ),
+                    &[],
+                )
+                .unwrap();
+            let (n, differ, same_order): (i64, i64, bool) = (row.get(0), row.get(1), row.get(2));
+            assert_eq!(differ, 0, "alerts({args}) differs from the reference in {differ} rows");
+            assert!(same_order, "alerts({args}) lists the entities in another order");
+            alerted += n;
+        }
+    }
+    // the cases exercised something: alerts with drivers across both versions
+    assert!(alerted > 1_000, "{alerted}");
+    let across: i64 = c
+        .query_one(
+            "SELECT count(*) FROM health_score.alerts('m', 3, '10 days') a
+              WHERE a.drivers::text LIKE '%\"d\"%' AND a.drivers::text LIKE '%\"g\"%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(across > 0, "no alert compares the two versions' components");
+}
+
 /// Under REPEATABLE READ a snapshot cannot see the rows of a snapshot of the same time that
 /// committed after it began: a serialization failure (retry), not "more than one row for the
 /// same key"; a source that does repeat a key is still reported as such.
