@@ -728,6 +728,10 @@ DECLARE
     before_row health_score.scores;
     after_row health_score.scores;
 BEGIN
+    IF pg_catalog.strpos(drivers.model, '@') > 0 THEN
+        RAISE EXCEPTION 'drivers: give the model''s name, not a version (%)', drivers.model USING ERRCODE = '22023',
+            HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
+    END IF;
     PERFORM health_score._resolve_model(drivers.model);
     SELECT * INTO before_row FROM health_score.scores s
      WHERE s.model = drivers.model AND s.entity_key = drivers.entity_key AND s.scored_at <= drivers.from_at
@@ -751,6 +755,10 @@ CREATE FUNCTION health_score.alerts(model text, min_drop double precision, since
                    score_change double precision, band_change text, drivers jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF pg_catalog.strpos(alerts.model, '@') > 0 THEN
+        RAISE EXCEPTION 'alerts: give the model''s name, not a version (%)', alerts.model USING ERRCODE = '22023',
+            HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
+    END IF;
     PERFORM health_score._resolve_model(alerts.model);
     IF alerts.since IS NULL OR alerts.since < interval '0' THEN
         RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023',

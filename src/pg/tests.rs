@@ -706,6 +706,15 @@ fn latest_history_drivers_and_alerts() {
         assert_eq!(state, "22023", "{drop}: {message}");
         assert!(message.starts_with("alerts: min_drop must be"), "{message}");
     }
+    // a version reference would have matched no snapshot at all: an error, not an empty answer
+    for query in [
+        "SELECT * FROM health_score.alerts('churn@1', 5, '7 days')",
+        "SELECT * FROM health_score.drivers('churn@1', '1', '2026-01-01', '2026-01-15')",
+    ] {
+        let (state, message) = error_of(query);
+        assert_eq!(state, "22023", "{query}: {message}");
+        assert!(message.contains("give the model's name, not a version (churn@1)"), "{message}");
+    }
 }
 
 #[pg_test]
