@@ -508,6 +508,7 @@ DECLARE
     error_message text;
     error_detail text;
     error_hint text;
+    repeated_key text;
     replacing boolean;
     inputs_sql text := 'NULL::jsonb';
 BEGIN
@@ -594,7 +595,7 @@ BEGIN
         -- replace them after all (the insert above was rolled back with the block)
         -- under REPEATABLE READ or SERIALIZABLE the rows may also come from a snapshot of the
         -- same time that committed after this transaction began, which it cannot see: replacing
-        -- then fails with 40001 (a source that repeats a key still fails with 21000, below)
+        -- then fails with 40001 (a source that repeats a key fails with 21000, below)
         IF error_state = '23505' AND NOT replacing
            AND (current_setting('transaction_isolation') <> 'read committed'
                 OR EXISTS (SELECT FROM health_score.scores s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
@@ -602,7 +603,15 @@ BEGIN
             CONTINUE;
         END IF;
         IF error_state IN ('23505', '21000') THEN
-            error_message := format('snapshot: %s has more than one row for the same %s', snapshot.source, quote_ident(snapshot.key_column));
+            -- one code for one fault, whichever way the insert met the repeated key
+            error_state := '21000';
+            -- name one repeated key (the insert's own detail names the primary key's columns)
+            EXECUTE format('SELECT k FROM (SELECT src.%1$I::text AS k FROM %2$s AS src) s WHERE k IS NOT NULL
+                             GROUP BY k HAVING count(*) > 1 ORDER BY k LIMIT 1', snapshot.key_column, snapshot.source)
+               INTO repeated_key;
+            error_message := format('snapshot: %s has more than one row for the same %s%s', snapshot.source,
+                                    quote_ident(snapshot.key_column), ', such as "' || repeated_key || '"');
+            error_detail := NULL;
             error_hint := 'the key column must identify each entity once; aggregate or filter the source in a view';
         ELSIF error_state = '40001' THEN
             error_message := format('snapshot: the snapshot of %s at %s conflicts with a concurrent transaction (%s)',

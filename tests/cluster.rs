@@ -609,6 +609,7 @@ fn snapshots_under_repeatable_read_report_races_and_repeated_keys_apart() {
 
     a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
     let err = a.batch_execute("SELECT health_score.snapshot('m', 'twice', 'id', '2026-01-02')").unwrap_err();
+    assert_eq!(sqlstate(&err), "21000", "{err}");
     let db = err.as_db_error().unwrap();
     assert!(db.message().contains("has more than one row for the same id"), "{}", db.message());
     a.batch_execute("ROLLBACK").unwrap();
