@@ -642,6 +642,45 @@ fn components_come_in_model_order_with_parents_and_descriptions() {
 }
 
 #[pg_test]
+fn latest_matches_a_plainly_written_reference_on_random_histories() {
+    // three models, entities missing from some snapshots, NULL scores and bands among them
+    Spi::run(
+        "SELECT setseed(0.25);
+         INSERT INTO health_score.scores (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, components)
+         SELECT m, 1, e, at, score, (ARRAY['red', 'yellow', 'green'])[floor(score / 40) + 1], floor(score / 40), 1, '{}'
+           FROM (SELECT 'm' || i AS m, e::text AS e, timestamptz '2026-01-01' + d * interval '1 day' AS at,
+                        CASE WHEN random() < 0.15 THEN NULL ELSE random() * 100 END AS score, random() AS keep
+                   FROM generate_series(1, 3) i, generate_series(1, 150) e, generate_series(0, 9) d) r
+          WHERE keep < 0.5",
+    )
+    .unwrap();
+    let reference = "SELECT s.model, s.entity_key, s.scored_at, s.model_version, s.score, s.band, s.band_rank, s.coverage,
+                            s.segment, p.scored_at, p.score, p.band, p.band_rank, s.score - p.score,
+                            CASE WHEN p.scored_at IS NULL THEN 'new'
+                                 WHEN s.band_rank < p.band_rank THEN 'worsened'
+                                 WHEN s.band_rank > p.band_rank THEN 'improved'
+                                 WHEN s.band_rank = p.band_rank THEN 'same' END
+                       FROM health_score.scores s
+                       LEFT JOIN health_score.scores p
+                         ON p.model = s.model AND p.entity_key = s.entity_key
+                        AND p.scored_at = (SELECT max(x.scored_at) FROM health_score.scores x
+                                            WHERE x.model = s.model AND x.entity_key = s.entity_key AND x.scored_at < s.scored_at)
+                      WHERE s.scored_at = (SELECT max(x.scored_at) FROM health_score.scores x
+                                            WHERE x.model = s.model AND x.entity_key = s.entity_key)";
+    let differ = Spi::get_one::<i64>(&format!(
+        "SELECT count(*) FROM ((SELECT * FROM health_score.latest EXCEPT ALL {reference})
+                               UNION ALL ({reference} EXCEPT ALL SELECT * FROM health_score.latest)) d"
+    ))
+    .unwrap();
+    assert_eq!(differ, Some(0));
+    let entities = Spi::get_one::<i64>("SELECT count(*) FROM (SELECT DISTINCT model, entity_key FROM health_score.scores) e").unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.latest").unwrap(), entities);
+    // every kind of band change occurred
+    let kinds = Spi::get_one::<i64>("SELECT count(DISTINCT coalesce(band_change, 'null')) FROM health_score.latest").unwrap();
+    assert_eq!(kinds, Some(5));
+}
+
+#[pg_test]
 fn latest_history_drivers_and_alerts() {
     setup_accounts();
     // account 1 falls from green to red over three weekly snapshots; account 2 holds
