@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone, as root or not (re-runnable):
-#   1. installs what is missing (scripts/setup.sh);
+#   1. installs what is missing (scripts/setup.sh), then checks formatting and lints (rustfmt,
+#      clippy with warnings as errors) where the toolchain has them;
 #   2. `cargo pgrx test pg15`: the pure core's unit and property tests and the #[pg_test]s;
 #   3. installs the extension and runs the tests that need a cluster of their own (dump and
 #      restore, concurrent sessions, rolled-back versions) and the documentation's SQL examples
@@ -17,6 +18,14 @@ export PROPTEST_RNG_SEED=${PROPTEST_RNG_SEED:-20261123}
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 log=$(mktemp)
 trap 'bash scripts/cluster.sh stop target/test-cluster; rm -f "$log"' EXIT
+
+echo "== formatting and lints (cargo fmt --check; cargo clippy, warnings are errors)"
+if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
+  cargo fmt --check
+  cargo clippy --all-targets --features pg_test --quiet -- -D warnings
+else
+  echo "skipped: this toolchain has no rustfmt or clippy component"
+fi
 
 echo "== unit, property and pg tests (cargo pgrx test pg15)"
 cargo pgrx test pg15 2>&1 | tee -a "$log"
