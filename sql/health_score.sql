@@ -997,6 +997,9 @@ DECLARE
     g record;
     result regclass;
 BEGIN
+    -- one generation of a view at a time: a concurrent one would fail on the catalog rows of a
+    -- view this one has not committed yet; waiting, it then replaces the committed view
+    PERFORM pg_advisory_xact_lock(hashtext('health_score.create_view'), hashtext(target));
     shown_version := health_score._resolve_model(_generate_view.model);
     SELECT v.config INTO config FROM health_score.model_versions v
      WHERE v.name = _generate_view.model AND v.version = shown_version;

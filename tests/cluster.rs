@@ -463,6 +463,33 @@ fn concurrent_snapshots_neither_deadlock_nor_duplicate() {
     assert_eq!(rows, 20000);
 }
 
+/// Two sessions generating the same view at once: the second waits for the first and then
+/// replaces its view, instead of failing on the catalog rows the first has not committed yet.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn concurrent_create_views_of_one_name_take_turns() {
+    let mut setup = database("hs_view_concurrent");
+    setup
+        .batch_execute(&format!(
+            "SELECT health_score.set_model('m', '{BANDED}');
+             CREATE TABLE accounts AS SELECT g AS id, g % 11 AS logins FROM generate_series(1, 100) g;"
+        ))
+        .unwrap();
+    let mut first = connect("hs_view_concurrent");
+    first.batch_execute("BEGIN; SELECT health_score.create_view('account_health', 'm', 'accounts', 'id')").unwrap();
+    let second = std::thread::spawn(|| {
+        let mut c = connect("hs_view_concurrent");
+        c.batch_execute("SELECT health_score.create_view('account_health', 'm', 'accounts', 'id')")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    first.batch_execute("COMMIT").unwrap();
+    second.join().unwrap().unwrap();
+    let rows: i64 = setup.query_one("SELECT count(score) FROM account_health", &[]).unwrap().get(0);
+    assert_eq!(rows, 100);
+    let registered: i64 = setup.query_one("SELECT count(*) FROM health_score.views", &[]).unwrap().get(0);
+    assert_eq!(registered, 1);
+}
+
 /// Two rescores of one model version over overlapping ranges, one reading the history by
 /// entity (the primary key's order: '10' before '2') and one by time (the heap's: 2 before
 /// 10), write the same rows in different orders: without taking turns they deadlock.
