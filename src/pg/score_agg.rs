@@ -77,7 +77,9 @@ v1_function!(hs_score_agg_trans, pg_finfo_hs_score_agg_trans, |fcinfo| {
     let ctx = aggregate_context(fcinfo, "score_agg")?;
     let state = &mut *state_in(arg(fcinfo, 0), ctx);
     let flinfo = (*fcinfo).flinfo;
-    if let (Some(model), Some(key)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
+    // the model is taken from rows with a NULL key too: a group of only such rows scores the
+    // empty object (which zero or imputed rules can still score), as the key is ignored
+    if let Some(model) = arg(fcinfo, 1) {
         if model.value() != state.model_seen_at {
             let this = if pg_sys::get_fn_expr_argtype(flinfo, 1) == pg_sys::JSONBOID {
                 AggModel::Inline(JsonbRef::from_datum(model).bytes().to_vec())
@@ -91,6 +93,8 @@ v1_function!(hs_score_agg_trans, pg_finfo_hs_score_agg_trans, |fcinfo| {
             }
             state.model_seen_at = model.value();
         }
+    }
+    if let (Some(_), Some(key)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
         let value = match arg(fcinfo, 3) {
             None => Stored::Missing,
             Some(v) => {

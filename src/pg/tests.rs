@@ -219,6 +219,12 @@ fn score_agg_equals_scoring_the_object() {
     assert_eq!(same, Some(true));
     let text_form = sql_f64("SELECT health_score.score_agg('churn', k, v) FROM (VALUES ('logins', '10'), ('nps', 'promoter'), (NULL, 'ignored')) t(k, v)");
     assert!(close(text_form, core_score(serde_json::json!({"logins": "10", "nps": "promoter"}))));
+    // a group of NULL keys only is the empty object: NULL under reweight, 0 when missing is zero
+    let zero = r#"{"missing": "zero", "components": [{"name": "a", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}"#;
+    let empty = format!("SELECT health_score.score_agg($${zero}$$::jsonb, k, v) FROM (VALUES (NULL::text, '5'::jsonb)) t(k, v)");
+    assert_eq!(sql_f64(&empty), Some(0.0));
+    let reweighted = empty.replace(r#""missing": "zero", "#, "");
+    assert_eq!(sql_f64(&reweighted), None);
     install_error_helper();
     let (state, message) = error_of("SELECT health_score.score_agg('churn', k, v) FROM (VALUES ('logins', 1.0), ('logins', 2.0)) t(k, v)");
     assert_eq!(state, "22023");
