@@ -709,29 +709,12 @@ CREATE FUNCTION health_score._components(config jsonb)
     AS 'MODULE_PATHNAME', 'hs_components' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 20;
 COMMENT ON FUNCTION health_score._components(jsonb) IS 'A model''s components in model order (parents first), with their parents and descriptions';
 
-CREATE FUNCTION health_score._changes(model text, before_version integer, before jsonb, after_version integer, after jsonb)
-    RETURNS TABLE (component text, parent text, points_before double precision, points_after double precision, change double precision)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    WITH tree AS (
-        SELECT t.component, t.parent, 0 AS side, t.model_order
-          FROM health_score.model_versions v, health_score._components(v.config) t
-         WHERE v.name = _changes.model AND v.version = _changes.after_version
-        UNION ALL
-        SELECT t.component, t.parent, 1, t.model_order
-          FROM health_score.model_versions v, health_score._components(v.config) t
-         WHERE v.name = _changes.model AND v.version = _changes.before_version
-    ), named AS (
-        SELECT DISTINCT ON (tree.component) tree.component, tree.parent, tree.side, tree.model_order
-          FROM tree ORDER BY tree.component, tree.side
-    )
-    SELECT n.component, n.parent, b.points, a.points, a.points - b.points
-      FROM named n,
-           LATERAL (SELECT coalesce((_changes.before -> n.component ->> 'points')::double precision, 0) AS points) b,
-           LATERAL (SELECT coalesce((_changes.after -> n.component ->> 'points')::double precision, 0) AS points) a
-     ORDER BY n.side, n.model_order
-$$;
-COMMENT ON FUNCTION health_score._changes(text, integer, jsonb, integer, jsonb) IS
-    'Per component of either version: points before and after (0 where absent) and the change';
+CREATE FUNCTION health_score._drivers(model text, before_version integer, before jsonb, after_version integer,
+                                      after jsonb, changed_only boolean)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'hs_drivers' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._drivers(text, integer, jsonb, integer, jsonb, boolean) IS
+    'The drivers of change between two snapshots'' components scored by two versions of a model, as a JSON array of {component, parent, points_before, points_after, change}: every component of either version, matched by name and parent (0 points on a side without it), in model order; or, with changed_only, those that changed, most negative first';
 
 CREATE FUNCTION health_score.drivers(model text, entity_key text, from_at timestamptz, to_at timestamptz)
     RETURNS TABLE (component text, parent text, points_before double precision, points_after double precision, change double precision)
@@ -754,8 +737,12 @@ BEGIN
     IF before_row.scored_at IS NULL OR after_row.scored_at IS NULL THEN
         RETURN;
     END IF;
-    RETURN QUERY SELECT * FROM health_score._changes(drivers.model, before_row.model_version, before_row.components,
-                                                      after_row.model_version, after_row.components);
+    RETURN QUERY
+    SELECT d.component, d.parent, d.points_before, d.points_after, d.change
+      FROM jsonb_to_recordset(health_score._drivers(drivers.model, before_row.model_version, before_row.components,
+                                                    after_row.model_version, after_row.components, false))
+           AS d(component text, parent text, points_before double precision, points_after double precision,
+                change double precision);
 END
 $$;
 COMMENT ON FUNCTION health_score.drivers(text, text, timestamptz, timestamptz) IS
@@ -799,11 +786,6 @@ BEGIN
          WHERE t.scored_at <= t.l_at - alerts.since OR t.scored_at < t.l_at
          ORDER BY t.entity_key, t.scored_at <= t.l_at - alerts.since DESC,
                   CASE WHEN t.scored_at <= t.l_at - alerts.since THEN t.scored_at END DESC, t.scored_at
-    ), tree AS MATERIALIZED (
-        -- every version's components once, rather than once per alert as _changes would
-        SELECT v.version, c.component, c.parent
-          FROM health_score.model_versions v, health_score._components(v.config) c
-         WHERE v.name = alerts.model
     ), pairs AS (
         SELECT l.entity_key, b.scored_at AS b_at, l.scored_at AS l_at, b.score AS b_score, l.score AS l_score,
                b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
@@ -814,21 +796,10 @@ BEGIN
     SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
            CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
                 WHEN p.l_rank = p.b_rank THEN 'same' END,
-           -- as health_score._changes gives them: every component of either version (its parent
-           -- as the latest version has it), points before and after (0 where absent)
-           (SELECT jsonb_agg(jsonb_build_object('component', c.component, 'parent', c.parent,
-                                                'points_before', c.points_before, 'points_after', c.points_after,
-                                                'change', c.points_after - c.points_before)
-                             ORDER BY c.points_after - c.points_before, c.component)
-              FROM (SELECT DISTINCT ON (t.component) t.component, t.parent,
-                           coalesce((sb.components -> t.component ->> 'points')::double precision, 0) AS points_before,
-                           coalesce((sl.components -> t.component ->> 'points')::double precision, 0) AS points_after
-                      FROM health_score.scores sb, health_score.scores sl, tree t
-                     WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
-                       AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at
-                       AND t.version IN (p.b_version, p.l_version)
-                     ORDER BY t.component, t.version <> p.l_version) c
-             WHERE c.points_after - c.points_before <> 0)
+           (SELECT health_score._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
+              FROM health_score.scores sb, health_score.scores sl
+             WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
+               AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at)
       FROM pairs p
      ORDER BY p.l_score - p.b_score, p.entity_key;
 END

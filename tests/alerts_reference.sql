@@ -1,7 +1,40 @@
 -- What health_score.alerts returns, written plainly: each entity's latest snapshot, then its
 -- last snapshot at or before (latest - since) or else its earliest after that, found by one
--- lookup each through the primary key, with whole rows and health_score._changes per entity.
+-- lookup each through the primary key, with whole rows and pg_temp.reference_changes per entity.
 -- tests/cluster.rs compares alerts with it on random histories.
+
+-- Per component of either version, matched by name and parent: points before and after (0 on
+-- a side without it) and the change; the later version's components first, in model order.
+CREATE FUNCTION pg_temp.reference_changes(model text, before_version integer, before jsonb,
+                                          after_version integer, after jsonb)
+    RETURNS TABLE (component text, parent text, points_before double precision, points_after double precision,
+                   change double precision)
+LANGUAGE sql STABLE AS $$
+    WITH ta AS (
+        SELECT t.component, t.parent, t.model_order
+          FROM health_score.model_versions v, health_score._components(v.config) t
+         WHERE v.name = reference_changes.model AND v.version = reference_changes.after_version
+    ), tb AS (
+        SELECT t.component, t.parent, t.model_order
+          FROM health_score.model_versions v, health_score._components(v.config) t
+         WHERE v.name = reference_changes.model AND v.version = reference_changes.before_version
+    ), rows AS (
+        SELECT ta.component, ta.parent, 0 AS side, ta.model_order,
+               CASE WHEN EXISTS (SELECT FROM tb WHERE tb.component = ta.component AND tb.parent IS NOT DISTINCT FROM ta.parent)
+                    THEN coalesce((reference_changes.before -> ta.component ->> 'points')::double precision, 0)
+                    ELSE 0 END AS points_before,
+               coalesce((reference_changes.after -> ta.component ->> 'points')::double precision, 0) AS points_after
+          FROM ta
+        UNION ALL
+        SELECT tb.component, tb.parent, 1, tb.model_order,
+               coalesce((reference_changes.before -> tb.component ->> 'points')::double precision, 0), 0
+          FROM tb
+         WHERE NOT EXISTS (SELECT FROM ta WHERE ta.component = tb.component AND ta.parent IS NOT DISTINCT FROM tb.parent)
+    )
+    SELECT r.component, r.parent, r.points_before, r.points_after, r.points_after - r.points_before
+      FROM rows r ORDER BY r.side, r.model_order
+$$;
+
 CREATE FUNCTION pg_temp.reference_alerts(model text, min_drop double precision, since interval)
     RETURNS TABLE (entity_key text, baseline_at timestamptz, baseline_score double precision, baseline_band text,
                    latest_at timestamptz, latest_score double precision, latest_band text,
@@ -33,10 +66,11 @@ LANGUAGE sql STABLE AS $$
     SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
            CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
                 WHEN p.l_rank = p.b_rank THEN 'same' END,
-           (SELECT jsonb_agg(jsonb_build_object('component', c.component, 'parent', c.parent,
-                                                'points_before', c.points_before, 'points_after', c.points_after,
-                                                'change', c.change) ORDER BY c.change, c.component)
-              FROM health_score._changes(reference_alerts.model, p.b_version, p.b_components, p.l_version, p.l_components) c
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('component', c.component, 'parent', c.parent,
+                                                         'points_before', c.points_before, 'points_after', c.points_after,
+                                                         'change', c.change) ORDER BY c.change, c.component COLLATE "C"),
+                            '[]')
+              FROM pg_temp.reference_changes(reference_alerts.model, p.b_version, p.b_components, p.l_version, p.l_components) c
              WHERE c.change <> 0)
       FROM pairs p
      WHERE p.b_at IS NOT NULL

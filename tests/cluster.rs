@@ -555,6 +555,12 @@ fn alerts_match_a_plainly_written_reference_on_random_histories() {
         SELECT health_score.set_model('m', '{"bands": [{"name": "low", "min": 0}, {"name": "high", "min": 50}],
           "components": [{"name": "a", "weight": 3, "normalize": {"type": "linear", "min": 0, "max": 10}},
                          {"name": "d", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}');
+        -- version 3 moves a into the group g and b out of it
+        SELECT health_score.set_model('m', '{"bands": [{"name": "red", "min": 0}, {"name": "yellow", "min": 40}, {"name": "green", "min": 70}],
+          "components": [{"name": "b", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}},
+                         {"name": "g", "weight": 2, "components": [
+                             {"name": "a", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}},
+                             {"name": "c", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}]}');
         SELECT setseed(0.42);
         CREATE TABLE src (id int, a float8, b float8, c float8, d float8);
         DO $$
@@ -565,7 +571,7 @@ fn alerts_match_a_plainly_written_reference_on_random_histories() {
             INSERT INTO src SELECT g, CASE WHEN random() < 0.1 THEN NULL ELSE floor(random() * 11) END,
                                    floor(random() * 11), floor(random() * 11), floor(random() * 11)
               FROM generate_series(1, 400) g WHERE random() < 0.7;
-            PERFORM health_score.snapshot(CASE WHEN i > 10 THEN 'm@2' ELSE 'm@1' END, 'src', 'id',
+            PERFORM health_score.snapshot(CASE WHEN i > 13 THEN 'm@3' WHEN i > 10 THEN 'm@2' ELSE 'm@1' END, 'src', 'id',
                 timestamptz '2026-01-01' + (i * i % 17 + i * 2) * interval '1 day' + (i % 3) * interval '7 hours',
                 keep_inputs => false);
           END LOOP;
@@ -607,6 +613,27 @@ fn alerts_match_a_plainly_written_reference_on_random_histories() {
         .unwrap()
         .get(0);
     assert!(across > 0, "no alert compares the two versions' components");
+    // a component that moved between groups is two drivers, one under each parent, and on each
+    // side the top-level points add up to the score
+    let moved: i64 = c
+        .query_one(
+            "SELECT count(*) FROM health_score.alerts('m', 0, '1000 days') a
+              WHERE (SELECT count(*) FROM jsonb_array_elements(a.drivers) d WHERE d ->> 'component' = 'a') = 2",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(moved > 0, "no alert shows a component that moved between groups");
+    let unbalanced: i64 = c
+        .query_one(
+            "SELECT count(*) FROM health_score.alerts('m', 0, '1000 days') a
+              WHERE abs(coalesce((SELECT sum((d ->> 'change')::float8) FROM jsonb_array_elements(a.drivers) d
+                                  WHERE d -> 'parent' = 'null'), 0) - a.score_change) > 1e-9",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(unbalanced, 0);
 }
 
 /// Under REPEATABLE READ a snapshot cannot see the rows of a snapshot of the same time that

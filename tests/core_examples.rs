@@ -319,3 +319,54 @@ fn description_is_allowed_only_where_the_format_says() {
     assert!(paths.contains(&"calibration.description"), "{f:?}");
     assert!(paths.contains(&"components[0].normalize.steps[0].description"), "{f:?}");
 }
+
+#[test]
+fn drivers_cover_both_versions_of_a_model() {
+    use health_score::core::drivers::{changed, drivers};
+    let lin = json!({"type": "linear", "min": 0, "max": 10});
+    // version 1: usage(logins, seats), nps; version 2 moves nps into a new group and drops seats
+    let v1 = model(json!({"components": [
+        {"name": "usage", "weight": 2, "components": [leaf("logins", 1.0, lin.clone()), leaf("seats", 1.0, lin.clone())]},
+        leaf("nps", 1.0, lin.clone())]}));
+    let v2 = model(json!({"components": [
+        {"name": "usage", "weight": 2, "components": [leaf("logins", 1.0, lin.clone())]},
+        {"name": "voice", "weight": 1, "components": [leaf("nps", 1.0, lin)]}]}));
+    let before = |c: &str| match c {
+        "usage" => Some(50.0),
+        "logins" => Some(30.0),
+        "seats" => Some(20.0),
+        "nps" => Some(10.0),
+        _ => None,
+    };
+    let after = |c: &str| match c {
+        "usage" => Some(40.0),
+        "logins" => Some(40.0),
+        "voice" | "nps" => Some(10.0),
+        _ => None,
+    };
+    let all = drivers(&v1, &v2, before, after);
+    let rows: Vec<(&str, Option<&str>, f64, f64)> =
+        all.iter().map(|d| (d.component, d.parent, d.points_before, d.points_after)).collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("usage", None, 50.0, 40.0),
+            ("logins", Some("usage"), 30.0, 40.0),
+            ("voice", None, 0.0, 10.0),
+            ("nps", Some("voice"), 0.0, 10.0),
+            ("seats", Some("usage"), 20.0, 0.0),
+            ("nps", None, 10.0, 0.0),
+        ]
+    );
+    // the top-level rows add up to the score's change (60 -> 50), and each group's children
+    // to the group's change
+    let change = |parent: Option<&str>| all.iter().filter(|d| d.parent == parent).map(|d| d.change()).sum::<f64>();
+    assert_eq!(change(None), -10.0);
+    assert_eq!(change(Some("usage")), -10.0);
+    assert_eq!(change(Some("voice")), 10.0);
+    let moved: Vec<(&str, f64)> = changed(all).iter().map(|d| (d.component, d.change())).collect();
+    assert_eq!(
+        moved,
+        vec![("seats", -20.0), ("nps", -10.0), ("usage", -10.0), ("logins", 10.0), ("nps", 10.0), ("voice", 10.0)]
+    );
+}

@@ -5,6 +5,7 @@ pub mod auc;
 pub mod backtest;
 pub mod bytes;
 pub mod calibrate;
+pub mod drivers;
 pub mod error;
 pub mod fit;
 pub mod json;

@@ -76,6 +76,37 @@ impl JsonbRef {
     }
 }
 
+impl JsonbRef {
+    /// The number at `key` then `inner` (`value -> key -> inner`), None when either is absent
+    /// or it is not a number.
+    pub fn nested_number(&self, key: &str, inner: &str) -> Option<f64> {
+        unsafe {
+            let outer = pg_sys::getKeyJsonValueFromContainer(
+                self.root(),
+                key.as_ptr() as *const std::ffi::c_char,
+                key.len() as i32,
+                std::ptr::null_mut(),
+            );
+            if outer.is_null() || (*outer).type_ != pg_sys::jbvType::jbvBinary {
+                return None;
+            }
+            let found = pg_sys::getKeyJsonValueFromContainer(
+                (*outer).val.binary.data,
+                inner.as_ptr() as *const std::ffi::c_char,
+                inner.len() as i32,
+                std::ptr::null_mut(),
+            );
+            if found.is_null() || (*found).type_ != pg_sys::jbvType::jbvNumeric {
+                return None;
+            }
+            match numeric_value((*found).val.numeric, false) {
+                Value::Number { value, .. } => Some(value),
+                _ => None,
+            }
+        }
+    }
+}
+
 unsafe fn text_of<'a>(s: &pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1) -> Cow<'a, str> {
     super::utf8(std::slice::from_raw_parts(s.val as *const u8, s.len.max(0) as usize))
 }

@@ -1,4 +1,5 @@
-//! Writing JSONB in its binary format directly, for the per-row `components` of snapshots.
+//! Writing JSONB in its binary format directly, for the per-row `components` of snapshots and
+//! the drivers of each alert.
 //!
 //! Why: `jsonb_in` on JSON text, or PostgreSQL's `float8 → numeric` conversion (which prints
 //! and re-parses every number), costs microseconds per row; writing the bytes into a reused
@@ -15,6 +16,7 @@ const JENTRY_ISNULL: u32 = 0x4000_0000;
 const JENTRY_ISCONTAINER: u32 = 0x5000_0000;
 const JB_OFFSET_STRIDE: usize = 32;
 const JB_FOBJECT: u32 = 0x2000_0000;
+const JB_FARRAY: u32 = 0x4000_0000;
 
 /// The order in which an object's keys (`key(i)` for `i` in `0..n`) are stored: by length, then
 /// bytes.
@@ -78,6 +80,28 @@ pub fn write_object<'k>(
     for (i, &k) in order.iter().enumerate() {
         let meta = value(buf, k);
         set_entry(buf, n + i, meta);
+    }
+    JENTRY_ISCONTAINER | (buf.len() - base) as u32
+}
+
+/// Appends an array of `n` elements; `value(buf, i)` appends element `i` and returns its
+/// JEntry. Returns the array's JEntry.
+pub fn write_array(buf: &mut Vec<u8>, n: usize, mut value: impl FnMut(&mut Vec<u8>, usize) -> u32) -> u32 {
+    let base = buf.len();
+    pad_to_int(buf);
+    buf.extend_from_slice(&(JB_FARRAY | n as u32).to_ne_bytes());
+    let entries_at = buf.len();
+    buf.resize(entries_at + 4 * n, 0);
+    let mut total = 0u32;
+    for i in 0..n {
+        let meta = value(buf, i);
+        total += meta & JENTRY_OFFLENMASK;
+        let meta = if i.is_multiple_of(JB_OFFSET_STRIDE) {
+            (meta & !JENTRY_OFFLENMASK) | total | JENTRY_HAS_OFF
+        } else {
+            meta
+        };
+        buf[entries_at + 4 * i..entries_at + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
     }
     JENTRY_ISCONTAINER | (buf.len() - base) as u32
 }

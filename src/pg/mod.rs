@@ -3,6 +3,7 @@
 
 pub mod auc;
 pub mod backtest;
+pub mod drivers;
 pub mod fit;
 pub mod jsonb;
 pub mod jsonb_build;
