@@ -687,6 +687,52 @@ fn latest_matches_a_plainly_written_reference_on_random_histories() {
 }
 
 #[pg_test]
+fn drivers_of_a_model_with_more_than_32_components() {
+    // JSONB stores an offset instead of a length in every 32nd entry of an array
+    let leaves: Vec<String> = (1..=40)
+        .map(|i| format!(r#"{{"name": "l{i}", "weight": {i}, "normalize": {{"type": "linear", "min": 0, "max": 100}}}}"#))
+        .collect();
+    Spi::run(&format!("SELECT health_score.set_model('wide', '{{\"components\": [{}]}}')", leaves.join(", "))).unwrap();
+    let columns: Vec<String> = (1..=40).map(|i| format!("l{i} float8")).collect();
+    let first: Vec<String> = (1..=40).map(|i| format!("{}", (i * 7) % 100)).collect();
+    let second: Vec<String> = (1..=40).map(|i| format!("{}", (i * 13) % 100)).collect();
+    Spi::run(&format!(
+        "CREATE TABLE wide (id int, {});
+         INSERT INTO wide VALUES (1, {});
+         SELECT health_score.snapshot('wide', 'wide', 'id', '2026-01-01');
+         UPDATE wide SET ({}) = ({});
+         SELECT health_score.snapshot('wide', 'wide', 'id', '2026-01-02');",
+        columns.join(", "),
+        first.join(", "),
+        (1..=40).map(|i| format!("l{i}")).collect::<Vec<_>>().join(", "),
+        second.join(", ")
+    ))
+    .unwrap();
+    let rows = Spi::get_one::<i64>("SELECT count(*) FROM health_score.drivers('wide', '1', '2026-01-01', '2026-01-02')").unwrap();
+    assert_eq!(rows, Some(40));
+    // each leaf's change by hand: share i / 820 of the scale, n moves from (7i mod 100) to (13i mod 100) percent
+    let wrong = Spi::get_one::<i64>(
+        "SELECT count(*) FROM health_score.drivers('wide', '1', '2026-01-01', '2026-01-02') d,
+                LATERAL (SELECT substr(d.component, 2)::int AS i) l
+          WHERE abs(d.change - l.i / 820.0 * ((l.i * 13 % 100) - (l.i * 7 % 100))) > 1e-9",
+    )
+    .unwrap();
+    assert_eq!(wrong, Some(0));
+    let total = sql_f64("SELECT sum(change) FROM health_score.drivers('wide', '1', '2026-01-01', '2026-01-02')");
+    let scores = sql_f64("SELECT max(score) FILTER (WHERE scored_at = '2026-01-02') - max(score) FILTER (WHERE scored_at = '2026-01-01') FROM health_score.scores");
+    assert!(close(total, scores));
+    // the array PostgreSQL reads back equals the one it parses from its own text
+    let same = Spi::get_one::<bool>(
+        "SELECT d = d::text::jsonb AND jsonb_array_length(d) = 40 AND d -> 35 ->> 'component' = 'l36'
+           FROM (SELECT health_score._drivers('wide', 1, a.components, 1, b.components, false) AS d
+                   FROM health_score.scores a, health_score.scores b
+                  WHERE a.scored_at = '2026-01-01' AND b.scored_at = '2026-01-02') x",
+    )
+    .unwrap();
+    assert_eq!(same, Some(true));
+}
+
+#[pg_test]
 fn latest_history_drivers_and_alerts() {
     setup_accounts();
     // account 1 falls from green to red over three weekly snapshots; account 2 holds
