@@ -47,6 +47,34 @@ fn pad_to_int(buf: &mut Vec<u8>) -> u32 {
     pad as u32
 }
 
+/// The JEntries of one container, filled in order: each entry holds its value's length, or
+/// every `JB_OFFSET_STRIDE`th the end offset of the values so far.
+struct Entries {
+    at: usize,
+    total: u32,
+}
+
+impl Entries {
+    fn set(&mut self, buf: &mut [u8], i: usize, meta: u32) {
+        self.total += meta & JENTRY_OFFLENMASK;
+        let meta = if i.is_multiple_of(JB_OFFSET_STRIDE) {
+            (meta & !JENTRY_OFFLENMASK) | self.total | JENTRY_HAS_OFF
+        } else {
+            meta
+        };
+        buf[self.at + 4 * i..self.at + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
+    }
+}
+
+/// Starts a container (`header` with its entry count) with room for `entries` JEntries.
+fn start_container(buf: &mut Vec<u8>, header: u32, entries: usize) -> Entries {
+    pad_to_int(buf);
+    buf.extend_from_slice(&header.to_ne_bytes());
+    let at = buf.len();
+    buf.resize(at + 4 * entries, 0);
+    Entries { at, total: 0 }
+}
+
 /// Appends an object whose keys (unique) are `key(i)` in the stored order `order` (from
 /// `key_order`); `value(buf, i)` appends the value of `key(i)` and returns its JEntry. Returns
 /// the object's JEntry.
@@ -57,29 +85,16 @@ pub fn write_object<'k>(
     mut value: impl FnMut(&mut Vec<u8>, usize) -> u32,
 ) -> u32 {
     let base = buf.len();
-    pad_to_int(buf);
     let n = order.len();
-    buf.extend_from_slice(&(JB_FOBJECT | n as u32).to_ne_bytes());
-    let entries_at = buf.len();
-    buf.resize(entries_at + 8 * n, 0);
-    let mut total = 0u32;
-    let mut set_entry = |buf: &mut Vec<u8>, i: usize, meta: u32| {
-        total += meta & JENTRY_OFFLENMASK;
-        let meta = if i.is_multiple_of(JB_OFFSET_STRIDE) {
-            (meta & !JENTRY_OFFLENMASK) | total | JENTRY_HAS_OFF
-        } else {
-            meta
-        };
-        buf[entries_at + 4 * i..entries_at + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
-    };
+    let mut entries = start_container(buf, JB_FOBJECT | n as u32, 2 * n);
     for (i, &k) in order.iter().enumerate() {
         let name = key(k);
         buf.extend_from_slice(name.as_bytes());
-        set_entry(buf, i, JENTRY_ISSTRING | name.len() as u32);
+        entries.set(buf, i, JENTRY_ISSTRING | name.len() as u32);
     }
     for (i, &k) in order.iter().enumerate() {
         let meta = value(buf, k);
-        set_entry(buf, n + i, meta);
+        entries.set(buf, n + i, meta);
     }
     JENTRY_ISCONTAINER | (buf.len() - base) as u32
 }
@@ -88,20 +103,10 @@ pub fn write_object<'k>(
 /// JEntry. Returns the array's JEntry.
 pub fn write_array(buf: &mut Vec<u8>, n: usize, mut value: impl FnMut(&mut Vec<u8>, usize) -> u32) -> u32 {
     let base = buf.len();
-    pad_to_int(buf);
-    buf.extend_from_slice(&(JB_FARRAY | n as u32).to_ne_bytes());
-    let entries_at = buf.len();
-    buf.resize(entries_at + 4 * n, 0);
-    let mut total = 0u32;
+    let mut entries = start_container(buf, JB_FARRAY | n as u32, n);
     for i in 0..n {
         let meta = value(buf, i);
-        total += meta & JENTRY_OFFLENMASK;
-        let meta = if i.is_multiple_of(JB_OFFSET_STRIDE) {
-            (meta & !JENTRY_OFFLENMASK) | total | JENTRY_HAS_OFF
-        } else {
-            meta
-        };
-        buf[entries_at + 4 * i..entries_at + 4 * i + 4].copy_from_slice(&meta.to_ne_bytes());
+        entries.set(buf, i, meta);
     }
     JENTRY_ISCONTAINER | (buf.len() - base) as u32
 }
