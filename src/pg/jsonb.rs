@@ -77,9 +77,14 @@ impl JsonbRef {
 }
 
 impl JsonbRef {
-    /// The number at `key` then `inner` (`value -> key -> inner`), None when either is absent
-    /// or it is not a number.
+    /// The number at `key` then `inner` (`value -> key -> inner`), None when either is absent,
+    /// is not inside an object, or is not a number.
     pub fn nested_number(&self, key: &str, inner: &str) -> Option<f64> {
+        const JB_FOBJECT: u32 = 0x2000_0000;
+        // getKeyJsonValueFromContainer reads an array's entries as an object's: only objects
+        if !self.is_object() {
+            return None;
+        }
         unsafe {
             let outer = pg_sys::getKeyJsonValueFromContainer(
                 self.root(),
@@ -87,7 +92,10 @@ impl JsonbRef {
                 key.len() as i32,
                 std::ptr::null_mut(),
             );
-            if outer.is_null() || (*outer).type_ != pg_sys::jbvType::jbvBinary {
+            if outer.is_null()
+                || (*outer).type_ != pg_sys::jbvType::jbvBinary
+                || (*(*outer).val.binary.data).header & JB_FOBJECT == 0
+            {
                 return None;
             }
             let found = pg_sys::getKeyJsonValueFromContainer(

@@ -730,6 +730,14 @@ fn drivers_of_a_model_with_more_than_32_components() {
     )
     .unwrap();
     assert_eq!(same, Some(true));
+    // components that are not objects of objects (written by hand) count 0, without a crash
+    for odd in ["'[1, 2, 3]'", "'5'", r#"'{"l1": [1, 2], "l2": {"points": "x"}, "l3": {"points": 7}}'"#] {
+        let points = sql_f64(&format!(
+            "SELECT sum((d ->> 'points_before')::float8) FROM jsonb_array_elements(
+                 health_score._drivers('wide', 1, {odd}::jsonb, 1, {odd}::jsonb, false)) d"
+        ));
+        assert_eq!(points, Some(if odd.contains("l3") { 7.0 } else { 0.0 }), "{odd}");
+    }
 }
 
 #[pg_test]
