@@ -473,6 +473,10 @@ CREATE FUNCTION health_score._require_column(caller text, source regclass, colum
     RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF _require_column.source IS NULL OR _require_column.column_name IS NULL THEN
+        RAISE EXCEPTION '%: the table and the column name must not be NULL', caller USING ERRCODE = '22023',
+            HINT = coalesce(_require_column.hint, 'name a table or view, and one of its columns');
+    END IF;
     IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _require_column.source
                       AND a.attname = _require_column.column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
         RAISE EXCEPTION '%: % has no column %', caller, source, quote_ident(column_name)
@@ -491,7 +495,7 @@ $$;
 COMMENT ON FUNCTION health_score._columns_hint(regclass) IS
     'A hint for a column that is not there: the relation''s columns (the first 30)';
 COMMENT ON FUNCTION health_score._require_column(text, regclass, text, text) IS
-    'Raises 42703, prefixed by the calling function''s name, unless the table or view has the column';
+    'Raises 42703, prefixed by the calling function''s name, unless the table or view has the column (22023 when either is NULL)';
 
 CREATE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now(),
                                       keep_inputs boolean DEFAULT true)
@@ -723,6 +727,10 @@ DECLARE
     before_row health_score.scores;
     after_row health_score.scores;
 BEGIN
+    IF drivers.model IS NULL THEN
+        RAISE EXCEPTION 'drivers: the model must not be NULL' USING ERRCODE = '22023',
+            HINT = 'a registered model''s name, such as ''churn''';
+    END IF;
     IF pg_catalog.strpos(drivers.model, '@') > 0 THEN
         RAISE EXCEPTION 'drivers: give the model''s name, not a version (%)', drivers.model USING ERRCODE = '22023',
             HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
@@ -754,6 +762,10 @@ CREATE FUNCTION health_score.alerts(model text, min_drop double precision, since
                    score_change double precision, band_change text, drivers jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF alerts.model IS NULL THEN
+        RAISE EXCEPTION 'alerts: the model must not be NULL' USING ERRCODE = '22023',
+            HINT = 'a registered model''s name, such as ''churn''';
+    END IF;
     IF pg_catalog.strpos(alerts.model, '@') > 0 THEN
         RAISE EXCEPTION 'alerts: give the model''s name, not a version (%)', alerts.model USING ERRCODE = '22023',
             HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
@@ -1171,6 +1183,10 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     column_type regtype;
 BEGIN
+    IF _outcome_sql.source IS NULL OR _outcome_sql.outcome_column IS NULL THEN
+        RAISE EXCEPTION 'the source and the outcome column must not be NULL' USING ERRCODE = '22023',
+            HINT = 'name a table or view with one row per account, and its outcome column (boolean, or integer 0/1)';
+    END IF;
     SELECT a.atttypid::regtype INTO column_type FROM pg_attribute a
      WHERE a.attrelid = _outcome_sql.source AND a.attname = _outcome_sql.outcome_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF column_type IS NULL THEN
@@ -1194,6 +1210,10 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pinned integer := health_score._resolve_model(_model_sql.model);
 BEGIN
+    IF _model_sql.model IS NULL THEN
+        RAISE EXCEPTION 'the model must not be NULL' USING ERRCODE = '22023',
+            HINT = 'a registered model''s name (''churn'' or ''churn@2''), or a model as jsonb';
+    END IF;
     model_sql := quote_literal(regexp_replace(_model_sql.model, '@[^@]*$', '') || '@' || pinned);
     SELECT v.config INTO config FROM health_score.model_versions v
      WHERE v.name = regexp_replace(_model_sql.model, '@[^@]*$', '') AND v.version = pinned;
@@ -1202,6 +1222,10 @@ $$;
 CREATE FUNCTION health_score._model_sql(model jsonb, OUT model_sql text, OUT config jsonb)
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF _model_sql.model IS NULL THEN
+        RAISE EXCEPTION 'the model must not be NULL' USING ERRCODE = '22023',
+            HINT = 'a registered model''s name (''churn'' or ''churn@2''), or a model as jsonb';
+    END IF;
     PERFORM health_score._require_valid_model(_model_sql.model);
     model_sql := quote_literal(_model_sql.model::text) || '::jsonb';
     config := _model_sql.model;
@@ -1360,6 +1384,10 @@ DECLARE
     history_sql text := 'health_score.scores';
     churned_at_type regtype;
 BEGIN
+    IF backtest.model IS NULL THEN
+        RAISE EXCEPTION 'backtest: the model must not be NULL' USING ERRCODE = '22023',
+            HINT = 'a registered model''s name, such as ''churn''';
+    END IF;
     PERFORM health_score._resolve_model(model_name);
     IF backtest.history IS DISTINCT FROM 'scores' AND backtest.history IS DISTINCT FROM 'rescored' THEN
         RAISE EXCEPTION 'backtest: unknown history %', quote_literal(backtest.history) USING ERRCODE = '22023',

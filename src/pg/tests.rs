@@ -522,6 +522,42 @@ fn setup_accounts() {
 }
 
 #[pg_test]
+fn a_null_argument_to_the_table_functions_is_a_clear_error() {
+    setup_accounts();
+    Spi::run(
+        "ALTER TABLE accounts ADD COLUMN churned boolean;
+         CREATE TABLE churn (id int, churned_at timestamptz);
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01');",
+    )
+    .unwrap();
+    install_error_helper();
+    // each call once with every argument given, then with one of them NULL in turn
+    let calls: [(&str, &[&str]); 8] = [
+        ("band_report", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("evaluate", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("calibrate", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("fit", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("fit_report", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("backtest", &["'churn'::text", "'churn'::regclass", "'id'::text", "'churned_at'::text", "'90 days'::interval"]),
+        ("alerts", &["'churn'::text", "1::float8", "'1 day'::interval"]),
+        ("drivers", &["'churn'::text", "'1'::text", "'2026-01-01'::timestamptz", "'2026-01-01'::timestamptz"]),
+    ];
+    for (function, args) in calls {
+        let nullable = if function == "drivers" { 1 } else { args.len() };
+        for i in 0..nullable {
+            let mut given: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            given[i] = format!("NULL::{}", args[i].rsplit("::").next().unwrap());
+            let (state, message) = error_of(&format!("SELECT * FROM health_score.{function}({})", given.join(", ")));
+            assert_eq!(state, "22023", "{function} with argument {i} NULL: {message}");
+            assert!(message.contains("NULL") || message.contains("must be"), "{function}, argument {i}: {message}");
+        }
+    }
+    // inline models too
+    let (state, _) = error_of("SELECT * FROM health_score.evaluate(NULL::jsonb, 'accounts', 'churned')");
+    assert_eq!(state, "22023");
+}
+
+#[pg_test]
 fn snapshot_stores_scores_and_components() {
     setup_accounts();
     let written = Spi::get_one::<i64>("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap();
