@@ -780,40 +780,45 @@ BEGIN
             USING ERRCODE = '22023',
             HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
     END IF;
-    RETURN QUERY
-    -- Each entity's latest snapshot and baseline are picked from the model's rows without
-    -- their components (a sort of narrow rows, not of whole snapshots); the components are
-    -- read back, through the primary key, only for the entities that raise an alert.
-    WITH times AS (
-        SELECT s.entity_key, s.scored_at, s.score, s.band, s.band_rank, s.model_version,
-               max(s.scored_at) OVER (PARTITION BY s.entity_key) AS l_at
-          FROM health_score.scores s WHERE s.model = alerts.model
-    ), l AS (
-        SELECT t.* FROM times t WHERE t.scored_at = t.l_at
-    ), b AS (
-        -- the last snapshot at or before (latest - since), else the earliest one after it
-        -- and before the latest
-        SELECT DISTINCT ON (t.entity_key) t.*
-          FROM times t
-         WHERE t.scored_at <= t.l_at - alerts.since OR t.scored_at < t.l_at
-         ORDER BY t.entity_key, t.scored_at <= t.l_at - alerts.since DESC,
-                  CASE WHEN t.scored_at <= t.l_at - alerts.since THEN t.scored_at END DESC, t.scored_at
-    ), pairs AS (
-        SELECT l.entity_key, b.scored_at AS b_at, l.scored_at AS l_at, b.score AS b_score, l.score AS l_score,
-               b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
-               b.model_version AS b_version, l.model_version AS l_version
-          FROM l JOIN b USING (entity_key)
-         WHERE l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop
-    )
-    SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
-           CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
-                WHEN p.l_rank = p.b_rank THEN 'same' END,
-           (SELECT health_score._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
-              FROM health_score.scores sb, health_score.scores sl
-             WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
-               AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at)
-      FROM pairs p
-     ORDER BY p.l_score - p.b_score, p.entity_key;
+    BEGIN
+        RETURN QUERY
+        -- Each entity's latest snapshot and baseline are picked from the model's rows without
+        -- their components (a sort of narrow rows, not of whole snapshots); the components are
+        -- read back, through the primary key, only for the entities that raise an alert.
+        WITH times AS (
+            SELECT s.entity_key, s.scored_at, s.score, s.band, s.band_rank, s.model_version,
+                   max(s.scored_at) OVER (PARTITION BY s.entity_key) AS l_at
+              FROM health_score.scores s WHERE s.model = alerts.model
+        ), l AS (
+            SELECT t.* FROM times t WHERE t.scored_at = t.l_at
+        ), b AS (
+            -- the last snapshot at or before (latest - since), else the earliest one after it
+            -- and before the latest
+            SELECT DISTINCT ON (t.entity_key) t.*
+              FROM times t
+             WHERE t.scored_at <= t.l_at - alerts.since OR t.scored_at < t.l_at
+             ORDER BY t.entity_key, t.scored_at <= t.l_at - alerts.since DESC,
+                      CASE WHEN t.scored_at <= t.l_at - alerts.since THEN t.scored_at END DESC, t.scored_at
+        ), pairs AS (
+            SELECT l.entity_key, b.scored_at AS b_at, l.scored_at AS l_at, b.score AS b_score, l.score AS l_score,
+                   b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
+                   b.model_version AS b_version, l.model_version AS l_version
+              FROM l JOIN b USING (entity_key)
+             WHERE l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop
+        )
+        SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
+               CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
+                    WHEN p.l_rank = p.b_rank THEN 'same' END,
+               (SELECT health_score._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
+                  FROM health_score.scores sb, health_score.scores sl
+                 WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
+                   AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at)
+          FROM pairs p
+         ORDER BY p.l_score - p.b_score, p.entity_key;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION 'alerts: a latest snapshot time minus since (%) is before the earliest time PostgreSQL represents', alerts.since
+            USING ERRCODE = '22023', HINT = 'compare over days, months or years, such as interval ''30 days''';
+    END;
 END
 $$;
 COMMENT ON FUNCTION health_score.alerts(text, double precision, interval) IS
@@ -1067,7 +1072,12 @@ BEGIN
             HINT = 'generated views follow the latest version';
     END IF;
     -- SQL identifier syntax, as regclass input: name or schema.name, quoted where needed
-    parts := pg_catalog.parse_ident(create_view.view_name);
+    BEGIN
+        parts := pg_catalog.parse_ident(create_view.view_name);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(create_view.view_name)
+            USING ERRCODE = '42602', HINT = 'quote a name with spaces, dots or capitals as SQL does: ''"My View"'' or ''reports."My View"''';
+    END;
     IF pg_catalog.cardinality(parts) = 1 THEN
         schema_name := pg_catalog.current_schema();
     ELSIF pg_catalog.cardinality(parts) = 2 THEN
@@ -1409,32 +1419,37 @@ BEGIN
         RAISE EXCEPTION 'backtest: churned_at column % is of type %; a date or timestamp is needed', quote_ident(backtest.churned_at_column), churned_at_type
             USING ERRCODE = '42804', HINT = 'cast it in a view of the churn source, such as churned_on::date AS churned_on';
     END IF;
-    RETURN QUERY EXECUTE format($q$
-        WITH churn AS (
-            -- each account's first churn: a row of an account that had not churned by its
-            -- snapshot has every churn after it, so the first one is the one that counts
-            SELECT src.%1$I::text AS entity_key, min(src.%2$I::timestamptz) AS first_churn
-              FROM %3$s AS src WHERE src.%2$I IS NOT NULL AND src.%1$I IS NOT NULL
-             GROUP BY 1
-        ), outcome AS (
-            SELECT s.scored_at, s.score, s.band, s.band_rank,
-                   coalesce(c.first_churn <= s.scored_at + $2, false) AS churned
-              FROM %4$s s
-              LEFT JOIN churn c ON c.entity_key = s.entity_key
-             WHERE s.model = $1 AND (c.first_churn IS NULL OR c.first_churn > s.scored_at)
-        ), per_time AS (
-            -- one aggregate per snapshot time: totals, the AUC and churn per band in one state
-            SELECT o.scored_at, health_score._backtest(o.score, o.band, o.band_rank, o.churned)::jsonb AS r
-              FROM outcome o
-             GROUP BY o.scored_at
-        )
-        SELECT t.scored_at, (t.r->>'accounts')::bigint, (t.r->>'churned')::bigint,
-               (t.r->>'churned')::float8 / (t.r->>'accounts')::float8, (t.r->>'auc')::float8, t.r->'bands',
-               t.scored_at + $2 <= now()
-          FROM per_time t
-         ORDER BY t.scored_at
-    $q$, backtest.key_column, backtest.churned_at_column, backtest.churn_source, history_sql)
-    USING model_name, backtest.horizon;
+    BEGIN
+        RETURN QUERY EXECUTE format($q$
+            WITH churn AS (
+                -- each account's first churn: a row of an account that had not churned by its
+                -- snapshot has every churn after it, so the first one is the one that counts
+                SELECT src.%1$I::text AS entity_key, min(src.%2$I::timestamptz) AS first_churn
+                  FROM %3$s AS src WHERE src.%2$I IS NOT NULL AND src.%1$I IS NOT NULL
+                 GROUP BY 1
+            ), outcome AS (
+                SELECT s.scored_at, s.score, s.band, s.band_rank,
+                       coalesce(c.first_churn <= s.scored_at + $2, false) AS churned
+                  FROM %4$s s
+                  LEFT JOIN churn c ON c.entity_key = s.entity_key
+                 WHERE s.model = $1 AND (c.first_churn IS NULL OR c.first_churn > s.scored_at)
+            ), per_time AS (
+                -- one aggregate per snapshot time: totals, the AUC and churn per band in one state
+                SELECT o.scored_at, health_score._backtest(o.score, o.band, o.band_rank, o.churned)::jsonb AS r
+                  FROM outcome o
+                 GROUP BY o.scored_at
+            )
+            SELECT t.scored_at, (t.r->>'accounts')::bigint, (t.r->>'churned')::bigint,
+                   (t.r->>'churned')::float8 / (t.r->>'accounts')::float8, (t.r->>'auc')::float8, t.r->'bands',
+                   t.scored_at + $2 <= now()
+              FROM per_time t
+             ORDER BY t.scored_at
+        $q$, backtest.key_column, backtest.churned_at_column, backtest.churn_source, history_sql)
+        USING model_name, backtest.horizon;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION 'backtest: a snapshot time plus the horizon (%) is past the latest time PostgreSQL represents', backtest.horizon
+            USING ERRCODE = '22023', HINT = 'a horizon of months or years, such as interval ''90 days''';
+    END;
 END
 $$;
 COMMENT ON FUNCTION health_score.backtest(text, regclass, text, text, interval, text) IS

@@ -522,7 +522,7 @@ fn setup_accounts() {
 }
 
 #[pg_test]
-fn a_null_argument_to_the_table_functions_is_a_clear_error() {
+fn null_and_out_of_range_arguments_to_the_table_functions_are_clear_errors() {
     setup_accounts();
     Spi::run(
         "ALTER TABLE accounts ADD COLUMN churned boolean;
@@ -555,6 +555,16 @@ fn a_null_argument_to_the_table_functions_is_a_clear_error() {
     // inline models too
     let (state, _) = error_of("SELECT * FROM health_score.evaluate(NULL::jsonb, 'accounts', 'churned')");
     assert_eq!(state, "22023");
+    // intervals that reach past the times PostgreSQL represents, and a view name it cannot parse
+    let (state, message) = error_of("SELECT * FROM health_score.alerts('churn', 1, '7000 years')");
+    assert_eq!(state, "22023", "{message}");
+    assert!(message.contains("earliest time"), "{message}");
+    let (state, message) = error_of("SELECT * FROM health_score.backtest('churn', 'churn', 'id', 'churned_at', '300000 years')");
+    assert_eq!(state, "22023", "{message}");
+    assert!(message.contains("latest time"), "{message}");
+    let (state, message) = error_of("SELECT health_score.create_view('bad name!', 'churn', 'accounts', 'id')");
+    assert_eq!(state, "42602", "{message}");
+    assert!(message.starts_with("create_view:"), "{message}");
 }
 
 #[pg_test]
