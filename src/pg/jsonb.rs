@@ -8,6 +8,8 @@ use pgrx::pg_sys;
 
 use crate::core::{Json, Value};
 
+const JB_FOBJECT: u32 = 0x2000_0000;
+
 /// A detoasted JSONB datum's root container.
 pub struct JsonbRef {
     ptr: *mut pg_sys::varlena,
@@ -33,7 +35,6 @@ impl JsonbRef {
     }
 
     pub fn is_object(&self) -> bool {
-        const JB_FOBJECT: u32 = 0x2000_0000;
         unsafe { (*self.root()).header & JB_FOBJECT != 0 }
     }
 
@@ -74,13 +75,10 @@ impl JsonbRef {
             scalar_value(&*res, want_text)
         }
     }
-}
 
-impl JsonbRef {
     /// The number at `key` then `inner` (`value -> key -> inner`), None when either is absent,
     /// is not inside an object, or is not a number.
     pub fn nested_number(&self, key: &str, inner: &str) -> Option<f64> {
-        const JB_FOBJECT: u32 = 0x2000_0000;
         // getKeyJsonValueFromContainer reads an array's entries as an object's: only objects
         if !self.is_object() {
             return None;

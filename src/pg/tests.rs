@@ -531,7 +531,7 @@ fn null_and_out_of_range_arguments_to_the_table_functions_are_clear_errors() {
     )
     .unwrap();
     install_error_helper();
-    // each call once with every argument given, then with one of them NULL in turn
+    // each call with one of its arguments NULL in turn
     let calls: [(&str, &[&str]); 8] = [
         ("band_report", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
         ("evaluate", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
