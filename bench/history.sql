@@ -46,3 +46,10 @@ SELECT a.*, random() < 1 / (1 + exp(-(1.5 - 0.004 * a.logins - 1.2 * a.adoption 
                                     + 0.15 * a.open_tickets - 0.4 * a.csat))) AS churned
   FROM bench.accounts a;
 VACUUM ANALYZE bench.fit_accounts;
+
+-- a second week for alerts() and latest: the same accounts with fewer logins and staler
+-- logins for some, so that scores move and bands fall (deterministic)
+CREATE VIEW bench.accounts_later AS
+SELECT id, logins * (0.6 + (id % 9) / 10.0) AS logins, active_share, adoption,
+       days_since_login + (id % 5) AS days_since_login, nps, open_tickets, csat, overdue_days
+  FROM bench.accounts;

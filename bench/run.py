@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 
-HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]  # then optionally --history
+HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]  # then optionally --history or --views-only
 ROUNDS = 5
 
 
@@ -116,6 +116,23 @@ PLAIN_JOIN = ("SELECT count(*) FROM (SELECT s.scored_at, count(*) FROM health_sc
               "LEFT JOIN bench.churns c ON c.account = s.entity_key WHERE s.model = 'bench' GROUP BY s.scored_at) x")
 FIT = "SELECT health_score.fit('bench', 'bench.fit_accounts', 'churned')"
 SCORE_PASS = "SELECT count(health_score.score('bench', a)) FROM bench.fit_accounts a"
+# alerts() and latest over two weekly snapshots of the 1M accounts, against plain SQL: the
+# reference of the cluster tests (tests/alerts_reference.sql: one lookup per entity through the
+# primary key, drivers from each version's tree) and latest as DISTINCT ON with a lookup of the
+# previous snapshot per entity
+ALERTS = "SELECT count(*), sum(score_change) FROM health_score.alerts('bench', 10, '1 day')"
+PLAIN_ALERTS = "SELECT count(*), sum(score_change) FROM bench.reference_alerts('bench', 10, '1 day')"
+LATEST = "SELECT count(*), sum(delta), count(*) FILTER (WHERE band_change = 'worsened') FROM health_score.latest"
+PLAIN_LATEST = """SELECT count(*), sum(l.score - p.score), count(*) FILTER (WHERE l.band_rank < p.band_rank)
+  FROM (SELECT DISTINCT ON (s.model, s.entity_key) s.* FROM health_score.scores s
+         ORDER BY s.model, s.entity_key, s.scored_at DESC) l
+  LEFT JOIN LATERAL (SELECT s.score, s.band_rank FROM health_score.scores s
+                      WHERE s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at < l.scored_at
+                      ORDER BY s.scored_at DESC LIMIT 1) p ON true"""
+VIEW_PAIRS = [
+    ("alerts(): 23k of 1M accounts", ALERTS, "the plain reference query", PLAIN_ALERTS, None),
+    ("latest, 1M accounts x 2 snapshots", LATEST, "DISTINCT ON and a lookup each", PLAIN_LATEST, None),
+]
 HISTORY_PAIRS = [
     ("snapshot of 1M accounts", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 1.5),
     ("snapshot keeping inputs", SNAPSHOT_KEEP, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
@@ -203,6 +220,30 @@ def check_snapshot_by_hand():
          "VACUUM ANALYZE bench.finished_rows;")
 
 
+def prepare_views():
+    """Two weekly snapshots, the plain reference for alerts, and a check that both sides agree."""
+    with open("tests/alerts_reference.sql") as f:
+        reference = f.read().replace("pg_temp.", "bench.")
+    out = psql(f"""
+        TRUNCATE health_score.scores, health_score.snapshots;
+        SET client_min_messages = warning;
+        SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01', keep_inputs => false);
+        SELECT health_score.snapshot('bench', 'bench.accounts_later', 'id', '2026-01-08', keep_inputs => false);
+        VACUUM ANALYZE health_score.scores;
+        DROP FUNCTION IF EXISTS bench.reference_alerts, bench.reference_changes;
+        {reference}
+        SELECT count(*) FROM ((SELECT * FROM health_score.alerts('bench', 10, '1 day')
+                               EXCEPT ALL SELECT * FROM bench.reference_alerts('bench', 10, '1 day'))
+                              UNION ALL (SELECT * FROM bench.reference_alerts('bench', 10, '1 day')
+                               EXCEPT ALL SELECT * FROM health_score.alerts('bench', 10, '1 day'))) d;
+        SELECT a.n = b.n AND a.w = b.w AND abs(a.s - b.s) <= 1e-9 * greatest(1, abs(b.s))
+          FROM ({LATEST}) a(n, s, w), ({PLAIN_LATEST}) b(n, s, w);
+    """).split()[-2:]
+    if out != ["0", "t"]:
+        sys.exit(f"MISMATCH in the view benchmarks: {out}")
+    print("checked: alerts() returns the reference's rows, drivers included; latest agrees with the plain query")
+
+
 def time_queries(queries):
     """Warm-up, then ROUNDS alternating rounds; returns per-query lists of milliseconds. A
     query given as (setup, query) runs its setup untimed before each timed run."""
@@ -231,6 +272,12 @@ def report(pairs):
 
 def main():
     history = "--history" in sys.argv
+    if "--views-only" in sys.argv:  # the alerts and latest pairs alone (they build their own history)
+        prepare_views()
+        results = report(VIEW_PAIRS)
+        for ours_name, m_ours, theirs_name, m_theirs, _ in results:
+            print(f"ratio {ours_name} / {theirs_name}: {m_ours / m_theirs:.2f}  (no target: the cost recorded)")
+        return
     plans = psql("EXPLAIN SELECT sum(health_score.score('bench', a)) FROM bench.accounts a;")
     print("plan of sum(score('bench', row)) over 1M rows:", "Gather" if "Gather" in plans else "no Gather", "\n")
     check_equal()
@@ -245,6 +292,8 @@ def main():
     print(f"{BASELINE[0]:34} {m_base:10.1f} {' '.join(f'{t:.0f}' for t in t_base):>40}")
     if history:
         results += report(HISTORY_PAIRS)
+        prepare_views()
+        results += report(VIEW_PAIRS)
     print()
     for ours_name, m_ours, theirs_name, m_theirs, target in results:
         goal = f"target <= {target:.2f}" if target else "no target: the cost recorded"
