@@ -720,6 +720,25 @@ CREATE FUNCTION health_score._drivers(model text, before_version integer, before
 COMMENT ON FUNCTION health_score._drivers(text, integer, jsonb, integer, jsonb, boolean) IS
     'The drivers of change between two snapshots'' components scored by two versions of a model, as a JSON array of {component, parent, points_before, points_after, change}: every component of either version, matched by name and parent (0 points on a side without it), in model order; or, with changed_only, those that changed, most negative first';
 
+-- drivers and alerts compare the snapshots of every version of a model: they take its name,
+-- never a version reference, and raise 22023 (NULL, a version) or 42704 (unknown) otherwise.
+CREATE FUNCTION health_score._require_model_name(caller text, model text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF _require_model_name.model IS NULL THEN
+        RAISE EXCEPTION '%: the model must not be NULL', caller USING ERRCODE = '22023',
+            HINT = 'a registered model''s name, such as ''churn''';
+    END IF;
+    IF pg_catalog.strpos(_require_model_name.model, '@') > 0 THEN
+        RAISE EXCEPTION '%: give the model''s name, not a version (%)', caller, _require_model_name.model USING ERRCODE = '22023',
+            HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
+    END IF;
+    PERFORM health_score._resolve_model(_require_model_name.model);
+END
+$$;
+COMMENT ON FUNCTION health_score._require_model_name(text, text) IS
+    'Raises, prefixed by the calling function''s name, unless the model is a registered model''s name (not NULL, not a version reference)';
+
 CREATE FUNCTION health_score.drivers(model text, entity_key text, from_at timestamptz, to_at timestamptz)
     RETURNS TABLE (component text, parent text, points_before double precision, points_after double precision, change double precision)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -727,15 +746,7 @@ DECLARE
     before_row health_score.scores;
     after_row health_score.scores;
 BEGIN
-    IF drivers.model IS NULL THEN
-        RAISE EXCEPTION 'drivers: the model must not be NULL' USING ERRCODE = '22023',
-            HINT = 'a registered model''s name, such as ''churn''';
-    END IF;
-    IF pg_catalog.strpos(drivers.model, '@') > 0 THEN
-        RAISE EXCEPTION 'drivers: give the model''s name, not a version (%)', drivers.model USING ERRCODE = '22023',
-            HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
-    END IF;
-    PERFORM health_score._resolve_model(drivers.model);
+    PERFORM health_score._require_model_name('drivers', drivers.model);
     SELECT * INTO before_row FROM health_score.scores s
      WHERE s.model = drivers.model AND s.entity_key = drivers.entity_key AND s.scored_at <= drivers.from_at
      ORDER BY s.scored_at DESC LIMIT 1;
@@ -762,15 +773,7 @@ CREATE FUNCTION health_score.alerts(model text, min_drop double precision, since
                    score_change double precision, band_change text, drivers jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF alerts.model IS NULL THEN
-        RAISE EXCEPTION 'alerts: the model must not be NULL' USING ERRCODE = '22023',
-            HINT = 'a registered model''s name, such as ''churn''';
-    END IF;
-    IF pg_catalog.strpos(alerts.model, '@') > 0 THEN
-        RAISE EXCEPTION 'alerts: give the model''s name, not a version (%)', alerts.model USING ERRCODE = '22023',
-            HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
-    END IF;
-    PERFORM health_score._resolve_model(alerts.model);
+    PERFORM health_score._require_model_name('alerts', alerts.model);
     IF alerts.since IS NULL OR alerts.since < interval '0' THEN
         RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023',
             HINT = 'how far back from each entity''s latest snapshot to compare, such as interval ''30 days''';
