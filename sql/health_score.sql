@@ -95,6 +95,15 @@ COMMENT ON COLUMN health_score.models.created_by IS 'Who registered this version
 COMMENT ON COLUMN health_score.models.is_latest IS 'Whether this is the version scoring by name uses';
 
 -------------------------------------------------------------------------------------------
+-- Versions
+-------------------------------------------------------------------------------------------
+
+CREATE FUNCTION health_score.library_version() RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_library_version' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score.library_version() IS
+    'The version of the health_score library the server loaded; pg_extension.extversion is the version of the SQL objects, which ALTER EXTENSION health_score UPDATE brings to it';
+
+-------------------------------------------------------------------------------------------
 -- Validation
 -------------------------------------------------------------------------------------------
 

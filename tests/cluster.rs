@@ -23,8 +23,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// target/test-cluster, or $HS_CLUSTER_DIR (scripts/test.sh has one per PostgreSQL major).
 fn cluster_dir() -> PathBuf {
-    root().join("target/test-cluster")
+    root().join(std::env::var("HS_CLUSTER_DIR").unwrap_or_else(|_| "target/test-cluster".into()))
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -38,6 +39,21 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The PostgreSQL major these tests run on: 15, or $HS_PG_MAJOR (scripts/pg_bindir.sh).
+fn bindir() -> &'static Path {
+    static BINDIR: OnceLock<PathBuf> = OnceLock::new();
+    BINDIR.get_or_init(|| {
+        let major = std::env::var("HS_PG_MAJOR").unwrap_or_else(|_| "15".into());
+        PathBuf::from(run(Command::new("bash").arg(root().join("scripts/pg_bindir.sh")).arg(major)).trim())
+    })
+}
+
+/// pg_cron is preloaded where the server has it (Debian packages it for PostgreSQL 15 only).
+fn has_pg_cron() -> bool {
+    let pkglibdir = run(Command::new(bin("pg_config")).arg("--pkglibdir"));
+    Path::new(pkglibdir.trim()).join("pg_cron.so").exists()
+}
+
 fn cluster() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
@@ -45,21 +61,22 @@ fn cluster() {
         // a fresh cluster each run: nothing left over from an earlier one
         run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("stop").arg(&dir));
         let _ = std::fs::remove_dir_all(&dir);
-        // pg_cron runs its jobs in the `postgres` database, in background workers (no network)
-        run(Command::new("bash")
-            .arg(root().join("scripts/cluster.sh"))
-            .arg("start")
-            .arg(&dir)
-            .arg(port().to_string())
-            .arg("shared_preload_libraries = 'pg_cron'")
-            .arg("cron.database_name = 'postgres'")
-            .arg("cron.use_background_workers = on")
-            .arg("max_worker_processes = 16"));
+        let mut start = Command::new("bash");
+        start.arg(root().join("scripts/cluster.sh")).arg("start").arg(&dir).arg(port().to_string());
+        if has_pg_cron() {
+            // pg_cron runs its jobs in the `postgres` database, in background workers (no network)
+            start.args([
+                "shared_preload_libraries = 'pg_cron'",
+                "cron.database_name = 'postgres'",
+                "cron.use_background_workers = on",
+            ]);
+        }
+        run(start.arg("max_worker_processes = 16"));
     });
 }
 
 fn bin(name: &str) -> PathBuf {
-    Path::new("/usr/lib/postgresql/15/bin").join(name)
+    bindir().join(name)
 }
 
 /// A new database for one test, with the extension created.
@@ -886,6 +903,7 @@ fn psql(db: &str, sql: &str) -> String {
 
 mod broken_models;
 mod reference;
+mod upgrade;
 
 /// The bands in force for a segment, from the model's JSON.
 fn bands_in_force(model: &serde_json::Value, segment: Option<&str>) -> Vec<f64> {

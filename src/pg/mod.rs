@@ -14,6 +14,7 @@ pub mod score_agg;
 pub mod scoring;
 pub mod snapshot;
 pub mod trend;
+pub mod version;
 pub mod views;
 
 use pgrx::pg_sys;
@@ -329,6 +330,21 @@ pub fn float8_datum(v: f64) -> pg_sys::Datum {
 
 /// PostgreSQL's own V1 functions called directly (pgrx's `pg_sys` versions are Rust wrappers,
 /// which `DirectFunctionCall` cannot take).
+/// The attributes of a tuple descriptor, dropped ones included. PostgreSQL 18 put an array of
+/// `CompactAttribute`s first in `TupleDescData` and moved the full `FormData_pg_attribute`s
+/// after it (its `TupleDescAttr` macro), so the field `attrs` of 15–17 is gone there.
+///
+/// # Safety
+/// `desc` must be a valid tuple descriptor that outlives the returned slice.
+pub unsafe fn tuple_desc_attributes<'a>(desc: pg_sys::TupleDesc) -> &'a [pg_sys::FormData_pg_attribute] {
+    let natts = usize::try_from((*desc).natts).unwrap_or(0);
+    #[cfg(not(feature = "pg18"))]
+    let first = (*desc).attrs.as_ptr();
+    #[cfg(feature = "pg18")]
+    let first = (*desc).compact_attrs.as_ptr().add(natts).cast::<pg_sys::FormData_pg_attribute>();
+    std::slice::from_raw_parts(first, natts)
+}
+
 pub mod builtins {
     use pgrx::pg_sys::{Datum, FunctionCallInfo};
     unsafe extern "C-unwind" {

@@ -157,9 +157,7 @@ impl RowPlan {
         pg_sys::MemoryContextSwitchTo(old);
         pg_sys::DecrTupleDescRefCount(cached);
         let natts = (*tupdesc).natts as usize;
-        let fields: Vec<Field> = (*tupdesc)
-            .attrs
-            .as_slice(natts)
+        let fields: Vec<Field> = super::tuple_desc_attributes(tupdesc)
             .iter()
             .enumerate()
             .filter(|(_, a)| !a.attisdropped)

@@ -41,10 +41,7 @@ unsafe fn row_fields(row_type: pg_sys::Oid) -> Option<Vec<Field>> {
     if desc.is_null() {
         return None;
     }
-    let natts = (*desc).natts as usize;
-    let fields = (*desc)
-        .attrs
-        .as_slice(natts)
+    let fields = super::tuple_desc_attributes(desc)
         .iter()
         .filter(|a| !a.attisdropped)
         .map(|a| {
