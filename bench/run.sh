@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
 # The scoring benchmark, in one command: builds and installs the extension (release), starts a
-# cluster with default settings in target/bench-cluster, loads 1M accounts and 10M history
+# cluster with default settings in target/bench-cluster-pg<major>, loads 1M accounts and 10M history
 # points, and prints the timings and ratios of health_score against hand-written SQL
 # (bench/run.py): scoring, snapshots and trends.
+#   bash bench/run.sh [--pg 15|16|17|18] [--no-history]
+# --pg runs it on another PostgreSQL major (set up by scripts/setup.sh, in its own cluster);
+# --no-history leaves out the snapshot, alerts and latest pairs (the longest part).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DIR=$PWD/target/bench-cluster
-PORT=55450
-bash scripts/setup.sh
+major=15; history=--history
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pg) major=$2; shift 2 ;;
+    --no-history) history=; shift ;;
+    *) echo "usage: $0 [--pg 15|16|17|18] [--no-history]" >&2; exit 2 ;;
+  esac
+done
+export HS_PG_MAJOR=$major
+DIR=$PWD/target/bench-cluster-pg$major
+PORT=$((55435 + major))
+HS_PG_MAJORS="$(printf '%s\n' 15 "$major" | sort -u | paste -sd' ')" bash scripts/setup.sh
 export PGRX_HOME=${PGRX_HOME:-/var/lib/pgrx} USER=${USER:-$(id -un)} PATH="$HOME/.cargo/bin:$PATH"
-mkdir -p target
-cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >target/bench-build.log 2>&1 \
-  || { cat target/bench-build.log; exit 1; }
+bash scripts/install.sh "$major" --release
+# run.py's psql is the major's own
+export PATH="$(bash scripts/pg_bindir.sh "$major"):$PATH"
 bash scripts/cluster.sh start "$DIR" "$PORT"
 trap 'bash scripts/cluster.sh stop "$DIR"' EXIT
 psql() { bash scripts/cluster.sh psql "$DIR" "$PORT" -U postgres "$@"; }
@@ -23,4 +35,4 @@ echo "== loading 1M accounts and 10M history points"
 psql -d bench -q -f bench/setup.sql >/dev/null
 psql -d bench -q -f bench/history.sql >/dev/null
 echo "== timing (PostgreSQL $(psql -d bench -qAt -c 'SHOW server_version'), $(nproc) cores, default settings)"
-PGUSER=postgres python3 bench/run.py "$DIR" "$PORT" bench --history
+PGUSER=postgres python3 bench/run.py "$DIR" "$PORT" bench $history

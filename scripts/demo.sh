@@ -15,10 +15,7 @@ if [ "${1:-}" = stop ]; then bash scripts/cluster.sh stop "$DIR"; echo "demo ser
 bash scripts/setup.sh
 export PGRX_HOME=${PGRX_HOME:-/var/lib/pgrx} USER=${USER:-$(id -un)} PATH="$HOME/.cargo/bin:$PATH"
 echo "== building and installing health_score (release; the first build takes a few minutes)"
-mkdir -p target
-if ! cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >target/demo-build.log 2>&1; then
-  cat target/demo-build.log; exit 1
-fi
+bash scripts/install.sh 15 --release
 echo "== starting PostgreSQL 15 in $DIR on port $PORT"
 bash scripts/cluster.sh start "$DIR" "$PORT"
 psql() { bash scripts/cluster.sh psql "$DIR" "$PORT" -U postgres "$@"; }

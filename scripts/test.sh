@@ -15,7 +15,7 @@
 # Each part prints its time, and a table of them ends the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-HS_TEST_MAJORS=${HS_TEST_MAJORS:-15 16 17 18}
+export HS_TEST_MAJORS=${HS_TEST_MAJORS:-15 16 17 18}
 HS_TEST_PACKAGE=${HS_TEST_PACKAGE:-1}
 start=$(date +%s)
 times=$(mktemp)
