@@ -56,6 +56,8 @@ SELECT health_score.snapshot('segmented', 'upgrade_accounts', 'id', '2026-01-08'
 
 SELECT health_score.create_view('upgrade_account_health', 'churn', 'upgrade_accounts', 'id');
 GRANT SELECT ON upgrade_account_health TO hs_upgrade_bi;
+-- a privilege on one of the extension's functions granted directly, not through its roles
+GRANT EXECUTE ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz, boolean) TO hs_upgrade_bi;
 
 -- outcomes, weights fitted to them (a third version), and the history rescored with it
 CREATE TABLE upgrade_outcomes AS

@@ -43,9 +43,21 @@ fn psql_ok(db: &str, sql: &str) -> String {
     out
 }
 
+/// The catalog facts of the extension, without the privileges fill.sql granted the BI role
+/// on its functions (a user's grants, which a fresh install does not have).
 fn catalog(db: &str) -> BTreeSet<String> {
+    let mut c = connect(db);
+    c.batch_execute(
+        "DO $$ DECLARE f regprocedure; BEGIN
+             FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = 'health_score'::regnamespace
+                         AND p.proacl::text LIKE '%hs_upgrade_bi=%' LOOP
+                 EXECUTE format('REVOKE ALL ON FUNCTION %s FROM hs_upgrade_bi', f);
+             END LOOP;
+         END $$",
+    )
+    .unwrap();
     let sql = std::fs::read_to_string(root().join("tests/upgrade/catalog.sql")).unwrap();
-    connect(db).query(sql.as_str(), &[]).unwrap().iter().map(|r| r.get::<_, String>(0)).collect()
+    c.query(sql.as_str(), &[]).unwrap().iter().map(|r| r.get::<_, String>(0)).collect()
 }
 
 /// The facts on only one side, at most 40 of them, for a readable failure.

@@ -15,7 +15,9 @@ SELECT * FROM health_score.history ORDER BY 1, 2, 3 LIMIT 40;
 SELECT * FROM upgrade_account_health ORDER BY id;
 SELECT relname, relacl FROM pg_class WHERE relname = 'upgrade_account_health';
 SELECT has_table_privilege('hs_upgrade_bi', 'upgrade_account_health', 'SELECT') AS bi_reads_view,
-       pg_has_role('hs_upgrade_bi', 'health_score_reader', 'MEMBER') AS bi_is_reader;
+       pg_has_role('hs_upgrade_bi', 'health_score_reader', 'MEMBER') AS bi_is_reader,
+       (SELECT bool_and(has_function_privilege('hs_upgrade_bi', p.oid, 'EXECUTE')) FROM pg_proc p
+         WHERE p.proname = 'snapshot' AND p.pronamespace = 'health_score'::regnamespace) AS bi_may_snapshot;
 SELECT a.id, health_score.score('churn', a), health_score.band('churn@1', a), (health_score.assess('segmented', a)).*
   FROM upgrade_accounts a ORDER BY a.id;
 SELECT a.id, e.* FROM upgrade_accounts a, health_score.explain('churn@2', a) WITH ORDINALITY e
