@@ -1,6 +1,6 @@
--- health_score 0.1.0 -> 0.2.0. Frozen once 0.2.0 is released; what each version changed is in
--- docs/upgrading.md. The upgrade test (tests/upgrade) checks that an install updated by this
--- script has exactly the catalog of a fresh 0.2.0 install.
+-- health_score 0.1.0 -> 0.2.0. Released and frozen with 0.2.0: never edited. What each
+-- version changed is in docs/upgrading.md; the upgrade test (tests/upgrade) checks that an
+-- install updated by this script has exactly the catalog of a fresh 0.2.0 install.
 \echo Use "ALTER EXTENSION health_score UPDATE TO '0.2.0'" to load this file. \quit
 
 CREATE FUNCTION health_score.library_version() RETURNS text
