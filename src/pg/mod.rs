@@ -358,6 +358,8 @@ pub mod builtins {
             values: *mut Datum,
             isnull: *mut bool,
         );
+        /// Also unguarded, for the same reason: it only reads the snapshot stack's top.
+        pub fn GetActiveSnapshot() -> pgrx::pg_sys::Snapshot;
     }
 }
 

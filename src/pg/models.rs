@@ -1,10 +1,13 @@
 //! Getting a compiled model for a call: inline JSONB or a registered name.
 //!
 //! Two caches keep parsing off the per-row path:
-//! - per call site (`fn_extra`, lives for one execution of one statement): the model last
-//!   used there, reused without comparison when the argument is a constant, else after a
-//!   byte comparison of the argument; so a registry lookup happens at most once per
-//!   statement and call site;
+//! - per call site (`fn_extra`): the model last used there, reused without comparison when
+//!   the argument is a constant of the plan, else after a byte comparison of the argument; a
+//!   name is looked up again whenever the active snapshot is another one, so a registry lookup
+//!   happens once per statement and call site. `fn_extra` can outlive one execution: PL/pgSQL
+//!   keeps a simple expression's state for the transaction, re-evaluating it with other
+//!   parameter values and after statements that register versions, so neither a parameter
+//!   nor the registry is taken as fixed;
 //! - per backend: compiled models keyed by the JSONB bytes themselves, so a model is parsed
 //!   once per backend whatever brings it (inline, by name, any version). Keying on content
 //!   means nothing to invalidate: a new or rolled-back version simply has other bytes.
@@ -180,8 +183,51 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub struct ModelSlot {
     /// The argument's bytes (JSONB, or the name's text) and the model they gave.
     last: Option<(Vec<u8>, Rc<Compiled>)>,
-    /// The argument is a constant for the whole statement: no comparison needed.
-    stable: Option<bool>,
+    /// For a name: the registry as the active snapshot saw it when `last` was looked up.
+    registry_view: Option<RegistryView>,
+    /// The argument is a constant of the plan, the same in every execution: no comparison.
+    constant: Option<bool>,
+}
+
+/// Which snapshot a registry lookup read: another snapshot may see other versions (a
+/// version this transaction registered since, after its command counter moved on, or one
+/// another transaction committed since).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RegistryView {
+    xmin: pg_sys::TransactionId,
+    xmax: pg_sys::TransactionId,
+    curcid: pg_sys::CommandId,
+}
+
+impl RegistryView {
+    /// The active snapshot's view, `None` without one (then every call looks the name up).
+    unsafe fn current() -> Option<RegistryView> {
+        let snapshot = super::builtins::GetActiveSnapshot();
+        (!snapshot.is_null()).then(|| RegistryView {
+            xmin: (*snapshot).xmin,
+            xmax: (*snapshot).xmax,
+            curcid: (*snapshot).curcid,
+        })
+    }
+}
+
+/// Whether argument `argno` of the call is a `Const` of the plan. PostgreSQL's
+/// `get_fn_expr_arg_stable` also counts an external `Param` as stable, which holds within
+/// one execution only: PL/pgSQL re-evaluates the same expression state with new values.
+unsafe fn arg_is_constant(flinfo: pg_sys::FmgrInfo, argno: i32) -> bool {
+    let expr = flinfo.fn_expr;
+    if expr.is_null() || (*expr).type_ != pg_sys::NodeTag::T_FuncExpr {
+        return false;
+    }
+    let args = (*expr.cast::<pg_sys::FuncExpr>()).args;
+    if args.is_null() || argno < 0 || argno >= (*args).length {
+        return false;
+    }
+    let mut arg = pg_sys::list_nth(args, argno).cast::<pg_sys::Node>();
+    while !arg.is_null() && (*arg).type_ == pg_sys::NodeTag::T_RelabelType {
+        arg = (*arg.cast::<pg_sys::RelabelType>()).arg.cast::<pg_sys::Node>();
+    }
+    !arg.is_null() && (*arg).type_ == pg_sys::NodeTag::T_Const
 }
 
 pub enum ModelArg<'a> {
@@ -193,7 +239,8 @@ pub enum ModelArg<'a> {
 }
 
 impl ModelSlot {
-    /// The model for this call, from the call-site cache when the argument is unchanged.
+    /// The model for this call, from the call-site cache when the argument is unchanged (and,
+    /// for a name, the snapshot too).
     ///
     /// # Safety
     /// `fcinfo` must be the current call's; `arg` its model argument.
@@ -204,14 +251,12 @@ impl ModelSlot {
         argno: i32,
         arg: ModelArg<'_>,
     ) -> Result<Rc<Compiled>, Error> {
-        let stable = *self.stable.get_or_insert_with(|| pg_sys::get_fn_expr_arg_stable((*fcinfo).flinfo, argno));
-        if stable {
-            if let Some((_, m)) = &self.last {
-                return Ok(m.clone());
-            }
-        }
+        let constant = *self.constant.get_or_insert_with(|| arg_is_constant(*(*fcinfo).flinfo, argno));
         let compiled = match arg {
             ModelArg::Inline(datum) => {
+                if let (true, Some((_, m))) = (constant, &self.last) {
+                    return Ok(m.clone());
+                }
                 let jsonb = JsonbRef::from_datum(datum);
                 if let Some((bytes, m)) = &self.last {
                     if bytes.as_slice() == jsonb.bytes() {
@@ -222,20 +267,29 @@ impl ModelSlot {
                 self.last = Some((jsonb.bytes().to_vec(), m.clone()));
                 m
             }
-            ModelArg::NamedDatum(datum) => self.named(&super::text_arg(datum))?,
-            ModelArg::Named(name) => self.named(name)?,
+            ModelArg::NamedDatum(datum) => {
+                let view = RegistryView::current();
+                if let Some((_, m)) = &self.last {
+                    if constant && view.is_some() && view == self.registry_view {
+                        return Ok(m.clone());
+                    }
+                }
+                self.named(&super::text_arg(datum), view)?
+            }
+            ModelArg::Named(name) => self.named(name, RegistryView::current())?,
         };
         Ok(compiled)
     }
 
-    fn named(&mut self, name: &str) -> Result<Rc<Compiled>, Error> {
+    fn named(&mut self, name: &str, view: Option<RegistryView>) -> Result<Rc<Compiled>, Error> {
         if let Some((bytes, m)) = &self.last {
-            if bytes.as_slice() == name.as_bytes() {
+            if bytes.as_slice() == name.as_bytes() && view.is_some() && view == self.registry_view {
                 return Ok(m.clone());
             }
         }
         let m = resolve_name(name)?;
         self.last = Some((name.as_bytes().to_vec(), m.clone()));
+        self.registry_view = view;
         Ok(m)
     }
 }

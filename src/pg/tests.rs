@@ -1271,3 +1271,67 @@ fn text_object_is_jsonb_object_written_directly() {
     assert_eq!(error_of("SELECT health_score._text_object('{a,b}', '{1}')").0, "22023");
     assert_eq!(error_of("SELECT health_score._text_object('{a,a}', '{1,2}')").0, "22023");
 }
+
+/// The call-site cache must never answer for another argument value: PL/pgSQL keeps a simple
+/// expression's state (and `fn_extra` with it) across executions with other parameter
+/// values, and across the statements of a transaction that register new versions.
+#[pg_test]
+fn a_call_site_reused_across_executions_scores_each_with_its_own_model() {
+    let linear = |max: u32| {
+        format!(
+            r#"{{"bands": [{{"name": "low", "min": 0}}, {{"name": "high", "min": {max}}}],
+                 "components": [{{"name": "x", "weight": 1, "normalize": {{"type": "linear", "min": 0, "max": {max}}}}}]}}"#
+        )
+    };
+    let (m100, m200, m400) = (linear(100), linear(200), linear(400));
+    Spi::run(&format!(
+        "SELECT health_score.set_model('stale_a', '{m100}'); SELECT health_score.set_model('stale_b', '{m200}');
+         SELECT health_score.set_model('stale_c', '{m100}');
+         CREATE FUNCTION stale_by_name(m text, i jsonb) RETURNS float8 LANGUAGE plpgsql AS
+           $$ BEGIN RETURN health_score.score(m, i); END $$;
+         CREATE FUNCTION stale_band(m jsonb, i jsonb) RETURNS text LANGUAGE plpgsql AS
+           $$ BEGIN RETURN health_score.band(m, i); END $$;
+         CREATE FUNCTION stale_sql(m text, i jsonb) RETURNS float8 LANGUAGE sql STABLE AS
+           $$ SELECT health_score.score(m, i) $$;
+         CREATE FUNCTION stale_twice() RETURNS text LANGUAGE plpgsql AS $$
+         DECLARE r text := '';
+         BEGIN
+           FOR i IN 1..2 LOOP
+             r := r || health_score.score('stale_c', '{{\"x\": 50}}'::jsonb) || ' ';
+             PERFORM health_score.set_model('stale_c', '{m200}');
+           END LOOP;
+           RETURN r;
+         END $$;"
+    ))
+    .unwrap();
+    let text = |q: &str| Spi::get_one::<String>(q).unwrap().unwrap();
+    // by name, in PL/pgSQL: 50 / 100 and 50 / 200
+    assert_eq!(
+        text("SELECT string_agg(stale_by_name(k, '{\"x\": 50}')::text, ' ' ORDER BY k) FROM (VALUES ('stale_a'), ('stale_b')) v(k)"),
+        "50 25"
+    );
+    // inline, in PL/pgSQL: each model's own bands (50 is high for max 100 only)
+    assert_eq!(
+        text(&format!(
+            "SELECT string_agg(stale_band(m::jsonb, '{{\"x\": 150}}'), ' ' ORDER BY n)
+               FROM (VALUES (1, '{m100}'), (2, '{m200}'), (3, '{m400}')) v(n, m)"
+        )),
+        "high low low"
+    );
+    // an SQL function
+    assert_eq!(
+        text("SELECT string_agg(stale_sql(k, '{\"x\": 50}')::text, ' ' ORDER BY k) FROM (VALUES ('stale_a'), ('stale_b')) v(k)"),
+        "50 25"
+    );
+    // a new version registered between two calls in one transaction
+    assert_eq!(text("SELECT stale_twice()"), "50 25 ");
+    // a prepared statement with a generic plan: the model is a parameter
+    Spi::run(
+        "SET LOCAL plan_cache_mode = force_generic_plan;
+         PREPARE stale_prepared(text) AS SELECT health_score.score($1, '{\"x\": 50}'::jsonb)",
+    )
+    .unwrap();
+    assert_eq!(sql_f64("EXECUTE stale_prepared('stale_a')"), Some(50.0));
+    assert_eq!(sql_f64("EXECUTE stale_prepared('stale_b')"), Some(25.0));
+    Spi::run("DEALLOCATE stale_prepared").unwrap();
+}
