@@ -12,7 +12,7 @@ use crate::core::Error;
 
 use super::jsonb::JsonbRef;
 use super::jsonb_build::{finish, key_order, start, write_array, write_number, write_object, write_string};
-use super::models::{self, Compiled};
+use super::models::{self, Compiled, RegistryView};
 use super::{arg, call_site, return_null, text_arg, v1_function};
 
 /// Versions are immutable, so within one statement each is looked up once per call site
@@ -21,14 +21,19 @@ use super::{arg, call_site, return_null, text_arg, v1_function};
 struct DriversSite {
     model: String,
     versions: HashMap<i32, Rc<Compiled>>,
+    registry_view: Option<RegistryView>,
     jsonb: Vec<u8>,
 }
 
 impl DriversSite {
     fn version(&mut self, model: &str, version: i32) -> Result<Rc<Compiled>, Error> {
-        if self.model != model {
+        // versions are immutable, but the call site can outlive the statement (PL/pgSQL), and
+        // a deleted version's number can be registered again: look up again in a new snapshot
+        let view = RegistryView::current();
+        if self.model != model || view.is_none() || view != self.registry_view {
             self.model = model.to_string();
             self.versions.clear();
+            self.registry_view = view;
         }
         if let Some(hit) = self.versions.get(&version) {
             return Ok(hit.clone());

@@ -358,7 +358,9 @@ pub mod builtins {
             values: *mut Datum,
             isnull: *mut bool,
         );
-        /// Also unguarded, for the same reason: it only reads the snapshot stack's top.
+        /// Also unguarded, for the same reason: they only read the snapshot stack's top
+        /// (`GetActiveSnapshot` dereferences it, so `ActiveSnapshotSet` comes first).
+        pub fn ActiveSnapshotSet() -> bool;
         pub fn GetActiveSnapshot() -> pgrx::pg_sys::Snapshot;
     }
 }

@@ -193,7 +193,7 @@ pub struct ModelSlot {
 /// version this transaction registered since, after its command counter moved on, or one
 /// another transaction committed since).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct RegistryView {
+pub struct RegistryView {
     xmin: pg_sys::TransactionId,
     xmax: pg_sys::TransactionId,
     curcid: pg_sys::CommandId,
@@ -201,13 +201,20 @@ struct RegistryView {
 
 impl RegistryView {
     /// The active snapshot's view, `None` without one (then every call looks the name up).
-    unsafe fn current() -> Option<RegistryView> {
-        let snapshot = super::builtins::GetActiveSnapshot();
-        (!snapshot.is_null()).then(|| RegistryView {
-            xmin: (*snapshot).xmin,
-            xmax: (*snapshot).xmax,
-            curcid: (*snapshot).curcid,
-        })
+    pub fn current() -> Option<RegistryView> {
+        // SAFETY: called in a backend; the active snapshot, when one is set, stays valid
+        // while this reads it (nothing is kept)
+        unsafe {
+            if !super::builtins::ActiveSnapshotSet() {
+                return None;
+            }
+            let snapshot = super::builtins::GetActiveSnapshot();
+            (!snapshot.is_null()).then(|| RegistryView {
+                xmin: (*snapshot).xmin,
+                xmax: (*snapshot).xmax,
+                curcid: (*snapshot).curcid,
+            })
+        }
     }
 }
 
