@@ -139,7 +139,7 @@ const MESSAGE_VALUE_CHARS: usize = 200;
 
 /// `text` as a JSON string, cut after `MESSAGE_VALUE_CHARS` characters with "…" and its
 /// length when it is longer.
-fn quoted_excerpt(text: &str) -> String {
+pub fn quoted_excerpt(text: &str) -> String {
     let mut quoted = String::new();
     match text.char_indices().nth(MESSAGE_VALUE_CHARS) {
         None => super::json::write_json_string(text, &mut quoted),

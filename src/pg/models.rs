@@ -71,17 +71,29 @@ pub fn compile(jsonb: &JsonbRef) -> Result<Rc<Compiled>, Error> {
     Ok(compiled)
 }
 
-/// `name` or `name@version`.
+/// `name` or `name@version`, the version a decimal number from 1 without sign or leading
+/// zero; anything else (`churn@1@1`, `@1`, `churn@01`, `churn@+1`, ``) is 22023.
 pub fn parse_model_ref(spec: &str) -> Result<(&str, Option<i32>), Error> {
-    match spec.rsplit_once('@') {
+    let invalid = || {
+        Error::InvalidArgument {
+        message: format!("invalid model reference {}", crate::core::error::quoted_excerpt(spec)),
+        hint: Some(
+            "write 'name' for the latest version or 'name@3' for version 3 (a number from 1, without sign or leading zeros)"
+                .into(),
+        ),
+    }
+    };
+    match spec.split_once('@') {
+        None if spec.is_empty() => Err(invalid()),
         None => Ok((spec, None)),
-        Some((name, version)) => match version.parse::<i32>() {
-            Ok(v) if v >= 1 => Ok((name, Some(v))),
-            _ => Err(Error::InvalidArgument {
-                message: format!("invalid model reference \"{spec}\": the version after @ must be a positive integer"),
-                hint: Some("write 'name' for the latest version or 'name@3' for version 3".into()),
-            }),
-        },
+        Some((name, version)) => {
+            let decimal =
+                !version.is_empty() && !version.starts_with('0') && version.bytes().all(|b| b.is_ascii_digit());
+            match version.parse::<i32>() {
+                Ok(v) if decimal && !name.is_empty() => Ok((name, Some(v))),
+                _ => Err(invalid()),
+            }
+        }
     }
 }
 
@@ -154,10 +166,15 @@ fn closest_names(name: &str) -> (Vec<String>, usize) {
     });
     let registered = names.len();
     let wanted = name.to_lowercase();
+    let wanted_chars = wanted.chars().count();
+    let bound = |n: &str| (n.len().max(wanted.len()) / 2).max(2);
     let mut scored: Vec<(usize, String)> = names
         .into_iter()
+        // the distance is at least the difference in length: a name far longer than any
+        // registered one (names have at most 63 characters) is compared with none
+        .filter(|n| n.chars().count().abs_diff(wanted_chars) <= bound(n))
         .map(|n| (edit_distance(&wanted, &n.to_lowercase()), n))
-        .filter(|(d, n)| *d <= (n.len().max(wanted.len()) / 2).max(2))
+        .filter(|(d, n)| *d <= bound(n))
         .collect();
     scored.sort();
     (scored.into_iter().take(3).map(|(_, n)| n).collect(), registered)
@@ -309,6 +326,15 @@ mod tests {
         assert_eq!(super::parse_model_ref("churn@3"), Ok(("churn", Some(3))));
         assert!(super::parse_model_ref("churn@x").is_err());
         assert!(super::parse_model_ref("churn@0").is_err());
+        for bad in
+            ["churn@1@1", "@1", "churn@01", "churn@+1", "churn@-1", "churn@", "", "churn@ 1", "churn@99999999999"]
+        {
+            let e = super::parse_model_ref(bad).unwrap_err();
+            assert_eq!(e.sqlstate(), "22023", "{bad}");
+        }
+        assert_eq!(super::parse_model_ref("churn@2147483647"), Ok(("churn", Some(i32::MAX))));
+        let long = format!("m@{}", "1".repeat(5000));
+        assert!(super::parse_model_ref(&long).unwrap_err().message().chars().count() < 300);
         assert_eq!(super::edit_distance("churn", "chrun"), 2);
     }
 }

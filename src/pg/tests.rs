@@ -1335,3 +1335,21 @@ fn a_call_site_reused_across_executions_scores_each_with_its_own_model() {
     assert_eq!(sql_f64("EXECUTE stale_prepared('stale_b')"), Some(25.0));
     Spi::run("DEALLOCATE stale_prepared").unwrap();
 }
+
+/// A model reference is `name` or `name@N` (N a decimal from 1, no sign, no leading zero);
+/// anything else is 22023, and an unknown name of any length is 42704 with a short message.
+#[pg_test]
+fn malformed_model_references_are_22023_and_long_unknown_names_42704() {
+    install_error_helper();
+    Spi::run(r#"SELECT health_score.set_model('refs', '{"components": [{"name": "x", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}')"#)
+        .unwrap();
+    for bad in ["refs@1@1", "@1", "refs@01", "refs@+1", "refs@", ""] {
+        let (state, message) = error_of(&format!("SELECT health_score.score('{bad}', '{{}}'::jsonb)"));
+        assert_eq!(state, "22023", "{bad:?}: {message}");
+        assert!(message.starts_with("invalid model reference"), "{bad:?}: {message}");
+    }
+    assert_eq!(sql_f64(r#"SELECT health_score.score('refs@1', '{"x": 5}'::jsonb)"#), Some(50.0));
+    let (state, message) = error_of("SELECT health_score.score(repeat('r', 1000000), '{}'::jsonb)");
+    assert_eq!(state, "42704");
+    assert!(message.chars().count() < 300, "{} characters", message.chars().count());
+}
