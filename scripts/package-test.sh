@@ -29,8 +29,10 @@ bash scripts/package.sh 15
 rm -f "$lib" "$extdir"/health_score.control "$extdir"/health_score--*.sql
 dpkg -i "$deb"
 dpkg -s "$package" | grep -qx 'Status: install ok installed'
-for f in "$lib" "$extdir/health_score.control" "$extdir/health_score--$version.sql" "$extdir/health_score--0.1.0.sql" \
-         "$extdir/health_score--0.1.0--0.2.0.sql"; do
+# every version's install script (frozen or generated) and every upgrade script
+scripts=("health_score--$version.sql")
+for f in sql/install/health_score--*.sql sql/health_score--*--*.sql; do scripts+=("$(basename "$f")"); done
+for f in "$lib" "$extdir/health_score.control" "${scripts[@]/#/$extdir/}"; do
   dpkg -S "$f" | grep -q "^$package: " || { echo "package test: $f is not the package's" >&2; exit 1; }
 done
 echo "== $package installed: $(dpkg -L "$package" | grep -c '^/usr/.*\.\(so\|sql\|control\)$') files of the extension"
@@ -55,9 +57,7 @@ for major in ${HS_TEST_MAJORS:-15}; do
   other=target/debian/postgresql-$major-health-score_${version}_$(dpkg --print-architecture).deb
   contents=$(dpkg-deb -c "$other" | awk '{print $6}')
   for f in "./usr/lib/postgresql/$major/lib/health_score.so" "./usr/share/postgresql/$major/extension/health_score.control" \
-           "./usr/share/postgresql/$major/extension/health_score--$version.sql" \
-           "./usr/share/postgresql/$major/extension/health_score--0.1.0.sql" \
-           "./usr/share/postgresql/$major/extension/health_score--0.1.0--0.2.0.sql" \
+           "${scripts[@]/#/./usr/share/postgresql/$major/extension/}" \
            "./usr/share/doc/postgresql-$major-health-score/changelog.Debian.gz"; do
     grep -qxF "$f" <<<"$contents" || { echo "package test: $other lacks $f" >&2; exit 1; }
   done

@@ -1759,6 +1759,11 @@ BEGIN
         RAISE EXCEPTION 'rescore: model, version, from_at and to_at must not be NULL' USING ERRCODE = '22023',
             HINT = 'for example health_score.rescore(''churn'', 2, ''2026-01-01'', now())';
     END IF;
+    IF pg_catalog.strpos(rescore.model, '@') > 0 THEN
+        RAISE EXCEPTION 'rescore: give the model''s name, not a version (%): the version to rescore with is the second argument',
+            pg_catalog.left(rescore.model, 200) USING ERRCODE = '22023',
+            HINT = 'for example health_score.rescore(''churn'', 2, ''2026-01-01'', now()) rescores churn''s snapshots with its version 2';
+    END IF;
     IF rescore.from_at > rescore.to_at THEN
         RAISE EXCEPTION 'rescore: from_at (%) is after to_at (%)', rescore.from_at, rescore.to_at USING ERRCODE = '22023',
             HINT = 'the snapshots rescored are those from from_at to to_at, both included';

@@ -1349,6 +1349,10 @@ fn malformed_model_references_are_22023_and_long_unknown_names_42704() {
         assert!(message.starts_with("invalid model reference"), "{bad:?}: {message}");
     }
     assert_eq!(sql_f64(r#"SELECT health_score.score('refs@1', '{"x": 5}'::jsonb)"#), Some(50.0));
+    // rescore takes the version as its own argument: a version in the model was ignored
+    let (state, message) = error_of("SELECT health_score.rescore('refs@1', 1, now(), now())");
+    assert_eq!(state, "22023", "{message}");
+    assert!(message.contains("not a version"), "{message}");
     let (state, message) = error_of("SELECT health_score.score(repeat('r', 1000000), '{}'::jsonb)");
     assert_eq!(state, "42704");
     assert!(message.chars().count() < 300, "{} characters", message.chars().count());
