@@ -328,8 +328,6 @@ pub fn float8_datum(v: f64) -> pg_sys::Datum {
     pg_sys::Datum::from(v.to_bits())
 }
 
-/// PostgreSQL's own V1 functions called directly (pgrx's `pg_sys` versions are Rust wrappers,
-/// which `DirectFunctionCall` cannot take).
 /// The attributes of a tuple descriptor, dropped ones included. PostgreSQL 18 put an array of
 /// `CompactAttribute`s first in `TupleDescData` and moved the full `FormData_pg_attribute`s
 /// after it (its `TupleDescAttr` macro), so the field `attrs` of 15–17 is gone there.
@@ -345,6 +343,8 @@ pub unsafe fn tuple_desc_attributes<'a>(desc: pg_sys::TupleDesc) -> &'a [pg_sys:
     std::slice::from_raw_parts(first, natts)
 }
 
+/// PostgreSQL's own V1 functions called directly (pgrx's `pg_sys` versions are Rust wrappers,
+/// which `DirectFunctionCall` cannot take).
 pub mod builtins {
     use pgrx::pg_sys::{Datum, FunctionCallInfo};
     unsafe extern "C-unwind" {

@@ -71,17 +71,15 @@ pub fn compile(jsonb: &JsonbRef) -> Result<Rc<Compiled>, Error> {
     Ok(compiled)
 }
 
+const MODEL_REF_HINT: &str =
+    "write 'name' for the latest version or 'name@3' for version 3 (a number from 1, without sign or leading zeros)";
+
 /// `name` or `name@version`, the version a decimal number from 1 without sign or leading
 /// zero; anything else (`churn@1@1`, `@1`, `churn@01`, `churn@+1`, ``) is 22023.
 pub fn parse_model_ref(spec: &str) -> Result<(&str, Option<i32>), Error> {
-    let invalid = || {
-        Error::InvalidArgument {
+    let invalid = || Error::InvalidArgument {
         message: format!("invalid model reference {}", crate::core::error::quoted_excerpt(spec)),
-        hint: Some(
-            "write 'name' for the latest version or 'name@3' for version 3 (a number from 1, without sign or leading zeros)"
-                .into(),
-        ),
-    }
+        hint: Some(MODEL_REF_HINT.into()),
     };
     match spec.split_once('@') {
         None if spec.is_empty() => Err(invalid()),
