@@ -24,7 +24,7 @@ if ! cargo pgrx install "${profile[@]}" --pg-config "$pg_config" >"$log" 2>&1; t
   cat "$log"; exit 1
 fi
 extdir="$("$pg_config" --sharedir)/extension"
-default_version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+default_version=$(bash scripts/version.sh)
 for frozen in sql/install/health_score--*.sql; do
   # the default version's script is the one the build generates (a test checks it equals
   # the frozen copy once that exists)

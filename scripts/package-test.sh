@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then echo "package test skipped: dpkg -i needs root"; exit 0; fi
 export PGRX_HOME=${PGRX_HOME:-/var/lib/pgrx} USER=${USER:-$(id -un)} PATH="$HOME/.cargo/bin:$PATH"
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(bash scripts/version.sh)
 package=postgresql-15-health-score
 deb=target/debian/${package}_${version}_$(dpkg --print-architecture).deb
 lib=/usr/lib/postgresql/15/lib/health_score.so

