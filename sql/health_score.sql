@@ -46,38 +46,59 @@ CREATE FUNCTION health_score._require_valid_model(config jsonb) RETURNS void
 COMMENT ON FUNCTION health_score._require_valid_model(jsonb) IS
     'Raises SQLSTATE 22023 naming the JSON path of the model''s first fault; returns nothing for a valid model';
 
-CREATE FUNCTION health_score.set_model(name text, config jsonb) RETURNS integer
+CREATE TABLE health_score.model_names (
+    name         text    PRIMARY KEY,
+    last_version integer NOT NULL CHECK (last_version >= 1)
+);
+COMMENT ON TABLE health_score.model_names IS
+    'The highest version number ever issued for each model name, so that a number is never issued twice, even after its version was deleted. Written by health_score.set_model. Kept by pg_dump.';
+COMMENT ON COLUMN health_score.model_names.name IS 'Model name';
+COMMENT ON COLUMN health_score.model_names.last_version IS 'The highest version number issued; the next registration gets the one above';
+SELECT pg_catalog.pg_extension_config_dump('health_score.model_names', '');
+
+-- Runs as the registry's owner, called by set_model (src/pg/registry.rs) with the caller's
+-- role: nobody else can execute it.
+CREATE FUNCTION health_score._record_model_version(name text, config jsonb, caller oid) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     new_version integer;
 BEGIN
-    IF set_model.name IS NULL OR set_model.name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
-        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(set_model.name), 'NULL')
+    IF _record_model_version.name IS NULL OR _record_model_version.name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid model name %', coalesce(quote_literal(left(_record_model_version.name, 200)), 'NULL')
             USING ERRCODE = '22023',
                   HINT = 'model names must match ^[a-z][a-z0-9_]{0,62}$: lower-case letters, digits and _, starting with a letter';
     END IF;
-    IF set_model.config IS NULL THEN
+    IF _record_model_version.config IS NULL THEN
         RAISE EXCEPTION 'the model config must not be NULL' USING ERRCODE = '22023',
             HINT = 'pass the model as JSON, such as ''{"components": [...]}''::jsonb; docs/model-format.md describes it';
     END IF;
-    PERFORM health_score._require_valid_model(set_model.config);
-    -- one registration per name at a time, so versions are gapless and never collide
-    PERFORM pg_advisory_xact_lock(hashtext('health_score.set_model'), hashtext(set_model.name));
-    SELECT coalesce(max(v.version), 0) + 1 INTO new_version
-      FROM health_score.model_versions v WHERE v.name = set_model.name;
+    PERFORM health_score._require_valid_model(_record_model_version.config);
+    -- the name's row is locked until commit: one registration per name at a time, each one
+    -- above the highest ever issued (a version registered before model_names existed included)
     BEGIN
-        INSERT INTO health_score.model_versions (name, version, config, description)
-        VALUES (set_model.name, new_version, set_model.config, set_model.config ->> 'description');
-    EXCEPTION WHEN unique_violation THEN
+        INSERT INTO health_score.model_names AS n (name, last_version)
+        VALUES (_record_model_version.name,
+                coalesce((SELECT max(v.version) FROM health_score.model_versions v WHERE v.name = _record_model_version.name), 0) + 1)
+        ON CONFLICT ON CONSTRAINT model_names_pkey DO UPDATE SET last_version = greatest(n.last_version, excluded.last_version - 1) + 1
+        RETURNING n.last_version INTO new_version;
+    EXCEPTION WHEN serialization_failure THEN
         -- only under REPEATABLE READ or SERIALIZABLE: the transaction's snapshot predates a
-        -- registration that committed while this one waited for the lock
-        RAISE EXCEPTION 'set_model: version % of model % was registered by another transaction after this one began',
-            new_version, quote_literal(set_model.name) USING ERRCODE = '40001',
+        -- registration of this name that committed since
+        RAISE EXCEPTION 'set_model: model % got a version from another transaction after this one began',
+            quote_literal(_record_model_version.name) USING ERRCODE = '40001',
             HINT = 'retry the transaction; under READ COMMITTED (the default) concurrent registrations get consecutive versions';
     END;
+    INSERT INTO health_score.model_versions (name, version, config, description, created_at, created_by)
+    VALUES (_record_model_version.name, new_version, _record_model_version.config,
+            _record_model_version.config ->> 'description', now(), pg_get_userbyid(_record_model_version.caller));
     RETURN new_version;
 END
 $$;
+COMMENT ON FUNCTION health_score._record_model_version(text, jsonb, oid) IS
+    'Validates and registers a model version for the role caller; run by health_score.set_model as the registry''s owner';
+
+CREATE FUNCTION health_score.set_model(name text, config jsonb) RETURNS integer
+    AS 'MODULE_PATHNAME', 'hs_set_model' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION health_score.set_model(text, jsonb) IS
     'Validates a model and registers it as the next immutable version of that name; returns the version number. Scoring by name uses the latest version; ''name@3'' pins version 3.';
 
@@ -884,8 +905,10 @@ COMMENT ON FUNCTION health_score.unschedule(bigint) IS 'Removes a snapshot job r
 
 -------------------------------------------------------------------------------------------
 -- Roles: who may read and who may write. Roles are cluster-wide, so a second database (or a
--- restored dump) finds them already there. Nothing here is SECURITY DEFINER: writers need
--- the table privileges themselves, which health_score_admin grants.
+-- restored dump) finds them already there. Writers of scores and snapshots need the table
+-- privileges themselves, which health_score_admin grants; the registries (model_versions,
+-- model_names, views) are written through set_model, create_view and their kin only
+-- (docs/security.md).
 -------------------------------------------------------------------------------------------
 
 DO $roles$
@@ -925,6 +948,7 @@ GRANT USAGE ON SCHEMA health_score TO health_score_reader;
 GRANT SELECT ON health_score.model_versions, health_score.models, health_score.scores, health_score.snapshots,
                 health_score.latest, health_score.history
    TO health_score_reader;
+GRANT SELECT ON health_score.model_names TO health_score_reader;
 -- the functions that write are the admin's alone (EXECUTE is PUBLIC's by default)
 REVOKE EXECUTE ON FUNCTION health_score.set_model(text, jsonb),
                            health_score.snapshot(text, regclass, text, timestamptz, boolean),
@@ -936,7 +960,8 @@ GRANT EXECUTE ON FUNCTION health_score.set_model(text, jsonb),
                           health_score.schedule(text, regclass, text, text),
                           health_score.unschedule(bigint)
    TO health_score_admin;
-GRANT INSERT ON health_score.model_versions TO health_score_admin;
+-- the registry is written by set_model alone (src/pg/registry.rs)
+REVOKE EXECUTE ON FUNCTION health_score._record_model_version(text, jsonb, oid) FROM PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON health_score.scores, health_score.snapshots TO health_score_admin;
 
 -------------------------------------------------------------------------------------------
@@ -970,6 +995,7 @@ CREATE TABLE health_score.views (
     source        regclass    NOT NULL,
     key_column    text        NOT NULL,
     refreshed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    view_owner    name        NOT NULL,
     PRIMARY KEY (view_schema, view_name)
 );
 COMMENT ON TABLE health_score.views IS 'Views generated by health_score.create_view, and the model version each one shows now. Kept by pg_dump.';
@@ -980,11 +1006,17 @@ COMMENT ON COLUMN health_score.views.model_version IS 'The model version the vie
 COMMENT ON COLUMN health_score.views.source IS 'The table or view scored';
 COMMENT ON COLUMN health_score.views.key_column IS 'The source''s key column';
 COMMENT ON COLUMN health_score.views.refreshed_at IS 'When the view was last (re)generated';
+COMMENT ON COLUMN health_score.views.view_owner IS 'The role that created the view: it owns the view, which reads its source with this role''s rights';
 SELECT pg_catalog.pg_extension_config_dump('health_score.views', '');
 
 -- (Re)generates one view for the latest version of its model. Every identifier is parsed or
--- taken from the catalogs and quoted with %I; values go in with %L.
-CREATE FUNCTION health_score._generate_view(view_schema name, view_name name, model text, source regclass, key_column text)
+-- taken from the catalogs and quoted with %I; values go in with %L. Runs as the registry's
+-- owner (called by create_view through src/pg/registry.rs, by refresh_views and by the
+-- trigger on new versions; nobody else can execute it), so it checks what PostgreSQL would
+-- check of view_owner, and hands the view to view_owner: the view reads its source with
+-- view_owner's rights, never the owner's or those of whoever registered a new version.
+CREATE FUNCTION health_score._generate_view(view_schema name, view_name name, model text, source regclass,
+                                            key_column text, view_owner name, creating boolean)
     RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -996,10 +1028,36 @@ DECLARE
     saved_acl aclitem[];
     g record;
     result regclass;
+    owner_id oid := to_regrole(quote_ident(_generate_view.view_owner));
+    existing record;
 BEGIN
+    IF owner_id IS NULL THEN
+        RAISE EXCEPTION 'create_view: the role % that created view % no longer exists', quote_ident(_generate_view.view_owner), target
+            USING ERRCODE = '42704', HINT = 'drop the view with health_score.drop_view and create it again';
+    END IF;
+    IF strpos(_generate_view.model, '@') > 0 THEN
+        RAISE EXCEPTION 'create_view: give the model''s name, not a version (%)', left(_generate_view.model, 200) USING ERRCODE = '22023',
+            HINT = 'generated views follow the latest version';
+    END IF;
     -- one generation of a view at a time: a concurrent one would fail on the catalog rows of a
     -- view this one has not committed yet; waiting, it then replaces the committed view
     PERFORM pg_advisory_xact_lock(hashtext('health_score.create_view'), hashtext(target));
+    IF NOT has_schema_privilege(owner_id, _generate_view.view_schema, 'CREATE') THEN
+        RAISE EXCEPTION 'create_view: permission denied for schema % (role % may not create in it)',
+            quote_ident(_generate_view.view_schema), quote_ident(_generate_view.view_owner)
+            USING ERRCODE = '42501', HINT = 'create the view in a schema where you have CREATE';
+    END IF;
+    SELECT cl.relkind, cl.relowner INTO existing FROM pg_class cl
+     WHERE cl.relname = _generate_view.view_name AND cl.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = _generate_view.view_schema);
+    IF FOUND AND existing.relkind <> 'v' THEN
+        RAISE EXCEPTION 'create_view: % exists and is not a view', target USING ERRCODE = '42809',
+            HINT = 'choose another name for the view';
+    ELSIF FOUND AND NOT pg_has_role(owner_id, existing.relowner, 'USAGE') THEN
+        -- replacing it would hand another role's view to view_owner
+        RAISE EXCEPTION 'create_view: view % belongs to %, not to %', target, existing.relowner::regrole,
+            quote_ident(_generate_view.view_owner)
+            USING ERRCODE = '42501', HINT = 'only the owner of a view can replace it; choose another name';
+    END IF;
     shown_version := health_score._resolve_model(_generate_view.model);
     SELECT v.config INTO config FROM health_score.model_versions v
      WHERE v.name = _generate_view.model AND v.version = shown_version;
@@ -1027,8 +1085,9 @@ BEGIN
         EXECUTE format('DROP VIEW %s', target);
         EXECUTE format('CREATE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score._view_row(%L, src) AS r',
                        target, select_list, _generate_view.source, _generate_view.model || '@' || shown_version);
+        EXECUTE format('ALTER VIEW %s OWNER TO %I', target, _generate_view.view_owner);
         FOR g IN SELECT (aclexplode(saved_acl)).* LOOP
-            IF g.grantee <> 0 AND g.grantee <> (SELECT cl.relowner FROM pg_class cl WHERE cl.oid = target::regclass) THEN
+            IF g.grantee <> 0 AND g.grantee <> owner_id THEN
                 EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, target, g.grantee::regrole,
                                CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
             ELSIF g.grantee = 0 THEN
@@ -1037,6 +1096,9 @@ BEGIN
         END LOOP;
     END;
     result := target::regclass;
+    IF (SELECT cl.relowner FROM pg_class cl WHERE cl.oid = result) <> owner_id THEN
+        EXECUTE format('ALTER VIEW %s OWNER TO %I', target, _generate_view.view_owner);
+    END IF;
     EXECUTE format('GRANT SELECT ON %s TO health_score_reader', target);
     EXECUTE format('COMMENT ON VIEW %s IS %L', target,
                    format('Health scores of %s by model %s (version %s)%s. Generated by health_score.create_view; regenerated when the model gets a new version.',
@@ -1053,35 +1115,38 @@ BEGIN
                        coalesce(c.description || '. ', '') || format('Points the component %s contributes to the score%s',
                                 c.component, coalesce(' (part of ' || c.parent || ')', '')));
     END LOOP;
-    INSERT INTO health_score.views AS v (view_schema, view_name, model, model_version, source, key_column)
+    INSERT INTO health_score.views AS v (view_schema, view_name, model, model_version, source, key_column, view_owner)
     VALUES (_generate_view.view_schema, _generate_view.view_name, _generate_view.model, shown_version,
-            _generate_view.source, _generate_view.key_column)
+            _generate_view.source, _generate_view.key_column, _generate_view.view_owner)
     ON CONFLICT ON CONSTRAINT views_pkey DO UPDATE
        SET model = excluded.model, model_version = excluded.model_version, source = excluded.source,
-           key_column = excluded.key_column, refreshed_at = excluded.refreshed_at;
+           key_column = excluded.key_column, refreshed_at = excluded.refreshed_at, view_owner = excluded.view_owner;
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION health_score._generate_view(name, name, text, regclass, text) IS
-    'Generates or regenerates one view of health_score.views for the latest version of its model';
+COMMENT ON FUNCTION health_score._generate_view(name, name, text, regclass, text, name, boolean) IS
+    'Generates or regenerates one view of health_score.views for the latest version of its model, owned by view_owner; run as the registry''s owner';
+
+CREATE FUNCTION health_score._create_view(view_schema name, view_name name, model text, source regclass, key_column text)
+    RETURNS regclass
+    AS 'MODULE_PATHNAME', 'hs_create_view' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION health_score._create_view(name, name, text, regclass, text) IS
+    'Generates a view owned by the caller and registers it: health_score.create_view once the name is parsed';
 
 -- No SET search_path here: an unqualified view name goes, as CREATE VIEW would put it, in the
--- caller's current schema; every name below is qualified, and the SQL is built (and run
--- with a pinned search_path) by _generate_view.
+-- caller's current schema. So every name below is qualified, operators and types included
+-- (a caller's search_path may put a planted public.= ahead of pg_catalog's), and the SQL is
+-- built (and run with a pinned search_path) by _generate_view.
 CREATE FUNCTION health_score.create_view(view_name text, model text, source regclass, key_column text)
     RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
-    parts text[];
-    schema_name name;
+    parts pg_catalog.text[];
+    schema_name pg_catalog.name;
 BEGIN
     IF create_view.view_name IS NULL OR create_view.model IS NULL OR create_view.source IS NULL OR create_view.key_column IS NULL THEN
         RAISE EXCEPTION 'create_view: no argument may be NULL' USING ERRCODE = '22023',
             HINT = 'for example health_score.create_view(''account_health'', ''churn'', ''accounts'', ''account_id'')';
-    END IF;
-    IF pg_catalog.strpos(create_view.model, '@') > 0 THEN
-        RAISE EXCEPTION 'create_view: give the model''s name, not a version (%)', create_view.model USING ERRCODE = '22023',
-            HINT = 'generated views follow the latest version';
     END IF;
     -- SQL identifier syntax, as regclass input: name or schema.name, quoted where needed
     BEGIN
@@ -1090,33 +1155,34 @@ BEGIN
         RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(create_view.view_name)
             USING ERRCODE = '42602', HINT = 'quote a name with spaces, dots or capitals as SQL does: ''"My View"'' or ''reports."My View"''';
     END;
-    IF pg_catalog.cardinality(parts) = 1 THEN
+    IF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 1 THEN
         schema_name := pg_catalog.current_schema();
-    ELSIF pg_catalog.cardinality(parts) = 2 THEN
+    ELSIF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 2 THEN
         schema_name := parts[1];
     ELSE
         RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(create_view.view_name)
             USING ERRCODE = '42602', HINT = 'quote a name with dots or capitals as SQL does: ''"My View"'' or ''reports."My View"''';
     END IF;
-    IF schema_name IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname = schema_name) THEN
+    IF schema_name IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) schema_name) THEN
         RAISE EXCEPTION 'create_view: schema % does not exist', coalesce(pg_catalog.quote_ident(schema_name), '(none)') USING ERRCODE = '3F000',
             HINT = 'create the schema first, or name the view without a schema to create it in the current one';
     END IF;
-    RETURN health_score._generate_view(schema_name, parts[pg_catalog.cardinality(parts)], create_view.model,
-                                       create_view.source, create_view.key_column);
+    RETURN health_score._create_view(schema_name, parts[pg_catalog.cardinality(parts)], create_view.model,
+                                     create_view.source, create_view.key_column);
 END
 $$;
 COMMENT ON FUNCTION health_score.create_view(text, text, regclass, text) IS
     'Creates or replaces a plain view over a source: its key, score, band, coverage, segment and one <component>_points column per component, with comments from the model; follows new model versions automatically';
 
+-- SECURITY DEFINER (docs/security.md): regenerates views of any owner, each for its owner
 CREATE FUNCTION health_score.refresh_views(model text) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v record;
     refreshed integer := 0;
 BEGIN
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = refresh_views.model ORDER BY w.view_schema, w.view_name LOOP
-        PERFORM health_score._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column);
+        PERFORM health_score._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
         refreshed := refreshed + 1;
     END LOOP;
     RETURN refreshed;
@@ -1136,11 +1202,11 @@ BEGIN
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = NEW.name AND w.model_version < NEW.version
               ORDER BY w.view_schema, w.view_name LOOP
         BEGIN
-            PERFORM health_score._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column);
+            PERFORM health_score._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'view %.% still shows % version %: %', quote_ident(v.view_schema), quote_ident(v.view_name),
                 v.model, v.model_version, SQLERRM
-                USING HINT = 'its owner can run SELECT health_score.refresh_views(' || quote_literal(v.model) || ')';
+                USING HINT = 'fix the cause and run SELECT health_score.refresh_views(' || quote_literal(v.model) || ')';
         END;
     END LOOP;
     RETURN NULL;
@@ -1152,13 +1218,52 @@ CREATE TRIGGER refresh_views_on_new_version
     AFTER INSERT ON health_score.model_versions
     FOR EACH ROW EXECUTE FUNCTION health_score._refresh_views_on_new_version();
 
+-- Removes a view and its registration. The view is dropped with the caller's rights; the
+-- registration then goes by _forget_view, which removes only registrations of views that no
+-- longer exist (so, SECURITY DEFINER, it lets nobody remove another's view).
+CREATE FUNCTION health_score.drop_view(view_name regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    registered record;
+BEGIN
+    SELECT w.view_schema, w.view_name INTO registered
+      FROM health_score.views w JOIN pg_class cl ON cl.relname = w.view_name
+      JOIN pg_namespace n ON n.oid = cl.relnamespace AND n.nspname = w.view_schema
+     WHERE cl.oid = drop_view.view_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'drop_view: % is not a view made by health_score.create_view', drop_view.view_name
+            USING ERRCODE = '42809', HINT = 'health_score.views lists the generated views';
+    END IF;
+    EXECUTE format('DROP VIEW %s', drop_view.view_name);
+    PERFORM health_score._forget_view(registered.view_schema, registered.view_name);
+END
+$$;
+COMMENT ON FUNCTION health_score.drop_view(regclass) IS
+    'Drops a view made by health_score.create_view (as DROP VIEW would: its owner only) and its registration';
+
+-- SECURITY DEFINER (docs/security.md): health_score.views is the registry owner's to write
+CREATE FUNCTION health_score._forget_view(view_schema name, view_name name) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass(format('%I.%I', _forget_view.view_schema, _forget_view.view_name)) IS NOT NULL THEN
+        RAISE EXCEPTION 'drop_view: view %.% still exists', quote_ident(_forget_view.view_schema), quote_ident(_forget_view.view_name)
+            USING ERRCODE = '55006', HINT = 'drop it first: health_score.drop_view does both';
+    END IF;
+    DELETE FROM health_score.views w WHERE w.view_schema = _forget_view.view_schema AND w.view_name = _forget_view.view_name;
+END
+$$;
+COMMENT ON FUNCTION health_score._forget_view(name, name) IS
+    'Removes the registration of a generated view that no longer exists (health_score.drop_view)';
+
 GRANT SELECT ON health_score.views TO health_score_reader;
-GRANT INSERT, UPDATE, DELETE ON health_score.views TO health_score_admin;
 REVOKE EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
-                           health_score._generate_view(name, name, text, regclass, text)
+                           health_score.drop_view(regclass), health_score._forget_view(name, name),
+                           health_score._create_view(name, name, text, regclass, text),
+                           health_score._generate_view(name, name, text, regclass, text, name, boolean)
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
-                          health_score._generate_view(name, name, text, regclass, text)
+                          health_score.drop_view(regclass), health_score._forget_view(name, name),
+                          health_score._create_view(name, name, text, regclass, text)
    TO health_score_admin;
 
 -------------------------------------------------------------------------------------------
@@ -1562,7 +1667,8 @@ COMMENT ON FUNCTION health_score._fit_apply(jsonb, boolean, text) IS
 -- (portable and reproducible outside the database).
 CREATE FUNCTION health_score._held_out(entity_key text, fraction double precision) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT ('x' || left(md5(entity_key), 8))::bit(32)::bigint / 4294967296.0 < fraction
+    SELECT ('x' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(entity_key), 8))::pg_catalog.bit(32)::pg_catalog.int8
+           OPERATOR(pg_catalog./) 4294967296.0 OPERATOR(pg_catalog.<) fraction
 $$;
 COMMENT ON FUNCTION health_score._held_out(text, double precision) IS
     'Whether fit holds this key out: the first 32 bits of md5(key) / 2^32 < fraction';
@@ -1645,12 +1751,12 @@ COMMENT ON FUNCTION health_score._fit(text, jsonb, regclass, text, jsonb) IS
 
 CREATE FUNCTION health_score.fit(model text, source regclass, outcome_column text, options jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT health_score._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) -> 'model'
+    SELECT health_score._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
       FROM health_score._model_sql(fit.model) m
 $$;
 CREATE FUNCTION health_score.fit(model jsonb, source regclass, outcome_column text, options jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT health_score._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) -> 'model'
+    SELECT health_score._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
       FROM health_score._model_sql(fit.model) m
 $$;
 COMMENT ON FUNCTION health_score.fit(text, regclass, text, jsonb) IS

@@ -100,6 +100,13 @@ fn connect(db: &str) -> Client {
         .expect("connects")
 }
 
+/// A connection as a login role other than the superuser.
+fn connect_as(db: &str, role: &str) -> Client {
+    let dir = cluster_dir();
+    Client::connect(&format!("host={} port={} user={role} dbname={db}", dir.display(), port()), NoTls)
+        .expect("connects")
+}
+
 fn score(c: &mut Client, model: &str, input: &str) -> Option<f64> {
     c.query_one("SELECT health_score.score($1::text, $2::text::jsonb)", &[&model, &input]).unwrap().get(0)
 }
@@ -274,7 +281,7 @@ fn a_registration_under_repeatable_read_that_lost_the_race_asks_for_a_retry() {
     assert_eq!(sqlstate(&err), "40001", "{err}");
     let db = err.as_db_error().unwrap();
     assert!(
-        db.message().contains("version 1 of model 'churn' was registered by another transaction"),
+        db.message().contains("model 'churn' got a version from another transaction after this one began"),
         "{}",
         db.message()
     );
@@ -903,6 +910,7 @@ fn psql(db: &str, sql: &str) -> String {
 
 mod broken_models;
 mod reference;
+mod security;
 mod upgrade;
 
 /// The bands in force for a segment, from the model's JSON.

@@ -8,6 +8,7 @@ pub mod fit;
 pub mod jsonb;
 pub mod jsonb_build;
 pub mod models;
+pub mod registry;
 pub mod row;
 pub mod row_support;
 pub mod score_agg;

@@ -95,12 +95,14 @@ pub fn parse_model_ref(spec: &str) -> Result<(&str, Option<i32>), Error> {
     }
 }
 
-/// Looks a registered model up in the statement's snapshot.
+/// Looks a registered model up in the statement's snapshot. The query runs under the caller's
+/// search_path, so its operators and types are qualified (docs/security.md).
 pub fn resolve_name(spec: &str) -> Result<Rc<Compiled>, Error> {
     let (name, version) = parse_model_ref(spec)?;
     let found = Spi::connect(|client| -> Result<Option<Rc<Compiled>>, Error> {
         let query = "SELECT config FROM health_score.model_versions \
-                     WHERE name = $1 AND ($2::int IS NULL OR version = $2::int) \
+                     WHERE name OPERATOR(pg_catalog.=) $1 \
+                       AND ($2::pg_catalog.int4 IS NULL OR version OPERATOR(pg_catalog.=) $2::pg_catalog.int4) \
                      ORDER BY version DESC LIMIT 1";
         let table = client.select(query, Some(1), &[name.into(), version.into()]).map_err(spi_error)?;
         if table.is_empty() {
@@ -123,7 +125,8 @@ pub fn resolve_version(spec: &str) -> Result<i32, Error> {
     let (name, version) = parse_model_ref(spec)?;
     let found = Spi::connect(|client| -> Result<Option<i32>, Error> {
         let query = "SELECT version FROM health_score.model_versions \
-                     WHERE name = $1 AND ($2::int IS NULL OR version = $2::int) \
+                     WHERE name OPERATOR(pg_catalog.=) $1 \
+                       AND ($2::pg_catalog.int4 IS NULL OR version OPERATOR(pg_catalog.=) $2::pg_catalog.int4) \
                      ORDER BY version DESC LIMIT 1";
         let table = client.select(query, Some(1), &[name.into(), version.into()]).map_err(spi_error)?;
         if table.is_empty() {

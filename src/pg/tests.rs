@@ -906,14 +906,16 @@ fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
     assert_eq!(written, Some(3));
     Spi::run("RESET ROLE").unwrap();
     // nothing a reader could abuse, dynamic SQL with a pinned search_path, hot paths without SET
-    let definer = Spi::get_one::<i64>(
-        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace AND prosecdef",
+    // SECURITY DEFINER only where docs/security.md says why
+    let definer = Spi::get_one::<String>(
+        "SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc
+          WHERE pronamespace = 'health_score'::regnamespace AND prosecdef",
     )
     .unwrap();
-    assert_eq!(definer, Some(0));
+    assert_eq!(definer.as_deref(), Some("_forget_view,refresh_views"));
     let unpinned = Spi::get_one::<i64>(
         "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace
-            AND proname IN ('set_model', 'snapshot', 'schedule', 'unschedule', 'drivers', 'alerts')
+            AND proname IN ('snapshot', 'schedule', 'unschedule', 'drivers', 'alerts', 'refresh_views', 'drop_view')
             AND NOT coalesce(array_to_string(proconfig, ',') LIKE '%search_path%', false)",
     )
     .unwrap();

@@ -9,7 +9,7 @@ SELECT name, version, config, description, created_at, created_by, is_latest
 SELECT * FROM health_score.scores ORDER BY model, entity_key, scored_at;
 SELECT * FROM health_score.snapshots ORDER BY model, scored_at, source;
 SELECT * FROM health_score.rescored ORDER BY model, model_version, entity_key, scored_at;
-SELECT * FROM health_score.views ORDER BY 1, 2;
+SELECT view_schema, view_name, model, model_version, source, key_column, refreshed_at FROM health_score.views ORDER BY 1, 2;
 SELECT * FROM health_score.latest ORDER BY model, entity_key;
 SELECT * FROM health_score.history ORDER BY 1, 2, 3 LIMIT 40;
 SELECT * FROM upgrade_account_health ORDER BY id;
