@@ -3,7 +3,7 @@
 //! ½·P(tie). Counted with integers over sorted scores, so the result does not depend on
 //! the order of the rows or on how they were split among parallel workers.
 
-use super::error::Error;
+use super::error::{reserve, Error};
 
 /// The most rows one AUC keeps (8 bytes each; a parallel worker's part must also fit in one
 /// serialized `bytea`, at most 1 GB).
@@ -34,11 +34,9 @@ impl AucState {
         }
         // −0 and 0 are the same score
         let score = if score == 0.0 { 0.0 } else { score };
-        if churned {
-            self.churned.push(score);
-        } else {
-            self.retained.push(score);
-        }
+        let class = if churned { &mut self.churned } else { &mut self.retained };
+        reserve(class, 1, "auc")?;
+        class.push(score);
         Ok(())
     }
 
@@ -46,6 +44,8 @@ impl AucState {
         if self.churned.len() + self.retained.len() + other.churned.len() + other.retained.len() > MAX_ROWS {
             return Err(too_many());
         }
+        reserve(&mut self.churned, other.churned.len(), "auc")?;
+        reserve(&mut self.retained, other.retained.len(), "auc")?;
         self.churned.extend_from_slice(&other.churned);
         self.retained.extend_from_slice(&other.retained);
         Ok(())

@@ -12,9 +12,29 @@ pub struct Fault {
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        write!(f, "{}: {}", shortened(&self.path, MESSAGE_VALUE_CHARS), self.message)
     }
 }
+
+/// `text` within `max` characters: whole when it fits, else its start and end around "…"
+/// (a JSON path's end says where, its start from what).
+pub fn shortened(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let count = text.chars().count();
+    if count <= max {
+        return text.into();
+    }
+    let head = max / 3;
+    let tail = max - head - 1;
+    let head_end = text.char_indices().nth(head).map_or(text.len(), |(i, _)| i);
+    let tail_start = text.char_indices().nth(count - tail).map_or(text.len(), |(i, _)| i);
+    format!("{}…{}", &text[..head_end], &text[tail_start..]).into()
+}
+
+/// The most characters of a message, detail and hint as raised: together under 2,000, so
+/// that no input, however long, makes a long error (values in them are cut far shorter).
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+pub const MAX_DETAIL_CHARS: usize = 600;
+pub const MAX_HINT_CHARS: usize = 300;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
@@ -33,6 +53,9 @@ pub enum Error {
     DatatypeMismatch { input: String, column_type: String, wanted: String },
     /// More data than a computation supports (54000).
     LimitExceeded { message: String, hint: String },
+    /// Memory for a computation could not be had (53200), as PostgreSQL reports it: an
+    /// allocation that fails must not abort the server process.
+    OutOfMemory { what: String, bytes: usize },
     /// Any of the above while scoring one entity of a snapshot: the same SQLSTATE and hint,
     /// with the entity's key in the message.
     ForEntity { key: String, error: Box<Error> },
@@ -46,6 +69,7 @@ impl Error {
             Error::UndefinedColumn { .. } => "42703",
             Error::DatatypeMismatch { .. } => "42804",
             Error::LimitExceeded { .. } => "54000",
+            Error::OutOfMemory { .. } => "53200",
             Error::ForEntity { error, .. } => error.sqlstate(),
         }
     }
@@ -77,6 +101,7 @@ impl Error {
                 format!("input \"{input}\" is a column of type {column_type}, but {wanted} is needed")
             }
             Error::LimitExceeded { message, .. } => message.clone(),
+            Error::OutOfMemory { what, bytes } => format!("out of memory: {what} needed {bytes} more bytes"),
             Error::ForEntity { key, error } => {
                 format!("entity_key {}: {}", quoted_excerpt(key), error.message())
             }
@@ -86,7 +111,15 @@ impl Error {
     pub fn detail(&self) -> Option<String> {
         match self {
             Error::InvalidModel(faults) if faults.len() > 1 => {
-                Some(faults.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))
+                const LISTED: usize = 10;
+                let mut detail = faults.iter().take(LISTED).map(|f| f.to_string()).collect::<Vec<_>>().join("\n");
+                if faults.len() > LISTED {
+                    detail.push_str(&format!(
+                        "\n(and {} more: health_score.validate lists them all)",
+                        faults.len() - LISTED
+                    ));
+                }
+                Some(detail)
             }
             Error::ForEntity { error, .. } => error.detail(),
             _ => None,
@@ -129,9 +162,22 @@ impl Error {
                     .to_string(),
             ),
             Error::LimitExceeded { hint, .. } => Some(hint.clone()),
+            Error::OutOfMemory { .. } => Some("work on fewer rows at a time, or give the server more memory".into()),
             Error::ForEntity { error, .. } => error.hint(),
         }
     }
+}
+
+/// Room in `v` for `additional` more items, or `OutOfMemory` instead of the abort that a
+/// failed growth of a `Vec` is: for buffers whose size the rows decide.
+pub fn reserve<T>(v: &mut Vec<T>, additional: usize, what: &str) -> Result<()> {
+    if v.capacity() - v.len() >= additional {
+        return Ok(());
+    }
+    v.try_reserve(additional).map_err(|_| Error::OutOfMemory {
+        what: what.to_string(),
+        bytes: additional.saturating_mul(std::mem::size_of::<T>()),
+    })
 }
 
 /// Longer values are cut in messages: enough to recognise the value, not a 20,000-character line.
@@ -167,6 +213,18 @@ mod tests {
 
     fn invalid(value: &str) -> Error {
         Error::InvalidInput { component: "c".into(), input: "i".into(), value: value.into(), reason: "r".into() }
+    }
+
+    #[test]
+    fn long_paths_keep_their_start_and_end() {
+        let path = "components[0].".repeat(300) + "weight";
+        let f = Fault { path: path.clone(), message: "must be positive".into() };
+        let shown = f.to_string();
+        assert!(shown.chars().count() < 250, "{shown}");
+        assert!(shown.starts_with("components[0].components[0]"), "{shown}");
+        assert!(shown.ends_with("components[0].weight: must be positive"), "{shown}");
+        assert_eq!(shortened("abc", 3), "abc");
+        assert_eq!(shortened("abcdef", 4).chars().count(), 4);
     }
 
     #[test]

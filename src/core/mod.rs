@@ -9,6 +9,7 @@ pub mod drivers;
 pub mod error;
 pub mod fit;
 pub mod json;
+pub mod limits;
 pub mod model;
 pub mod normalize;
 pub mod score;

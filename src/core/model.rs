@@ -749,6 +749,8 @@ impl Model {
     }
 
     fn check(json: &Json) -> Result<Model, Vec<Fault>> {
+        // before anything below recurses over the model
+        super::limits::check(json).map_err(|f| vec![f])?;
         let mut c = Checker { faults: Vec::new() };
         let root = Path::default();
         let Some(members) = c.object(json, &root) else { return Err(c.faults) };

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use pgrx::pg_sys;
 
 use crate::core::bytes::Reader;
+use crate::core::error::reserve;
 use crate::core::fit::{self, Solution};
 use crate::core::{Error, Json};
 
@@ -112,6 +113,8 @@ impl FitState {
             }
             _ => {}
         }
+        reserve(&mut seg.x, x.len(), "fit")?;
+        reserve(&mut seg.y, 1, "fit")?;
         seg.x.extend_from_slice(x);
         seg.y.push(churned);
         self.cells += x.len();
@@ -138,6 +141,8 @@ impl FitState {
         }
         for (k, d) in &other.segments {
             let mine = self.segments.entry(*k).or_default();
+            reserve(&mut mine.x, d.x.len(), "fit")?;
+            reserve(&mut mine.y, d.y.len(), "fit")?;
             mine.x.extend_from_slice(&d.x);
             mine.y.extend_from_slice(&d.y);
             mine.excluded += d.excluded;

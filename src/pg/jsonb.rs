@@ -6,7 +6,7 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
-use crate::core::{Json, Value};
+use crate::core::{limits, Fault, Json, Value};
 
 const JB_FOBJECT: u32 = 0x2000_0000;
 
@@ -53,9 +53,26 @@ impl JsonbRef {
         }
     }
 
-    /// The whole value as a tree (for models).
+    /// The whole value as a tree. Containers nested deeper than one level past
+    /// `limits::MAX_JSON_DEPTH` come out empty: the tree stays shallow enough for recursion
+    /// (its drop included), and `limits::check` still sees, and reports, the excess.
     pub fn to_json(&self) -> Json {
         unsafe { container_to_json(self.root()) }
+    }
+
+    /// The value as a model's tree, or the fault of a model larger than `MAX_MODEL_BYTES`.
+    pub fn model_json(&self) -> Result<Json, Fault> {
+        let size = self.bytes().len();
+        if size > limits::MAX_MODEL_BYTES {
+            return Err(Fault {
+                path: "(root)".into(),
+                message: format!(
+                    "the model is {size} bytes, more than the limit of {} (16 MiB)",
+                    limits::MAX_MODEL_BYTES
+                ),
+            });
+        }
+        Ok(self.to_json())
     }
 
     /// The value of `key` in the root object, as the scoring core reads it. `want_text` asks
@@ -252,8 +269,39 @@ unsafe fn container_to_json(container: *mut pg_sys::JsonbContainer) -> Json {
     let mut v = std::mem::MaybeUninit::<pg_sys::JsonbValue>::zeroed().assume_init();
     let mut stack: Vec<Frame> = Vec::new();
     let mut root = None;
+    // nesting below the deepest container kept: skipped, to its end
+    let mut skipped_depth = 0usize;
     loop {
         let token = pg_sys::JsonbIteratorNext(&mut it, &mut v, false);
+        if skipped_depth > 0 {
+            match token {
+                pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY | pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT => {
+                    skipped_depth += 1
+                }
+                pg_sys::JsonbIteratorToken::WJB_END_ARRAY | pg_sys::JsonbIteratorToken::WJB_END_OBJECT => {
+                    skipped_depth -= 1
+                }
+                pg_sys::JsonbIteratorToken::WJB_DONE => break,
+                _ => {}
+            }
+            if skipped_depth == 0 {
+                // the skipped container's own end: it stays in the tree, empty
+                let empty = match token {
+                    pg_sys::JsonbIteratorToken::WJB_END_OBJECT => Json::Object(Vec::new()),
+                    _ => Json::Array(Vec::new()),
+                };
+                attach(&mut stack, &mut root, empty);
+            }
+            continue;
+        } else if stack.len() > limits::MAX_JSON_DEPTH
+            && matches!(
+                token,
+                pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY | pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT
+            )
+        {
+            skipped_depth = 1;
+            continue;
+        }
         match token {
             pg_sys::JsonbIteratorToken::WJB_DONE => break,
             pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY => stack.push(Frame::Array(Vec::new(), v.val.array.rawScalar)),

@@ -39,14 +39,16 @@ fn raise_as(e: &Error, kind: &Error) -> ! {
         Error::UndefinedColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
         Error::DatatypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
         Error::LimitExceeded { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        Error::OutOfMemory { .. } => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
         Error::ForEntity { error, .. } => raise_as(e, error),
     };
-    let mut report = ErrorReport::new(code, e.message(), "health_score");
+    use crate::core::error::{shortened, MAX_DETAIL_CHARS, MAX_HINT_CHARS, MAX_MESSAGE_CHARS};
+    let mut report = ErrorReport::new(code, shortened(&e.message(), MAX_MESSAGE_CHARS).into_owned(), "health_score");
     if let Some(detail) = e.detail() {
-        report = report.set_detail(detail);
+        report = report.set_detail(shortened(&detail, MAX_DETAIL_CHARS).into_owned());
     }
     if let Some(hint) = e.hint() {
-        report = report.set_hint(hint);
+        report = report.set_hint(shortened(&hint, MAX_HINT_CHARS).into_owned());
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ERROR does not return")

@@ -59,7 +59,8 @@ pub fn compile(jsonb: &JsonbRef) -> Result<Rc<Compiled>, Error> {
             return Ok(hit);
         }
     }
-    let model = Model::parse(&jsonb.to_json())?;
+    let json = jsonb.model_json().map_err(|fault| Error::InvalidModel(vec![fault]))?;
+    let model = Model::parse(&json)?;
     let compiled = Rc::new(Compiled { model, bytes: bytes.to_vec() });
     BACKEND_CACHE.with(|c| {
         let mut cache = c.borrow_mut();

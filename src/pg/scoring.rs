@@ -280,7 +280,10 @@ four_forms!(probability_fn: hs_probability_jj/pg_finfo_hs_probability_jj, hs_pro
 
 v1_function!(hs_validate, pg_finfo_hs_validate, |fcinfo| {
     let faults = match arg(fcinfo, 0) {
-        Some(d) => Model::faults(&JsonbRef::from_datum(d).to_json()),
+        Some(d) => match JsonbRef::from_datum(d).model_json() {
+            Ok(json) => Model::faults(&json),
+            Err(fault) => vec![fault],
+        },
         None => Vec::new(),
     };
     pg_sys::InitMaterializedSRF(fcinfo, 0);

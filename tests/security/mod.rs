@@ -286,3 +286,107 @@ fn item_4_a_hostile_search_path_runs_nothing_planted() {
         .collect();
     assert!(ran.is_empty(), "planted objects ran as the superuser: {ran:?}");
 }
+
+/// A model `levels` groups deep, each group holding the next, the innermost a leaf.
+fn nested_model(levels: usize) -> String {
+    let leaf = r#"{"name": "x", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}"#;
+    let mut model = String::from(r#"{"components": ["#);
+    for i in 0..levels {
+        model.push_str(&format!(r#"{{"name": "g{i}", "weight": 1, "components": ["#));
+    }
+    model.push_str(leaf);
+    model.push_str(&"]}".repeat(levels));
+    model.push_str("]}");
+    model
+}
+
+/// A model of `count` leaves, side by side.
+fn wide_model(count: usize) -> String {
+    let leaves: Vec<String> = (0..count)
+        .map(|i| format!(r#"{{"name": "c{i}", "weight": 1, "normalize": {{"type": "linear", "min": 0, "max": 10}}}}"#))
+        .collect();
+    format!(r#"{{"components": [{}]}}"#, leaves.join(","))
+}
+
+/// Item 7: a reader's deeply nested or huge model is refused with 22023 and the JSON path,
+/// before anything recurses over it; the session (and every other) lives on. Models within
+/// the documented limits (depth 64, 10,000 components, 1 MB) score.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn item_7_deep_and_huge_models_are_refused_without_crashing() {
+    let db = "hs_sec_limits";
+    let mut su = database(db);
+    let mut reader = login(&mut su, db, "hs_sec7_reader", "health_score_reader");
+    let mut bystander = super::connect(db);
+    let deep = nested_model(3_500);
+    for sql in [
+        "SELECT health_score.score($1::text::jsonb, '{\"x\": 5}'::jsonb)",
+        "SELECT health_score.explain($1::text::jsonb, '{\"x\": 5}'::jsonb)",
+    ] {
+        let err = reader.query_one(sql, &[&deep]).unwrap_err();
+        assert_eq!(sqlstate(&err), "22023", "{err}");
+        let db_error = err.as_db_error().unwrap();
+        assert!(db_error.message().contains("nested deeper than 256 levels"), "{}", db_error.message());
+        assert!(
+            db_error.message().starts_with("invalid health model: components[0].components[0]"),
+            "{}",
+            db_error.message()
+        );
+        let total =
+            db_error.message().len() + db_error.detail().map_or(0, str::len) + db_error.hint().map_or(0, str::len);
+        assert!(total < 2000, "{total} characters");
+    }
+    let faults: i64 =
+        reader.query_one("SELECT count(*) FROM health_score.validate($1::text::jsonb)", &[&deep]).unwrap().get(0);
+    assert_eq!(faults, 1);
+    // no backend was lost: this session and another one still answer
+    let one: i32 = reader.query_one("SELECT 1", &[]).unwrap().get(0);
+    let two: i32 = bystander.query_one("SELECT 2", &[]).unwrap().get(0);
+    assert_eq!((one, two), (1, 2));
+    // deep arrays anywhere in a model, or as an input value, are cut off the same way
+    let deep_array = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
+    let faults: i64 = reader
+        .query_one(
+            "SELECT count(*) FROM health_score.validate($1::text::jsonb)",
+            &[&format!("{{\"description\": {deep_array}}}")],
+        )
+        .unwrap()
+        .get(0);
+    assert!(faults >= 1);
+    let score: Option<f64> = reader
+        .query_one(
+            "SELECT health_score.score_agg('{\"on_invalid\": \"missing\", \"components\": [{\"name\": \"x\", \"weight\": 1,
+                 \"normalize\": {\"type\": \"linear\", \"min\": 0, \"max\": 10}}]}'::jsonb, 'x', $1::text::jsonb)",
+            &[&deep_array],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(score, None, "an array is no number: the only component is missing");
+    // within the limits: 64 levels, 10,000 components, a 1 MB model
+    let score: f64 = reader
+        .query_one("SELECT health_score.score($1::text::jsonb, '{\"x\": 5}'::jsonb)", &[&nested_model(64)])
+        .unwrap()
+        .get(0);
+    assert!((score - 50.0).abs() < 1e-9, "{score}");
+    let wide = wide_model(10_000);
+    let faults: i64 =
+        reader.query_one("SELECT count(*) FROM health_score.validate($1::text::jsonb)", &[&wide]).unwrap().get(0);
+    assert_eq!(faults, 0);
+    let padded = format!(
+        r#"{{"description": "{}", "components": [{{"name": "x", "weight": 1, "normalize": {{"type": "linear", "min": 0, "max": 10}}}}]}}"#,
+        "d".repeat(1 << 20)
+    );
+    let score: f64 =
+        reader.query_one("SELECT health_score.score($1::text::jsonb, '{\"x\": 5}'::jsonb)", &[&padded]).unwrap().get(0);
+    assert!((score - 50.0).abs() < 1e-9, "{score}");
+    // past them: 100,001 components, 16 MiB
+    let err = reader
+        .query_one("SELECT health_score.score($1::text::jsonb, '{}'::jsonb)", &[&wide_model(100_001)])
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "22023", "{err}");
+    assert!(err.as_db_error().unwrap().message().contains("more than 100000 components"), "{err:?}");
+    let huge = padded.replace(&"d".repeat(1 << 20), &"d".repeat(17 << 20));
+    let err = reader.query_one("SELECT health_score.score($1::text::jsonb, '{}'::jsonb)", &[&huge]).unwrap_err();
+    assert_eq!(sqlstate(&err), "22023", "{err}");
+    assert!(err.as_db_error().unwrap().message().contains("more than the limit"), "{err:?}");
+}
