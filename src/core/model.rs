@@ -69,8 +69,12 @@ pub struct InputSlot {
 /// The weights, normalizers and bands in force: the base model or one segment's override.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
-    /// Per node; 0 removes the node (segment overrides only).
+    /// Per node, as the model gives them; 0 removes the node (segment overrides only).
     pub weights: Vec<f64>,
+    /// The weights the computation uses: each set of siblings scaled by a power of two
+    /// towards 1 when its largest weight is far from 1, so that no sum of weights overflows
+    /// and no product of a weight underflows; shares are the same.
+    pub working_weights: Vec<f64>,
     pub bands: Option<Vec<Band>>,
     /// The components in force, children before parents, for evaluation without recursion.
     pub program: Vec<Step>,
@@ -722,6 +726,31 @@ impl Checker {
     }
 }
 
+/// The weights scaled per set of siblings (see `Variant::working_weights`). Scaling by a
+/// power of two is exact, so a model whose weights are anywhere near 1 computes exactly as
+/// written; a positive weight that the scaling would take below the smallest normal double
+/// keeps that smallest one (it stays counted, with a share of nothing).
+fn working_weights(nodes: &[Node], top: &[usize], given: &[f64]) -> Vec<f64> {
+    let mut weights = given.to_vec();
+    let sets = std::iter::once(top).chain(nodes.iter().map(|n| n.children.as_slice()));
+    for ids in sets {
+        let largest = ids.iter().map(|&i| weights[i]).fold(0.0, f64::max);
+        if largest <= 0.0 || (1e-100..=1e100).contains(&largest) {
+            continue;
+        }
+        // 2^-e with largest = m·2^e, 1 <= m < 2, applied in two steps (2^-e alone may not be
+        // a double)
+        let e = largest.log2().floor() as i32;
+        let (half, rest) = (-e / 2, -e - (-e / 2));
+        for &i in ids {
+            if weights[i] > 0.0 {
+                weights[i] = (weights[i] * f64::powi(2.0, half) * f64::powi(2.0, rest)).max(f64::MIN_POSITIVE);
+            }
+        }
+    }
+    weights
+}
+
 fn compute_shares(nodes: &[Node], top: &[usize], weights: &[f64]) -> Vec<f64> {
     let mut shares = vec![0.0; nodes.len()];
     fn walk(ids: &[usize], parent_share: f64, nodes: &[Node], weights: &[f64], shares: &mut [f64]) {
@@ -925,7 +954,8 @@ impl Model {
             return Err(c.faults);
         }
         let nodes = draft.nodes;
-        let variant = |weights: Vec<f64>, normalizers: Vec<Option<Normalizer>>, bands: Option<Vec<Band>>| {
+        let variant = |given: Vec<f64>, normalizers: Vec<Option<Normalizer>>, bands: Option<Vec<Band>>| {
+            let weights = working_weights(&nodes, &top, &given);
             let shares = compute_shares(&nodes, &top, &weights);
             let input = ProgramInput { nodes: &nodes, weights: &weights, shares: &shares, normalizers: &normalizers };
             let (program, accumulators) = compile_program(&input, &top);
@@ -934,7 +964,15 @@ impl Model {
                 && program
                     .iter()
                     .all(|step| !matches!(step.kind, StepKind::Group { full_weight, .. } if full_weight <= 0.0));
-            Variant { weights, bands, program, accumulators, top_weight: (top_weight, 1.0 / top_weight), flat }
+            Variant {
+                weights: given,
+                working_weights: weights,
+                bands,
+                program,
+                accumulators,
+                top_weight: (top_weight, 1.0 / top_weight),
+                flat,
+            }
         };
         let base = variant(draft.weights, draft.normalizers, bands);
         let overrides = overrides.into_iter().map(|(name, w, n, b)| (name, variant(w, n, b))).collect();

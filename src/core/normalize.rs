@@ -2,26 +2,55 @@
 
 use super::value::Value;
 
+/// `(v - lo) / (hi - lo)` for `lo < hi`, as `(v * scale - origin) * per_unit`. `scale` is 1
+/// unless `hi - lo` overflows (then ½) or its reciprocal does (then 2^600; both ends are then
+/// tiny): powers of two, so every valid range gives finite constants and the result is the
+/// same rounding of the exact quotient. Never NaN for a finite `v`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Unit {
+    scale: f64,
+    origin: f64,
+    per_unit: f64,
+}
+
+impl Unit {
+    pub fn new(lo: f64, hi: f64) -> Unit {
+        let scale = if !(hi - lo).is_finite() {
+            0.5
+        } else if !(1.0 / (hi - lo)).is_finite() {
+            f64::powi(2.0, 600)
+        } else {
+            1.0
+        };
+        let origin = lo * scale;
+        Unit { scale, origin, per_unit: 1.0 / (hi * scale - origin) }
+    }
+
+    #[inline(always)]
+    pub fn of(&self, v: f64) -> f64 {
+        (v * self.scale - self.origin) * self.per_unit
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Normalizer {
     // Constants are derived once (reciprocals instead of per-row divisions); build these
     // with `Normalizer::linear`, `log` and `decay`.
     Linear {
-        min: f64,
-        /// 1 / (max - min)
-        per_unit: f64,
+        unit: Unit,
         invert: bool,
     },
     Log {
         min: f64,
-        /// ln(1 + min)
-        ln_min: f64,
-        /// 1 / (ln(1 + max) - ln(1 + min))
-        per_ln_unit: f64,
+        /// ln(1 + x) over [ln(1 + min), ln(1 + max)]; over [min, max] itself when the two
+        /// logarithms round to one double (a range too narrow for them to tell apart)
+        unit: Unit,
+        in_log_space: bool,
         invert: bool,
     },
     Decay {
-        /// -1 / half_life
+        half_life: f64,
+        /// -1 / half_life, infinite for a subnormal half_life (then divided by instead)
         per_half_life: f64,
     },
     Steps {
@@ -107,16 +136,20 @@ pub fn clamp01(v: f64) -> f64 {
 
 impl Normalizer {
     pub fn linear(min: f64, max: f64, invert: bool) -> Normalizer {
-        Normalizer::Linear { min, per_unit: 1.0 / (max - min), invert }
+        Normalizer::Linear { unit: Unit::new(min, max), invert }
     }
 
     pub fn log(min: f64, max: f64, invert: bool) -> Normalizer {
-        let ln_min = (1.0 + min).ln();
-        Normalizer::Log { min, ln_min, per_ln_unit: 1.0 / ((1.0 + max).ln() - ln_min), invert }
+        let (ln_min, ln_max) = (min.ln_1p(), max.ln_1p());
+        if ln_min < ln_max {
+            Normalizer::Log { min, unit: Unit::new(ln_min, ln_max), in_log_space: true, invert }
+        } else {
+            Normalizer::Log { min, unit: Unit::new(min, max), in_log_space: false, invert }
+        }
     }
 
     pub fn decay(half_life: f64) -> Normalizer {
-        Normalizer::Decay { per_half_life: -1.0 / half_life }
+        Normalizer::Decay { half_life, per_half_life: -1.0 / half_life }
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -152,9 +185,9 @@ impl Normalizer {
     #[inline(always)]
     pub fn apply_number(&self, x: f64) -> f64 {
         match self {
-            Normalizer::Linear { min, per_unit, invert } => flip(clamp01((x - min) * per_unit), *invert),
-            Normalizer::Log { min, ln_min, per_ln_unit, invert } => {
-                let n = if x <= *min { 0.0 } else { clamp01(((1.0 + x).ln() - ln_min) * per_ln_unit) };
+            Normalizer::Linear { unit, invert } => flip(clamp01(unit.of(x)), *invert),
+            Normalizer::Log { min, unit, in_log_space, invert } => {
+                let n = if x <= *min { 0.0 } else { clamp01(unit.of(if *in_log_space { x.ln_1p() } else { x })) };
                 flip(n, *invert)
             }
             Normalizer::Steps { steps, below } => {
@@ -179,10 +212,23 @@ impl Normalizer {
                 let i = count_at_or_below(points, x);
                 let (xa, ya) = points[i - 1];
                 let (xb, yb) = points[i];
-                clamp01(ya + (yb - ya) * (x - xa) / (xb - xa))
+                // halved where the segment spans more than the largest double
+                let along = if (xb - xa).is_finite() {
+                    (x - xa) / (xb - xa)
+                } else {
+                    (x * 0.5 - xa * 0.5) / (xb * 0.5 - xa * 0.5)
+                };
+                clamp01(ya + (yb - ya) * along)
             }
             Normalizer::Logistic { midpoint, steepness } => 1.0 / (1.0 + (-steepness * (x - midpoint)).exp()),
-            Normalizer::Decay { per_half_life } => (x.max(0.0) * per_half_life).exp2(),
+            Normalizer::Decay { half_life, per_half_life } => {
+                let age = x.max(0.0);
+                if per_half_life.is_finite() {
+                    (age * per_half_life).exp2()
+                } else {
+                    (-(age / half_life)).exp2()
+                }
+            }
             Normalizer::Map { .. } => unreachable!("map normalizers read categories"),
         }
     }

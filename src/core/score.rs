@@ -311,10 +311,10 @@ impl Model {
 
     fn effective_weights(&self, ids: &[usize], parent: f64, variant: &Variant, nodes: &[NodeResult], out: &mut [f64]) {
         let counted = |id: usize| nodes[id].normalized.is_some() && nodes[id].status != Status::Excluded;
-        let total: f64 = ids.iter().filter(|&&i| counted(i)).map(|&i| variant.weights[i]).sum();
+        let total: f64 = ids.iter().filter(|&&i| counted(i)).map(|&i| variant.working_weights[i]).sum();
         for &id in ids {
             if counted(id) && total > 0.0 {
-                out[id] = parent * variant.weights[id] / total;
+                out[id] = parent * variant.working_weights[id] / total;
                 if nodes[id].status == Status::Ok {
                     self.effective_weights(&self.nodes[id].children, out[id], variant, nodes, out);
                 }

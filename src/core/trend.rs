@@ -7,6 +7,13 @@ use super::error::Error;
 /// Microseconds per day: times are PostgreSQL timestamps (microseconds since 2000-01-01).
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
+/// Scores are summed as `score × 2^-64`, so that sums of up to 2^64 scores near the largest
+/// double stay finite (scores 0, 1e308, 1e308 summed as they are overflow, and the slope came
+/// out NaN). A power of two: every result is what it would be unscaled, wherever that is a
+/// finite double.
+const Y_SCALE: f64 = 1.0 / 18_446_744_073_709_551_616.0;
+const Y_UNSCALE: f64 = 18_446_744_073_709_551_616.0;
+
 /// Running state. Every field is order-insensitive: counts, sums, minima and maxima, and the
 /// regression sums of Youngs and Cramer, which PostgreSQL's own `regr_slope` keeps (stable
 /// where the naive `Σxy − ΣxΣy/n` loses every digit to cancellation, as with times in days
@@ -22,7 +29,8 @@ pub struct TrendState {
     pub last_count: u64,
     pub min: f64,
     pub max: f64,
-    /// Σx, Σy and the centred sums Sxx, Sxy, with x in days.
+    /// Σx, Σy and the centred sums Sxx, Sxy, with x in days. Every score here (first and
+    /// last sums, minimum and maximum too) is scaled by `Y_SCALE`.
     pub sx: f64,
     pub sy: f64,
     pub sxx: f64,
@@ -81,6 +89,7 @@ impl TrendState {
             });
         }
         let x = at as f64 / MICROS_PER_DAY;
+        let score = score * Y_SCALE;
         if self.n == 0 {
             *self = TrendState {
                 n: 1,
@@ -166,10 +175,12 @@ impl TrendState {
         if self.n == 0 {
             return None;
         }
-        let first_score = self.first_sum / self.first_count as f64;
-        let last_score = self.last_sum / self.last_count as f64;
-        let delta = last_score - first_score;
-        let slope = (self.first_at != self.last_at && self.sxx > 0.0).then(|| self.sxy / self.sxx);
+        let first_scaled = self.first_sum / self.first_count as f64;
+        let last_scaled = self.last_sum / self.last_count as f64;
+        let (first_score, last_score) = (first_scaled * Y_UNSCALE, last_scaled * Y_UNSCALE);
+        // beyond the largest double (from scores far apart in sign): infinite, never NaN
+        let delta = (last_scaled - first_scaled) * Y_UNSCALE;
+        let slope = (self.first_at != self.last_at && self.sxx > 0.0).then(|| self.sxy / self.sxx * Y_UNSCALE);
         Some(Trend {
             n: self.n,
             first_at: self.first_at,
@@ -179,8 +190,8 @@ impl TrendState {
             delta,
             pct_change: (first_score != 0.0).then(|| 100.0 * delta / first_score),
             slope_per_day: slope,
-            min_score: self.min,
-            max_score: self.max,
+            min_score: self.min * Y_UNSCALE,
+            max_score: self.max * Y_UNSCALE,
         })
     }
 

@@ -390,3 +390,66 @@ fn item_7_deep_and_huge_models_are_refused_without_crashing() {
     assert_eq!(sqlstate(&err), "22023", "{err}");
     assert!(err.as_db_error().unwrap().message().contains("more than the limit"), "{err:?}");
 }
+
+/// Item 10: valid models at the edges of double precision score as the spec says through
+/// SQL, snapshots store those scores, and trend reads them back.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn item_10_extreme_valid_models_give_right_numbers_and_stored_scores_read_back() {
+    let db = "hs_sec_extremes";
+    let mut su = database(db);
+    su.batch_execute(
+        r#"SELECT health_score.set_model('decay', '{"bands": [{"name": "red", "min": 0}, {"name": "green", "min": 50}],
+               "components": [{"name": "age", "weight": 1, "normalize": {"type": "decay", "half_life": 1e-320}}]}');
+           SELECT health_score.set_model('heavy', '{"components": [
+               {"name": "a", "weight": 1e308, "normalize": {"type": "linear", "min": -1e308, "max": 1e308}},
+               {"name": "b", "weight": 1e308, "normalize": {"type": "log", "min": 0, "max": 1e-300}}]}');
+           CREATE TABLE accounts (id int, age float8, a float8, b float8);
+           INSERT INTO accounts VALUES (1, 0, 1e308, 1), (2, 1, 0, 0);"#,
+    )
+    .unwrap();
+    let rows = su
+        .query(
+            "SELECT health_score.score('decay', acc), health_score.band('decay', acc), health_score.score('heavy', acc)
+               FROM accounts acc ORDER BY id",
+            &[],
+        )
+        .unwrap();
+    let got: Vec<(f64, String, f64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    // decay: age 0 gives n = 1, any positive age 0; heavy: a at 1e308 is n = 1 and b > 1e-300
+    // is n = 1 (100), a at 0 is n = 0.5 and b at 0 is n = 0 (25)
+    assert_eq!(got[0].0, 100.0);
+    assert_eq!(got[0].1, "green");
+    assert_eq!(got[1].0, 0.0);
+    assert_eq!(got[1].1, "red");
+    assert_eq!(got[0].2, 100.0);
+    assert!((got[1].2 - 25.0).abs() < 1e-9, "{}", got[1].2);
+    let weights: Vec<f64> = su
+        .query("SELECT weight FROM health_score.explain('heavy', '{\"a\": 0, \"b\": 0}'::jsonb)", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(weights, [0.5, 0.5]);
+    for day in 1..=3 {
+        su.batch_execute(&format!(
+            "UPDATE accounts SET a = CASE WHEN {day} = 1 THEN -1e308 ELSE 1e308 END;
+             SELECT health_score.snapshot('heavy', 'accounts', 'id', '2026-01-0{day}');
+             SELECT health_score.snapshot('decay', 'accounts', 'id', '2026-01-0{day}');"
+        ))
+        .unwrap();
+    }
+    let nan: i64 = su.query_one("SELECT count(*) FROM health_score.scores WHERE score = 'NaN'", &[]).unwrap().get(0);
+    assert_eq!(nan, 0);
+    let slopes: Vec<Option<f64>> = su
+        .query(
+            "SELECT (health_score.trend(scored_at, score)).slope_per_day FROM health_score.scores
+              GROUP BY model, entity_key ORDER BY model, entity_key",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(slopes.iter().all(|s| s.is_some_and(f64::is_finite)), "{slopes:?}");
+}
