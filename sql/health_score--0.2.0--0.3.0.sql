@@ -197,7 +197,7 @@ BEGIN
     PERFORM health_score._require_column('create_view', _generate_view.source, _generate_view.key_column);
     IF _generate_view.key_column IN ('score', 'band', 'coverage', 'segment')
        OR EXISTS (SELECT FROM health_score._components(config) t WHERE t.component || '_points' = _generate_view.key_column) THEN
-        RAISE EXCEPTION 'create_view: the key column % would clash with a column of the view', quote_ident(_generate_view.key_column)
+        RAISE EXCEPTION 'create_view: the key column % would clash with a column of the view', quote_ident(left(_generate_view.key_column, 200))
             USING ERRCODE = '42701', HINT = 'rename the key column in a view of the source';
     END IF;
     IF EXISTS (SELECT FROM health_score._components(config) t WHERE octet_length(t.component || '_points') > 63) THEN
@@ -285,7 +285,7 @@ BEGIN
     BEGIN
         parts := pg_catalog.parse_ident(create_view.view_name);
     EXCEPTION WHEN invalid_parameter_value THEN
-        RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(create_view.view_name)
+        RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(pg_catalog.left(create_view.view_name, 200))
             USING ERRCODE = '42602', HINT = 'quote a name with spaces, dots or capitals as SQL does: ''"My View"'' or ''reports."My View"''';
     END;
     IF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 1 THEN
@@ -293,7 +293,7 @@ BEGIN
     ELSIF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 2 THEN
         schema_name := parts[1];
     ELSE
-        RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(create_view.view_name)
+        RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(pg_catalog.left(create_view.view_name, 200))
             USING ERRCODE = '42602', HINT = 'quote a name with dots or capitals as SQL does: ''"My View"'' or ''reports."My View"''';
     END IF;
     IF schema_name IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) schema_name) THEN
@@ -410,4 +410,405 @@ CREATE OR REPLACE FUNCTION health_score.fit(model jsonb, source regclass, outcom
 LANGUAGE sql STABLE AS $$
     SELECT health_score._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
       FROM health_score._model_sql(fit.model) m
+$$;
+
+-------------------------------------------------------------------------------------------
+-- Issue 15, item 5. Internal functions: no role calls the aggregates' support functions, the planner support
+-- function or the trigger functions (PostgreSQL checks the aggregate owner's right to its
+-- support functions, and calls the others itself), so nobody may; snapshot's row functions
+-- are the admin's. The rest stay executable, because the planner's rewrite, the generated
+-- views and the functions readers call run them with the caller's rights; each validates
+-- its arguments (docs/security.md).
+-------------------------------------------------------------------------------------------
+
+REVOKE EXECUTE ON FUNCTION
+    health_score._auc_combine(internal, internal),
+    health_score._auc_deserialize(bytea, internal),
+    health_score._auc_final(internal),
+    health_score._auc_serialize(internal),
+    health_score._auc_trans(internal, double precision, boolean),
+    health_score._backtest_combine(internal, internal),
+    health_score._backtest_deserialize(bytea, internal),
+    health_score._backtest_final(internal),
+    health_score._backtest_serialize(internal),
+    health_score._backtest_trans(internal, double precision, text, integer, boolean),
+    health_score._calibration_final(internal),
+    health_score._fit_combine(internal, internal),
+    health_score._fit_deserialize(bytea, internal),
+    health_score._fit_final(internal),
+    health_score._fit_serialize(internal),
+    health_score._fit_trans(internal, double precision[], boolean, double precision),
+    health_score._model_versions_are_immutable(),
+    health_score._refresh_views_on_new_version(),
+    health_score._row_support(internal),
+    health_score._score_agg_combine(internal, internal),
+    health_score._score_agg_deserialize(bytea, internal),
+    health_score._score_agg_final(internal),
+    health_score._score_agg_serialize(internal),
+    health_score._score_agg_trans(internal, jsonb, text, double precision),
+    health_score._score_agg_trans(internal, jsonb, text, jsonb),
+    health_score._score_agg_trans(internal, jsonb, text, text),
+    health_score._score_agg_trans(internal, text, text, double precision),
+    health_score._score_agg_trans(internal, text, text, jsonb),
+    health_score._score_agg_trans(internal, text, text, text),
+    health_score._trend_combine(internal, internal),
+    health_score._trend_deserialize(bytea, internal),
+    health_score._trend_final(internal),
+    health_score._trend_serialize(internal),
+    health_score._trend_trans(internal, timestamptz, double precision),
+    health_score._snapshot_row(text, text, text, record),
+    health_score._snapshot_row(text, text, text, jsonb),
+    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    health_score._snapshot_row(text, text, text, record),
+    health_score._snapshot_row(text, text, text, jsonb),
+    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+  TO health_score_admin;
+
+-- Issue 15, item 5: the internal proving functions refuse any model_sql but _model_sql's
+-- The internal functions paste model_sql into queries and are executable by every
+-- reader (band_report and the others are inlined SQL that call them with the caller's
+-- rights): model_sql must be exactly what _model_sql gives, a pinned reference or the
+-- config itself as a jsonb literal, never other SQL.
+CREATE FUNCTION health_score._require_model_sql(model_sql text, config jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF _require_model_sql.model_sql IS NULL
+       OR NOT (_require_model_sql.model_sql ~ '^''[a-z][a-z0-9_]{0,62}@[1-9][0-9]{0,9}''$'
+               OR _require_model_sql.model_sql = quote_literal(_require_model_sql.config::text) || '::jsonb') THEN
+        RAISE EXCEPTION 'health_score: % is not a model reference as health_score._model_sql gives it',
+            coalesce(quote_literal(left(_require_model_sql.model_sql, 200)), 'NULL') USING ERRCODE = '22023',
+            HINT = 'this is an internal function: call band_report, evaluate, calibrate, fit or fit_report';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION health_score._require_model_sql(text, jsonb) IS
+    'Raises 22023 unless model_sql is a pinned model reference or the config as a jsonb literal (the internal proving functions paste it into queries)';
+
+CREATE OR REPLACE FUNCTION health_score._band_report(model_sql text, config jsonb, source regclass, outcome_column text)
+    RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
+                   churn_rate double precision, lift double precision)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    outcome text := health_score._outcome_sql(_band_report.source, _band_report.outcome_column);
+    unknown bigint;
+BEGIN
+    PERFORM health_score._require_model_sql(_band_report.model_sql, _band_report.config);
+    IF jsonb_typeof(_band_report.config -> 'bands') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'band_report: the model has no bands' USING ERRCODE = '22023',
+            HINT = 'add "bands" to the model (a new version), or use health_score.evaluate for the totals';
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s AS src WHERE (%s) IS NULL', _band_report.source, outcome) INTO unknown;
+    IF unknown > 0 THEN
+        RAISE NOTICE 'band_report: left out % account(s) with a NULL outcome', unknown;
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        WITH known AS (
+            SELECT s.score, s.band, s.segment, o.churned
+              FROM %1$s AS src, LATERAL health_score.assess(%2$s, src) s, LATERAL (SELECT %3$s AS churned) o
+             WHERE o.churned IS NOT NULL
+        ), overall AS (
+            SELECT avg(known.churned::int)::float8 AS rate FROM known WHERE known.score IS NOT NULL
+        ), bands AS (
+            SELECT NULL::text AS segment, b.ord, b.e ->> 'name' AS band
+              FROM jsonb_array_elements($1 -> 'bands') WITH ORDINALITY b(e, ord)
+            UNION ALL
+            SELECT o.key, b.ord, b.e ->> 'name'
+              FROM jsonb_each(coalesce($1 -> 'segments' -> 'overrides', '{}')) o,
+                   jsonb_array_elements(coalesce(o.value -> 'bands', $1 -> 'bands')) WITH ORDINALITY b(e, ord)
+        ), report AS (
+            SELECT b.segment, b.band, (b.ord - 1)::int AS band_rank, count(k.score)::bigint AS accounts,
+                   count(k.score) FILTER (WHERE k.churned)::bigint AS churned,
+                   avg(k.churned::int)::float8 AS churn_rate
+              FROM bands b
+              LEFT JOIN known k ON k.score IS NOT NULL AND k.band = b.band AND k.segment IS NOT DISTINCT FROM b.segment
+             GROUP BY b.segment, b.band, b.ord
+            UNION ALL
+            SELECT NULL, NULL, NULL, count(*), count(*) FILTER (WHERE known.churned), avg(known.churned::int)::float8
+              FROM known WHERE known.score IS NULL
+        )
+        SELECT r.segment, r.band, r.band_rank, r.accounts, r.churned, r.churn_rate, r.churn_rate / nullif(overall.rate, 0)
+          FROM report r, overall
+         ORDER BY r.band_rank IS NULL, r.segment NULLS FIRST, r.band_rank
+    $q$, _band_report.source, _band_report.model_sql, outcome) USING _band_report.config;
+END
+$$;
+CREATE OR REPLACE FUNCTION health_score._evaluate(model_sql text, config jsonb, source regclass, outcome_column text)
+    RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
+                   mean_coverage double precision, under_min_coverage double precision,
+                   log_loss double precision, brier double precision, outcome_unknown bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    outcome text := health_score._outcome_sql(_evaluate.source, _evaluate.outcome_column);
+BEGIN
+    PERFORM health_score._require_model_sql(_evaluate.model_sql, _evaluate.config);
+    RETURN QUERY EXECUTE format($q$
+        WITH scored AS (
+            SELECT s.score, s.coverage, o.churned,
+                   least(greatest(health_score.churn_probability(%2$s, src), 1e-15), 1 - 1e-15) AS p
+              FROM %1$s AS src, LATERAL health_score.assess(%2$s, src) s, LATERAL (SELECT %3$s AS churned) o
+        )
+        SELECT count(*) FILTER (WHERE churned IS NOT NULL), count(*) FILTER (WHERE churned),
+               avg(churned::int)::float8, health_score.auc(score, churned),
+               avg(coverage) FILTER (WHERE churned IS NOT NULL),
+               avg((coverage < $1 - 1e-9)::int) FILTER (WHERE churned IS NOT NULL)::float8,
+               avg(CASE WHEN churned THEN -ln(p) ELSE -ln(1 - p) END) FILTER (WHERE churned IS NOT NULL)::float8,
+               avg((p - churned::int) ^ 2) FILTER (WHERE churned IS NOT NULL)::float8,
+               count(*) FILTER (WHERE churned IS NULL)
+          FROM scored
+    $q$, _evaluate.source, _evaluate.model_sql, outcome)
+    USING coalesce((_evaluate.config ->> 'min_coverage')::float8, 0);
+END
+$$;
+CREATE OR REPLACE FUNCTION health_score._calibrate(model_sql text, config jsonb, source regclass, outcome_column text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fitted double precision[];
+BEGIN
+    PERFORM health_score._require_model_sql(_calibrate.model_sql, _calibrate.config);
+    EXECUTE format('SELECT health_score._calibration(health_score.score(%s, src), %s) FROM %s AS src',
+                   _calibrate.model_sql, health_score._outcome_sql(_calibrate.source, _calibrate.outcome_column),
+                   _calibrate.source)
+    INTO fitted;
+    IF fitted IS NULL THEN
+        RAISE EXCEPTION 'calibrate: both churned and retained accounts with a score are needed' USING ERRCODE = '22023',
+            HINT = 'the source needs rows with a non-NULL score and a true outcome, and rows with a non-NULL score and a false one';
+    END IF;
+    RETURN _calibrate.config || jsonb_build_object('calibration', jsonb_build_object('intercept', fitted[1], 'slope', fitted[2]));
+END
+$$;
+CREATE OR REPLACE FUNCTION health_score._fit(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
+    RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    outcome text := health_score._outcome_sql(_fit.source, _fit.outcome_column);
+    opts jsonb := coalesce(_fit.options, '{}');
+    unknown_key text;
+    l2 double precision := 1e-4;
+    by_segment boolean := false;
+    holdout double precision := 0;
+    key_column text;
+    held text := 'false';
+    solutions text;
+    result jsonb;
+BEGIN
+    PERFORM health_score._require_model_sql(_fit.model_sql, _fit.config);
+    IF jsonb_typeof(opts) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'fit: options must be a JSON object' USING ERRCODE = '22023',
+            HINT = 'for example ''{"l2": 0.001, "by_segment": true, "holdout": 0.2, "key_column": "account_id"}''';
+    END IF;
+    SELECT k INTO unknown_key FROM jsonb_object_keys(opts) k WHERE k NOT IN ('l2', 'by_segment', 'holdout', 'key_column') LIMIT 1;
+    IF unknown_key IS NOT NULL THEN
+        RAISE EXCEPTION 'fit: options.%: unknown option', left(unknown_key, 200) USING ERRCODE = '22023',
+            HINT = 'the options are l2, by_segment, holdout and key_column';
+    END IF;
+    IF opts ? 'l2' THEN
+        IF jsonb_typeof(opts -> 'l2') IS DISTINCT FROM 'number' OR (opts ->> 'l2')::numeric < 0 OR (opts ->> 'l2')::numeric > 1e6 THEN
+            RAISE EXCEPTION 'fit: options.l2: must be a number from 0 to 1e6, not %', left((opts -> 'l2')::text, 200) USING ERRCODE = '22023',
+                HINT = 'the L2 penalty on the weights, default 1e-4';
+        END IF;
+        l2 := (opts ->> 'l2')::float8;
+    END IF;
+    IF opts ? 'by_segment' THEN
+        IF jsonb_typeof(opts -> 'by_segment') IS DISTINCT FROM 'boolean' THEN
+            RAISE EXCEPTION 'fit: options.by_segment: must be true or false, not %', left((opts -> 'by_segment')::text, 200) USING ERRCODE = '22023',
+                HINT = 'true fits each segment''s weights separately; false (the default) fits one set and drops the overrides'' weights';
+        END IF;
+        by_segment := (opts ->> 'by_segment')::boolean;
+    END IF;
+    IF opts ? 'holdout' THEN
+        IF jsonb_typeof(opts -> 'holdout') IS DISTINCT FROM 'number' OR (opts ->> 'holdout')::numeric < 0 OR (opts ->> 'holdout')::numeric >= 1 THEN
+            RAISE EXCEPTION 'fit: options.holdout: must be a fraction in [0, 1), not %', left((opts -> 'holdout')::text, 200) USING ERRCODE = '22023',
+                HINT = 'the share of accounts held out of the fit, chosen by a hash of their key';
+        END IF;
+        holdout := (opts ->> 'holdout')::float8;
+    END IF;
+    IF opts ? 'key_column' THEN
+        IF jsonb_typeof(opts -> 'key_column') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'fit: options.key_column: must be a column name, not %', left((opts -> 'key_column')::text, 200) USING ERRCODE = '22023',
+                HINT = 'the column that identifies each account, such as {"key_column": "account_id"}; the holdout hashes it';
+        END IF;
+        key_column := opts ->> 'key_column';
+    ELSIF holdout > 0 THEN
+        -- the source's single-column primary key, if it has one
+        SELECT a.attname INTO key_column
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = _fit.source AND i.indisprimary AND i.indnkeyatts = 1;
+        IF key_column IS NULL THEN
+            RAISE EXCEPTION 'fit: options.holdout needs options.key_column' USING ERRCODE = '22023',
+                HINT = format('%s has no single-column primary key to hold accounts out by; name the key column', _fit.source);
+        END IF;
+    END IF;
+    IF key_column IS NOT NULL THEN
+        PERFORM health_score._require_column('fit', _fit.source, key_column);
+        held := format('health_score._held_out(src.%I::text, %s)', key_column, holdout);
+    END IF;
+    EXECUTE format('SELECT health_score._fit(health_score._fit_row($1, $2, src), %s, $3) FROM %s AS src WHERE NOT %s',
+                   outcome, _fit.source, held)
+       INTO solutions USING health_score._fit_design_model(_fit.config, by_segment)::jsonb, by_segment, l2;
+    result := health_score._fit_apply(_fit.config, by_segment, solutions)::jsonb;
+    PERFORM health_score._require_valid_model(result -> 'model');
+    RETURN result || jsonb_build_object('held_out', held, 'model_sql', _fit.model_sql, 'outcome_sql', outcome);
+END
+$$;
+CREATE OR REPLACE FUNCTION health_score._fit_report(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
+    RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
+                   at_bound boolean, rows_used bigint, rows_excluded bigint,
+                   auc_before double precision, auc_after double precision,
+                   holdout_auc_before double precision, holdout_auc_after double precision)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fitted jsonb := health_score._fit(_fit_report.model_sql, _fit_report.config, _fit_report.source,
+                                      _fit_report.outcome_column, _fit_report.options);
+    aucs double precision[];
+BEGIN
+    PERFORM health_score._require_model_sql(_fit_report.model_sql, _fit_report.config);
+    EXECUTE format($q$
+        SELECT ARRAY[health_score.auc(health_score.score(%1$s, src), o.churned) FILTER (WHERE NOT o.held),
+                     health_score.auc(health_score.score($1, src), o.churned) FILTER (WHERE NOT o.held),
+                     health_score.auc(health_score.score(%1$s, src), o.churned) FILTER (WHERE o.held),
+                     health_score.auc(health_score.score($1, src), o.churned) FILTER (WHERE o.held)]
+          FROM %2$s AS src, LATERAL (SELECT %3$s AS churned, %4$s AS held) o
+    $q$, fitted ->> 'model_sql', _fit_report.source, fitted ->> 'outcome_sql', fitted ->> 'held_out')
+    INTO aucs USING fitted -> 'model';
+    RETURN QUERY
+        SELECT s ->> 'segment', c ->> 'component', c ->> 'parent', (c ->> 'old_weight')::float8, (c ->> 'new_weight')::float8,
+               (c ->> 'at_bound')::boolean, (s ->> 'rows')::bigint, (s ->> 'excluded')::bigint,
+               aucs[1], aucs[2], aucs[3], aucs[4]
+          FROM jsonb_array_elements(fitted -> 'segments') WITH ORDINALITY sg(s, sord),
+               jsonb_array_elements(s -> 'components') WITH ORDINALITY cm(c, cord)
+         ORDER BY sord, cord;
+END
+$$;
+-- Issue 15, item 12: messages cut the user's text at 200 characters
+CREATE OR REPLACE FUNCTION health_score._require_column(caller text, source regclass, column_name text, hint text DEFAULT NULL)
+    RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF _require_column.source IS NULL OR _require_column.column_name IS NULL THEN
+        RAISE EXCEPTION '%: the table and the column name must not be NULL', left(caller, 200) USING ERRCODE = '22023',
+            HINT = coalesce(left(_require_column.hint, 300), 'name a table or view, and one of its columns');
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _require_column.source
+                      AND a.attname = _require_column.column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION '%: % has no column %', left(caller, 200), source, quote_ident(left(column_name, 200))
+            USING ERRCODE = '42703', HINT = coalesce(left(_require_column.hint, 300), health_score._columns_hint(source));
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION health_score._require_model_name(caller text, model text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF _require_model_name.model IS NULL THEN
+        RAISE EXCEPTION '%: the model must not be NULL', left(caller, 200) USING ERRCODE = '22023',
+            HINT = 'a registered model''s name, such as ''churn''';
+    END IF;
+    IF pg_catalog.strpos(_require_model_name.model, '@') > 0 THEN
+        RAISE EXCEPTION '%: give the model''s name, not a version (%)', left(caller, 200), left(_require_model_name.model, 200)
+            USING ERRCODE = '22023',
+            HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
+    END IF;
+    PERFORM health_score._resolve_model(_require_model_name.model);
+END
+$$;
+CREATE OR REPLACE FUNCTION health_score._outcome_of(value bigint, outcome_column text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF value = 1 THEN RETURN true; ELSIF value = 0 THEN RETURN false; ELSIF value IS NULL THEN RETURN NULL; END IF;
+    RAISE EXCEPTION 'outcome column %: % is neither 0 nor 1', quote_ident(left(outcome_column, 200)), value
+        USING ERRCODE = '22023', HINT = 'the outcome is boolean, or an integer 1 (churned) or 0 (retained)';
+END
+$$;
+CREATE OR REPLACE FUNCTION health_score._outcome_sql(source regclass, outcome_column text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    column_type regtype;
+BEGIN
+    IF _outcome_sql.source IS NULL OR _outcome_sql.outcome_column IS NULL THEN
+        RAISE EXCEPTION 'the source and the outcome column must not be NULL' USING ERRCODE = '22023',
+            HINT = 'name a table or view with one row per account, and its outcome column (boolean, or integer 0/1)';
+    END IF;
+    SELECT a.atttypid::regtype INTO column_type FROM pg_attribute a
+     WHERE a.attrelid = _outcome_sql.source AND a.attname = _outcome_sql.outcome_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF column_type IS NULL THEN
+        RAISE EXCEPTION 'outcome column %: % has no such column', quote_ident(left(_outcome_sql.outcome_column, 200)), _outcome_sql.source
+            USING ERRCODE = '42703', HINT = health_score._columns_hint(_outcome_sql.source);
+    ELSIF column_type = 'boolean'::regtype THEN
+        RETURN format('src.%I', _outcome_sql.outcome_column);
+    ELSIF column_type IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
+        RETURN format('health_score._outcome_of(src.%I::bigint, %L)', _outcome_sql.outcome_column, _outcome_sql.outcome_column);
+    END IF;
+    RAISE EXCEPTION 'outcome column % is of type %; boolean or an integer 0/1 is needed', quote_ident(left(_outcome_sql.outcome_column, 200)), column_type
+        USING ERRCODE = '42804',
+        HINT = 'derive it in a view, such as (status = ''churned'') AS churned, and pass the view';
+END
+$$;
+CREATE OR REPLACE FUNCTION health_score.backtest(model text, churn_source regclass, key_column text, churned_at_column text,
+                                      horizon interval, history text DEFAULT 'scores')
+    RETURNS TABLE (scored_at timestamptz, accounts bigint, churned bigint, churn_rate double precision,
+                   auc double precision, bands jsonb, complete boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    model_name text := regexp_replace(backtest.model, '@[^@]*$', '');
+    history_sql text := 'health_score.scores';
+    churned_at_type regtype;
+BEGIN
+    IF backtest.model IS NULL THEN
+        RAISE EXCEPTION 'backtest: the model must not be NULL' USING ERRCODE = '22023',
+            HINT = 'a registered model''s name, such as ''churn''';
+    END IF;
+    PERFORM health_score._resolve_model(model_name);
+    IF backtest.history IS DISTINCT FROM 'scores' AND backtest.history IS DISTINCT FROM 'rescored' THEN
+        RAISE EXCEPTION 'backtest: unknown history %', quote_literal(left(backtest.history, 200)) USING ERRCODE = '22023',
+            HINT = 'the history is ''scores'' (health_score.scores) or ''rescored'' (health_score.rescored, the version the model reference stands for)';
+    END IF;
+    IF backtest.history = 'rescored' THEN
+        history_sql := format('(SELECT * FROM health_score.rescored r WHERE r.model_version = %s)',
+                              health_score._resolve_model(backtest.model));
+    END IF;
+    IF backtest.horizon IS NULL OR backtest.horizon <= interval '0' THEN
+        RAISE EXCEPTION 'backtest: the horizon must be a positive interval' USING ERRCODE = '22023',
+            HINT = 'how long after each snapshot a churn counts, such as interval ''90 days''';
+    END IF;
+    PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.key_column);
+    PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.churned_at_column);
+    SELECT a.atttypid::regtype INTO churned_at_type FROM pg_attribute a
+     WHERE a.attrelid = backtest.churn_source AND a.attname = backtest.churned_at_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF churned_at_type NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+        RAISE EXCEPTION 'backtest: churned_at column % is of type %; a date or timestamp is needed', quote_ident(left(backtest.churned_at_column, 200)), churned_at_type
+            USING ERRCODE = '42804', HINT = 'cast it in a view of the churn source, such as churned_on::date AS churned_on';
+    END IF;
+    BEGIN
+        RETURN QUERY EXECUTE format($q$
+            WITH churn AS (
+                -- each account's first churn: a row of an account that had not churned by its
+                -- snapshot has every churn after it, so the first one is the one that counts
+                SELECT src.%1$I::text AS entity_key, min(src.%2$I::timestamptz) AS first_churn
+                  FROM %3$s AS src WHERE src.%2$I IS NOT NULL AND src.%1$I IS NOT NULL
+                 GROUP BY 1
+            ), outcome AS (
+                SELECT s.scored_at, s.score, s.band, s.band_rank,
+                       coalesce(c.first_churn <= s.scored_at + $2, false) AS churned
+                  FROM %4$s s
+                  LEFT JOIN churn c ON c.entity_key = s.entity_key
+                 WHERE s.model = $1 AND (c.first_churn IS NULL OR c.first_churn > s.scored_at)
+            ), per_time AS (
+                -- one aggregate per snapshot time: totals, the AUC and churn per band in one state
+                SELECT o.scored_at, health_score._backtest(o.score, o.band, o.band_rank, o.churned)::jsonb AS r
+                  FROM outcome o
+                 GROUP BY o.scored_at
+            )
+            SELECT t.scored_at, (t.r->>'accounts')::bigint, (t.r->>'churned')::bigint,
+                   (t.r->>'churned')::float8 / (t.r->>'accounts')::float8, (t.r->>'auc')::float8, t.r->'bands',
+                   t.scored_at + $2 <= now()
+              FROM per_time t
+             ORDER BY t.scored_at
+        $q$, backtest.key_column, backtest.churned_at_column, backtest.churn_source, history_sql)
+        USING model_name, backtest.horizon;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION 'backtest: a snapshot time plus the horizon (%) is past the latest time PostgreSQL represents', backtest.horizon
+            USING ERRCODE = '22023', HINT = 'a horizon of months or years, such as interval ''90 days''';
+    END;
+END
 $$;

@@ -504,13 +504,13 @@ CREATE FUNCTION health_score._require_column(caller text, source regclass, colum
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF _require_column.source IS NULL OR _require_column.column_name IS NULL THEN
-        RAISE EXCEPTION '%: the table and the column name must not be NULL', caller USING ERRCODE = '22023',
-            HINT = coalesce(_require_column.hint, 'name a table or view, and one of its columns');
+        RAISE EXCEPTION '%: the table and the column name must not be NULL', left(caller, 200) USING ERRCODE = '22023',
+            HINT = coalesce(left(_require_column.hint, 300), 'name a table or view, and one of its columns');
     END IF;
     IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _require_column.source
                       AND a.attname = _require_column.column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION '%: % has no column %', caller, source, quote_ident(column_name)
-            USING ERRCODE = '42703', HINT = coalesce(_require_column.hint, health_score._columns_hint(source));
+        RAISE EXCEPTION '%: % has no column %', left(caller, 200), source, quote_ident(left(column_name, 200))
+            USING ERRCODE = '42703', HINT = coalesce(left(_require_column.hint, 300), health_score._columns_hint(source));
     END IF;
 END
 $$;
@@ -756,11 +756,12 @@ CREATE FUNCTION health_score._require_model_name(caller text, model text) RETURN
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF _require_model_name.model IS NULL THEN
-        RAISE EXCEPTION '%: the model must not be NULL', caller USING ERRCODE = '22023',
+        RAISE EXCEPTION '%: the model must not be NULL', left(caller, 200) USING ERRCODE = '22023',
             HINT = 'a registered model''s name, such as ''churn''';
     END IF;
     IF pg_catalog.strpos(_require_model_name.model, '@') > 0 THEN
-        RAISE EXCEPTION '%: give the model''s name, not a version (%)', caller, _require_model_name.model USING ERRCODE = '22023',
+        RAISE EXCEPTION '%: give the model''s name, not a version (%)', left(caller, 200), left(_require_model_name.model, 200)
+            USING ERRCODE = '22023',
             HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
     END IF;
     PERFORM health_score._resolve_model(_require_model_name.model);
@@ -1064,7 +1065,7 @@ BEGIN
     PERFORM health_score._require_column('create_view', _generate_view.source, _generate_view.key_column);
     IF _generate_view.key_column IN ('score', 'band', 'coverage', 'segment')
        OR EXISTS (SELECT FROM health_score._components(config) t WHERE t.component || '_points' = _generate_view.key_column) THEN
-        RAISE EXCEPTION 'create_view: the key column % would clash with a column of the view', quote_ident(_generate_view.key_column)
+        RAISE EXCEPTION 'create_view: the key column % would clash with a column of the view', quote_ident(left(_generate_view.key_column, 200))
             USING ERRCODE = '42701', HINT = 'rename the key column in a view of the source';
     END IF;
     IF EXISTS (SELECT FROM health_score._components(config) t WHERE octet_length(t.component || '_points') > 63) THEN
@@ -1152,7 +1153,7 @@ BEGIN
     BEGIN
         parts := pg_catalog.parse_ident(create_view.view_name);
     EXCEPTION WHEN invalid_parameter_value THEN
-        RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(create_view.view_name)
+        RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(pg_catalog.left(create_view.view_name, 200))
             USING ERRCODE = '42602', HINT = 'quote a name with spaces, dots or capitals as SQL does: ''"My View"'' or ''reports."My View"''';
     END;
     IF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 1 THEN
@@ -1160,7 +1161,7 @@ BEGIN
     ELSIF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 2 THEN
         schema_name := parts[1];
     ELSE
-        RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(create_view.view_name)
+        RAISE EXCEPTION 'create_view: % is not a view name (name or schema.name)', pg_catalog.quote_literal(pg_catalog.left(create_view.view_name, 200))
             USING ERRCODE = '42602', HINT = 'quote a name with dots or capitals as SQL does: ''"My View"'' or ''reports."My View"''';
     END IF;
     IF schema_name IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) schema_name) THEN
@@ -1299,7 +1300,7 @@ CREATE FUNCTION health_score._outcome_of(value bigint, outcome_column text) RETU
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF value = 1 THEN RETURN true; ELSIF value = 0 THEN RETURN false; ELSIF value IS NULL THEN RETURN NULL; END IF;
-    RAISE EXCEPTION 'outcome column %: % is neither 0 nor 1', quote_ident(outcome_column), value
+    RAISE EXCEPTION 'outcome column %: % is neither 0 nor 1', quote_ident(left(outcome_column, 200)), value
         USING ERRCODE = '22023', HINT = 'the outcome is boolean, or an integer 1 (churned) or 0 (retained)';
 END
 $$;
@@ -1317,14 +1318,14 @@ BEGIN
     SELECT a.atttypid::regtype INTO column_type FROM pg_attribute a
      WHERE a.attrelid = _outcome_sql.source AND a.attname = _outcome_sql.outcome_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF column_type IS NULL THEN
-        RAISE EXCEPTION 'outcome column %: % has no such column', quote_ident(_outcome_sql.outcome_column), _outcome_sql.source
+        RAISE EXCEPTION 'outcome column %: % has no such column', quote_ident(left(_outcome_sql.outcome_column, 200)), _outcome_sql.source
             USING ERRCODE = '42703', HINT = health_score._columns_hint(_outcome_sql.source);
     ELSIF column_type = 'boolean'::regtype THEN
         RETURN format('src.%I', _outcome_sql.outcome_column);
     ELSIF column_type IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
         RETURN format('health_score._outcome_of(src.%I::bigint, %L)', _outcome_sql.outcome_column, _outcome_sql.outcome_column);
     END IF;
-    RAISE EXCEPTION 'outcome column % is of type %; boolean or an integer 0/1 is needed', quote_ident(_outcome_sql.outcome_column), column_type
+    RAISE EXCEPTION 'outcome column % is of type %; boolean or an integer 0/1 is needed', quote_ident(left(_outcome_sql.outcome_column, 200)), column_type
         USING ERRCODE = '42804',
         HINT = 'derive it in a view, such as (status = ''churned'') AS churned, and pass the view';
 END
@@ -1361,6 +1362,25 @@ $$;
 COMMENT ON FUNCTION health_score._model_sql(text) IS 'A registered model reference, pinned to the version it stands for now, as SQL, with its config';
 COMMENT ON FUNCTION health_score._model_sql(jsonb) IS 'An inline model as SQL, with its config (validated)';
 
+-- The internal functions below paste model_sql into queries and are executable by every
+-- reader (band_report and the others are inlined SQL that call them with the caller's
+-- rights): model_sql must be exactly what _model_sql gives, a pinned reference or the
+-- config itself as a jsonb literal, never other SQL.
+CREATE FUNCTION health_score._require_model_sql(model_sql text, config jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF _require_model_sql.model_sql IS NULL
+       OR NOT (_require_model_sql.model_sql ~ '^''[a-z][a-z0-9_]{0,62}@[1-9][0-9]{0,9}''$'
+               OR _require_model_sql.model_sql = quote_literal(_require_model_sql.config::text) || '::jsonb') THEN
+        RAISE EXCEPTION 'health_score: % is not a model reference as health_score._model_sql gives it',
+            coalesce(quote_literal(left(_require_model_sql.model_sql, 200)), 'NULL') USING ERRCODE = '22023',
+            HINT = 'this is an internal function: call band_report, evaluate, calibrate, fit or fit_report';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION health_score._require_model_sql(text, jsonb) IS
+    'Raises 22023 unless model_sql is a pinned model reference or the config as a jsonb literal (the internal proving functions paste it into queries)';
+
 CREATE FUNCTION health_score._band_report(model_sql text, config jsonb, source regclass, outcome_column text)
     RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
                    churn_rate double precision, lift double precision)
@@ -1369,6 +1389,7 @@ DECLARE
     outcome text := health_score._outcome_sql(_band_report.source, _band_report.outcome_column);
     unknown bigint;
 BEGIN
+    PERFORM health_score._require_model_sql(_band_report.model_sql, _band_report.config);
     IF jsonb_typeof(_band_report.config -> 'bands') IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'band_report: the model has no bands' USING ERRCODE = '22023',
             HINT = 'add "bands" to the model (a new version), or use health_score.evaluate for the totals';
@@ -1437,6 +1458,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     outcome text := health_score._outcome_sql(_evaluate.source, _evaluate.outcome_column);
 BEGIN
+    PERFORM health_score._require_model_sql(_evaluate.model_sql, _evaluate.config);
     RETURN QUERY EXECUTE format($q$
         WITH scored AS (
             SELECT s.score, s.coverage, o.churned,
@@ -1517,7 +1539,7 @@ BEGIN
     END IF;
     PERFORM health_score._resolve_model(model_name);
     IF backtest.history IS DISTINCT FROM 'scores' AND backtest.history IS DISTINCT FROM 'rescored' THEN
-        RAISE EXCEPTION 'backtest: unknown history %', quote_literal(backtest.history) USING ERRCODE = '22023',
+        RAISE EXCEPTION 'backtest: unknown history %', quote_literal(left(backtest.history, 200)) USING ERRCODE = '22023',
             HINT = 'the history is ''scores'' (health_score.scores) or ''rescored'' (health_score.rescored, the version the model reference stands for)';
     END IF;
     IF backtest.history = 'rescored' THEN
@@ -1533,7 +1555,7 @@ BEGIN
     SELECT a.atttypid::regtype INTO churned_at_type FROM pg_attribute a
      WHERE a.attrelid = backtest.churn_source AND a.attname = backtest.churned_at_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF churned_at_type NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
-        RAISE EXCEPTION 'backtest: churned_at column % is of type %; a date or timestamp is needed', quote_ident(backtest.churned_at_column), churned_at_type
+        RAISE EXCEPTION 'backtest: churned_at column % is of type %; a date or timestamp is needed', quote_ident(left(backtest.churned_at_column, 200)), churned_at_type
             USING ERRCODE = '42804', HINT = 'cast it in a view of the churn source, such as churned_on::date AS churned_on';
     END IF;
     BEGIN
@@ -1589,6 +1611,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     fitted double precision[];
 BEGIN
+    PERFORM health_score._require_model_sql(_calibrate.model_sql, _calibrate.config);
     EXECUTE format('SELECT health_score._calibration(health_score.score(%s, src), %s) FROM %s AS src',
                    _calibrate.model_sql, health_score._outcome_sql(_calibrate.source, _calibrate.outcome_column),
                    _calibrate.source)
@@ -1688,39 +1711,40 @@ DECLARE
     solutions text;
     result jsonb;
 BEGIN
+    PERFORM health_score._require_model_sql(_fit.model_sql, _fit.config);
     IF jsonb_typeof(opts) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'fit: options must be a JSON object' USING ERRCODE = '22023',
             HINT = 'for example ''{"l2": 0.001, "by_segment": true, "holdout": 0.2, "key_column": "account_id"}''';
     END IF;
     SELECT k INTO unknown_key FROM jsonb_object_keys(opts) k WHERE k NOT IN ('l2', 'by_segment', 'holdout', 'key_column') LIMIT 1;
     IF unknown_key IS NOT NULL THEN
-        RAISE EXCEPTION 'fit: options.%: unknown option', unknown_key USING ERRCODE = '22023',
+        RAISE EXCEPTION 'fit: options.%: unknown option', left(unknown_key, 200) USING ERRCODE = '22023',
             HINT = 'the options are l2, by_segment, holdout and key_column';
     END IF;
     IF opts ? 'l2' THEN
         IF jsonb_typeof(opts -> 'l2') IS DISTINCT FROM 'number' OR (opts ->> 'l2')::numeric < 0 OR (opts ->> 'l2')::numeric > 1e6 THEN
-            RAISE EXCEPTION 'fit: options.l2: must be a number from 0 to 1e6, not %', opts -> 'l2' USING ERRCODE = '22023',
+            RAISE EXCEPTION 'fit: options.l2: must be a number from 0 to 1e6, not %', left((opts -> 'l2')::text, 200) USING ERRCODE = '22023',
                 HINT = 'the L2 penalty on the weights, default 1e-4';
         END IF;
         l2 := (opts ->> 'l2')::float8;
     END IF;
     IF opts ? 'by_segment' THEN
         IF jsonb_typeof(opts -> 'by_segment') IS DISTINCT FROM 'boolean' THEN
-            RAISE EXCEPTION 'fit: options.by_segment: must be true or false, not %', opts -> 'by_segment' USING ERRCODE = '22023',
+            RAISE EXCEPTION 'fit: options.by_segment: must be true or false, not %', left((opts -> 'by_segment')::text, 200) USING ERRCODE = '22023',
                 HINT = 'true fits each segment''s weights separately; false (the default) fits one set and drops the overrides'' weights';
         END IF;
         by_segment := (opts ->> 'by_segment')::boolean;
     END IF;
     IF opts ? 'holdout' THEN
         IF jsonb_typeof(opts -> 'holdout') IS DISTINCT FROM 'number' OR (opts ->> 'holdout')::numeric < 0 OR (opts ->> 'holdout')::numeric >= 1 THEN
-            RAISE EXCEPTION 'fit: options.holdout: must be a fraction in [0, 1), not %', opts -> 'holdout' USING ERRCODE = '22023',
+            RAISE EXCEPTION 'fit: options.holdout: must be a fraction in [0, 1), not %', left((opts -> 'holdout')::text, 200) USING ERRCODE = '22023',
                 HINT = 'the share of accounts held out of the fit, chosen by a hash of their key';
         END IF;
         holdout := (opts ->> 'holdout')::float8;
     END IF;
     IF opts ? 'key_column' THEN
         IF jsonb_typeof(opts -> 'key_column') IS DISTINCT FROM 'string' THEN
-            RAISE EXCEPTION 'fit: options.key_column: must be a column name, not %', opts -> 'key_column' USING ERRCODE = '22023',
+            RAISE EXCEPTION 'fit: options.key_column: must be a column name, not %', left((opts -> 'key_column')::text, 200) USING ERRCODE = '22023',
                 HINT = 'the column that identifies each account, such as {"key_column": "account_id"}; the holdout hashes it';
         END IF;
         key_column := opts ->> 'key_column';
@@ -1774,6 +1798,7 @@ DECLARE
                                       _fit_report.outcome_column, _fit_report.options);
     aucs double precision[];
 BEGIN
+    PERFORM health_score._require_model_sql(_fit_report.model_sql, _fit_report.config);
     EXECUTE format($q$
         SELECT ARRAY[health_score.auc(health_score.score(%1$s, src), o.churned) FILTER (WHERE NOT o.held),
                      health_score.auc(health_score.score($1, src), o.churned) FILTER (WHERE NOT o.held),
@@ -1916,3 +1941,57 @@ GRANT SELECT ON health_score.rescored TO health_score_reader;
 GRANT INSERT, UPDATE, DELETE ON health_score.rescored TO health_score_admin;
 REVOKE EXECUTE ON FUNCTION health_score.rescore(text, integer, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_score.rescore(text, integer, timestamptz, timestamptz) TO health_score_admin;
+
+-------------------------------------------------------------------------------------------
+-- Internal functions: no role calls the aggregates' support functions, the planner support
+-- function or the trigger functions (PostgreSQL checks the aggregate owner's right to its
+-- support functions, and calls the others itself), so nobody may; snapshot's row functions
+-- are the admin's. The rest stay executable, because the planner's rewrite, the generated
+-- views and the functions readers call run them with the caller's rights; each validates
+-- its arguments (docs/security.md).
+-------------------------------------------------------------------------------------------
+
+REVOKE EXECUTE ON FUNCTION
+    health_score._auc_combine(internal, internal),
+    health_score._auc_deserialize(bytea, internal),
+    health_score._auc_final(internal),
+    health_score._auc_serialize(internal),
+    health_score._auc_trans(internal, double precision, boolean),
+    health_score._backtest_combine(internal, internal),
+    health_score._backtest_deserialize(bytea, internal),
+    health_score._backtest_final(internal),
+    health_score._backtest_serialize(internal),
+    health_score._backtest_trans(internal, double precision, text, integer, boolean),
+    health_score._calibration_final(internal),
+    health_score._fit_combine(internal, internal),
+    health_score._fit_deserialize(bytea, internal),
+    health_score._fit_final(internal),
+    health_score._fit_serialize(internal),
+    health_score._fit_trans(internal, double precision[], boolean, double precision),
+    health_score._model_versions_are_immutable(),
+    health_score._refresh_views_on_new_version(),
+    health_score._row_support(internal),
+    health_score._score_agg_combine(internal, internal),
+    health_score._score_agg_deserialize(bytea, internal),
+    health_score._score_agg_final(internal),
+    health_score._score_agg_serialize(internal),
+    health_score._score_agg_trans(internal, jsonb, text, double precision),
+    health_score._score_agg_trans(internal, jsonb, text, jsonb),
+    health_score._score_agg_trans(internal, jsonb, text, text),
+    health_score._score_agg_trans(internal, text, text, double precision),
+    health_score._score_agg_trans(internal, text, text, jsonb),
+    health_score._score_agg_trans(internal, text, text, text),
+    health_score._trend_combine(internal, internal),
+    health_score._trend_deserialize(bytea, internal),
+    health_score._trend_final(internal),
+    health_score._trend_serialize(internal),
+    health_score._trend_trans(internal, timestamptz, double precision),
+    health_score._snapshot_row(text, text, text, record),
+    health_score._snapshot_row(text, text, text, jsonb),
+    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    health_score._snapshot_row(text, text, text, record),
+    health_score._snapshot_row(text, text, text, jsonb),
+    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+  TO health_score_admin;

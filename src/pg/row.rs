@@ -52,7 +52,8 @@ fn kind_of(base_type: pg_sys::Oid) -> Kind {
 }
 
 unsafe fn type_name(typid: pg_sys::Oid) -> String {
-    let name = pg_sys::format_type_be(typid);
+    // "???" for an oid that names no type (a hand-typed call of an internal function)
+    let name = pg_sys::format_type_extended(typid, -1, pg_sys::FORMAT_TYPE_ALLOW_INVALID as pg_sys::bits16);
     CStr::from_ptr(name).to_string_lossy().into_owned()
 }
 

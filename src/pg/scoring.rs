@@ -109,7 +109,8 @@ pub(super) unsafe fn evaluate_call<R>(
             site.columns = Some(plan);
             // a row that is NULL as a whole (the outer side of an outer join) arrives as
             // all-NULL columns: NULL, as the STRICT row form gives
-            if values.iter().all(Value::is_missing) && args[input_at + 2..].iter().all(|a| a.isnull) {
+            if values.iter().all(Value::is_missing) && args.get(input_at + 2..).unwrap_or(&[]).iter().all(|a| a.isnull)
+            {
                 site.values = recycle(values, owns);
                 return Ok(None);
             }
@@ -135,18 +136,30 @@ unsafe fn columns_plan(
     at: usize,
 ) -> Result<ColumnPlan, Error> {
     use pgrx::FromDatum;
+    // The planner's rewrite builds these calls right; anyone may also type one, so every
+    // argument is checked against the others before it is trusted.
+    let misuse = |what: &str| Error::InvalidArgument {
+        message: format!("internal function misused: {what}"),
+        hint: Some("this is the planner's form of score, band, assess, explain and their kin: call those".into()),
+    };
     let row_type = arg(fcinfo, at).map(|d| pg_sys::Oid::from(d.value() as u32)).unwrap_or(pg_sys::InvalidOid);
     let names = arg(fcinfo, at + 1).and_then(|d| Vec::<Option<String>>::from_datum(d, false)).unwrap_or_default();
     let flinfo = (*fcinfo).flinfo;
-    let fields: Vec<Field> = names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| Field {
-            position: at + 2 + i,
-            name: name.unwrap_or_default(),
-            typid: pg_sys::get_fn_expr_argtype(flinfo, (at + 2 + i) as i32),
-        })
-        .collect();
+    let columns = ((*fcinfo).nargs as usize).saturating_sub(at + 2);
+    if pg_sys::get_fn_expr_variadic(flinfo) {
+        return Err(misuse("the columns must be passed one by one, not as a VARIADIC array"));
+    }
+    if names.len() != columns {
+        return Err(misuse(&format!("{} column names for {columns} columns", names.len())));
+    }
+    let mut fields = Vec::with_capacity(columns);
+    for (i, name) in names.into_iter().enumerate() {
+        let typid = pg_sys::get_fn_expr_argtype(flinfo, (at + 2 + i) as i32);
+        let Some(name) = name.filter(|_| typid != pg_sys::InvalidOid) else {
+            return Err(misuse("a column without a name or a type"));
+        };
+        fields.push(Field { position: at + 2 + i, name, typid });
+    }
     ColumnPlan::new(compiled, &fields, row_type)
 }
 
