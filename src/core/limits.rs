@@ -5,6 +5,7 @@
 
 use super::error::Fault;
 use super::json::Json;
+use super::model::Path;
 
 /// The largest model, in bytes of its jsonb value.
 pub const MAX_MODEL_BYTES: usize = 16 * 1024 * 1024;
@@ -20,7 +21,7 @@ pub const MAX_INPUT_KEY_BYTES: usize = 1024;
 pub fn check(json: &Json) -> Result<(), Fault> {
     // (container, depth, path to it): only containers are pushed, and a path is built for
     // each, so the walk costs O(size * depth) at worst, with depth bounded
-    let mut stack: Vec<(&Json, usize, String)> = vec![(json, 1, String::new())];
+    let mut stack: Vec<(&Json, usize, Path)> = vec![(json, 1, Path::default())];
     let mut components = 0usize;
     while let Some((value, depth, path)) = stack.pop() {
         if depth > MAX_JSON_DEPTH {
@@ -30,13 +31,13 @@ pub fn check(json: &Json) -> Result<(), Fault> {
             Json::Array(items) => {
                 for (i, item) in items.iter().enumerate().rev() {
                     if matches!(item, Json::Array(_) | Json::Object(_)) {
-                        stack.push((item, depth + 1, format!("{path}[{i}]")));
+                        stack.push((item, depth + 1, path.index(i)));
                     }
                 }
             }
             Json::Object(members) => {
                 for (key, member) in members.iter().rev() {
-                    let member_path = || if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    let member_path = || path.key(key);
                     match (key.as_str(), member) {
                         ("components", Json::Array(items)) => {
                             components += items.len();
@@ -66,8 +67,8 @@ pub fn check(json: &Json) -> Result<(), Fault> {
     Ok(())
 }
 
-fn fault(path: &str, message: String) -> Fault {
-    Fault { path: if path.is_empty() { "(root)".into() } else { path.to_string() }, message }
+fn fault(path: &Path, message: String) -> Fault {
+    Fault { path: path.to_string(), message }
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ impl JsonbRef {
         let size = self.bytes().len();
         if size > limits::MAX_MODEL_BYTES {
             return Err(Fault {
-                path: "(root)".into(),
+                path: "$".into(),
                 message: format!(
                     "the model is {size} bytes, more than the limit of {} (16 MiB)",
                     limits::MAX_MODEL_BYTES
