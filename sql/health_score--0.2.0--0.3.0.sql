@@ -31,7 +31,7 @@ BEGIN
     PERFORM health_score._resolve_model(pinned);
     -- one rescore per model version at a time: two over overlapping ranges would update the
     -- same rows, in whatever order each one's plan reads them (a deadlock waiting to happen)
-    PERFORM pg_advisory_xact_lock(hashtext('health_score.rescore'), hashtext(pinned));
+    PERFORM health_score._lock('rescore', pinned);
     keys := health_score._input_keys(pinned);
     SELECT count(*) FILTER (WHERE s.inputs IS NULL), count(*) FILTER (WHERE s.inputs IS NOT NULL AND NOT s.inputs ?& keys)
       INTO without_inputs, lacking
@@ -174,7 +174,7 @@ BEGIN
     END IF;
     -- one generation of a view at a time: a concurrent one would fail on the catalog rows of a
     -- view this one has not committed yet; waiting, it then replaces the committed view
-    PERFORM pg_advisory_xact_lock(hashtext('health_score.create_view'), hashtext(target));
+    PERFORM health_score._lock('create_view', target);
     IF NOT has_schema_privilege(owner_id, _generate_view.view_schema, 'CREATE') THEN
         RAISE EXCEPTION 'create_view: permission denied for schema % (role % may not create in it)',
             quote_ident(_generate_view.view_schema), quote_ident(_generate_view.view_owner)
@@ -812,3 +812,228 @@ BEGIN
     END;
 END
 $$;
+
+-- Issue 15, item 6: row locks instead of advisory locks
+-- Locks that serialize snapshot, rescore and the generation of a view, held to the end of
+-- the transaction. Row locks in a table only the extension writes, taken through _lock,
+-- which admins alone may call: advisory locks have keys any role can compute and hold, which
+-- would let anyone stall everyone's snapshots (docs/security.md).
+CREATE TABLE health_score.locks (
+    purpose text NOT NULL,
+    key     text NOT NULL,
+    PRIMARY KEY (purpose, key)
+);
+COMMENT ON TABLE health_score.locks IS
+    'One row per thing health_score serializes (a model''s snapshots, a version''s rescores, a view''s generation), locked while it is done; no data (not dumped)';
+COMMENT ON COLUMN health_score.locks.purpose IS 'What the lock serializes: snapshot, rescore or create_view';
+COMMENT ON COLUMN health_score.locks.key IS 'The model, version or view it serializes it for';
+
+-- SECURITY DEFINER (docs/security.md): the lock's row is the registry owner's to write
+CREATE FUNCTION health_score._lock(purpose text, key text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    BEGIN
+        INSERT INTO health_score.locks AS l (purpose, key) VALUES (_lock.purpose, _lock.key)
+        ON CONFLICT ON CONSTRAINT locks_pkey DO NOTHING;
+    EXCEPTION WHEN serialization_failure THEN
+        -- only under REPEATABLE READ or SERIALIZABLE: the first run of this purpose and key
+        -- committed after this transaction began
+        RAISE EXCEPTION '%: % conflicts with a concurrent transaction', left(_lock.purpose, 200),
+            quote_literal(left(_lock.key, 200)) USING ERRCODE = '40001',
+            HINT = 'retry the transaction; under READ COMMITTED (the default) concurrent runs wait for each other';
+    END;
+    PERFORM FROM health_score.locks l WHERE l.purpose = _lock.purpose AND l.key = _lock.key FOR UPDATE;
+END
+$$;
+COMMENT ON FUNCTION health_score._lock(text, text) IS
+    'Waits for, and holds to the end of the transaction, the lock of (purpose, key); admins only';
+REVOKE EXECUTE ON FUNCTION health_score._lock(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score._lock(text, text) TO health_score_admin;
+CREATE OR REPLACE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now(),
+                                      keep_inputs boolean DEFAULT true)
+    RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    model_name text := regexp_replace(snapshot.model, '@[^@]*$', '');
+    model_version integer;
+    written bigint;
+    worsened bigint;
+    first_keys text[];
+    previous_at timestamptz;
+    error_state text;
+    error_message text;
+    error_detail text;
+    error_hint text;
+    repeated_key text;
+    replacing boolean;
+    inputs_sql text := 'NULL::jsonb';
+BEGIN
+    IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
+        RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
+            HINT = 'leave at out for now(): health_score.snapshot(''model'', ''accounts'', ''account_id'')';
+    END IF;
+    IF NOT isfinite(snapshot.at) THEN
+        RAISE EXCEPTION 'snapshot: at must be a finite time, not %', snapshot.at USING ERRCODE = '22023',
+            HINT = 'the time the scores are stored under, such as now() or ''2026-01-01''';
+    END IF;
+    model_version := health_score._resolve_model(snapshot.model);
+    IF snapshot.keep_inputs THEN
+        -- as text: a number's text reads back as the same number, a category's text is itself
+        SELECT format('health_score._text_object(%L::text[], ARRAY[%s]::text[])', array_agg(k ORDER BY o),
+                      string_agg(format('src.%I::text', k), ', ' ORDER BY o))
+          INTO inputs_sql
+          FROM health_score._input_keys(model_name || '@' || model_version) keys, unnest(keys) WITH ORDINALITY u(k, o)
+         -- an input that names no column is snapshot's error to report (42703, by _snapshot_row)
+         WHERE EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = snapshot.source AND a.attname = u.k
+                                                     AND a.attnum > 0 AND NOT a.attisdropped)
+         GROUP BY keys;
+        inputs_sql := coalesce(inputs_sql, 'NULL::jsonb');
+    END IF;
+    PERFORM health_score._require_column('snapshot', snapshot.source, snapshot.key_column,
+        'key_column names the column that identifies each entity, such as ''account_id''');
+    -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
+    PERFORM health_score._lock('snapshot', model_name);
+    SELECT max(r.scored_at) INTO previous_at
+      FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at < snapshot.at;
+    IF previous_at IS NULL AND NOT EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name) THEN
+        -- no run record of the model at all (deleted from health_score.snapshots): the scores
+        -- themselves say whether an earlier snapshot exists to compare bands with
+        SELECT s.scored_at INTO previous_at
+          FROM health_score.scores s WHERE s.model = model_name AND s.scored_at < snapshot.at LIMIT 1;
+    END IF;
+    -- rows of this model and time exist only if an earlier run wrote them: then replace them
+    replacing := EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at = snapshot.at);
+    RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
+    LOOP
+    BEGIN
+    EXECUTE format($q$
+        WITH scored AS (
+            SELECT k AS entity_key, (e).*, inputs
+              FROM (SELECT src.%1$I::text AS k,
+                           health_score._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
+                      FROM %3$s AS src OFFSET 0) rows
+        ), written AS (
+            INSERT INTO health_score.scores AS t
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
+            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, components, inputs FROM scored
+            %4$s
+            RETURNING t.entity_key, t.band_rank
+        ), worse AS (%5$s)
+        SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
+               -- the first 100 keys, fewer if they would not fit NOTIFY's 8000-byte payload
+               (SELECT array_agg(entity_key ORDER BY entity_key) FROM (
+                    SELECT entity_key, sum(octet_length(entity_key) * 6 + 3) OVER (ORDER BY entity_key) AS bytes
+                      FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
+                 WHERE bytes < 7000)
+    $q$, snapshot.key_column, model_name || '@' || model_version, snapshot.source,
+         CASE WHEN replacing THEN
+             'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
+                 SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
+                     band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
+                     components = excluded.components, inputs = excluded.inputs'
+         ELSE '' END,
+         -- each entity's band against its latest earlier snapshot (none before the first run)
+         CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
+         ELSE 'SELECT w.entity_key FROM written w
+                 JOIN LATERAL (SELECT p.band_rank FROM health_score.scores p
+                                WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
+                                ORDER BY p.scored_at DESC LIMIT 1) p ON true
+                WHERE w.band_rank < p.band_rank' END,
+         inputs_sql)
+    USING model_name, model_version, snapshot.at
+    INTO written, worsened, first_keys;
+    EXIT;
+    EXCEPTION WHEN OTHERS THEN
+        -- the error as it is, without the generated statement as its context
+        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT,
+                                error_detail = PG_EXCEPTION_DETAIL, error_hint = PG_EXCEPTION_HINT;
+        -- rows of this model and time whose run record was deleted from health_score.snapshots:
+        -- replace them after all (the insert above was rolled back with the block)
+        -- under REPEATABLE READ or SERIALIZABLE the rows may also come from a snapshot of the
+        -- same time that committed after this transaction began, which it cannot see: replacing
+        -- then fails with 40001 (a source that repeats a key fails with 21000, below)
+        IF error_state = '23505' AND NOT replacing
+           AND (current_setting('transaction_isolation') <> 'read committed'
+                OR EXISTS (SELECT FROM health_score.scores s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
+            replacing := true;
+            CONTINUE;
+        END IF;
+        IF error_state IN ('23505', '21000') THEN
+            -- one code for one fault, whichever way the insert met the repeated key
+            error_state := '21000';
+            -- name one repeated key (the insert's own detail names the primary key's columns)
+            EXECUTE format('SELECT k FROM (SELECT src.%1$I::text AS k FROM %2$s AS src) s WHERE k IS NOT NULL
+                             GROUP BY k HAVING count(*) > 1 ORDER BY k LIMIT 1', snapshot.key_column, snapshot.source)
+               INTO repeated_key;
+            error_message := format('snapshot: %s has more than one row for the same %s%s', snapshot.source,
+                                    quote_ident(snapshot.key_column), ', such as "' || repeated_key || '"');
+            error_detail := NULL;
+            error_hint := 'the key column must identify each entity once; aggregate or filter the source in a view';
+        ELSIF error_state = '40001' THEN
+            error_message := format('snapshot: the snapshot of %s at %s conflicts with a concurrent transaction (%s)',
+                                    model_name, snapshot.at, error_message);
+            error_hint := 'retry the transaction; under READ COMMITTED (the default) concurrent snapshots wait for each other';
+        END IF;
+        IF coalesce(error_detail, '') = '' AND coalesce(error_hint, '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message;
+        ELSIF coalesce(error_detail, '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, HINT = error_hint;
+        ELSIF coalesce(error_hint, '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, DETAIL = error_detail;
+        ELSE
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, DETAIL = error_detail, HINT = error_hint;
+        END IF;
+    END;
+    END LOOP;
+    INSERT INTO health_score.snapshots AS r (model, scored_at, source, model_version, rows_written, worsened)
+    VALUES (model_name, snapshot.at, snapshot.source::text, model_version, written, worsened)
+    ON CONFLICT ON CONSTRAINT snapshots_pkey DO UPDATE
+       SET model_version = excluded.model_version, rows_written = excluded.rows_written,
+           worsened = excluded.worsened, finished_at = excluded.finished_at;
+    RAISE NOTICE 'snapshot: wrote % rows of % (% worsened their band)', written, model_name, worsened;
+    IF worsened > 0 THEN
+        PERFORM pg_notify('health_score_alerts', json_build_object(
+            'model', model_name, 'model_version', model_version, 'scored_at', snapshot.at,
+            'worsened', worsened, 'keys', to_json(first_keys),
+            'all_keys', worsened = coalesce(cardinality(first_keys), 0))::text);
+    END IF;
+    RETURN written;
+END
+$$;
+
+-- Issue 15, item 13: DROP EXTENSION removes the pg_cron jobs schedule registered
+-- DROP EXTENSION health_score removes the jobs schedule registered in this database (pg_cron's
+-- table is not the extension's, so the drop itself would leave them failing every run). A
+-- job that cannot be removed gets a WARNING; it never stops the drop.
+CREATE FUNCTION health_score._unschedule_all() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job record;
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR job IN EXECUTE 'SELECT j.jobid, j.jobname FROM cron.job j
+                         WHERE j.jobname LIKE ''health_score %'' AND j.command LIKE ''SELECT health_score.snapshot(%''
+                           AND j.database = current_database()' LOOP
+        BEGIN
+            EXECUTE 'SELECT cron.unschedule($1)' USING job.jobid;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'could not remove the pg_cron job % (%): %', job.jobid, job.jobname, SQLERRM
+                USING HINT = 'remove it with SELECT cron.unschedule(' || job.jobid || ')';
+        END;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION health_score._unschedule_all() IS
+    'Removes every pg_cron job health_score.schedule registered in this database (run when the extension is dropped)';
+CREATE FUNCTION health_score._on_drop_extension() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'hs_on_drop_extension' LANGUAGE C;
+COMMENT ON FUNCTION health_score._on_drop_extension() IS
+    'Event trigger function: before DROP EXTENSION health_score, removes the pg_cron jobs it scheduled';
+CREATE EVENT TRIGGER health_score_unschedule_on_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION health_score._on_drop_extension();
+COMMENT ON EVENT TRIGGER health_score_unschedule_on_drop IS
+    'Before DROP EXTENSION health_score: removes the pg_cron jobs health_score.schedule registered';
+REVOKE EXECUTE ON FUNCTION health_score._unschedule_all(), health_score._on_drop_extension() FROM PUBLIC;

@@ -46,6 +46,40 @@ CREATE FUNCTION health_score._require_valid_model(config jsonb) RETURNS void
 COMMENT ON FUNCTION health_score._require_valid_model(jsonb) IS
     'Raises SQLSTATE 22023 naming the JSON path of the model''s first fault; returns nothing for a valid model';
 
+-- Locks that serialize snapshot, rescore and the generation of a view, held to the end of
+-- the transaction. Row locks in a table only the extension writes, taken through _lock,
+-- which admins alone may call: advisory locks have keys any role can compute and hold, which
+-- would let anyone stall everyone's snapshots (docs/security.md).
+CREATE TABLE health_score.locks (
+    purpose text NOT NULL,
+    key     text NOT NULL,
+    PRIMARY KEY (purpose, key)
+);
+COMMENT ON TABLE health_score.locks IS
+    'One row per thing health_score serializes (a model''s snapshots, a version''s rescores, a view''s generation), locked while it is done; no data (not dumped)';
+COMMENT ON COLUMN health_score.locks.purpose IS 'What the lock serializes: snapshot, rescore or create_view';
+COMMENT ON COLUMN health_score.locks.key IS 'The model, version or view it serializes it for';
+
+-- SECURITY DEFINER (docs/security.md): the lock's row is the registry owner's to write
+CREATE FUNCTION health_score._lock(purpose text, key text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    BEGIN
+        INSERT INTO health_score.locks AS l (purpose, key) VALUES (_lock.purpose, _lock.key)
+        ON CONFLICT ON CONSTRAINT locks_pkey DO NOTHING;
+    EXCEPTION WHEN serialization_failure THEN
+        -- only under REPEATABLE READ or SERIALIZABLE: the first run of this purpose and key
+        -- committed after this transaction began
+        RAISE EXCEPTION '%: % conflicts with a concurrent transaction', left(_lock.purpose, 200),
+            quote_literal(left(_lock.key, 200)) USING ERRCODE = '40001',
+            HINT = 'retry the transaction; under READ COMMITTED (the default) concurrent runs wait for each other';
+    END;
+    PERFORM FROM health_score.locks l WHERE l.purpose = _lock.purpose AND l.key = _lock.key FOR UPDATE;
+END
+$$;
+COMMENT ON FUNCTION health_score._lock(text, text) IS
+    'Waits for, and holds to the end of the transaction, the lock of (purpose, key); admins only';
+
 CREATE TABLE health_score.model_names (
     name         text    PRIMARY KEY,
     last_version integer NOT NULL CHECK (last_version >= 1)
@@ -570,7 +604,7 @@ BEGIN
     PERFORM health_score._require_column('snapshot', snapshot.source, snapshot.key_column,
         'key_column names the column that identifies each entity, such as ''account_id''');
     -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
-    PERFORM pg_advisory_xact_lock(hashtext('health_score.snapshot'), hashtext(model_name));
+    PERFORM health_score._lock('snapshot', model_name);
     SELECT max(r.scored_at) INTO previous_at
       FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at < snapshot.at;
     IF previous_at IS NULL AND NOT EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name) THEN
@@ -904,6 +938,42 @@ END
 $$;
 COMMENT ON FUNCTION health_score.unschedule(bigint) IS 'Removes a snapshot job registered by health_score.schedule';
 
+-- DROP EXTENSION health_score removes the jobs schedule registered in this database (pg_cron's
+-- table is not the extension's, so the drop itself would leave them failing every run). A
+-- job that cannot be removed gets a WARNING; it never stops the drop.
+CREATE FUNCTION health_score._unschedule_all() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job record;
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR job IN EXECUTE 'SELECT j.jobid, j.jobname FROM cron.job j
+                         WHERE j.jobname LIKE ''health_score %'' AND j.command LIKE ''SELECT health_score.snapshot(%''
+                           AND j.database = current_database()' LOOP
+        BEGIN
+            EXECUTE 'SELECT cron.unschedule($1)' USING job.jobid;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'could not remove the pg_cron job % (%): %', job.jobid, job.jobname, SQLERRM
+                USING HINT = 'remove it with SELECT cron.unschedule(' || job.jobid || ')';
+        END;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION health_score._unschedule_all() IS
+    'Removes every pg_cron job health_score.schedule registered in this database (run when the extension is dropped)';
+CREATE FUNCTION health_score._on_drop_extension() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'hs_on_drop_extension' LANGUAGE C;
+COMMENT ON FUNCTION health_score._on_drop_extension() IS
+    'Event trigger function: before DROP EXTENSION health_score, removes the pg_cron jobs it scheduled';
+CREATE EVENT TRIGGER health_score_unschedule_on_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION health_score._on_drop_extension();
+COMMENT ON EVENT TRIGGER health_score_unschedule_on_drop IS
+    'Before DROP EXTENSION health_score: removes the pg_cron jobs health_score.schedule registered';
+REVOKE EXECUTE ON FUNCTION health_score._unschedule_all(), health_score._on_drop_extension() FROM PUBLIC;
+
 -------------------------------------------------------------------------------------------
 -- Roles: who may read and who may write. Roles are cluster-wide, so a second database (or a
 -- restored dump) finds them already there. Writers of scores and snapshots need the table
@@ -963,6 +1033,8 @@ GRANT EXECUTE ON FUNCTION health_score.set_model(text, jsonb),
    TO health_score_admin;
 -- the registry is written by set_model alone (src/pg/registry.rs)
 REVOKE EXECUTE ON FUNCTION health_score._record_model_version(text, jsonb, oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_score._lock(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score._lock(text, text) TO health_score_admin;
 GRANT INSERT, UPDATE, DELETE ON health_score.scores, health_score.snapshots TO health_score_admin;
 
 -------------------------------------------------------------------------------------------
@@ -1042,7 +1114,7 @@ BEGIN
     END IF;
     -- one generation of a view at a time: a concurrent one would fail on the catalog rows of a
     -- view this one has not committed yet; waiting, it then replaces the committed view
-    PERFORM pg_advisory_xact_lock(hashtext('health_score.create_view'), hashtext(target));
+    PERFORM health_score._lock('create_view', target);
     IF NOT has_schema_privilege(owner_id, _generate_view.view_schema, 'CREATE') THEN
         RAISE EXCEPTION 'create_view: permission denied for schema % (role % may not create in it)',
             quote_ident(_generate_view.view_schema), quote_ident(_generate_view.view_owner)
@@ -1903,7 +1975,7 @@ BEGIN
     PERFORM health_score._resolve_model(pinned);
     -- one rescore per model version at a time: two over overlapping ranges would update the
     -- same rows, in whatever order each one's plan reads them (a deadlock waiting to happen)
-    PERFORM pg_advisory_xact_lock(hashtext('health_score.rescore'), hashtext(pinned));
+    PERFORM health_score._lock('rescore', pinned);
     keys := health_score._input_keys(pinned);
     SELECT count(*) FILTER (WHERE s.inputs IS NULL), count(*) FILTER (WHERE s.inputs IS NOT NULL AND NOT s.inputs ?& keys)
       INTO without_inputs, lacking

@@ -8,6 +8,23 @@ pub mod pg;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// Loads with the library: long computations of the core check for cancellation
+/// (statement_timeout, pg_cancel_backend) through PostgreSQL's CHECK_FOR_INTERRUPTS.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // A PostgreSQL error raised inside a query the extension runs is caught and re-raised
+    // through Rust; pgrx would add the Rust backtrace of that moment to its DETAIL whenever
+    // the server's environment enables backtraces (RUST_BACKTRACE). No client is to see one:
+    // std reads this variable before RUST_BACKTRACE, once, at the first capture.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    core::interrupts::install(check_for_interrupts);
+    pg::models::define_settings();
+}
+
+fn check_for_interrupts() {
+    pgrx::pg_sys::check_for_interrupts!();
+}
+
 pgrx::extension_sql_file!("../sql/health_score.sql", name = "health_score_objects", finalize);
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! the order of the rows or on how they were split among parallel workers.
 
 use super::error::{reserve, Error};
+use super::interrupts::Ticker;
 
 /// The most rows one AUC keeps (8 bytes each; a parallel worker's part must also fit in one
 /// serialized `bytea`, at most 1 GB).
@@ -56,13 +57,20 @@ impl AucState {
         if self.churned.is_empty() || self.retained.is_empty() {
             return None;
         }
-        self.churned.sort_unstable_by(f64::total_cmp);
-        self.retained.sort_unstable_by(f64::total_cmp);
+        // a sort of 100 million scores takes seconds: it asks whether to stop as it goes
+        let mut ticker = Ticker::default();
+        let mut compare = |a: &f64, b: &f64| {
+            ticker.tick();
+            a.total_cmp(b)
+        };
+        self.churned.sort_unstable_by(&mut compare);
+        self.retained.sort_unstable_by(&mut compare);
         // for each churned score c: retained scores above it (concordant) and equal to it (ties)
         let (mut below_or_equal, mut below) = (0usize, 0usize);
         let (mut concordant, mut ties) = (0u128, 0u128);
         let r = &self.retained;
         for &c in &self.churned {
+            ticker.tick();
             while below < r.len() && r[below] < c {
                 below += 1;
             }

@@ -9,6 +9,7 @@
 //! `scale · (b − logit) / W`, strictly decreasing in the fitted log-odds.
 
 use super::error::Error;
+use super::interrupts::{self, Ticker};
 use super::json::Json;
 use super::model::Model;
 use super::score::{NodeResult, Status};
@@ -150,7 +151,9 @@ impl Problem {
                 ((y[i] as u64) << 63 | lead >> 1, i)
             })
             .collect();
+        let mut ticker = Ticker::default();
         order.sort_unstable_by(|&(ka, a), &(kb, b)| {
+            ticker.tick();
             ka.cmp(&kb).then_with(|| {
                 row(a)
                     .iter()
@@ -234,6 +237,7 @@ impl Problem {
                 g[a].add(g_part[a]);
             }
             start = end;
+            interrupts::check();
         }
         let n = self.total;
         let mut g: Vec<f64> = g.iter().map(|c| c.total() / n).collect();

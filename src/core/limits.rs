@@ -4,6 +4,7 @@
 //! memory. The walk here is iterative and linear in the model's size.
 
 use super::error::Fault;
+use super::interrupts::Ticker;
 use super::json::Json;
 use super::model::Path;
 
@@ -23,7 +24,9 @@ pub fn check(json: &Json) -> Result<(), Fault> {
     // each, so the walk costs O(size * depth) at worst, with depth bounded
     let mut stack: Vec<(&Json, usize, Path)> = vec![(json, 1, Path::default())];
     let mut components = 0usize;
+    let mut ticker = Ticker::default();
     while let Some((value, depth, path)) = stack.pop() {
+        ticker.tick();
         if depth > MAX_JSON_DEPTH {
             return Err(fault(&path, format!("nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects")));
         }

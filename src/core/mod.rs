@@ -8,6 +8,7 @@ pub mod calibrate;
 pub mod drivers;
 pub mod error;
 pub mod fit;
+pub mod interrupts;
 pub mod json;
 pub mod limits;
 pub mod model;

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::error::{Error, Fault};
+use super::interrupts::Ticker;
 use super::json::{write_json_string, Json};
 use super::normalize::{Categories, Normalizer};
 
@@ -108,6 +109,54 @@ pub enum StepKind {
     /// A group: its own accumulator, and the weight of its children in force with its
     /// reciprocal (when every child counts, the mean is a multiplication, not a division).
     Group { acc: usize, full_weight: f64, per_full_weight: f64 },
+}
+
+impl Variant {
+    fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        (self.weights.capacity() + self.working_weights.capacity()) * size_of::<f64>()
+            + self.program.capacity() * size_of::<Step>()
+            + self
+                .program
+                .iter()
+                .map(|s| match &s.kind {
+                    StepKind::Leaf { normalizer, .. } => normalizer.heap_bytes(),
+                    StepKind::Group { .. } => 0,
+                })
+                .sum::<usize>()
+            + self.bands.as_ref().map_or(0, |b| b.iter().map(|b| size_of::<Band>() + b.name.capacity()).sum())
+    }
+}
+
+impl Model {
+    /// The memory the model holds, approximately: what caching it costs.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let nodes: usize = self
+            .nodes
+            .iter()
+            .map(|n| {
+                size_of::<Node>()
+                    + n.name.capacity()
+                    + n.children.capacity() * size_of::<usize>()
+                    + n.description.as_ref().map_or(0, String::capacity)
+            })
+            .sum();
+        let inputs: usize = self.inputs.iter().map(|i| size_of::<InputSlot>() + i.key.capacity()).sum();
+        let overrides: usize = self
+            .overrides
+            .iter()
+            .map(|(name, v)| size_of::<(String, Variant)>() + name.capacity() + v.heap_bytes())
+            .sum();
+        size_of::<Model>()
+            + nodes
+            + inputs
+            + self.top.capacity() * size_of::<usize>()
+            + self.base.heap_bytes()
+            + overrides
+            + self.segments.as_ref().map_or(0, |s| s.overrides.heap_bytes())
+            + self.description.as_ref().map_or(0, String::capacity)
+    }
 }
 
 /// The sum of the weights in force among `ids`, added in program order, so that it equals
@@ -250,6 +299,7 @@ fn fmt_num(v: f64) -> String {
 /// Collects faults while walking the model.
 struct Checker {
     faults: Vec<Fault>,
+    ticker: Ticker,
 }
 
 impl Checker {
@@ -638,6 +688,7 @@ impl Checker {
         };
         let mut ids = Vec::new();
         for (i, item) in items.iter().enumerate() {
+            self.ticker.tick();
             let p = path.index(i);
             let Some(members) = self.object(item, &p) else { continue };
             let is_group = item.get("components").is_some();
@@ -780,7 +831,7 @@ impl Model {
     fn check(json: &Json) -> Result<Model, Vec<Fault>> {
         // before anything below recurses over the model
         super::limits::check(json).map_err(|f| vec![f])?;
-        let mut c = Checker { faults: Vec::new() };
+        let mut c = Checker { faults: Vec::new(), ticker: Ticker::default() };
         let root = Path::default();
         let Some(members) = c.object(json, &root) else { return Err(c.faults) };
         c.allow_keys(

@@ -100,6 +100,13 @@ fn by_length_then_bytes(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
+impl<T> Categories<T> {
+    /// The memory its entries hold, approximately.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<(String, T)>() + self.0.iter().map(|(k, _)| k.capacity()).sum::<usize>()
+    }
+}
+
 impl<T: Copy> Categories<T> {
     pub fn insert(&mut self, key: String, value: T) {
         match self.0.binary_search_by(|(k, _)| by_length_then_bytes(k, &key)) {
@@ -150,6 +157,16 @@ impl Normalizer {
 
     pub fn decay(half_life: f64) -> Normalizer {
         Normalizer::Decay { half_life, per_half_life: -1.0 / half_life }
+    }
+
+    /// The memory it holds beyond its own size, approximately.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Normalizer::Steps { steps, .. } => steps.capacity() * 16,
+            Normalizer::Curve { points } => points.capacity() * 16,
+            Normalizer::Map { values, .. } => values.heap_bytes(),
+            _ => 0,
+        }
     }
 
     pub fn type_name(&self) -> &'static str {

@@ -6,6 +6,7 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
+use crate::core::interrupts::Ticker;
 use crate::core::{limits, Fault, Json, Value};
 
 const JB_FOBJECT: u32 = 0x2000_0000;
@@ -271,7 +272,9 @@ unsafe fn container_to_json(container: *mut pg_sys::JsonbContainer) -> Json {
     let mut root = None;
     // nesting below the deepest container kept: skipped, to its end
     let mut skipped_depth = 0usize;
+    let mut ticker = Ticker::default();
     loop {
+        ticker.tick();
         let token = pg_sys::JsonbIteratorNext(&mut it, &mut v, false);
         if skipped_depth > 0 {
             match token {

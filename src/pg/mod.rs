@@ -11,6 +11,7 @@ pub mod models;
 pub mod registry;
 pub mod row;
 pub mod row_support;
+pub mod schedule;
 pub mod score_agg;
 pub mod scoring;
 pub mod snapshot;

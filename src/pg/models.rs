@@ -10,7 +10,9 @@
 //!   nor the registry is taken as fixed;
 //! - per backend: compiled models keyed by the JSONB bytes themselves, so a model is parsed
 //!   once per backend whatever brings it (inline, by name, any version). Keying on content
-//!   means nothing to invalidate: a new or rolled-back version simply has other bytes.
+//!   means nothing to invalidate: a new or rolled-back version simply has other bytes. It
+//!   holds at most `health_score.model_cache_size` of memory (64 MB by default): a model that
+//!   alone would exceed it is not kept, and one that does not fit empties it first.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -37,11 +39,39 @@ impl std::ops::Deref for Compiled {
     }
 }
 
-const BACKEND_CACHE_CAPACITY: usize = 256;
+/// `health_score.model_cache_size`, in kB.
+pub static MODEL_CACHE_SIZE: pgrx::GucSetting<i32> = pgrx::GucSetting::<i32>::new(64 * 1024);
+
+/// Registers the settings (from `_PG_init`).
+pub fn define_settings() {
+    pgrx::GucRegistry::define_int_guc(
+        c"health_score.model_cache_size",
+        c"Memory each session may keep parsed models in, between statements.",
+        c"Models are parsed once per session and kept for later statements up to this size; 0 keeps none. A model larger than this is parsed for each statement that uses it.",
+        &MODEL_CACHE_SIZE,
+        0,
+        i32::MAX,
+        pgrx::GucContext::Userset,
+        pgrx::GucFlags::UNIT_KB,
+    );
+}
+
+#[derive(Default)]
+struct BackendCache {
+    models: HashMap<u64, Rc<Compiled>>,
+    /// The memory the cached models hold, approximately.
+    bytes: usize,
+}
 
 thread_local! {
     // PostgreSQL backends are single-threaded processes: a thread-local is per backend.
-    static BACKEND_CACHE: RefCell<HashMap<u64, Rc<Compiled>>> = RefCell::new(HashMap::new());
+    static BACKEND_CACHE: RefCell<BackendCache> = RefCell::new(BackendCache::default());
+}
+
+impl Compiled {
+    fn cost(&self) -> usize {
+        self.model.heap_bytes() + self.bytes.capacity() + std::mem::size_of::<Compiled>()
+    }
 }
 
 fn fingerprint(bytes: &[u8]) -> u64 {
@@ -54,7 +84,7 @@ fn fingerprint(bytes: &[u8]) -> u64 {
 pub fn compile(jsonb: &JsonbRef) -> Result<Rc<Compiled>, Error> {
     let bytes = jsonb.bytes();
     let key = fingerprint(bytes);
-    if let Some(hit) = BACKEND_CACHE.with(|c| c.borrow().get(&key).cloned()) {
+    if let Some(hit) = BACKEND_CACHE.with(|c| c.borrow().models.get(&key).cloned()) {
         if hit.bytes == bytes {
             return Ok(hit);
         }
@@ -62,12 +92,21 @@ pub fn compile(jsonb: &JsonbRef) -> Result<Rc<Compiled>, Error> {
     let json = jsonb.model_json().map_err(|fault| Error::InvalidModel(vec![fault]))?;
     let model = Model::parse(&json)?;
     let compiled = Rc::new(Compiled { model, bytes: bytes.to_vec() });
+    let budget = (MODEL_CACHE_SIZE.get().max(0) as usize).saturating_mul(1024);
+    let cost = compiled.cost();
     BACKEND_CACHE.with(|c| {
         let mut cache = c.borrow_mut();
-        if cache.len() >= BACKEND_CACHE_CAPACITY {
-            cache.clear();
+        if cost > budget {
+            return;
         }
-        cache.insert(key, compiled.clone());
+        if cache.bytes + cost > budget {
+            *cache = BackendCache::default();
+        }
+        cache.bytes += cost;
+        if let Some(replaced) = cache.models.insert(key, compiled.clone()) {
+            // another model with the same fingerprint
+            cache.bytes -= replaced.cost();
+        }
     });
     Ok(compiled)
 }

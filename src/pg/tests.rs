@@ -912,7 +912,7 @@ fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
           WHERE pronamespace = 'health_score'::regnamespace AND prosecdef",
     )
     .unwrap();
-    assert_eq!(definer.as_deref(), Some("_forget_view,refresh_views"));
+    assert_eq!(definer.as_deref(), Some("_forget_view,_lock,refresh_views"));
     let unpinned = Spi::get_one::<i64>(
         "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace
             AND proname IN ('snapshot', 'schedule', 'unschedule', 'drivers', 'alerts', 'refresh_views', 'drop_view')

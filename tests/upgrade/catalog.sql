@@ -114,6 +114,11 @@ SELECT fact FROM (
                              coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '(none)'))
       FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
      WHERE e.extname = 'health_score'
+    UNION ALL
+    SELECT pg_catalog.format('event trigger %s: on %s, tags %s, function %s, enabled %s, owner %s', t.evtname, t.evtevent,
+                             t.evttags, t.evtfoid::pg_catalog.regprocedure, t.evtenabled, pg_catalog.pg_get_userbyid(t.evtowner))
+      FROM members m JOIN pg_catalog.pg_event_trigger t ON t.oid = m.objid
+     WHERE m.classid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass
     UNION ALL  -- what pg_dump takes as the extension's own privileges
     SELECT pg_catalog.format('initial privileges of %s %s%s: %s (%s)', m.type, m.identity,
                              CASE WHEN i.objsubid <> 0 THEN '.' || pg_catalog.quote_ident(a.attname) ELSE '' END,

@@ -1,0 +1,37 @@
+//! Long computations ask their host whether to stop. The core knows nothing of PostgreSQL:
+//! the extension installs a check (PostgreSQL's CHECK_FOR_INTERRUPTS, which raises the
+//! cancellation as an ERROR that unwinds out of here as a panic and is re-raised as itself),
+//! and loops that can run long call `Ticker::tick` (cheap) or `check` (a call and an atomic
+//! load). Outside PostgreSQL, as in `cargo test`, nothing is installed and nothing happens.
+
+use std::sync::OnceLock;
+
+static CHECK: OnceLock<fn()> = OnceLock::new();
+
+/// Installs the host's check, once per process; later calls change nothing.
+pub fn install(check: fn()) {
+    let _ = CHECK.set(check);
+}
+
+/// Runs the host's check now.
+#[inline]
+pub fn check() {
+    if let Some(check) = CHECK.get() {
+        check();
+    }
+}
+
+/// Counts the steps of a loop and checks every 65,536th: a step of microseconds or less
+/// leaves a cancellation waiting a small fraction of a second.
+#[derive(Default)]
+pub struct Ticker(u32);
+
+impl Ticker {
+    #[inline(always)]
+    pub fn tick(&mut self) {
+        self.0 = self.0.wrapping_add(1);
+        if self.0 & 0xFFFF == 0 {
+            check();
+        }
+    }
+}
