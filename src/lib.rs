@@ -17,12 +17,16 @@ pub extern "C-unwind" fn _PG_init() {
     // the server's environment enables backtraces (RUST_BACKTRACE). No client is to see one:
     // std reads this variable before RUST_BACKTRACE, once, at the first capture.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
-    core::interrupts::install(check_for_interrupts);
+    core::interrupts::install(check_for_interrupts, check_stack_depth);
     pg::models::define_settings();
 }
 
 fn check_for_interrupts() {
     pgrx::pg_sys::check_for_interrupts!();
+}
+
+fn check_stack_depth() {
+    unsafe { pgrx::pg_sys::check_stack_depth() }
 }
 
 pgrx::extension_sql_file!("../sql/health_score.sql", name = "health_score_objects", finalize);

@@ -7,10 +7,23 @@
 use std::sync::OnceLock;
 
 static CHECK: OnceLock<fn()> = OnceLock::new();
+static CHECK_STACK: OnceLock<fn()> = OnceLock::new();
 
-/// Installs the host's check, once per process; later calls change nothing.
-pub fn install(check: fn()) {
+/// Installs the host's checks (for a cancellation, and of the stack's depth), once per
+/// process; later calls change nothing.
+pub fn install(check: fn(), check_stack: fn()) {
     let _ = CHECK.set(check);
+    let _ = CHECK_STACK.set(check_stack);
+}
+
+/// Runs the host's stack depth check (PostgreSQL's check_stack_depth): recursive code calls
+/// it at each level. The model's limits already bound the recursion far below the stack's
+/// size; this is the second line.
+#[inline]
+pub fn check_stack() {
+    if let Some(check) = CHECK_STACK.get() {
+        check();
+    }
 }
 
 /// Runs the host's check now.

@@ -174,6 +174,7 @@ struct ProgramInput<'a> {
 
 fn compile_program(input: &ProgramInput<'_>, top: &[usize]) -> (Vec<Step>, usize) {
     fn walk(ids: &[usize], parent: usize, input: &ProgramInput<'_>, steps: &mut Vec<Step>, next_acc: &mut usize) {
+        super::interrupts::check_stack();
         for &id in ids {
             if input.weights[id] == 0.0 {
                 continue; // excluded with its subtree
@@ -675,6 +676,7 @@ impl Checker {
         inherited: (MissingRule, OnInvalid),
         draft: &mut Draft,
     ) -> Vec<usize> {
+        super::interrupts::check_stack();
         let items = match json {
             Json::Array(items) if !items.is_empty() => items,
             Json::Array(_) => {
@@ -805,6 +807,7 @@ fn working_weights(nodes: &[Node], top: &[usize], given: &[f64]) -> Vec<f64> {
 fn compute_shares(nodes: &[Node], top: &[usize], weights: &[f64]) -> Vec<f64> {
     let mut shares = vec![0.0; nodes.len()];
     fn walk(ids: &[usize], parent_share: f64, nodes: &[Node], weights: &[f64], shares: &mut [f64]) {
+        super::interrupts::check_stack();
         let total: f64 = ids.iter().map(|&i| weights[i]).sum();
         for &i in ids {
             if weights[i] > 0.0 && total > 0.0 {
