@@ -64,8 +64,8 @@ proptest! {
             shuffled.swap(i, (r % (i as u64 + 1)) as usize);
         }
         let k = cut.index(shuffled.len() + 1);
-        let mut combined = AucState::from_bytes(&state_of(&shuffled[..k]).to_bytes()).unwrap();
-        combined.combine(&AucState::from_bytes(&state_of(&shuffled[k..]).to_bytes()).unwrap()).unwrap();
+        let mut combined = AucState::from_bytes(&state_of(&shuffled[..k]).to_bytes().unwrap()).unwrap();
+        combined.combine(&AucState::from_bytes(&state_of(&shuffled[k..]).to_bytes().unwrap()).unwrap()).unwrap();
         prop_assert_eq!(combined.finish(), expected);
     }
 }

@@ -85,14 +85,15 @@ impl AucState {
         Some((2 * concordant + ties) as f64 / (2 * pairs) as f64)
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + 8 * (self.churned.len() + self.retained.len()));
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        reserve(&mut out, 16 + 8 * (self.churned.len() + self.retained.len()), "auc")?;
         out.extend_from_slice(&(self.churned.len() as u64).to_le_bytes());
         out.extend_from_slice(&(self.retained.len() as u64).to_le_bytes());
         for v in self.churned.iter().chain(&self.retained) {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        out
+        Ok(out)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<AucState> {
@@ -102,9 +103,16 @@ impl AucState {
             return None;
         }
         let value = |i: usize| word(2 + i).map(f64::from_bits);
-        Some(AucState {
-            churned: (0..nc).map(value).collect::<Option<_>>()?,
-            retained: (nc..nc + nr).map(value).collect::<Option<_>>()?,
-        })
+        // the sizes are checked against the bytes above; the memory may still be missing
+        let (mut churned, mut retained) = (Vec::new(), Vec::new());
+        churned.try_reserve_exact(nc).ok()?;
+        retained.try_reserve_exact(nr).ok()?;
+        for i in 0..nc {
+            churned.push(value(i)?);
+        }
+        for i in nc..nc + nr {
+            retained.push(value(i)?);
+        }
+        Some(AucState { churned, retained })
     }
 }

@@ -85,7 +85,7 @@ impl BacktestState {
         out.to_string()
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         out.extend_from_slice(&self.accounts.to_le_bytes());
         out.extend_from_slice(&self.churned.to_le_bytes());
@@ -97,8 +97,10 @@ impl BacktestState {
             out.extend_from_slice(&b.accounts.to_le_bytes());
             out.extend_from_slice(&b.churned.to_le_bytes());
         }
-        out.extend_from_slice(&self.auc.to_bytes());
-        out
+        let auc = self.auc.to_bytes()?;
+        super::error::reserve(&mut out, auc.len(), "backtest")?;
+        out.extend_from_slice(&auc);
+        Ok(out)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<BacktestState> {
@@ -131,7 +133,7 @@ mod tests {
         a.add(None, None, true).unwrap();
         let mut b = BacktestState::default();
         b.add(Some(25.0), Some(("red", 0)), false).unwrap();
-        let mut b = BacktestState::from_bytes(&b.to_bytes()).unwrap();
+        let mut b = BacktestState::from_bytes(&b.to_bytes().unwrap()).unwrap();
         b.combine(&a).unwrap();
         assert_eq!((b.accounts, b.churned), (4, 2));
         let json: serde_json::Value = serde_json::from_str(&b.finish()).unwrap();
@@ -139,6 +141,6 @@ mod tests {
         assert_eq!(json["bands"]["red"]["accounts"], 2);
         assert_eq!(json["bands"]["red"]["churn_rate"], 0.5);
         assert_eq!(json["bands"]["green"]["band_rank"], 2);
-        assert!(BacktestState::from_bytes(&b.to_bytes()[..20]).is_none());
+        assert!(BacktestState::from_bytes(&b.to_bytes().unwrap()[..20]).is_none());
     }
 }

@@ -897,16 +897,15 @@ impl Model {
             None => Vec::new(),
         };
 
-        // Inputs: one slot per distinct key, in model order.
+        // Inputs: one slot per distinct key, in model order (found by a map: a model may have
+        // 100,000 leaves).
         let mut inputs: Vec<InputSlot> = Vec::new();
-        let slot_of = |key: &str, inputs: &mut Vec<InputSlot>| -> usize {
-            match inputs.iter().position(|s| s.key == key) {
-                Some(i) => i,
-                None => {
-                    inputs.push(InputSlot { key: key.to_string(), numeric: false, categorical: false });
-                    inputs.len() - 1
-                }
-            }
+        let mut slots: HashMap<String, usize> = HashMap::new();
+        let mut slot_of = |key: &str, inputs: &mut Vec<InputSlot>| -> usize {
+            *slots.entry(key.to_string()).or_insert_with(|| {
+                inputs.push(InputSlot { key: key.to_string(), numeric: false, categorical: false });
+                inputs.len() - 1
+            })
         };
         for id in 0..draft.nodes.len() {
             if !draft.is_group[id] {

@@ -150,8 +150,10 @@ impl FitState {
         Ok(())
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
+    fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
+        let size = 32 + self.segments.values().map(|d| 24 + d.y.len() + 8 * d.x.len()).sum::<usize>();
+        reserve(&mut out, size, "fit")?;
         let put = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&v.to_le_bytes());
         put(&mut out, self.leaves.map_or(u64::MAX, |l| l as u64));
         put(&mut out, self.l2.to_bits());
@@ -166,7 +168,7 @@ impl FitState {
                 put(&mut out, v.to_bits());
             }
         }
-        out
+        Ok(out)
     }
 
     fn from_bytes(bytes: &[u8]) -> Option<FitState> {
@@ -181,9 +183,16 @@ impl FitState {
             let key = r.u64()? as i64;
             let excluded = r.u64()?;
             let rows = r.u64()? as usize;
-            let y: Vec<bool> = r.take(rows)?.iter().map(|&b| b != 0).collect();
+            let flags = r.take(rows)?;
             let cells = rows.checked_mul(leaves.unwrap_or(0))?;
-            let x: Vec<f64> = (0..cells).map(|_| r.u64().map(f64::from_bits)).collect::<Option<_>>()?;
+            // sizes come from the bytes; the memory may still be missing
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            y.try_reserve_exact(rows).ok()?;
+            x.try_reserve_exact(cells.min(r.rest().len() / 8)).ok()?;
+            y.extend(flags.iter().map(|&b| b != 0));
+            for _ in 0..cells {
+                x.push(f64::from_bits(r.u64()?));
+            }
             segments.insert(key, Designs { x, y, excluded });
         }
         let cells = segments.values().map(|d| d.x.len()).sum();

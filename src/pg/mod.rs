@@ -89,7 +89,8 @@ pub(crate) use v1_function;
 
 /// Declares the combine, serialize and deserialize functions of an internal-state aggregate
 /// whose state type has `combine(&mut self, &Self) -> Result<(), Error>`, `to_bytes(&self) ->
-/// Vec<u8>` and `from_bytes(&[u8]) -> Option<Self>`; `$aggregate` names it in errors.
+/// Result<Vec<u8>, Error>` and `from_bytes(&[u8]) -> Option<Self>`; `$aggregate` names it in
+/// errors.
 macro_rules! partial_state_functions {
     ($state:ty, $aggregate:literal,
      $combine:ident, $combine_finfo:ident,
@@ -105,8 +106,8 @@ macro_rules! partial_state_functions {
 
         $crate::pg::v1_function!($serialize, $serialize_finfo, |fcinfo| {
             let bytes = match $crate::pg::arg(fcinfo, 0) {
-                Some(d) if !d.is_null() => (*d.cast_mut_ptr::<$state>()).to_bytes(),
-                _ => <$state>::default().to_bytes(),
+                Some(d) if !d.is_null() => (*d.cast_mut_ptr::<$state>()).to_bytes()?,
+                _ => <$state>::default().to_bytes()?,
             };
             Ok($crate::pg::bytea_datum(&bytes))
         });
@@ -115,7 +116,7 @@ macro_rules! partial_state_functions {
             let Some(d) = $crate::pg::arg(fcinfo, 0) else { return Ok($crate::pg::return_null(fcinfo)) };
             let state = <$state>::from_bytes($crate::pg::bytea_bytes(d)).ok_or_else(|| {
                 $crate::core::Error::InvalidArgument {
-                    message: concat!($aggregate, ": corrupt serialized state").into(),
+                    message: concat!($aggregate, ": corrupt serialized state, or no memory to read it into").into(),
                     hint: None,
                 }
             })?;
