@@ -3,9 +3,9 @@
 #   bash bench/cancel.sh [--pg 15|16|17|18]
 # Builds and installs the extension (release) and starts the benchmark's cluster, like
 # bench/run.sh. For each operation it times one run to the end, then runs it again under a
-# statement_timeout of 60% of that time, so that the timeout falls inside the computation
-# (validation, auc's final sort, fit's solve), and prints how long after the timeout the
-# statement stopped. The target is under a second for each.
+# statement_timeout of 30%, 60% and 90% of that time, so that the timeout falls in each phase
+# of the computation (reading rows, validation, auc's final sort, fit's solve), and prints
+# how long after the timeout the statement stopped. The target is under a second for each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 major=15
@@ -69,14 +69,16 @@ PY
 
 export PATH="$(bash scripts/pg_bindir.sh "$major"):$PATH"
 echo "== how long after statement_timeout each operation stops (PostgreSQL $major, $(nproc) cores)"
-printf '%-52s %10s %10s %10s %8s\n' operation "full (s)" "timeout" "stopped" "overrun"
+printf '%-40s %9s %10s %9s %8s\n' operation "full (s)" "timeout" "stopped" "overrun"
 while IFS='|' read -r name sql; do
   read -r full state < <(run 0 "$sql")
   [ "$state" = none ] || { echo "$name failed: $state" >&2; exit 1; }
-  timeout_ms=$(python3 -c "print(max(1, int($full * 600)))")
-  read -r stopped state < <(run "$timeout_ms" "$sql")
-  overrun=$(python3 -c "print(f'{$stopped - $timeout_ms / 1000:.3f}')")
-  printf '%-52s %10.3f %8sms %10.3f %8s %s\n' "$name" "$full" "$timeout_ms" "$stopped" "$overrun" "$state"
+  for share in 300 600 900; do
+    timeout_ms=$(python3 -c "print(max(1, int($full * $share)))")
+    read -r stopped state < <(run "$timeout_ms" "$sql")
+    overrun=$(python3 -c "print(f'{$stopped - $timeout_ms / 1000:.3f}')")
+    printf '%-40s %9.3f %8sms %9.3f %8s %s\n' "$name" "$full" "$timeout_ms" "$stopped" "$overrun" "$state"
+  done
 done <<'OPS'
 validate a 100,000-component model|SELECT count(*) FROM big_model, health_score.validate(model)
 auc over 30M rows|SELECT health_score.auc(score, churned) FROM auc_rows

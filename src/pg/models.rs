@@ -39,6 +39,24 @@ impl std::ops::Deref for Compiled {
     }
 }
 
+/// Parsing a model this large leaves tens of megabytes freed inside the C allocator, which
+/// keeps them from the system unless asked: the session would hold them for its lifetime.
+const RETURN_MEMORY_AFTER_BYTES: usize = 1 << 20;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_freed_memory() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: glibc's malloc_trim only releases free memory
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_freed_memory() {}
+
 /// `health_score.model_cache_size`, in kB.
 pub static MODEL_CACHE_SIZE: pgrx::GucSetting<i32> = pgrx::GucSetting::<i32>::new(64 * 1024);
 
@@ -90,8 +108,12 @@ pub fn compile(jsonb: &JsonbRef) -> Result<Rc<Compiled>, Error> {
         }
     }
     let json = jsonb.model_json().map_err(|fault| Error::InvalidModel(vec![fault]))?;
-    let model = Model::parse(&json)?;
-    let compiled = Rc::new(Compiled { model, bytes: bytes.to_vec() });
+    let parsed = Model::parse(&json);
+    drop(json);
+    if bytes.len() > RETURN_MEMORY_AFTER_BYTES {
+        return_freed_memory();
+    }
+    let compiled = Rc::new(Compiled { model: parsed?, bytes: bytes.to_vec() });
     let budget = (MODEL_CACHE_SIZE.get().max(0) as usize).saturating_mul(1024);
     let cost = compiled.cost();
     BACKEND_CACHE.with(|c| {
