@@ -1027,8 +1027,27 @@ END
 $$;
 COMMENT ON FUNCTION health_score._unschedule_all() IS
     'Removes every pg_cron job health_score.schedule registered in this database (run when the extension is dropped)';
+CREATE FUNCTION health_score._drop_extension_names(query text) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'hs_drop_extension_names' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._drop_extension_names(text) IS
+    'The extensions the DROP EXTENSION statements of a query name (its parse tree; empty for other statements)';
+-- The event trigger's function is PL/pgSQL, not C, so that nothing stops a drop: not even the
+-- library missing after its package was removed (the error is then a WARNING).
 CREATE FUNCTION health_score._on_drop_extension() RETURNS event_trigger
-    AS 'MODULE_PATHNAME', 'hs_on_drop_extension' LANGUAGE C;
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- most drops name other extensions, in statements that do not even mention this one
+    IF strpos(lower(current_query()), 'health_score') = 0 THEN
+        RETURN;
+    END IF;
+    IF 'health_score' = ANY (health_score._drop_extension_names(current_query())) THEN
+        PERFORM health_score._unschedule_all();
+    END IF;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'the pg_cron jobs of health_score.schedule were not removed: %', SQLERRM
+        USING HINT = 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE ''health_score %'' removes them';
+END
+$$;
 COMMENT ON FUNCTION health_score._on_drop_extension() IS
     'Event trigger function: before DROP EXTENSION health_score, removes the pg_cron jobs it scheduled';
 CREATE EVENT TRIGGER health_score_unschedule_on_drop ON ddl_command_start
@@ -1036,4 +1055,5 @@ CREATE EVENT TRIGGER health_score_unschedule_on_drop ON ddl_command_start
     EXECUTE FUNCTION health_score._on_drop_extension();
 COMMENT ON EVENT TRIGGER health_score_unschedule_on_drop IS
     'Before DROP EXTENSION health_score: removes the pg_cron jobs health_score.schedule registered';
-REVOKE EXECUTE ON FUNCTION health_score._unschedule_all(), health_score._on_drop_extension() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_score._unschedule_all(), health_score._on_drop_extension(),
+                           health_score._drop_extension_names(text) FROM PUBLIC;

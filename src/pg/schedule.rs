@@ -1,48 +1,54 @@
 //! The pg_cron jobs `health_score.schedule` registers (their SQL is in
 //! `sql/health_score.sql`) live in pg_cron's table, which `DROP EXTENSION health_score` does not
 //! touch: left there, they would fail every time they run. An event trigger on `DROP
-//! EXTENSION` removes them first. It must be C: only the trigger's own arguments say which
-//! extensions a DROP names, and they are not visible to PL/pgSQL.
+//! EXTENSION` removes them first. Which extensions a DROP names is in its parse tree, which
+//! PL/pgSQL cannot read: this parses the statement's text for it. (The event trigger itself
+//! is PL/pgSQL, so that a missing library, after a package's removal, never blocks a drop.)
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 
-use pgrx::pg_sys;
-use pgrx::spi::Spi;
+use pgrx::{pg_sys, IntoDatum};
 
 use crate::core::Error;
 
-use super::v1_function;
+use super::{arg, return_null, text_arg, v1_function};
 
-/// Whether the statement of an event trigger call is a `DROP EXTENSION` naming health_score.
-unsafe fn drops_this_extension(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    let context = (*fcinfo).context;
-    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
-        return false;
+/// The extensions named by the `DROP EXTENSION` statements among `stmts` (a raw parse).
+unsafe fn dropped_extensions(stmts: *mut pg_sys::List) -> Vec<String> {
+    let mut names = Vec::new();
+    if stmts.is_null() {
+        return names;
     }
-    let tree = (*(context as *mut pg_sys::EventTriggerData)).parsetree;
-    if tree.is_null() || (*tree).type_ != pg_sys::NodeTag::T_DropStmt {
-        return false;
+    for i in 0..(*stmts).length as usize {
+        let raw = (*(*stmts).elements.add(i)).ptr_value as *mut pg_sys::RawStmt;
+        let tree = if raw.is_null() { std::ptr::null_mut() } else { (*raw).stmt };
+        if tree.is_null() || (*tree).type_ != pg_sys::NodeTag::T_DropStmt {
+            continue;
+        }
+        let drop = tree as *mut pg_sys::DropStmt;
+        let objects = (*drop).objects;
+        if (*drop).removeType != pg_sys::ObjectType::OBJECT_EXTENSION || objects.is_null() {
+            continue;
+        }
+        for j in 0..(*objects).length as usize {
+            let node = (*(*objects).elements.add(j)).ptr_value as *mut pg_sys::Node;
+            if !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_String {
+                names.push(CStr::from_ptr((*(node as *mut pg_sys::String)).sval).to_string_lossy().into_owned());
+            }
+        }
     }
-    let drop = tree as *mut pg_sys::DropStmt;
-    let objects = (*drop).objects;
-    if (*drop).removeType != pg_sys::ObjectType::OBJECT_EXTENSION || objects.is_null() {
-        return false;
-    }
-    (0..(*objects).length as usize).any(|i| {
-        let node = (*(*objects).elements.add(i)).ptr_value as *mut pg_sys::Node;
-        !node.is_null()
-            && (*node).type_ == pg_sys::NodeTag::T_String
-            && CStr::from_ptr((*(node as *mut pg_sys::String)).sval).to_bytes() == b"health_score"
-    })
+    names
 }
 
-// _on_drop_extension() RETURNS event_trigger, on ddl_command_start of DROP EXTENSION
-v1_function!(hs_on_drop_extension, pg_finfo_hs_on_drop_extension, |fcinfo| {
-    if drops_this_extension(fcinfo) {
-        Spi::run("SELECT health_score._unschedule_all()").map_err(|e| Error::InvalidArgument {
-            message: format!("removing health_score's pg_cron jobs failed: {e}"),
-            hint: None,
-        })?;
-    }
-    Ok(pg_sys::Datum::from(0usize))
+// _drop_extension_names(query text) RETURNS text[]: the extensions the DROP EXTENSION
+// statements of the query name (empty for any other statement)
+v1_function!(hs_drop_extension_names, pg_finfo_hs_drop_extension_names, |fcinfo| {
+    let Some(query) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    let query = CString::new(text_arg(query).as_bytes().to_vec()).map_err(|_| Error::InvalidArgument {
+        message: "_drop_extension_names: the query contains a NUL byte".into(),
+        hint: None,
+    })?;
+    let stmts = pg_sys::raw_parser(query.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+    let names = dropped_extensions(stmts);
+    Ok(names.into_datum().unwrap_or_else(|| return_null(fcinfo)))
 });
