@@ -14,6 +14,7 @@ pub mod row_support;
 pub mod schedule;
 pub mod score_agg;
 pub mod scoring;
+pub mod signatures;
 pub mod snapshot;
 pub mod trend;
 pub mod version;
