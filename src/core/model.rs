@@ -794,10 +794,10 @@ fn working_weights(nodes: &[Node], top: &[usize], given: &[f64]) -> Vec<f64> {
         // 2^-e with largest = m·2^e, 1 <= m < 2, applied in two steps (2^-e alone may not be
         // a double)
         let e = largest.log2().floor() as i32;
-        let (half, rest) = (-e / 2, -e - (-e / 2));
+        let (half, rest) = (f64::powi(2.0, -e / 2), f64::powi(2.0, -e - (-e / 2)));
         for &i in ids {
             if weights[i] > 0.0 {
-                weights[i] = (weights[i] * f64::powi(2.0, half) * f64::powi(2.0, rest)).max(f64::MIN_POSITIVE);
+                weights[i] = (weights[i] * half * rest).max(f64::MIN_POSITIVE);
             }
         }
     }
