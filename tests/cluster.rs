@@ -909,6 +909,8 @@ fn psql(db: &str, sql: &str) -> String {
 }
 
 mod broken_models;
+// the reference implementation of the format, shared with the core crate's property tests
+#[path = "../crates/health_score_core/tests/reference/mod.rs"]
 mod reference;
 mod security;
 mod upgrade;
@@ -1086,6 +1088,7 @@ fn broken_models_get_22023_and_never_crash_a_backend() {
     assert_eq!(c.query_one("SELECT 1", &[]).unwrap().get::<_, i32>(0), 1);
 }
 
+#[path = "../crates/health_score_core/tests/fit_reference/mod.rs"]
 mod fit_reference;
 
 /// A model with every way a leaf's `n` reaches the fit: a reweighted leaf (its rows left out),

@@ -4,7 +4,7 @@
 
 mod reference;
 
-use health_score::core::{Json, Model, Scratch, Summary};
+use health_score_core::{Json, Model, Scratch, Summary};
 use proptest::prelude::*;
 use reference::cases::case;
 use reference::{close, opt_close};

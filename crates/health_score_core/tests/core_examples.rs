@@ -1,6 +1,6 @@
 //! Hand-computed examples of the scoring contract, one rule at a time.
 
-use health_score::core::{Json, Model, Status};
+use health_score_core::{Json, Model, Status};
 use serde_json::{json, Value};
 
 fn model(v: Value) -> Model {
@@ -322,7 +322,7 @@ fn description_is_allowed_only_where_the_format_says() {
 
 #[test]
 fn drivers_cover_both_versions_of_a_model() {
-    use health_score::core::drivers::{changed, drivers};
+    use health_score_core::drivers::{changed, drivers};
     let lin = json!({"type": "linear", "min": 0, "max": 10});
     // version 1: usage(logins, seats), nps; version 2 moves nps into a new group and drops seats
     let v1 = model(json!({"components": [

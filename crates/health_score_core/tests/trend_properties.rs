@@ -1,6 +1,6 @@
 //! The trend state against a direct two-pass computation, in any order and split in any way.
 
-use health_score::core::TrendState;
+use health_score_core::TrendState;
 use proptest::prelude::*;
 
 const DAY: i64 = 86_400_000_000;

@@ -6,6 +6,7 @@
 use super::auc::AucState;
 use super::bytes::Reader;
 use super::error::Error;
+use super::json::Json;
 
 /// The accounts and churns of one band (a band name at its rank in the bands list applied).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,21 +69,31 @@ impl BacktestState {
     /// `{"accounts", "churned", "auc", "bands": {name: {"band_rank", "accounts", "churned",
     /// "churn_rate"}}}` as JSON text, without `bands` when no account had one. Sorts the state in place.
     pub fn finish(&mut self) -> String {
-        use serde_json::{json, Map, Value};
         self.bands.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.name.cmp(&b.name)));
-        let mut bands = Map::new();
-        for b in &self.bands {
-            bands.insert(
-                b.name.clone(),
-                json!({"band_rank": b.rank, "accounts": b.accounts, "churned": b.churned,
-                       "churn_rate": b.churned as f64 / b.accounts as f64}),
-            );
-        }
-        let mut out = json!({"accounts": self.accounts, "churned": self.churned, "auc": self.auc.finish()});
+        let count = |n: u64| Json::Number(n as f64);
+        let bands: Vec<(String, Json)> = self
+            .bands
+            .iter()
+            .map(|b| {
+                let band = vec![
+                    ("band_rank".to_string(), Json::Number(f64::from(b.rank))),
+                    ("accounts".to_string(), count(b.accounts)),
+                    ("churned".to_string(), count(b.churned)),
+                    ("churn_rate".to_string(), Json::Number(b.churned as f64 / b.accounts as f64)),
+                ];
+                (b.name.clone(), Json::Object(band))
+            })
+            .collect();
+        let auc = self.auc.finish().map_or(Json::Null, Json::Number);
+        let mut out = vec![
+            ("accounts".to_string(), count(self.accounts)),
+            ("churned".to_string(), count(self.churned)),
+            ("auc".to_string(), auc),
+        ];
         if !bands.is_empty() {
-            out["bands"] = Value::Object(bands);
+            out.push(("bands".to_string(), Json::Object(bands)));
         }
-        out.to_string()
+        Json::Object(out).to_text()
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {

@@ -7,8 +7,8 @@ mod reference;
 
 use std::collections::HashMap;
 
-use health_score::core::drivers::{changed, drivers};
-use health_score::core::{Json, Model};
+use health_score_core::drivers::{changed, drivers};
+use health_score_core::{Json, Model};
 use proptest::prelude::*;
 use reference::cases::case;
 use reference::close;

@@ -2,7 +2,7 @@
 //! evaluated exactly, give finite answers in [0, scale]; so must the scoring. Expected values
 //! are worked out by hand from the spec (docs/model-format.md).
 
-use health_score::core::{Json, Model, TrendState};
+use health_score_core::{Json, Model, TrendState};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

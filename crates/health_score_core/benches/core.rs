@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use std::hint::black_box;
 use std::time::Instant;
 
-use health_score::core::{Json, Model, Scratch, Value};
+use health_score_core::{Json, Model, Scratch, Value};
 
 fn main() {
-    let sql = include_str!("setup.sql");
+    let sql = include_str!("../../../bench/setup.sql");
     let start = sql.find("set_model('bench', '").expect("model in setup.sql") + "set_model('bench', '".len();
     let end = start + sql[start..].find("}');").expect("end of model") + 1;
     let model_json: serde_json::Value = serde_json::from_str(&sql[start..end]).expect("model parses");

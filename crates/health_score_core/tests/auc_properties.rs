@@ -1,6 +1,6 @@
 //! The AUC state against plain pair counting, in any order and split in any way.
 
-use health_score::core::AucState;
+use health_score_core::AucState;
 use proptest::prelude::*;
 
 /// P(churned < retained) + ½·P(tie), by looking at every pair.

@@ -4,7 +4,7 @@
 mod fit_reference;
 
 use fit_reference::reference;
-use health_score::core::fit::{fit, UPPER};
+use health_score_core::fit::{fit, UPPER};
 use proptest::prelude::*;
 
 /// Designs and outcomes from a logistic process with the given coefficients; `u` are the

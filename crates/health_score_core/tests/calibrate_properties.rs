@@ -1,7 +1,7 @@
 //! Calibration: the fitted (a, b) is where the regularised log-loss has zero gradient, checked
 //! with plain sums, and a low score means a higher churn probability when low scores churn.
 
-use health_score::core::calibrate::calibrate;
+use health_score_core::calibrate::calibrate;
 use proptest::prelude::*;
 
 fn gradient(churned: &[f64], retained: &[f64], l2: f64, a: f64, b: f64) -> (f64, f64) {
