@@ -1,7 +1,8 @@
 //! health_score: explainable customer health scores inside PostgreSQL.
 //!
 //! `core` (the crate `health_score_core`) is the scoring model in plain Rust (no PostgreSQL types); `pg` is the extension's
-//! SQL surface around it. The SQL declarations live in `sql/health_score.sql`.
+//! SQL surface around it. The SQL declarations live in `sql/`, one file per concept, each loaded
+//! by the skin module of that concept.
 
 pub use health_score_core as core;
 pub mod pg;
@@ -28,8 +29,6 @@ fn check_for_interrupts() {
 fn check_stack_depth() {
     unsafe { pgrx::pg_sys::check_stack_depth() }
 }
-
-pgrx::extension_sql_file!("../sql/health_score.sql", name = "health_score_objects", finalize);
 
 #[cfg(test)]
 pub mod pg_test {

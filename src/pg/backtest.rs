@@ -8,6 +8,13 @@ use crate::core::BacktestState;
 
 use super::{aggregate_state, arg, partial_state_functions, return_null, text_arg, text_datum, v1_function};
 
+// The SQL of this concept: its declarations, GRANTs and COMMENTs.
+pgrx::extension_sql_file!(
+    "../../sql/outcomes.sql",
+    name = "outcomes",
+    requires = ["roles", "registry", "scoring", "history"]
+);
+
 v1_function!(hs_backtest_trans, pg_finfo_hs_backtest_trans, |fcinfo| {
     let state = aggregate_state::<BacktestState>(fcinfo, "backtest")?;
     let score = arg(fcinfo, 1).map(|d| f64::from_bits(d.value() as u64));

@@ -1,4 +1,4 @@
-//! `fit` and `fit_report` (SQL in `sql/health_score.sql`): the per-row design, the `_fit`
+//! `fit` and `fit_report` (SQL in `sql/fit.sql`): the per-row design, the `_fit`
 //! aggregate that collects designs and solves in its final function, and `_fit_apply`, which
 //! maps the solutions onto the model. Plain V1 functions with a hand-written `CREATE
 //! AGGREGATE` (pgrx issue #2351).
@@ -18,6 +18,13 @@ use super::scoring::{evaluate_call, InputKind, ModelKind};
 use super::{
     aggregate_state, arg, float8_array, partial_state_functions, return_null, text_arg, text_datum, v1_function,
 };
+
+// The SQL of this concept: its declarations, GRANTs and COMMENTs.
+pgrx::extension_sql_file!(
+    "../../sql/fit.sql",
+    name = "fit",
+    requires = ["roles", "registry", "scoring", "history", "outcomes"]
+);
 
 /// The segment code of the base model, and of every row when segments are pooled.
 const BASE: f64 = -1.0;

@@ -1,5 +1,5 @@
 //! The PostgreSQL skin: converts arguments, caches compiled models, raises errors.
-//! One module per SQL concept; the SQL declarations are in `sql/health_score.sql`.
+//! One module per SQL concept, each loading its concept's SQL file from `sql/`.
 
 pub mod auc;
 pub mod backtest;
@@ -9,6 +9,7 @@ pub mod jsonb;
 pub mod jsonb_build;
 pub mod models;
 pub mod registry;
+pub mod rescore;
 pub mod row;
 pub mod row_support;
 pub mod schedule;
@@ -19,6 +20,9 @@ pub mod snapshot;
 pub mod trend;
 pub mod version;
 pub mod views;
+
+// The roles come before everything else: every concept's file grants to them.
+pgrx::extension_sql_file!("../../sql/roles.sql", name = "roles", bootstrap);
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;

@@ -15,6 +15,9 @@ use crate::core::Error;
 
 use super::{arg, return_null, v1_function};
 
+// The SQL of this concept: its declarations, GRANTs and COMMENTs.
+pgrx::extension_sql_file!("../../sql/registry.sql", name = "registry", requires = ["roles"]);
+
 /// Runs `f` as the owner of the registry, in a security-restricted operation (as PostgreSQL
 /// runs index expressions and maintenance commands), and is the caller again afterwards,
 /// whether `f` returns or raises (an ERROR unwinds through the guard; the transaction's

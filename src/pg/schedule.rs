@@ -1,5 +1,5 @@
 //! The pg_cron jobs `health_score.schedule` registers (their SQL is in
-//! `sql/health_score.sql`) live in pg_cron's table, which `DROP EXTENSION health_score` does not
+//! `sql/schedule.sql`) live in pg_cron's table, which `DROP EXTENSION health_score` does not
 //! touch: left there, they would fail every time they run. An event trigger on `DROP
 //! EXTENSION` removes them first. Which extensions a DROP names is in its parse tree, which
 //! PL/pgSQL cannot read: this parses the statement's text for it. (The event trigger itself
@@ -12,6 +12,9 @@ use pgrx::{pg_sys, IntoDatum};
 use crate::core::Error;
 
 use super::{arg, return_null, text_arg, v1_function};
+
+// The SQL of this concept: its declarations, GRANTs and COMMENTs.
+pgrx::extension_sql_file!("../../sql/schedule.sql", name = "schedule", requires = ["roles", "history"]);
 
 /// The extensions named by the `DROP EXTENSION` statements among `stmts` (a raw parse).
 unsafe fn dropped_extensions(stmts: *mut pg_sys::List) -> Vec<String> {

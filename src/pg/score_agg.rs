@@ -19,6 +19,9 @@ use super::{
     aggregate_context, arg, bytea_bytes, bytea_datum, call_site, float8_datum, return_null, text_arg, v1_function,
 };
 
+// The SQL of this concept: its declarations, GRANTs and COMMENTs.
+pgrx::extension_sql_file!("../../sql/score_agg.sql", name = "score_agg", requires = ["roles"]);
+
 #[derive(Clone, PartialEq)]
 enum AggModel {
     /// The JSONB model's bytes, varlena header included.

@@ -10,6 +10,9 @@ use super::models::{self, ModelArg, ModelSlot};
 use super::row::{row_type, ColumnPlan, Field, RowPlan};
 use super::{arg, call_site, float8_datum, return_null, text_datum, v1_function};
 
+// The SQL of this concept: its declarations, GRANTs and COMMENTs.
+pgrx::extension_sql_file!("../../sql/scoring.sql", name = "scoring", requires = ["roles"]);
+
 #[derive(Clone, Copy)]
 pub(super) enum ModelKind {
     Inline,

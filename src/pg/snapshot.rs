@@ -1,4 +1,4 @@
-//! The per-row part of `health_score.snapshot` (whose SQL is in `sql/health_score.sql`): one
+//! The per-row part of `health_score.snapshot` (whose SQL is in `sql/history.sql`): one
 //! entity scored with everything a row of `health_score.scores` stores, and the version a
 //! model reference stands for.
 
@@ -11,6 +11,9 @@ use super::scoring::{evaluate_call, result_desc, InputKind, ModelKind, Site};
 use super::{
     arg, call_site, detoast_packed, float8_datum, return_null, text_arg, text_datum, utf8, v1_function, varlena_bytes,
 };
+
+// The SQL of this concept: its declarations, GRANTs and COMMENTs.
+pgrx::extension_sql_file!("../../sql/history.sql", name = "history", requires = ["roles", "registry", "scoring"]);
 
 /// The row's model argument is 0, the key column's name 1, the key 2, the row from 3 on.
 const INPUT_AT: usize = 3;

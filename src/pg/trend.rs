@@ -12,6 +12,9 @@ use crate::core::{Error, TrendState};
 use super::scoring::result_desc;
 use super::{aggregate_context, arg, bytea_bytes, bytea_datum, call_site, float8_datum, return_null, v1_function};
 
+// The SQL of this concept: its declarations, GRANTs and COMMENTs.
+pgrx::extension_sql_file!("../../sql/trend.sql", name = "trend", requires = ["roles"]);
+
 /// The state in argument 0, or a new empty one in the aggregate's context.
 unsafe fn state_arg(fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut TrendState, Error> {
     match arg(fcinfo, 0) {

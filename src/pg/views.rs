@@ -1,5 +1,5 @@
 //! The per-row part of the views `health_score.create_view` generates (their SQL is in
-//! `sql/health_score.sql`): score, band, coverage, segment and every component's points.
+//! `sql/views.sql`): score, band, coverage, segment and every component's points.
 
 use pgrx::pg_sys;
 
@@ -7,6 +7,13 @@ use crate::core::Error;
 
 use super::scoring::{evaluate_call, result_desc, InputKind, ModelKind, Site};
 use super::{float8_datum, return_null, text_datum, v1_function};
+
+// The SQL of this concept: its declarations, GRANTs and COMMENTs.
+pgrx::extension_sql_file!(
+    "../../sql/views.sql",
+    name = "views",
+    requires = ["roles", "registry", "scoring", "history"]
+);
 
 unsafe fn view_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) -> Result<pg_sys::Datum, Error> {
     let outcome =

@@ -1,0 +1,479 @@
+-------------------------------------------------------------------------------------------
+-- History: snapshots, the latest and history views, alerts, drivers of change
+-------------------------------------------------------------------------------------------
+
+-- Keys use the "C" collation: they are identifiers, compared byte-wise, which makes the
+-- primary key's per-row comparisons (on every snapshot row) several times cheaper.
+CREATE TABLE health_score.scores (
+    model         text COLLATE "C" NOT NULL,
+    model_version integer          NOT NULL,
+    entity_key    text COLLATE "C" NOT NULL,
+    scored_at     timestamptz      NOT NULL,
+    score         double precision,
+    band          text,
+    band_rank     integer,
+    coverage      double precision NOT NULL,
+    segment       text,
+    components    jsonb            NOT NULL,
+    inputs        jsonb,
+    PRIMARY KEY (model, entity_key, scored_at)
+);
+-- The primary key serves "history of one entity" and "latest per entity". "Which times were
+-- snapshotted" is health_score.snapshots, one row per run: an index on (model, scored_at)
+-- here would cost every snapshot row another index insertion.
+COMMENT ON TABLE health_score.scores IS
+    'Score snapshots written by health_score.snapshot (scheduled with health_score.schedule): one row per model, entity and time. Kept by pg_dump.';
+COMMENT ON COLUMN health_score.scores.model IS 'Model name';
+COMMENT ON COLUMN health_score.scores.model_version IS 'The model version that scored this row';
+COMMENT ON COLUMN health_score.scores.entity_key IS 'The entity (account) key, as text';
+COMMENT ON COLUMN health_score.scores.scored_at IS 'The snapshot time';
+COMMENT ON COLUMN health_score.scores.score IS 'The score, NULL when nothing was counted or coverage was below min_coverage';
+COMMENT ON COLUMN health_score.scores.band IS 'The band of the score';
+COMMENT ON COLUMN health_score.scores.band_rank IS 'The band''s position in the bands list applied (0 = the worst)';
+COMMENT ON COLUMN health_score.scores.coverage IS 'Share of the model covered by present, valid inputs';
+COMMENT ON COLUMN health_score.scores.segment IS 'The segment override applied, NULL for the base model';
+COMMENT ON COLUMN health_score.scores.components IS
+    'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
+COMMENT ON COLUMN health_score.scores.inputs IS
+    'The raw inputs the model version read, as text ({"input key": "value", ...}; null when missing), for health_score.rescore; NULL when snapshotted with keep_inputs => false';
+SELECT pg_catalog.pg_extension_config_dump('health_score.scores', '');
+
+CREATE TABLE health_score.snapshots (
+    model         text COLLATE "C" NOT NULL,
+    scored_at     timestamptz      NOT NULL,
+    source        text             NOT NULL,
+    model_version integer          NOT NULL,
+    rows_written  bigint           NOT NULL,
+    worsened      bigint           NOT NULL,
+    finished_at   timestamptz      NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (model, scored_at, source)
+);
+COMMENT ON TABLE health_score.snapshots IS 'One row per snapshot run (model, time and source): what health_score.scores holds, by time. Kept by pg_dump.';
+COMMENT ON COLUMN health_score.snapshots.model IS 'Model name';
+COMMENT ON COLUMN health_score.snapshots.scored_at IS 'The snapshot time';
+COMMENT ON COLUMN health_score.snapshots.source IS 'The table or view scored';
+COMMENT ON COLUMN health_score.snapshots.model_version IS 'The model version used';
+COMMENT ON COLUMN health_score.snapshots.rows_written IS 'Rows written (inserted or replaced)';
+COMMENT ON COLUMN health_score.snapshots.worsened IS 'Entities whose band rank fell from their previous snapshot';
+COMMENT ON COLUMN health_score.snapshots.finished_at IS 'When the run finished';
+SELECT pg_catalog.pg_extension_config_dump('health_score.snapshots', '');
+
+CREATE TYPE health_score._snapshot_row AS (
+    score      double precision,
+    band       text,
+    band_rank  integer,
+    coverage   double precision,
+    segment    text,
+    components jsonb
+);
+COMMENT ON TYPE health_score._snapshot_row IS 'One entity as health_score.snapshot stores it';
+
+CREATE FUNCTION health_score._snapshot_row(model text, key_column text, entity_key text, input record)
+    RETURNS health_score._snapshot_row
+    AS 'MODULE_PATHNAME', 'hs_snapshot_row' LANGUAGE C STABLE PARALLEL SAFE COST 50
+    SUPPORT health_score._row_support;
+COMMENT ON FUNCTION health_score._snapshot_row(text, text, text, record) IS
+    'snapshot''s per-row work: scores one entity with its components; errors name the entity''s key';
+CREATE FUNCTION health_score._snapshot_row_columns(model text, key_column text, entity_key text, row_type oid, columns text[], VARIADIC "any")
+    RETURNS health_score._snapshot_row
+    AS 'MODULE_PATHNAME', 'hs_snapshot_row_columns' LANGUAGE C STABLE PARALLEL SAFE COST 50;
+COMMENT ON FUNCTION health_score._snapshot_row_columns(text, text, text, oid, text[], "any") IS
+    'health_score._snapshot_row as the planner passes it: the row''s columns as arguments';
+
+CREATE FUNCTION health_score._snapshot_row(model text, key_column text, entity_key text, input jsonb)
+    RETURNS health_score._snapshot_row
+    AS 'MODULE_PATHNAME', 'hs_snapshot_row_json' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+COMMENT ON FUNCTION health_score._snapshot_row(text, text, text, jsonb) IS
+    'rescore''s per-row work: scores one entity''s stored inputs with its components; errors name the entity''s key';
+CREATE FUNCTION health_score._text_object(keys text[], vals text[]) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'hs_text_object' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._text_object(text[], text[]) IS
+    'jsonb_object(keys, vals) for distinct keys, written directly: the inputs a snapshot keeps';
+CREATE FUNCTION health_score._input_keys(model text) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'hs_input_keys' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._input_keys(text) IS
+    'The input keys a model reference reads (leaf inputs and the segment input), in model order';
+
+CREATE FUNCTION health_score._resolve_model(model text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'hs_resolve_model' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._resolve_model(text) IS
+    'The version a model reference (''name'' or ''name@3'') stands for now; 42704, with the closest names, when there is none';
+
+-- 42703 unless the relation has the column; "caller" prefixes the message. Without a hint of
+-- the caller's, the hint lists the relation's columns.
+CREATE FUNCTION health_score._require_column(caller text, source regclass, column_name text, hint text DEFAULT NULL)
+    RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF _require_column.source IS NULL OR _require_column.column_name IS NULL THEN
+        RAISE EXCEPTION '%: the table and the column name must not be NULL', left(caller, 200) USING ERRCODE = '22023',
+            HINT = coalesce(left(_require_column.hint, 300), 'name a table or view, and one of its columns');
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _require_column.source
+                      AND a.attname = _require_column.column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION '%: % has no column %', left(caller, 200), source, quote_ident(left(column_name, 200))
+            USING ERRCODE = '42703', HINT = coalesce(left(_require_column.hint, 300), health_score._columns_hint(source));
+    END IF;
+END
+$$;
+CREATE FUNCTION health_score._columns_hint(source regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('%s has the columns %s%s', source,
+                  string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE a.n <= 30),
+                  CASE WHEN count(*) > 30 THEN format(' and %s more', count(*) - 30) ELSE '' END)
+      FROM (SELECT a.attname, a.attnum, row_number() OVER (ORDER BY a.attnum) AS n
+              FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped) a
+$$;
+COMMENT ON FUNCTION health_score._columns_hint(regclass) IS
+    'A hint for a column that is not there: the relation''s columns (the first 30)';
+COMMENT ON FUNCTION health_score._require_column(text, regclass, text, text) IS
+    'Raises 42703, prefixed by the calling function''s name, unless the table or view has the column (22023 when either is NULL)';
+
+CREATE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now(),
+                                      keep_inputs boolean DEFAULT true)
+    RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    model_name text := regexp_replace(snapshot.model, '@[^@]*$', '');
+    model_version integer;
+    written bigint;
+    worsened bigint;
+    first_keys text[];
+    previous_at timestamptz;
+    error_state text;
+    error_message text;
+    error_detail text;
+    error_hint text;
+    repeated_key text;
+    replacing boolean;
+    inputs_sql text := 'NULL::jsonb';
+BEGIN
+    IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
+        RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
+            HINT = 'leave at out for now(): health_score.snapshot(''model'', ''accounts'', ''account_id'')';
+    END IF;
+    IF NOT isfinite(snapshot.at) THEN
+        RAISE EXCEPTION 'snapshot: at must be a finite time, not %', snapshot.at USING ERRCODE = '22023',
+            HINT = 'the time the scores are stored under, such as now() or ''2026-01-01''';
+    END IF;
+    model_version := health_score._resolve_model(snapshot.model);
+    IF snapshot.keep_inputs THEN
+        -- as text: a number's text reads back as the same number, a category's text is itself
+        SELECT format('health_score._text_object(%L::text[], ARRAY[%s]::text[])', array_agg(k ORDER BY o),
+                      string_agg(format('src.%I::text', k), ', ' ORDER BY o))
+          INTO inputs_sql
+          FROM health_score._input_keys(model_name || '@' || model_version) keys, unnest(keys) WITH ORDINALITY u(k, o)
+         -- an input that names no column is snapshot's error to report (42703, by _snapshot_row)
+         WHERE EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = snapshot.source AND a.attname = u.k
+                                                     AND a.attnum > 0 AND NOT a.attisdropped)
+         GROUP BY keys;
+        inputs_sql := coalesce(inputs_sql, 'NULL::jsonb');
+    END IF;
+    PERFORM health_score._require_column('snapshot', snapshot.source, snapshot.key_column,
+        'key_column names the column that identifies each entity, such as ''account_id''');
+    -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
+    PERFORM health_score._lock('snapshot', model_name);
+    SELECT max(r.scored_at) INTO previous_at
+      FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at < snapshot.at;
+    IF previous_at IS NULL AND NOT EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name) THEN
+        -- no run record of the model at all (deleted from health_score.snapshots): the scores
+        -- themselves say whether an earlier snapshot exists to compare bands with
+        SELECT s.scored_at INTO previous_at
+          FROM health_score.scores s WHERE s.model = model_name AND s.scored_at < snapshot.at LIMIT 1;
+    END IF;
+    -- rows of this model and time exist only if an earlier run wrote them: then replace them
+    replacing := EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at = snapshot.at);
+    RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
+    LOOP
+    BEGIN
+    EXECUTE format($q$
+        WITH scored AS (
+            SELECT k AS entity_key, (e).*, inputs
+              FROM (SELECT src.%1$I::text AS k,
+                           health_score._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
+                      FROM %3$s AS src OFFSET 0) rows
+        ), written AS (
+            INSERT INTO health_score.scores AS t
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
+            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, components, inputs FROM scored
+            %4$s
+            RETURNING t.entity_key, t.band_rank
+        ), worse AS (%5$s)
+        SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
+               -- the first 100 keys, fewer if they would not fit NOTIFY's 8000-byte payload
+               (SELECT array_agg(entity_key ORDER BY entity_key) FROM (
+                    SELECT entity_key, sum(octet_length(entity_key) * 6 + 3) OVER (ORDER BY entity_key) AS bytes
+                      FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
+                 WHERE bytes < 7000)
+    $q$, snapshot.key_column, model_name || '@' || model_version, snapshot.source,
+         CASE WHEN replacing THEN
+             'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
+                 SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
+                     band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
+                     components = excluded.components, inputs = excluded.inputs'
+         ELSE '' END,
+         -- each entity's band against its latest earlier snapshot (none before the first run)
+         CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
+         ELSE 'SELECT w.entity_key FROM written w
+                 JOIN LATERAL (SELECT p.band_rank FROM health_score.scores p
+                                WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
+                                ORDER BY p.scored_at DESC LIMIT 1) p ON true
+                WHERE w.band_rank < p.band_rank' END,
+         inputs_sql)
+    USING model_name, model_version, snapshot.at
+    INTO written, worsened, first_keys;
+    EXIT;
+    EXCEPTION WHEN OTHERS THEN
+        -- the error as it is, without the generated statement as its context
+        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT,
+                                error_detail = PG_EXCEPTION_DETAIL, error_hint = PG_EXCEPTION_HINT;
+        -- rows of this model and time whose run record was deleted from health_score.snapshots:
+        -- replace them after all (the insert above was rolled back with the block)
+        -- under REPEATABLE READ or SERIALIZABLE the rows may also come from a snapshot of the
+        -- same time that committed after this transaction began, which it cannot see: replacing
+        -- then fails with 40001 (a source that repeats a key fails with 21000, below)
+        IF error_state = '23505' AND NOT replacing
+           AND (current_setting('transaction_isolation') <> 'read committed'
+                OR EXISTS (SELECT FROM health_score.scores s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
+            replacing := true;
+            CONTINUE;
+        END IF;
+        IF error_state IN ('23505', '21000') THEN
+            -- one code for one fault, whichever way the insert met the repeated key
+            error_state := '21000';
+            -- name one repeated key (the insert's own detail names the primary key's columns)
+            EXECUTE format('SELECT k FROM (SELECT src.%1$I::text AS k FROM %2$s AS src) s WHERE k IS NOT NULL
+                             GROUP BY k HAVING count(*) > 1 ORDER BY k LIMIT 1', snapshot.key_column, snapshot.source)
+               INTO repeated_key;
+            error_message := format('snapshot: %s has more than one row for the same %s%s', snapshot.source,
+                                    quote_ident(snapshot.key_column), ', such as "' || repeated_key || '"');
+            error_detail := NULL;
+            error_hint := 'the key column must identify each entity once; aggregate or filter the source in a view';
+        ELSIF error_state = '40001' THEN
+            error_message := format('snapshot: the snapshot of %s at %s conflicts with a concurrent transaction (%s)',
+                                    model_name, snapshot.at, error_message);
+            error_hint := 'retry the transaction; under READ COMMITTED (the default) concurrent snapshots wait for each other';
+        END IF;
+        IF coalesce(error_detail, '') = '' AND coalesce(error_hint, '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message;
+        ELSIF coalesce(error_detail, '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, HINT = error_hint;
+        ELSIF coalesce(error_hint, '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, DETAIL = error_detail;
+        ELSE
+            RAISE EXCEPTION USING ERRCODE = error_state, MESSAGE = error_message, DETAIL = error_detail, HINT = error_hint;
+        END IF;
+    END;
+    END LOOP;
+    INSERT INTO health_score.snapshots AS r (model, scored_at, source, model_version, rows_written, worsened)
+    VALUES (model_name, snapshot.at, snapshot.source::text, model_version, written, worsened)
+    ON CONFLICT ON CONSTRAINT snapshots_pkey DO UPDATE
+       SET model_version = excluded.model_version, rows_written = excluded.rows_written,
+           worsened = excluded.worsened, finished_at = excluded.finished_at;
+    RAISE NOTICE 'snapshot: wrote % rows of % (% worsened their band)', written, model_name, worsened;
+    IF worsened > 0 THEN
+        PERFORM pg_notify('health_score_alerts', json_build_object(
+            'model', model_name, 'model_version', model_version, 'scored_at', snapshot.at,
+            'worsened', worsened, 'keys', to_json(first_keys),
+            'all_keys', worsened = coalesce(cardinality(first_keys), 0))::text);
+    END IF;
+    RETURN written;
+END
+$$;
+COMMENT ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz, boolean) IS
+    'Scores every row of a table or view and stores the results in health_score.scores at time "at" (replacing rows of the same model, entity and time), with the raw inputs the model read unless keep_inputs is false; all or nothing; returns the rows written. Sends NOTIFY health_score_alerts when an entity''s band worsened.';
+
+-- One ordered pass: the previous snapshot comes from lag() and the latest is the row without a
+-- next one. A DISTINCT ON with a primary-key probe per entity for the previous snapshot gave
+-- the same rows about a third slower over the whole population; both use the primary key
+-- for one entity (a filter on model and entity_key reaches the scan).
+CREATE VIEW health_score.latest AS
+SELECT l.model, l.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
+       l.previous_at, l.previous_score, l.previous_band, l.previous_band_rank, l.score - l.previous_score AS delta,
+       CASE WHEN l.previous_at IS NULL THEN 'new'
+            WHEN l.band_rank < l.previous_band_rank THEN 'worsened'
+            WHEN l.band_rank > l.previous_band_rank THEN 'improved'
+            WHEN l.band_rank = l.previous_band_rank THEN 'same'
+       END AS band_change
+  FROM (SELECT s.model, s.entity_key, s.scored_at, s.model_version, s.score, s.band, s.band_rank, s.coverage, s.segment,
+               lag(s.scored_at) OVER w AS previous_at, lag(s.score) OVER w AS previous_score,
+               lag(s.band) OVER w AS previous_band, lag(s.band_rank) OVER w AS previous_band_rank,
+               lead(s.scored_at) OVER w IS NULL AS is_latest
+          FROM health_score.scores s
+        WINDOW w AS (PARTITION BY s.model, s.entity_key ORDER BY s.scored_at)) l
+ WHERE l.is_latest;
+COMMENT ON VIEW health_score.latest IS 'Per model and entity: the latest snapshot, the one before it, the change in score and the band change';
+COMMENT ON COLUMN health_score.latest.model IS 'Model name';
+COMMENT ON COLUMN health_score.latest.entity_key IS 'The entity (account) key';
+COMMENT ON COLUMN health_score.latest.scored_at IS 'Time of the latest snapshot';
+COMMENT ON COLUMN health_score.latest.model_version IS 'The model version that scored the latest snapshot';
+COMMENT ON COLUMN health_score.latest.score IS 'Latest score';
+COMMENT ON COLUMN health_score.latest.band IS 'Latest band';
+COMMENT ON COLUMN health_score.latest.band_rank IS 'Latest band''s rank (0 = the worst)';
+COMMENT ON COLUMN health_score.latest.coverage IS 'Latest coverage';
+COMMENT ON COLUMN health_score.latest.segment IS 'Latest segment override applied';
+COMMENT ON COLUMN health_score.latest.previous_at IS 'Time of the snapshot before the latest, NULL for a new entity';
+COMMENT ON COLUMN health_score.latest.previous_score IS 'Score of the snapshot before the latest';
+COMMENT ON COLUMN health_score.latest.previous_band IS 'Band of the snapshot before the latest';
+COMMENT ON COLUMN health_score.latest.previous_band_rank IS 'Band rank of the snapshot before the latest';
+COMMENT ON COLUMN health_score.latest.delta IS 'score - previous_score';
+COMMENT ON COLUMN health_score.latest.band_change IS 'worsened, improved or same by band rank; new without a previous snapshot; NULL when either has no band';
+
+CREATE VIEW health_score.history AS
+SELECT s.model, s.entity_key, s.scored_at, s.model_version, s.score, s.band, s.band_rank, s.coverage, s.segment,
+       s.components, lag(s.scored_at) OVER w AS previous_at, lag(s.score) OVER w AS previous_score,
+       s.score - lag(s.score) OVER w AS delta
+  FROM health_score.scores s
+WINDOW w AS (PARTITION BY s.model, s.entity_key ORDER BY s.scored_at);
+COMMENT ON VIEW health_score.history IS 'Every snapshot with its change from the entity''s previous one';
+COMMENT ON COLUMN health_score.history.model IS 'Model name';
+COMMENT ON COLUMN health_score.history.entity_key IS 'The entity (account) key';
+COMMENT ON COLUMN health_score.history.scored_at IS 'Snapshot time';
+COMMENT ON COLUMN health_score.history.model_version IS 'The model version that scored it';
+COMMENT ON COLUMN health_score.history.score IS 'Score';
+COMMENT ON COLUMN health_score.history.band IS 'Band';
+COMMENT ON COLUMN health_score.history.band_rank IS 'Band rank (0 = the worst)';
+COMMENT ON COLUMN health_score.history.coverage IS 'Coverage';
+COMMENT ON COLUMN health_score.history.segment IS 'Segment override applied';
+COMMENT ON COLUMN health_score.history.components IS 'Per component: points and n';
+COMMENT ON COLUMN health_score.history.previous_at IS 'Time of the entity''s previous snapshot';
+COMMENT ON COLUMN health_score.history.previous_score IS 'Score of the entity''s previous snapshot';
+COMMENT ON COLUMN health_score.history.delta IS 'score - previous_score';
+
+CREATE FUNCTION health_score._components(config jsonb)
+    RETURNS TABLE (component text, parent text, model_order integer, description text)
+    AS 'MODULE_PATHNAME', 'hs_components' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION health_score._components(jsonb) IS 'A model''s components in model order (parents first), with their parents and descriptions';
+
+CREATE FUNCTION health_score._drivers(model text, before_version integer, before jsonb, after_version integer,
+                                      after jsonb, changed_only boolean)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'hs_drivers' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score._drivers(text, integer, jsonb, integer, jsonb, boolean) IS
+    'The drivers of change between two snapshots'' components scored by two versions of a model, as a JSON array of {component, parent, points_before, points_after, change}: every component of either version, matched by name and parent (0 points on a side without it), in model order; or, with changed_only, those that changed, most negative first';
+
+-- drivers and alerts compare the snapshots of every version of a model: they take its name,
+-- never a version reference, and raise 22023 (NULL, a version) or 42704 (unknown) otherwise.
+CREATE FUNCTION health_score._require_model_name(caller text, model text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF _require_model_name.model IS NULL THEN
+        RAISE EXCEPTION '%: the model must not be NULL', left(caller, 200) USING ERRCODE = '22023',
+            HINT = 'a registered model''s name, such as ''churn''';
+    END IF;
+    IF pg_catalog.strpos(_require_model_name.model, '@') > 0 THEN
+        RAISE EXCEPTION '%: give the model''s name, not a version (%)', left(caller, 200), left(_require_model_name.model, 200)
+            USING ERRCODE = '22023',
+            HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
+    END IF;
+    PERFORM health_score._resolve_model(_require_model_name.model);
+END
+$$;
+COMMENT ON FUNCTION health_score._require_model_name(text, text) IS
+    'Raises, prefixed by the calling function''s name, unless the model is a registered model''s name (not NULL, not a version reference)';
+
+CREATE FUNCTION health_score.drivers(model text, entity_key text, from_at timestamptz, to_at timestamptz)
+    RETURNS TABLE (component text, parent text, points_before double precision, points_after double precision, change double precision)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    before_row health_score.scores;
+    after_row health_score.scores;
+BEGIN
+    PERFORM health_score._require_model_name('drivers', drivers.model);
+    SELECT * INTO before_row FROM health_score.scores s
+     WHERE s.model = drivers.model AND s.entity_key = drivers.entity_key AND s.scored_at <= drivers.from_at
+     ORDER BY s.scored_at DESC LIMIT 1;
+    SELECT * INTO after_row FROM health_score.scores s
+     WHERE s.model = drivers.model AND s.entity_key = drivers.entity_key AND s.scored_at <= drivers.to_at
+     ORDER BY s.scored_at DESC LIMIT 1;
+    IF before_row.scored_at IS NULL OR after_row.scored_at IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT d.component, d.parent, d.points_before, d.points_after, d.change
+      FROM jsonb_to_recordset(health_score._drivers(drivers.model, before_row.model_version, before_row.components,
+                                                    after_row.model_version, after_row.components, false))
+           AS d(component text, parent text, points_before double precision, points_after double precision,
+                change double precision);
+END
+$$;
+COMMENT ON FUNCTION health_score.drivers(text, text, timestamptz, timestamptz) IS
+    'Why an entity''s score changed between its latest snapshots at or before two times: per component, the points before and after and the change; the top-level rows (parent IS NULL) add up to the score''s change';
+
+CREATE FUNCTION health_score.alerts(model text, min_drop double precision, since interval)
+    RETURNS TABLE (entity_key text, baseline_at timestamptz, baseline_score double precision, baseline_band text,
+                   latest_at timestamptz, latest_score double precision, latest_band text,
+                   score_change double precision, band_change text, drivers jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score._require_model_name('alerts', alerts.model);
+    IF alerts.since IS NULL OR alerts.since < interval '0' THEN
+        RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023',
+            HINT = 'how far back from each entity''s latest snapshot to compare, such as interval ''30 days''';
+    END IF;
+    IF alerts.min_drop IS NULL OR alerts.min_drop = 'NaN' OR alerts.min_drop < 0 THEN
+        RAISE EXCEPTION 'alerts: min_drop must be a number of points, 0 or more, not %', coalesce(alerts.min_drop::text, 'NULL')
+            USING ERRCODE = '22023',
+            HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
+    END IF;
+    BEGIN
+        RETURN QUERY
+        -- Each entity's latest snapshot and baseline are picked from the model's rows without
+        -- their components (a sort of narrow rows, not of whole snapshots); the components are
+        -- read back, through the primary key, only for the entities that raise an alert.
+        WITH times AS (
+            SELECT s.entity_key, s.scored_at, s.score, s.band, s.band_rank, s.model_version,
+                   max(s.scored_at) OVER (PARTITION BY s.entity_key) AS l_at
+              FROM health_score.scores s WHERE s.model = alerts.model
+        ), l AS (
+            SELECT t.* FROM times t WHERE t.scored_at = t.l_at
+        ), b AS (
+            -- the last snapshot at or before (latest - since), else the earliest one after it
+            -- and before the latest
+            SELECT DISTINCT ON (t.entity_key) t.*
+              FROM times t
+             WHERE t.scored_at <= t.l_at - alerts.since OR t.scored_at < t.l_at
+             ORDER BY t.entity_key, t.scored_at <= t.l_at - alerts.since DESC,
+                      CASE WHEN t.scored_at <= t.l_at - alerts.since THEN t.scored_at END DESC, t.scored_at
+        ), pairs AS (
+            SELECT l.entity_key, b.scored_at AS b_at, l.scored_at AS l_at, b.score AS b_score, l.score AS l_score,
+                   b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
+                   b.model_version AS b_version, l.model_version AS l_version
+              FROM l JOIN b USING (entity_key)
+             WHERE l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop
+        )
+        SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
+               CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
+                    WHEN p.l_rank = p.b_rank THEN 'same' END,
+               (SELECT health_score._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
+                  FROM health_score.scores sb, health_score.scores sl
+                 WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
+                   AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at)
+          FROM pairs p
+         ORDER BY p.l_score - p.b_score, p.entity_key;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION 'alerts: a latest snapshot time minus since (%) is before the earliest time PostgreSQL represents', alerts.since
+            USING ERRCODE = '22023', HINT = 'compare over days, months or years, such as interval ''30 days''';
+    END;
+END
+$$;
+COMMENT ON FUNCTION health_score.alerts(text, double precision, interval) IS
+    'Entities whose band fell, or whose score fell by at least min_drop, from their last snapshot at or before (latest - since) (or their earliest inside that window) to their latest; with the drivers of the change, biggest drops first';
+
+GRANT SELECT ON health_score.scores, health_score.snapshots, health_score.latest, health_score.history
+   TO health_score_reader;
+GRANT INSERT, UPDATE, DELETE ON health_score.scores, health_score.snapshots TO health_score_admin;
+-- taking snapshots is the admin's alone (EXECUTE is PUBLIC's by default), as are the row
+-- functions it calls
+REVOKE EXECUTE ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz, boolean) TO health_score_admin;
+REVOKE EXECUTE ON FUNCTION
+    health_score._snapshot_row(text, text, text, record),
+    health_score._snapshot_row(text, text, text, jsonb),
+    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    health_score._snapshot_row(text, text, text, record),
+    health_score._snapshot_row(text, text, text, jsonb),
+    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+  TO health_score_admin;

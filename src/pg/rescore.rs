@@ -1,0 +1,4 @@
+//! `rescore` is PL/pgSQL over the scoring functions and the snapshot history; it has no Rust
+//! of its own. Its SQL is `sql/rescore.sql`.
+
+pgrx::extension_sql_file!("../../sql/rescore.sql", name = "rescore", requires = ["roles", "registry", "history"]);
