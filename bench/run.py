@@ -117,7 +117,7 @@ PLAIN_JOIN = ("SELECT count(*) FROM (SELECT s.scored_at, count(*) FROM health_sc
 FIT = "SELECT health_score.fit('bench', 'bench.fit_accounts', 'churned')"
 SCORE_PASS = "SELECT count(health_score.score('bench', a)) FROM bench.fit_accounts a"
 # alerts() and latest over two weekly snapshots of the 1M accounts, against plain SQL: the
-# reference of the cluster tests (tests/alerts_reference.sql: one lookup per entity through the
+# reference of the cluster tests (tests/cluster/alerts_reference.sql: one lookup per entity through the
 # primary key, drivers from each version's tree) and latest as DISTINCT ON with a lookup of the
 # previous snapshot per entity
 ALERTS = "SELECT count(*), sum(score_change) FROM health_score.alerts('bench', 10, '1 day')"
@@ -222,7 +222,7 @@ def check_snapshot_by_hand():
 
 def prepare_views():
     """Two weekly snapshots, the plain reference for alerts, and a check that both sides agree."""
-    with open("tests/alerts_reference.sql") as f:
+    with open("tests/cluster/alerts_reference.sql") as f:
         reference = f.read().replace("pg_temp.", "bench.")
     out = psql(f"""
         TRUNCATE health_score.scores, health_score.snapshots;

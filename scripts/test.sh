@@ -6,7 +6,7 @@
 #   2. the pure core's unit and property tests (`cargo test -p health_score_core`, no server);
 #   3. on PostgreSQL 15: `cargo pgrx test pg15` (the skin's unit tests and the #[pg_test]s),
 #      then installs the extension with its frozen scripts and runs the tests
-#      that need a cluster of their own (tests/cluster.rs: dump and restore, concurrent
+#      that need a cluster of their own (tests/cluster/: dump and restore, concurrent
 #      sessions, pg_cron, the JDBC client, the documentation's SQL examples against their
 #      printed output, and the upgrade test from every frozen version, tests/upgrade);
 #   4. on PostgreSQL 16, 17 and 18: the same, but for what needs pg_cron (15 only);

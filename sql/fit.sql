@@ -2,68 +2,68 @@
 -- Fitted weights
 -------------------------------------------------------------------------------------------
 
-CREATE FUNCTION health_score._fit_row(model jsonb, by_segment boolean, input record) RETURNS double precision[]
+CREATE FUNCTION health_score_internal._fit_row(model jsonb, by_segment boolean, input record) RETURNS double precision[]
     AS 'MODULE_PATHNAME', 'hs_fit_row' LANGUAGE C STABLE PARALLEL SAFE COST 50
-    SUPPORT health_score._row_support;
-COMMENT ON FUNCTION health_score._fit_row(jsonb, boolean, record) IS
+    SUPPORT health_score_internal._row_support;
+COMMENT ON FUNCTION health_score_internal._fit_row(jsonb, boolean, record) IS
     'fit''s per-row work: {segment, n of each leaf as scored} ({segment} alone when a leaf was reweighted away); segment -1 is the base model (or all rows unless by_segment)';
-CREATE FUNCTION health_score._fit_row_columns(model jsonb, by_segment boolean, row_type oid, columns text[], VARIADIC "any")
+CREATE FUNCTION health_score_internal._fit_row_columns(model jsonb, by_segment boolean, row_type oid, columns text[], VARIADIC "any")
     RETURNS double precision[]
     AS 'MODULE_PATHNAME', 'hs_fit_row_columns' LANGUAGE C STABLE PARALLEL SAFE COST 50;
-COMMENT ON FUNCTION health_score._fit_row_columns(jsonb, boolean, oid, text[], "any") IS
-    'health_score._fit_row as the planner passes it: the row''s columns as arguments';
+COMMENT ON FUNCTION health_score_internal._fit_row_columns(jsonb, boolean, oid, text[], "any") IS
+    'health_score_internal._fit_row as the planner passes it: the row''s columns as arguments';
 
-CREATE FUNCTION health_score._fit_trans(internal, double precision[], boolean, double precision) RETURNS internal
+CREATE FUNCTION health_score_internal._fit_trans(internal, double precision[], boolean, double precision) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_fit_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score._fit_combine(internal, internal) RETURNS internal
+CREATE FUNCTION health_score_internal._fit_combine(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_fit_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score._fit_serialize(internal) RETURNS bytea
+CREATE FUNCTION health_score_internal._fit_serialize(internal) RETURNS bytea
     AS 'MODULE_PATHNAME', 'hs_fit_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score._fit_deserialize(bytea, internal) RETURNS internal
+CREATE FUNCTION health_score_internal._fit_deserialize(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_fit_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score._fit_final(internal) RETURNS text
+CREATE FUNCTION health_score_internal._fit_final(internal) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_fit_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._fit_trans(internal, double precision[], boolean, double precision) IS '_fit transition: keeps the design in its segment''s data';
-COMMENT ON FUNCTION health_score._fit_combine(internal, internal) IS '_fit combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score._fit_serialize(internal) IS '_fit serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score._fit_deserialize(bytea, internal) IS '_fit deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score._fit_final(internal) IS '_fit final: solves each segment''s constrained logistic regression (rows sorted first, so the result does not depend on their order)';
+COMMENT ON FUNCTION health_score_internal._fit_trans(internal, double precision[], boolean, double precision) IS '_fit transition: keeps the design in its segment''s data';
+COMMENT ON FUNCTION health_score_internal._fit_combine(internal, internal) IS '_fit combine: merges two partial states (parallel aggregation)';
+COMMENT ON FUNCTION health_score_internal._fit_serialize(internal) IS '_fit serialize: state to bytea for parallel workers';
+COMMENT ON FUNCTION health_score_internal._fit_deserialize(bytea, internal) IS '_fit deserialize: bytea back to a state';
+COMMENT ON FUNCTION health_score_internal._fit_final(internal) IS '_fit final: solves each segment''s constrained logistic regression (rows sorted first, so the result does not depend on their order)';
 
-CREATE AGGREGATE health_score._fit(design double precision[], churned boolean, l2 double precision) (
-    SFUNC = health_score._fit_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = health_score._fit_final,
-    COMBINEFUNC = health_score._fit_combine, SERIALFUNC = health_score._fit_serialize,
-    DESERIALFUNC = health_score._fit_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE health_score._fit(double precision[], boolean, double precision) IS
+CREATE AGGREGATE health_score_internal._fit(design double precision[], churned boolean, l2 double precision) (
+    SFUNC = health_score_internal._fit_trans, STYPE = internal, SSPACE = 1024,
+    FINALFUNC = health_score_internal._fit_final,
+    COMBINEFUNC = health_score_internal._fit_combine, SERIALFUNC = health_score_internal._fit_serialize,
+    DESERIALFUNC = health_score_internal._fit_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE health_score_internal._fit(double precision[], boolean, double precision) IS
     'The constrained logistic regression of the outcome on the designs of _fit_row (beta <= -1e-6, L2 penalty l2), per segment, as JSON text for _fit_apply; up to 100,000,000 row x leaf values';
 
-CREATE FUNCTION health_score._fit_design_model(model jsonb, by_segment boolean) RETURNS text
+CREATE FUNCTION health_score_internal._fit_design_model(model jsonb, by_segment boolean) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_fit_design_model' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._fit_design_model(jsonb, boolean) IS
+COMMENT ON FUNCTION health_score_internal._fit_design_model(jsonb, boolean) IS
     'The model fit reads the designs with: the overrides'' weights dropped unless by_segment';
-CREATE FUNCTION health_score._fit_apply(model jsonb, by_segment boolean, solutions text) RETURNS text
+CREATE FUNCTION health_score_internal._fit_apply(model jsonb, by_segment boolean, solutions text) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_fit_apply' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._fit_apply(jsonb, boolean, text) IS
+COMMENT ON FUNCTION health_score_internal._fit_apply(jsonb, boolean, text) IS
     'The fitted model and its report from _fit''s solutions: leaf weights onto the tree (a group weighs the sum of its leaves), calibration dropped';
 
 -- Whether a key is held out of a fit: the first 32 bits of its md5 as a fraction of 2^32
 -- (portable and reproducible outside the database).
-CREATE FUNCTION health_score._held_out(entity_key text, fraction double precision) RETURNS boolean
+CREATE FUNCTION health_score_internal._held_out(entity_key text, fraction double precision) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT ('x' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(entity_key), 8))::pg_catalog.bit(32)::pg_catalog.int8
            OPERATOR(pg_catalog./) 4294967296.0 OPERATOR(pg_catalog.<) fraction
 $$;
-COMMENT ON FUNCTION health_score._held_out(text, double precision) IS
+COMMENT ON FUNCTION health_score_internal._held_out(text, double precision) IS
     'Whether fit holds this key out: the first 32 bits of md5(key) / 2^32 < fraction';
 
-CREATE FUNCTION health_score._fit(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
+CREATE FUNCTION health_score_internal._fit(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
     RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    outcome text := health_score._outcome_sql(_fit.source, _fit.outcome_column);
+    outcome text := health_score_internal._outcome_sql(_fit.source, _fit.outcome_column);
     opts jsonb := coalesce(_fit.options, '{}');
     unknown_key text;
-    l2 double precision := 1e-4;
+    l2 double precision;  -- NULL until options.l2 names one: _fit_trans then uses the library's default
     by_segment boolean := false;
     holdout double precision := 0;
     key_column text;
@@ -71,7 +71,7 @@ DECLARE
     solutions text;
     result jsonb;
 BEGIN
-    PERFORM health_score._require_model_sql(_fit.model_sql, _fit.config);
+    PERFORM health_score_internal._require_model_sql(_fit.model_sql, _fit.config);
     IF jsonb_typeof(opts) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'fit: options must be a JSON object' USING ERRCODE = '22023',
             HINT = 'for example ''{"l2": 0.001, "by_segment": true, "holdout": 0.2, "key_column": "account_id"}''';
@@ -119,46 +119,46 @@ BEGIN
         END IF;
     END IF;
     IF key_column IS NOT NULL THEN
-        PERFORM health_score._require_column('fit', _fit.source, key_column);
-        held := format('health_score._held_out(src.%I::text, %s)', key_column, holdout);
+        PERFORM health_score_internal._require_column('fit', _fit.source, key_column);
+        held := format('health_score_internal._held_out(src.%I::text, %s)', key_column, holdout);
     END IF;
-    EXECUTE format('SELECT health_score._fit(health_score._fit_row($1, $2, src), %s, $3) FROM %s AS src WHERE NOT %s',
+    EXECUTE format('SELECT health_score_internal._fit(health_score_internal._fit_row($1, $2, src), %s, $3) FROM %s AS src WHERE NOT %s',
                    outcome, _fit.source, held)
-       INTO solutions USING health_score._fit_design_model(_fit.config, by_segment)::jsonb, by_segment, l2;
-    result := health_score._fit_apply(_fit.config, by_segment, solutions)::jsonb;
-    PERFORM health_score._require_valid_model(result -> 'model');
+       INTO solutions USING health_score_internal._fit_design_model(_fit.config, by_segment)::jsonb, by_segment, l2;
+    result := health_score_internal._fit_apply(_fit.config, by_segment, solutions)::jsonb;
+    PERFORM health_score_internal._require_valid_model(result -> 'model');
     RETURN result || jsonb_build_object('held_out', held, 'model_sql', _fit.model_sql, 'outcome_sql', outcome);
 END
 $$;
-COMMENT ON FUNCTION health_score._fit(text, jsonb, regclass, text, jsonb) IS
+COMMENT ON FUNCTION health_score_internal._fit(text, jsonb, regclass, text, jsonb) IS
     'fit''s work, for a model given as SQL: the fitted model with its report (JSON)';
 
 CREATE FUNCTION health_score.fit(model text, source regclass, outcome_column text, options jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT health_score._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
-      FROM health_score._model_sql(fit.model) m
+    SELECT health_score_internal._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
+      FROM health_score_internal._model_sql(fit.model) m
 $$;
 CREATE FUNCTION health_score.fit(model jsonb, source regclass, outcome_column text, options jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT health_score._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
-      FROM health_score._model_sql(fit.model) m
+    SELECT health_score_internal._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
+      FROM health_score_internal._model_sql(fit.model) m
 $$;
 COMMENT ON FUNCTION health_score.fit(text, regclass, text, jsonb) IS
     'The model with weights fitted to outcomes: L2-regularised logistic regression of the outcome on each leaf''s n, health weights >= 1e-6, a group weighing the sum of its leaves; calibration dropped. Options: l2 (1e-4), by_segment (false), holdout (0), key_column. Register the result with set_model';
 COMMENT ON FUNCTION health_score.fit(jsonb, regclass, text, jsonb) IS 'fit with an inline model';
 
-CREATE FUNCTION health_score._fit_report(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
+CREATE FUNCTION health_score_internal._fit_report(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
     RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
                    at_bound boolean, rows_used bigint, rows_excluded bigint,
                    auc_before double precision, auc_after double precision,
                    holdout_auc_before double precision, holdout_auc_after double precision)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    fitted jsonb := health_score._fit(_fit_report.model_sql, _fit_report.config, _fit_report.source,
+    fitted jsonb := health_score_internal._fit(_fit_report.model_sql, _fit_report.config, _fit_report.source,
                                       _fit_report.outcome_column, _fit_report.options);
     aucs double precision[];
 BEGIN
-    PERFORM health_score._require_model_sql(_fit_report.model_sql, _fit_report.config);
+    PERFORM health_score_internal._require_model_sql(_fit_report.model_sql, _fit_report.config);
     EXECUTE format($q$
         SELECT ARRAY[health_score.auc(health_score.score(%1$s, src), o.churned) FILTER (WHERE NOT o.held),
                      health_score.auc(health_score.score($1, src), o.churned) FILTER (WHERE NOT o.held),
@@ -176,7 +176,7 @@ BEGIN
          ORDER BY sord, cord;
 END
 $$;
-COMMENT ON FUNCTION health_score._fit_report(text, jsonb, regclass, text, jsonb) IS 'fit_report''s work, for a model given as SQL';
+COMMENT ON FUNCTION health_score_internal._fit_report(text, jsonb, regclass, text, jsonb) IS 'fit_report''s work, for a model given as SQL';
 
 CREATE FUNCTION health_score.fit_report(model text, source regclass, outcome_column text, options jsonb DEFAULT '{}')
     RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
@@ -184,8 +184,8 @@ CREATE FUNCTION health_score.fit_report(model text, source regclass, outcome_col
                    auc_before double precision, auc_after double precision,
                    holdout_auc_before double precision, holdout_auc_after double precision)
 LANGUAGE sql STABLE AS $$
-    SELECT r.* FROM health_score._model_sql(fit_report.model) m,
-                    health_score._fit_report(m.model_sql, m.config, fit_report.source, fit_report.outcome_column, fit_report.options) r
+    SELECT r.* FROM health_score_internal._model_sql(fit_report.model) m,
+                    health_score_internal._fit_report(m.model_sql, m.config, fit_report.source, fit_report.outcome_column, fit_report.options) r
 $$;
 CREATE FUNCTION health_score.fit_report(model jsonb, source regclass, outcome_column text, options jsonb DEFAULT '{}')
     RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
@@ -193,8 +193,8 @@ CREATE FUNCTION health_score.fit_report(model jsonb, source regclass, outcome_co
                    auc_before double precision, auc_after double precision,
                    holdout_auc_before double precision, holdout_auc_after double precision)
 LANGUAGE sql STABLE AS $$
-    SELECT r.* FROM health_score._model_sql(fit_report.model) m,
-                    health_score._fit_report(m.model_sql, m.config, fit_report.source, fit_report.outcome_column, fit_report.options) r
+    SELECT r.* FROM health_score_internal._model_sql(fit_report.model) m,
+                    health_score_internal._fit_report(m.model_sql, m.config, fit_report.source, fit_report.outcome_column, fit_report.options) r
 $$;
 COMMENT ON FUNCTION health_score.fit_report(text, regclass, text, jsonb) IS
     'What fit changes, per fitted segment (NULL = the base model) and component in model order: old and new weight, whether the leaf sits at the 1e-6 bound, rows used and left out (a leaf reweighted away), and the AUC before and after, in-sample and on the holdout';
@@ -203,9 +203,9 @@ COMMENT ON FUNCTION health_score.fit_report(jsonb, regclass, text, jsonb) IS 'fi
 -- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
 -- them), so nobody may (docs/security.md).
 REVOKE EXECUTE ON FUNCTION
-    health_score._fit_combine(internal, internal),
-    health_score._fit_deserialize(bytea, internal),
-    health_score._fit_final(internal),
-    health_score._fit_serialize(internal),
-    health_score._fit_trans(internal, double precision[], boolean, double precision)
+    health_score_internal._fit_combine(internal, internal),
+    health_score_internal._fit_deserialize(bytea, internal),
+    health_score_internal._fit_final(internal),
+    health_score_internal._fit_serialize(internal),
+    health_score_internal._fit_trans(internal, double precision[], boolean, double precision)
   FROM PUBLIC;

@@ -2,12 +2,58 @@
 -- to an SQL object since 0.2.0, in the order made. Frozen when 0.3.0 is released.
 \echo Use "ALTER EXTENSION health_score UPDATE TO '0.3.0'" to load this file. \quit
 
+-- The internals move out of the user's way (first, so that everything below names them where
+-- they now are): every function, aggregate and composite type of the extension whose name
+-- begins with _ goes from schema health_score to health_score_internal, keeping its OID, so
+-- that triggers, aggregates, planner support, the generated views and users' own views that
+-- call them keep working. The public names stay.
+CREATE SCHEMA health_score_internal;
+COMMENT ON SCHEMA health_score_internal IS
+    'health_score: internals the public functions, the planner''s rewrite and the generated views call; not an interface';
+GRANT USAGE ON SCHEMA health_score_internal TO health_score_reader;
+DO $move$
+DECLARE
+    member record;
+BEGIN
+    FOR member IN
+        SELECT p.proname, p.prokind, pg_catalog.pg_get_function_identity_arguments(p.oid) AS args
+          FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid
+           AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'
+          JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'health_score'
+         WHERE p.pronamespace = 'health_score'::pg_catalog.regnamespace AND p.proname LIKE '\_%'
+         ORDER BY p.proname, 3
+    LOOP
+        EXECUTE pg_catalog.format('ALTER %s health_score.%I(%s) SET SCHEMA health_score_internal',
+                                  CASE member.prokind WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
+                                  member.proname, member.args);
+    END LOOP;
+    FOR member IN
+        SELECT t.typname
+          FROM pg_catalog.pg_type t
+          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objid = t.oid
+           AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'
+          JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'health_score'
+         WHERE t.typnamespace = 'health_score'::pg_catalog.regnamespace AND t.typname LIKE '\_%'
+         ORDER BY t.typname
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TYPE health_score.%I SET SCHEMA health_score_internal', member.typname);
+    END LOOP;
+END
+$move$;
+
+-- One parser of model references for the SQL too: the name of 'name' or 'name@N'
+CREATE FUNCTION health_score_internal._model_name(model text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_model_name' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._model_name(text) IS
+    'The name of a model reference (''churn'' of ''churn@3''), parsed as every function parses one; 22023 for a malformed reference';
+
 -- rescore: a version reference as the model ('churn@5') is 22023 (its version was ignored)
 CREATE OR REPLACE FUNCTION health_score.rescore(model text, version integer, from_at timestamptz, to_at timestamptz)
     RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    model_name text := regexp_replace(rescore.model, '@[^@]*$', '');
+    model_name text;
     pinned text;
     keys text[];
     without_inputs bigint;
@@ -27,12 +73,13 @@ BEGIN
         RAISE EXCEPTION 'rescore: from_at (%) is after to_at (%)', rescore.from_at, rescore.to_at USING ERRCODE = '22023',
             HINT = 'the snapshots rescored are those from from_at to to_at, both included';
     END IF;
+    model_name := health_score_internal._model_name(rescore.model);
     pinned := model_name || '@' || rescore.version;
-    PERFORM health_score._resolve_model(pinned);
+    PERFORM health_score_internal._resolve_model(pinned);
     -- one rescore per model version at a time: two over overlapping ranges would update the
     -- same rows, in whatever order each one's plan reads them (a deadlock waiting to happen)
-    PERFORM health_score._lock('rescore', pinned);
-    keys := health_score._input_keys(pinned);
+    PERFORM health_score_internal._lock('rescore', pinned);
+    keys := health_score_internal._input_keys(pinned);
     SELECT count(*) FILTER (WHERE s.inputs IS NULL), count(*) FILTER (WHERE s.inputs IS NOT NULL AND NOT s.inputs ?& keys)
       INTO without_inputs, lacking
       FROM health_score.scores s
@@ -48,7 +95,7 @@ BEGIN
     SELECT model_name, rescore.version, r.entity_key, r.scored_at, r.model_version,
            (r.e).score, (r.e).band, (r.e).band_rank, (r.e).coverage, (r.e).segment, (r.e).components
       FROM (SELECT s.entity_key, s.scored_at, s.model_version,
-                   health_score._snapshot_row(pinned, 'entity_key', s.entity_key, s.inputs) AS e
+                   health_score_internal._snapshot_row(pinned, 'entity_key', s.entity_key, s.inputs) AS e
               FROM health_score.scores s
              WHERE s.model = model_name AND s.scored_at BETWEEN rescore.from_at AND rescore.to_at
                AND s.inputs IS NOT NULL
@@ -79,7 +126,7 @@ SELECT pg_catalog.pg_extension_config_dump('health_score.model_names', '');
 
 -- Runs as the registry's owner, called by set_model (src/pg/registry.rs) with the caller's
 -- role: nobody else can execute it.
-CREATE FUNCTION health_score._record_model_version(name text, config jsonb, caller oid) RETURNS integer
+CREATE FUNCTION health_score_internal._record_model_version(name text, config jsonb, caller oid) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     new_version integer;
@@ -93,7 +140,7 @@ BEGIN
         RAISE EXCEPTION 'the model config must not be NULL' USING ERRCODE = '22023',
             HINT = 'pass the model as JSON, such as ''{"components": [...]}''::jsonb; docs/model-format.md describes it';
     END IF;
-    PERFORM health_score._require_valid_model(_record_model_version.config);
+    PERFORM health_score_internal._require_valid_model(_record_model_version.config);
     -- the name's row is locked until commit: one registration per name at a time, each one
     -- above the highest ever issued (a version registered before model_names existed included)
     BEGIN
@@ -115,7 +162,7 @@ BEGIN
     RETURN new_version;
 END
 $$;
-COMMENT ON FUNCTION health_score._record_model_version(text, jsonb, oid) IS
+COMMENT ON FUNCTION health_score_internal._record_model_version(text, jsonb, oid) IS
     'Validates and registers a model version for the role caller; run by health_score.set_model as the registry''s owner';
 
 INSERT INTO health_score.model_names (name, last_version)
@@ -126,7 +173,7 @@ CREATE OR REPLACE FUNCTION health_score.set_model(name text, config jsonb) RETUR
 COMMENT ON FUNCTION health_score.set_model(text, jsonb) IS
     'Validates a model and registers it as the next immutable version of that name; returns the version number. Scoring by name uses the latest version; ''name@3'' pins version 3.';
 
-REVOKE EXECUTE ON FUNCTION health_score._record_model_version(text, jsonb, oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_score_internal._record_model_version(text, jsonb, oid) FROM PUBLIC;
 REVOKE INSERT ON health_score.model_versions FROM health_score_admin;
 GRANT SELECT ON health_score.model_names TO health_score_reader;
 
@@ -141,14 +188,14 @@ ALTER TABLE health_score.views ALTER COLUMN view_owner SET NOT NULL;
 COMMENT ON COLUMN health_score.views.view_owner IS 'The role that created the view: it owns the view, which reads its source with this role''s rights';
 REVOKE INSERT, UPDATE, DELETE ON health_score.views FROM health_score_admin;
 
-DROP FUNCTION health_score._generate_view(name, name, text, regclass, text);
+DROP FUNCTION health_score_internal._generate_view(name, name, text, regclass, text);
 -- (Re)generates one view for the latest version of its model. Every identifier is parsed or
 -- taken from the catalogs and quoted with %I; values go in with %L. Runs as the registry's
 -- owner (called by create_view through src/pg/registry.rs, by refresh_views and by the
 -- trigger on new versions; nobody else can execute it), so it checks what PostgreSQL would
 -- check of view_owner, and hands the view to view_owner: the view reads its source with
 -- view_owner's rights, never the owner's or those of whoever registered a new version.
-CREATE FUNCTION health_score._generate_view(view_schema name, view_name name, model text, source regclass,
+CREATE FUNCTION health_score_internal._generate_view(view_schema name, view_name name, model text, source regclass,
                                             key_column text, view_owner name, creating boolean)
     RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -174,7 +221,7 @@ BEGIN
     END IF;
     -- one generation of a view at a time: a concurrent one would fail on the catalog rows of a
     -- view this one has not committed yet; waiting, it then replaces the committed view
-    PERFORM health_score._lock('create_view', target);
+    PERFORM health_score_internal._lock('create_view', target);
     IF NOT has_schema_privilege(owner_id, _generate_view.view_schema, 'CREATE') THEN
         RAISE EXCEPTION 'create_view: permission denied for schema % (role % may not create in it)',
             quote_ident(_generate_view.view_schema), quote_ident(_generate_view.view_owner)
@@ -191,32 +238,32 @@ BEGIN
             quote_ident(_generate_view.view_owner)
             USING ERRCODE = '42501', HINT = 'only the owner of a view can replace it; choose another name';
     END IF;
-    shown_version := health_score._resolve_model(_generate_view.model);
+    shown_version := health_score_internal._resolve_model(_generate_view.model);
     SELECT v.config INTO config FROM health_score.model_versions v
      WHERE v.name = _generate_view.model AND v.version = shown_version;
-    PERFORM health_score._require_column('create_view', _generate_view.source, _generate_view.key_column);
+    PERFORM health_score_internal._require_column('create_view', _generate_view.source, _generate_view.key_column);
     IF _generate_view.key_column IN ('score', 'band', 'coverage', 'segment')
-       OR EXISTS (SELECT FROM health_score._components(config) t WHERE t.component || '_points' = _generate_view.key_column) THEN
+       OR EXISTS (SELECT FROM health_score_internal._components(config) t WHERE t.component || '_points' = _generate_view.key_column) THEN
         RAISE EXCEPTION 'create_view: the key column % would clash with a column of the view', quote_ident(left(_generate_view.key_column, 200))
             USING ERRCODE = '42701', HINT = 'rename the key column in a view of the source';
     END IF;
-    IF EXISTS (SELECT FROM health_score._components(config) t WHERE octet_length(t.component || '_points') > 63) THEN
+    IF EXISTS (SELECT FROM health_score_internal._components(config) t WHERE octet_length(t.component || '_points') > 63) THEN
         RAISE EXCEPTION 'create_view: a component name is too long for a column name ending in _points (63 bytes at most)'
             USING ERRCODE = '42622', HINT = 'component names of up to 56 bytes fit; rename the component in a new version of the model';
     END IF;
     select_list := format('src.%I, r.score, r.band, r.coverage, r.segment', _generate_view.key_column);
-    FOR c IN SELECT t.component, t.model_order FROM health_score._components(config) t ORDER BY t.model_order LOOP
+    FOR c IN SELECT t.component, t.model_order FROM health_score_internal._components(config) t ORDER BY t.model_order LOOP
         select_list := select_list || format(', r.points[%s] AS %I', c.model_order, c.component || '_points');
     END LOOP;
     -- the version is pinned in the view, so its columns always match the points it reads
     BEGIN
-        EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score._view_row(%L, src) AS r',
+        EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score_internal._view_row(%L, src) AS r',
                        target, select_list, _generate_view.source, _generate_view.model || '@' || shown_version);
     EXCEPTION WHEN invalid_table_definition THEN
         -- the columns changed: recreate the view, with the grants it had
         SELECT cl.relacl INTO saved_acl FROM pg_class cl WHERE cl.oid = target::regclass;
         EXECUTE format('DROP VIEW %s', target);
-        EXECUTE format('CREATE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score._view_row(%L, src) AS r',
+        EXECUTE format('CREATE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score_internal._view_row(%L, src) AS r',
                        target, select_list, _generate_view.source, _generate_view.model || '@' || shown_version);
         EXECUTE format('ALTER VIEW %s OWNER TO %I', target, _generate_view.view_owner);
         FOR g IN SELECT (aclexplode(saved_acl)).* LOOP
@@ -243,7 +290,7 @@ BEGIN
     EXECUTE format('COMMENT ON COLUMN %s.band IS %L', target, 'Risk band of the score');
     EXECUTE format('COMMENT ON COLUMN %s.coverage IS %L', target, 'Share of the model covered by present, valid inputs (0 to 1)');
     EXECUTE format('COMMENT ON COLUMN %s.segment IS %L', target, 'Segment override applied, NULL for the base model');
-    FOR c IN SELECT t.component, t.parent, t.description FROM health_score._components(config) t LOOP
+    FOR c IN SELECT t.component, t.parent, t.description FROM health_score_internal._components(config) t LOOP
         EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', target, c.component || '_points',
                        coalesce(c.description || '. ', '') || format('Points the component %s contributes to the score%s',
                                 c.component, coalesce(' (part of ' || c.parent || ')', '')));
@@ -257,13 +304,13 @@ BEGIN
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION health_score._generate_view(name, name, text, regclass, text, name, boolean) IS
+COMMENT ON FUNCTION health_score_internal._generate_view(name, name, text, regclass, text, name, boolean) IS
     'Generates or regenerates one view of health_score.views for the latest version of its model, owned by view_owner; run as the registry''s owner';
 
-CREATE FUNCTION health_score._create_view(view_schema name, view_name name, model text, source regclass, key_column text)
+CREATE FUNCTION health_score_internal._create_view(view_schema name, view_name name, model text, source regclass, key_column text)
     RETURNS regclass
     AS 'MODULE_PATHNAME', 'hs_create_view' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION health_score._create_view(name, name, text, regclass, text) IS
+COMMENT ON FUNCTION health_score_internal._create_view(name, name, text, regclass, text) IS
     'Generates a view owned by the caller and registers it: health_score.create_view once the name is parsed';
 
 -- No SET search_path here: an unqualified view name goes, as CREATE VIEW would put it, in the
@@ -300,7 +347,7 @@ BEGIN
         RAISE EXCEPTION 'create_view: schema % does not exist', coalesce(pg_catalog.quote_ident(schema_name), '(none)') USING ERRCODE = '3F000',
             HINT = 'create the schema first, or name the view without a schema to create it in the current one';
     END IF;
-    RETURN health_score._create_view(schema_name, parts[pg_catalog.cardinality(parts)], create_view.model,
+    RETURN health_score_internal._create_view(schema_name, parts[pg_catalog.cardinality(parts)], create_view.model,
                                      create_view.source, create_view.key_column);
 END
 $$;
@@ -315,7 +362,7 @@ DECLARE
     refreshed integer := 0;
 BEGIN
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = refresh_views.model ORDER BY w.view_schema, w.view_name LOOP
-        PERFORM health_score._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
+        PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
         refreshed := refreshed + 1;
     END LOOP;
     RETURN refreshed;
@@ -326,7 +373,7 @@ COMMENT ON FUNCTION health_score.refresh_views(text) IS
 
 -- a new version regenerates the model's views; one that cannot be (another owner, a
 -- dependent view) keeps showing its version, with a WARNING, and never blocks set_model
-CREATE OR REPLACE FUNCTION health_score._refresh_views_on_new_version() RETURNS trigger
+CREATE OR REPLACE FUNCTION health_score_internal._refresh_views_on_new_version() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v record;
@@ -335,7 +382,7 @@ BEGIN
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = NEW.name AND w.model_version < NEW.version
               ORDER BY w.view_schema, w.view_name LOOP
         BEGIN
-            PERFORM health_score._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
+            PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'view %.% still shows % version %: %', quote_ident(v.view_schema), quote_ident(v.view_name),
                 v.model, v.model_version, SQLERRM
@@ -345,7 +392,7 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION health_score._refresh_views_on_new_version() IS
+COMMENT ON FUNCTION health_score_internal._refresh_views_on_new_version() IS
     'Trigger function: regenerates the generated views of a model that got a new version';
 -- Removes a view and its registration. The view is dropped with the caller's rights; the
 -- registration then goes by _forget_view, which removes only registrations of views that no
@@ -364,14 +411,14 @@ BEGIN
             USING ERRCODE = '42809', HINT = 'health_score.views lists the generated views';
     END IF;
     EXECUTE format('DROP VIEW %s', drop_view.view_name);
-    PERFORM health_score._forget_view(registered.view_schema, registered.view_name);
+    PERFORM health_score_internal._forget_view(registered.view_schema, registered.view_name);
 END
 $$;
 COMMENT ON FUNCTION health_score.drop_view(regclass) IS
     'Drops a view made by health_score.create_view (as DROP VIEW would: its owner only) and its registration';
 
 -- SECURITY DEFINER (docs/security.md): health_score.views is the registry owner's to write
-CREATE FUNCTION health_score._forget_view(view_schema name, view_name name) RETURNS void
+CREATE FUNCTION health_score_internal._forget_view(view_schema name, view_name name) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF to_regclass(format('%I.%I', _forget_view.view_schema, _forget_view.view_name)) IS NOT NULL THEN
@@ -381,35 +428,35 @@ BEGIN
     DELETE FROM health_score.views w WHERE w.view_schema = _forget_view.view_schema AND w.view_name = _forget_view.view_name;
 END
 $$;
-COMMENT ON FUNCTION health_score._forget_view(name, name) IS
+COMMENT ON FUNCTION health_score_internal._forget_view(name, name) IS
     'Removes the registration of a generated view that no longer exists (health_score.drop_view)';
 
 REVOKE EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
-                           health_score.drop_view(regclass), health_score._forget_view(name, name),
-                           health_score._create_view(name, name, text, regclass, text),
-                           health_score._generate_view(name, name, text, regclass, text, name, boolean)
+                           health_score.drop_view(regclass), health_score_internal._forget_view(name, name),
+                           health_score_internal._create_view(name, name, text, regclass, text),
+                           health_score_internal._generate_view(name, name, text, regclass, text, name, boolean)
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
-                          health_score.drop_view(regclass), health_score._forget_view(name, name),
-                          health_score._create_view(name, name, text, regclass, text)
+                          health_score.drop_view(regclass), health_score_internal._forget_view(name, name),
+                          health_score_internal._create_view(name, name, text, regclass, text)
    TO health_score_admin;
 
 -- Issue 15, item 4: inlined SQL functions and create_view (no pinned search_path) qualify
 -- their operators and types
-CREATE OR REPLACE FUNCTION health_score._held_out(entity_key text, fraction double precision) RETURNS boolean
+CREATE OR REPLACE FUNCTION health_score_internal._held_out(entity_key text, fraction double precision) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT ('x' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(entity_key), 8))::pg_catalog.bit(32)::pg_catalog.int8
            OPERATOR(pg_catalog./) 4294967296.0 OPERATOR(pg_catalog.<) fraction
 $$;
 CREATE OR REPLACE FUNCTION health_score.fit(model text, source regclass, outcome_column text, options jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT health_score._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
-      FROM health_score._model_sql(fit.model) m
+    SELECT health_score_internal._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
+      FROM health_score_internal._model_sql(fit.model) m
 $$;
 CREATE OR REPLACE FUNCTION health_score.fit(model jsonb, source regclass, outcome_column text, options jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT health_score._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
-      FROM health_score._model_sql(fit.model) m
+    SELECT health_score_internal._fit(m.model_sql, m.config, fit.source, fit.outcome_column, fit.options) OPERATOR(pg_catalog.->) 'model'
+      FROM health_score_internal._model_sql(fit.model) m
 $$;
 
 -------------------------------------------------------------------------------------------
@@ -422,48 +469,48 @@ $$;
 -------------------------------------------------------------------------------------------
 
 REVOKE EXECUTE ON FUNCTION
-    health_score._auc_combine(internal, internal),
-    health_score._auc_deserialize(bytea, internal),
-    health_score._auc_final(internal),
-    health_score._auc_serialize(internal),
-    health_score._auc_trans(internal, double precision, boolean),
-    health_score._backtest_combine(internal, internal),
-    health_score._backtest_deserialize(bytea, internal),
-    health_score._backtest_final(internal),
-    health_score._backtest_serialize(internal),
-    health_score._backtest_trans(internal, double precision, text, integer, boolean),
-    health_score._calibration_final(internal),
-    health_score._fit_combine(internal, internal),
-    health_score._fit_deserialize(bytea, internal),
-    health_score._fit_final(internal),
-    health_score._fit_serialize(internal),
-    health_score._fit_trans(internal, double precision[], boolean, double precision),
-    health_score._model_versions_are_immutable(),
-    health_score._refresh_views_on_new_version(),
-    health_score._row_support(internal),
-    health_score._score_agg_combine(internal, internal),
-    health_score._score_agg_deserialize(bytea, internal),
-    health_score._score_agg_final(internal),
-    health_score._score_agg_serialize(internal),
-    health_score._score_agg_trans(internal, jsonb, text, double precision),
-    health_score._score_agg_trans(internal, jsonb, text, jsonb),
-    health_score._score_agg_trans(internal, jsonb, text, text),
-    health_score._score_agg_trans(internal, text, text, double precision),
-    health_score._score_agg_trans(internal, text, text, jsonb),
-    health_score._score_agg_trans(internal, text, text, text),
-    health_score._trend_combine(internal, internal),
-    health_score._trend_deserialize(bytea, internal),
-    health_score._trend_final(internal),
-    health_score._trend_serialize(internal),
-    health_score._trend_trans(internal, timestamptz, double precision),
-    health_score._snapshot_row(text, text, text, record),
-    health_score._snapshot_row(text, text, text, jsonb),
-    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+    health_score_internal._auc_combine(internal, internal),
+    health_score_internal._auc_deserialize(bytea, internal),
+    health_score_internal._auc_final(internal),
+    health_score_internal._auc_serialize(internal),
+    health_score_internal._auc_trans(internal, double precision, boolean),
+    health_score_internal._backtest_combine(internal, internal),
+    health_score_internal._backtest_deserialize(bytea, internal),
+    health_score_internal._backtest_final(internal),
+    health_score_internal._backtest_serialize(internal),
+    health_score_internal._backtest_trans(internal, double precision, text, integer, boolean),
+    health_score_internal._calibration_final(internal),
+    health_score_internal._fit_combine(internal, internal),
+    health_score_internal._fit_deserialize(bytea, internal),
+    health_score_internal._fit_final(internal),
+    health_score_internal._fit_serialize(internal),
+    health_score_internal._fit_trans(internal, double precision[], boolean, double precision),
+    health_score_internal._model_versions_are_immutable(),
+    health_score_internal._refresh_views_on_new_version(),
+    health_score_internal._row_support(internal),
+    health_score_internal._score_agg_combine(internal, internal),
+    health_score_internal._score_agg_deserialize(bytea, internal),
+    health_score_internal._score_agg_final(internal),
+    health_score_internal._score_agg_serialize(internal),
+    health_score_internal._score_agg_trans(internal, jsonb, text, double precision),
+    health_score_internal._score_agg_trans(internal, jsonb, text, jsonb),
+    health_score_internal._score_agg_trans(internal, jsonb, text, text),
+    health_score_internal._score_agg_trans(internal, text, text, double precision),
+    health_score_internal._score_agg_trans(internal, text, text, jsonb),
+    health_score_internal._score_agg_trans(internal, text, text, text),
+    health_score_internal._trend_combine(internal, internal),
+    health_score_internal._trend_deserialize(bytea, internal),
+    health_score_internal._trend_final(internal),
+    health_score_internal._trend_serialize(internal),
+    health_score_internal._trend_trans(internal, timestamptz, double precision),
+    health_score_internal._snapshot_row(text, text, text, record),
+    health_score_internal._snapshot_row(text, text, text, jsonb),
+    health_score_internal._snapshot_row_columns(text, text, text, oid, text[], "any")
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    health_score._snapshot_row(text, text, text, record),
-    health_score._snapshot_row(text, text, text, jsonb),
-    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+    health_score_internal._snapshot_row(text, text, text, record),
+    health_score_internal._snapshot_row(text, text, text, jsonb),
+    health_score_internal._snapshot_row_columns(text, text, text, oid, text[], "any")
   TO health_score_admin;
 
 -- Issue 15, item 5: the internal proving functions refuse any model_sql but _model_sql's
@@ -471,30 +518,30 @@ GRANT EXECUTE ON FUNCTION
 -- reader (band_report and the others are inlined SQL that call them with the caller's
 -- rights): model_sql must be exactly what _model_sql gives, a pinned reference or the
 -- config itself as a jsonb literal, never other SQL.
-CREATE FUNCTION health_score._require_model_sql(model_sql text, config jsonb) RETURNS void
+CREATE FUNCTION health_score_internal._require_model_sql(model_sql text, config jsonb) RETURNS void
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF _require_model_sql.model_sql IS NULL
        OR NOT (_require_model_sql.model_sql ~ '^''[a-z][a-z0-9_]{0,62}@[1-9][0-9]{0,9}''$'
                OR _require_model_sql.model_sql = quote_literal(_require_model_sql.config::text) || '::jsonb') THEN
-        RAISE EXCEPTION 'health_score: % is not a model reference as health_score._model_sql gives it',
+        RAISE EXCEPTION 'health_score: % is not a model reference as health_score_internal._model_sql gives it',
             coalesce(quote_literal(left(_require_model_sql.model_sql, 200)), 'NULL') USING ERRCODE = '22023',
             HINT = 'this is an internal function: call band_report, evaluate, calibrate, fit or fit_report';
     END IF;
 END
 $$;
-COMMENT ON FUNCTION health_score._require_model_sql(text, jsonb) IS
+COMMENT ON FUNCTION health_score_internal._require_model_sql(text, jsonb) IS
     'Raises 22023 unless model_sql is a pinned model reference or the config as a jsonb literal (the internal proving functions paste it into queries)';
 
-CREATE OR REPLACE FUNCTION health_score._band_report(model_sql text, config jsonb, source regclass, outcome_column text)
+CREATE OR REPLACE FUNCTION health_score_internal._band_report(model_sql text, config jsonb, source regclass, outcome_column text)
     RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
                    churn_rate double precision, lift double precision)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    outcome text := health_score._outcome_sql(_band_report.source, _band_report.outcome_column);
+    outcome text := health_score_internal._outcome_sql(_band_report.source, _band_report.outcome_column);
     unknown bigint;
 BEGIN
-    PERFORM health_score._require_model_sql(_band_report.model_sql, _band_report.config);
+    PERFORM health_score_internal._require_model_sql(_band_report.model_sql, _band_report.config);
     IF jsonb_typeof(_band_report.config -> 'bands') IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'band_report: the model has no bands' USING ERRCODE = '22023',
             HINT = 'add "bands" to the model (a new version), or use health_score.evaluate for the totals';
@@ -534,15 +581,15 @@ BEGIN
     $q$, _band_report.source, _band_report.model_sql, outcome) USING _band_report.config;
 END
 $$;
-CREATE OR REPLACE FUNCTION health_score._evaluate(model_sql text, config jsonb, source regclass, outcome_column text)
+CREATE OR REPLACE FUNCTION health_score_internal._evaluate(model_sql text, config jsonb, source regclass, outcome_column text)
     RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
                    mean_coverage double precision, under_min_coverage double precision,
                    log_loss double precision, brier double precision, outcome_unknown bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    outcome text := health_score._outcome_sql(_evaluate.source, _evaluate.outcome_column);
+    outcome text := health_score_internal._outcome_sql(_evaluate.source, _evaluate.outcome_column);
 BEGIN
-    PERFORM health_score._require_model_sql(_evaluate.model_sql, _evaluate.config);
+    PERFORM health_score_internal._require_model_sql(_evaluate.model_sql, _evaluate.config);
     RETURN QUERY EXECUTE format($q$
         WITH scored AS (
             SELECT s.score, s.coverage, o.churned,
@@ -561,14 +608,14 @@ BEGIN
     USING coalesce((_evaluate.config ->> 'min_coverage')::float8, 0);
 END
 $$;
-CREATE OR REPLACE FUNCTION health_score._calibrate(model_sql text, config jsonb, source regclass, outcome_column text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION health_score_internal._calibrate(model_sql text, config jsonb, source regclass, outcome_column text) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     fitted double precision[];
 BEGIN
-    PERFORM health_score._require_model_sql(_calibrate.model_sql, _calibrate.config);
-    EXECUTE format('SELECT health_score._calibration(health_score.score(%s, src), %s) FROM %s AS src',
-                   _calibrate.model_sql, health_score._outcome_sql(_calibrate.source, _calibrate.outcome_column),
+    PERFORM health_score_internal._require_model_sql(_calibrate.model_sql, _calibrate.config);
+    EXECUTE format('SELECT health_score_internal._calibration(health_score.score(%s, src), %s) FROM %s AS src',
+                   _calibrate.model_sql, health_score_internal._outcome_sql(_calibrate.source, _calibrate.outcome_column),
                    _calibrate.source)
     INTO fitted;
     IF fitted IS NULL THEN
@@ -578,14 +625,14 @@ BEGIN
     RETURN _calibrate.config || jsonb_build_object('calibration', jsonb_build_object('intercept', fitted[1], 'slope', fitted[2]));
 END
 $$;
-CREATE OR REPLACE FUNCTION health_score._fit(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
+CREATE OR REPLACE FUNCTION health_score_internal._fit(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
     RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    outcome text := health_score._outcome_sql(_fit.source, _fit.outcome_column);
+    outcome text := health_score_internal._outcome_sql(_fit.source, _fit.outcome_column);
     opts jsonb := coalesce(_fit.options, '{}');
     unknown_key text;
-    l2 double precision := 1e-4;
+    l2 double precision;  -- NULL until options.l2 names one: _fit_trans then uses the library's default
     by_segment boolean := false;
     holdout double precision := 0;
     key_column text;
@@ -593,7 +640,7 @@ DECLARE
     solutions text;
     result jsonb;
 BEGIN
-    PERFORM health_score._require_model_sql(_fit.model_sql, _fit.config);
+    PERFORM health_score_internal._require_model_sql(_fit.model_sql, _fit.config);
     IF jsonb_typeof(opts) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'fit: options must be a JSON object' USING ERRCODE = '22023',
             HINT = 'for example ''{"l2": 0.001, "by_segment": true, "holdout": 0.2, "key_column": "account_id"}''';
@@ -641,29 +688,29 @@ BEGIN
         END IF;
     END IF;
     IF key_column IS NOT NULL THEN
-        PERFORM health_score._require_column('fit', _fit.source, key_column);
-        held := format('health_score._held_out(src.%I::text, %s)', key_column, holdout);
+        PERFORM health_score_internal._require_column('fit', _fit.source, key_column);
+        held := format('health_score_internal._held_out(src.%I::text, %s)', key_column, holdout);
     END IF;
-    EXECUTE format('SELECT health_score._fit(health_score._fit_row($1, $2, src), %s, $3) FROM %s AS src WHERE NOT %s',
+    EXECUTE format('SELECT health_score_internal._fit(health_score_internal._fit_row($1, $2, src), %s, $3) FROM %s AS src WHERE NOT %s',
                    outcome, _fit.source, held)
-       INTO solutions USING health_score._fit_design_model(_fit.config, by_segment)::jsonb, by_segment, l2;
-    result := health_score._fit_apply(_fit.config, by_segment, solutions)::jsonb;
-    PERFORM health_score._require_valid_model(result -> 'model');
+       INTO solutions USING health_score_internal._fit_design_model(_fit.config, by_segment)::jsonb, by_segment, l2;
+    result := health_score_internal._fit_apply(_fit.config, by_segment, solutions)::jsonb;
+    PERFORM health_score_internal._require_valid_model(result -> 'model');
     RETURN result || jsonb_build_object('held_out', held, 'model_sql', _fit.model_sql, 'outcome_sql', outcome);
 END
 $$;
-CREATE OR REPLACE FUNCTION health_score._fit_report(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
+CREATE OR REPLACE FUNCTION health_score_internal._fit_report(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
     RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
                    at_bound boolean, rows_used bigint, rows_excluded bigint,
                    auc_before double precision, auc_after double precision,
                    holdout_auc_before double precision, holdout_auc_after double precision)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    fitted jsonb := health_score._fit(_fit_report.model_sql, _fit_report.config, _fit_report.source,
+    fitted jsonb := health_score_internal._fit(_fit_report.model_sql, _fit_report.config, _fit_report.source,
                                       _fit_report.outcome_column, _fit_report.options);
     aucs double precision[];
 BEGIN
-    PERFORM health_score._require_model_sql(_fit_report.model_sql, _fit_report.config);
+    PERFORM health_score_internal._require_model_sql(_fit_report.model_sql, _fit_report.config);
     EXECUTE format($q$
         SELECT ARRAY[health_score.auc(health_score.score(%1$s, src), o.churned) FILTER (WHERE NOT o.held),
                      health_score.auc(health_score.score($1, src), o.churned) FILTER (WHERE NOT o.held),
@@ -682,7 +729,7 @@ BEGIN
 END
 $$;
 -- Issue 15, item 12: messages cut the user's text at 200 characters
-CREATE OR REPLACE FUNCTION health_score._require_column(caller text, source regclass, column_name text, hint text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION health_score_internal._require_column(caller text, source regclass, column_name text, hint text DEFAULT NULL)
     RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -693,11 +740,11 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _require_column.source
                       AND a.attname = _require_column.column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
         RAISE EXCEPTION '%: % has no column %', left(caller, 200), source, quote_ident(left(column_name, 200))
-            USING ERRCODE = '42703', HINT = coalesce(left(_require_column.hint, 300), health_score._columns_hint(source));
+            USING ERRCODE = '42703', HINT = coalesce(left(_require_column.hint, 300), health_score_internal._columns_hint(source));
     END IF;
 END
 $$;
-CREATE OR REPLACE FUNCTION health_score._require_model_name(caller text, model text) RETURNS void
+CREATE OR REPLACE FUNCTION health_score_internal._require_model_name(caller text, model text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF _require_model_name.model IS NULL THEN
@@ -709,10 +756,10 @@ BEGIN
             USING ERRCODE = '22023',
             HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
     END IF;
-    PERFORM health_score._resolve_model(_require_model_name.model);
+    PERFORM health_score_internal._resolve_model(_require_model_name.model);
 END
 $$;
-CREATE OR REPLACE FUNCTION health_score._outcome_of(value bigint, outcome_column text) RETURNS boolean
+CREATE OR REPLACE FUNCTION health_score_internal._outcome_of(value bigint, outcome_column text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF value = 1 THEN RETURN true; ELSIF value = 0 THEN RETURN false; ELSIF value IS NULL THEN RETURN NULL; END IF;
@@ -720,7 +767,7 @@ BEGIN
         USING ERRCODE = '22023', HINT = 'the outcome is boolean, or an integer 1 (churned) or 0 (retained)';
 END
 $$;
-CREATE OR REPLACE FUNCTION health_score._outcome_sql(source regclass, outcome_column text) RETURNS text
+CREATE OR REPLACE FUNCTION health_score_internal._outcome_sql(source regclass, outcome_column text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     column_type regtype;
@@ -733,11 +780,11 @@ BEGIN
      WHERE a.attrelid = _outcome_sql.source AND a.attname = _outcome_sql.outcome_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF column_type IS NULL THEN
         RAISE EXCEPTION 'outcome column %: % has no such column', quote_ident(left(_outcome_sql.outcome_column, 200)), _outcome_sql.source
-            USING ERRCODE = '42703', HINT = health_score._columns_hint(_outcome_sql.source);
+            USING ERRCODE = '42703', HINT = health_score_internal._columns_hint(_outcome_sql.source);
     ELSIF column_type = 'boolean'::regtype THEN
         RETURN format('src.%I', _outcome_sql.outcome_column);
     ELSIF column_type IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
-        RETURN format('health_score._outcome_of(src.%I::bigint, %L)', _outcome_sql.outcome_column, _outcome_sql.outcome_column);
+        RETURN format('health_score_internal._outcome_of(src.%I::bigint, %L)', _outcome_sql.outcome_column, _outcome_sql.outcome_column);
     END IF;
     RAISE EXCEPTION 'outcome column % is of type %; boolean or an integer 0/1 is needed', quote_ident(left(_outcome_sql.outcome_column, 200)), column_type
         USING ERRCODE = '42804',
@@ -750,7 +797,7 @@ CREATE OR REPLACE FUNCTION health_score.backtest(model text, churn_source regcla
                    auc double precision, bands jsonb, complete boolean)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    model_name text := regexp_replace(backtest.model, '@[^@]*$', '');
+    model_name text;
     history_sql text := 'health_score.scores';
     churned_at_type regtype;
 BEGIN
@@ -758,21 +805,22 @@ BEGIN
         RAISE EXCEPTION 'backtest: the model must not be NULL' USING ERRCODE = '22023',
             HINT = 'a registered model''s name, such as ''churn''';
     END IF;
-    PERFORM health_score._resolve_model(model_name);
+    model_name := health_score_internal._model_name(backtest.model);
+    PERFORM health_score_internal._resolve_model(model_name);
     IF backtest.history IS DISTINCT FROM 'scores' AND backtest.history IS DISTINCT FROM 'rescored' THEN
         RAISE EXCEPTION 'backtest: unknown history %', quote_literal(left(backtest.history, 200)) USING ERRCODE = '22023',
             HINT = 'the history is ''scores'' (health_score.scores) or ''rescored'' (health_score.rescored, the version the model reference stands for)';
     END IF;
     IF backtest.history = 'rescored' THEN
         history_sql := format('(SELECT * FROM health_score.rescored r WHERE r.model_version = %s)',
-                              health_score._resolve_model(backtest.model));
+                              health_score_internal._resolve_model(backtest.model));
     END IF;
     IF backtest.horizon IS NULL OR backtest.horizon <= interval '0' THEN
         RAISE EXCEPTION 'backtest: the horizon must be a positive interval' USING ERRCODE = '22023',
             HINT = 'how long after each snapshot a churn counts, such as interval ''90 days''';
     END IF;
-    PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.key_column);
-    PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.churned_at_column);
+    PERFORM health_score_internal._require_column('backtest', backtest.churn_source, backtest.key_column);
+    PERFORM health_score_internal._require_column('backtest', backtest.churn_source, backtest.churned_at_column);
     SELECT a.atttypid::regtype INTO churned_at_type FROM pg_attribute a
      WHERE a.attrelid = backtest.churn_source AND a.attname = backtest.churned_at_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF churned_at_type NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
@@ -795,7 +843,7 @@ BEGIN
                  WHERE s.model = $1 AND (c.first_churn IS NULL OR c.first_churn > s.scored_at)
             ), per_time AS (
                 -- one aggregate per snapshot time: totals, the AUC and churn per band in one state
-                SELECT o.scored_at, health_score._backtest(o.score, o.band, o.band_rank, o.churned)::jsonb AS r
+                SELECT o.scored_at, health_score_internal._backtest(o.score, o.band, o.band_rank, o.churned)::jsonb AS r
                   FROM outcome o
                  GROUP BY o.scored_at
             )
@@ -829,7 +877,7 @@ COMMENT ON COLUMN health_score.locks.purpose IS 'What the lock serializes: snaps
 COMMENT ON COLUMN health_score.locks.key IS 'The model, version or view it serializes it for';
 
 -- SECURITY DEFINER (docs/security.md): the lock's row is the registry owner's to write
-CREATE FUNCTION health_score._lock(purpose text, key text) RETURNS void
+CREATE FUNCTION health_score_internal._lock(purpose text, key text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     BEGIN
@@ -845,16 +893,16 @@ BEGIN
     PERFORM FROM health_score.locks l WHERE l.purpose = _lock.purpose AND l.key = _lock.key FOR UPDATE;
 END
 $$;
-COMMENT ON FUNCTION health_score._lock(text, text) IS
+COMMENT ON FUNCTION health_score_internal._lock(text, text) IS
     'Waits for, and holds to the end of the transaction, the lock of (purpose, key); admins only';
-REVOKE EXECUTE ON FUNCTION health_score._lock(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION health_score._lock(text, text) TO health_score_admin;
+REVOKE EXECUTE ON FUNCTION health_score_internal._lock(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score_internal._lock(text, text) TO health_score_admin;
 CREATE OR REPLACE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now(),
                                       keep_inputs boolean DEFAULT true)
     RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    model_name text := regexp_replace(snapshot.model, '@[^@]*$', '');
+    model_name text;
     model_version integer;
     written bigint;
     worsened bigint;
@@ -876,23 +924,24 @@ BEGIN
         RAISE EXCEPTION 'snapshot: at must be a finite time, not %', snapshot.at USING ERRCODE = '22023',
             HINT = 'the time the scores are stored under, such as now() or ''2026-01-01''';
     END IF;
-    model_version := health_score._resolve_model(snapshot.model);
+    model_version := health_score_internal._resolve_model(snapshot.model);
+    model_name := health_score_internal._model_name(snapshot.model);
     IF snapshot.keep_inputs THEN
         -- as text: a number's text reads back as the same number, a category's text is itself
-        SELECT format('health_score._text_object(%L::text[], ARRAY[%s]::text[])', array_agg(k ORDER BY o),
+        SELECT format('health_score_internal._text_object(%L::text[], ARRAY[%s]::text[])', array_agg(k ORDER BY o),
                       string_agg(format('src.%I::text', k), ', ' ORDER BY o))
           INTO inputs_sql
-          FROM health_score._input_keys(model_name || '@' || model_version) keys, unnest(keys) WITH ORDINALITY u(k, o)
+          FROM health_score_internal._input_keys(model_name || '@' || model_version) keys, unnest(keys) WITH ORDINALITY u(k, o)
          -- an input that names no column is snapshot's error to report (42703, by _snapshot_row)
          WHERE EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = snapshot.source AND a.attname = u.k
                                                      AND a.attnum > 0 AND NOT a.attisdropped)
          GROUP BY keys;
         inputs_sql := coalesce(inputs_sql, 'NULL::jsonb');
     END IF;
-    PERFORM health_score._require_column('snapshot', snapshot.source, snapshot.key_column,
+    PERFORM health_score_internal._require_column('snapshot', snapshot.source, snapshot.key_column,
         'key_column names the column that identifies each entity, such as ''account_id''');
     -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
-    PERFORM health_score._lock('snapshot', model_name);
+    PERFORM health_score_internal._lock('snapshot', model_name);
     SELECT max(r.scored_at) INTO previous_at
       FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at < snapshot.at;
     IF previous_at IS NULL AND NOT EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name) THEN
@@ -910,7 +959,7 @@ BEGIN
         WITH scored AS (
             SELECT k AS entity_key, (e).*, inputs
               FROM (SELECT src.%1$I::text AS k,
-                           health_score._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
+                           health_score_internal._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
                       FROM %3$s AS src OFFSET 0) rows
         ), written AS (
             INSERT INTO health_score.scores AS t
@@ -1005,7 +1054,7 @@ $$;
 -- DROP EXTENSION health_score removes the jobs schedule registered in this database (pg_cron's
 -- table is not the extension's, so the drop itself would leave them failing every run). A
 -- job that cannot be removed gets a WARNING; it never stops the drop.
-CREATE FUNCTION health_score._unschedule_all() RETURNS void
+CREATE FUNCTION health_score_internal._unschedule_all() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job record;
@@ -1025,35 +1074,239 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION health_score._unschedule_all() IS
+COMMENT ON FUNCTION health_score_internal._unschedule_all() IS
     'Removes every pg_cron job health_score.schedule registered in this database (run when the extension is dropped)';
-CREATE FUNCTION health_score._drop_extension_names(query text) RETURNS text[]
+CREATE FUNCTION health_score_internal._drop_extension_names(query text) RETURNS text[]
     AS 'MODULE_PATHNAME', 'hs_drop_extension_names' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._drop_extension_names(text) IS
+COMMENT ON FUNCTION health_score_internal._drop_extension_names(text) IS
     'The extensions the DROP EXTENSION statements of a query name (its parse tree; empty for other statements)';
 -- The event trigger's function is PL/pgSQL, not C, so that nothing stops a drop: not even the
 -- library missing after its package was removed (the error is then a WARNING).
-CREATE FUNCTION health_score._on_drop_extension() RETURNS event_trigger
+CREATE FUNCTION health_score_internal._on_drop_extension() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- most drops name other extensions, in statements that do not even mention this one
     IF strpos(lower(current_query()), 'health_score') = 0 THEN
         RETURN;
     END IF;
-    IF 'health_score' = ANY (health_score._drop_extension_names(current_query())) THEN
-        PERFORM health_score._unschedule_all();
+    IF 'health_score' = ANY (health_score_internal._drop_extension_names(current_query())) THEN
+        PERFORM health_score_internal._unschedule_all();
     END IF;
 EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'the pg_cron jobs of health_score.schedule were not removed: %', SQLERRM
         USING HINT = 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE ''health_score %'' removes them';
 END
 $$;
-COMMENT ON FUNCTION health_score._on_drop_extension() IS
+COMMENT ON FUNCTION health_score_internal._on_drop_extension() IS
     'Event trigger function: before DROP EXTENSION health_score, removes the pg_cron jobs it scheduled';
 CREATE EVENT TRIGGER health_score_unschedule_on_drop ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION')
-    EXECUTE FUNCTION health_score._on_drop_extension();
+    EXECUTE FUNCTION health_score_internal._on_drop_extension();
 COMMENT ON EVENT TRIGGER health_score_unschedule_on_drop IS
     'Before DROP EXTENSION health_score: removes the pg_cron jobs health_score.schedule registered';
-REVOKE EXECUTE ON FUNCTION health_score._unschedule_all(), health_score._on_drop_extension(),
-                           health_score._drop_extension_names(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_score_internal._unschedule_all(), health_score_internal._on_drop_extension(),
+                           health_score_internal._drop_extension_names(text) FROM PUBLIC;
+
+-- The functions not replaced above whose bodies call the internals, naming them where they now are
+CREATE OR REPLACE FUNCTION health_score_internal._model_sql(model text, OUT model_sql text, OUT config jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pinned integer := health_score_internal._resolve_model(_model_sql.model);
+BEGIN
+    IF _model_sql.model IS NULL THEN
+        RAISE EXCEPTION 'the model must not be NULL' USING ERRCODE = '22023',
+            HINT = 'a registered model''s name (''churn'' or ''churn@2''), or a model as jsonb';
+    END IF;
+    model_sql := quote_literal(health_score_internal._model_name(_model_sql.model) || '@' || pinned);
+    SELECT v.config INTO config FROM health_score.model_versions v
+     WHERE v.name OPERATOR(pg_catalog.=) health_score_internal._model_name(_model_sql.model)
+       AND v.version OPERATOR(pg_catalog.=) pinned;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION health_score_internal._model_sql(model jsonb, OUT model_sql text, OUT config jsonb)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF _model_sql.model IS NULL THEN
+        RAISE EXCEPTION 'the model must not be NULL' USING ERRCODE = '22023',
+            HINT = 'a registered model''s name (''churn'' or ''churn@2''), or a model as jsonb';
+    END IF;
+    PERFORM health_score_internal._require_valid_model(_model_sql.model);
+    model_sql := quote_literal(_model_sql.model::text) || '::jsonb';
+    config := _model_sql.model;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.band_report(model text, source regclass, outcome_column text)
+    RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
+                   churn_rate double precision, lift double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT r.* FROM health_score_internal._model_sql(band_report.model) m,
+                    health_score_internal._band_report(m.model_sql, m.config, band_report.source, band_report.outcome_column) r
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.band_report(model jsonb, source regclass, outcome_column text)
+    RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
+                   churn_rate double precision, lift double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT r.* FROM health_score_internal._model_sql(band_report.model) m,
+                    health_score_internal._band_report(m.model_sql, m.config, band_report.source, band_report.outcome_column) r
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.evaluate(model text, source regclass, outcome_column text)
+    RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
+                   mean_coverage double precision, under_min_coverage double precision,
+                   log_loss double precision, brier double precision, outcome_unknown bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT e.* FROM health_score_internal._model_sql(evaluate.model) m,
+                    health_score_internal._evaluate(m.model_sql, m.config, evaluate.source, evaluate.outcome_column) e
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.evaluate(model jsonb, source regclass, outcome_column text)
+    RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
+                   mean_coverage double precision, under_min_coverage double precision,
+                   log_loss double precision, brier double precision, outcome_unknown bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT e.* FROM health_score_internal._model_sql(evaluate.model) m,
+                    health_score_internal._evaluate(m.model_sql, m.config, evaluate.source, evaluate.outcome_column) e
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.calibrate(model text, source regclass, outcome_column text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT health_score_internal._calibrate(m.model_sql, m.config, calibrate.source, calibrate.outcome_column)
+      FROM health_score_internal._model_sql(calibrate.model) m
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.calibrate(model jsonb, source regclass, outcome_column text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT health_score_internal._calibrate(m.model_sql, m.config, calibrate.source, calibrate.outcome_column)
+      FROM health_score_internal._model_sql(calibrate.model) m
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.drivers(model text, entity_key text, from_at timestamptz, to_at timestamptz)
+    RETURNS TABLE (component text, parent text, points_before double precision, points_after double precision, change double precision)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    before_row health_score.scores;
+    after_row health_score.scores;
+BEGIN
+    PERFORM health_score_internal._require_model_name('drivers', drivers.model);
+    SELECT * INTO before_row FROM health_score.scores s
+     WHERE s.model = drivers.model AND s.entity_key = drivers.entity_key AND s.scored_at <= drivers.from_at
+     ORDER BY s.scored_at DESC LIMIT 1;
+    SELECT * INTO after_row FROM health_score.scores s
+     WHERE s.model = drivers.model AND s.entity_key = drivers.entity_key AND s.scored_at <= drivers.to_at
+     ORDER BY s.scored_at DESC LIMIT 1;
+    IF before_row.scored_at IS NULL OR after_row.scored_at IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT d.component, d.parent, d.points_before, d.points_after, d.change
+      FROM jsonb_to_recordset(health_score_internal._drivers(drivers.model, before_row.model_version, before_row.components,
+                                                    after_row.model_version, after_row.components, false))
+           AS d(component text, parent text, points_before double precision, points_after double precision,
+                change double precision);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.alerts(model text, min_drop double precision, since interval)
+    RETURNS TABLE (entity_key text, baseline_at timestamptz, baseline_score double precision, baseline_band text,
+                   latest_at timestamptz, latest_score double precision, latest_band text,
+                   score_change double precision, band_change text, drivers jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score_internal._require_model_name('alerts', alerts.model);
+    IF alerts.since IS NULL OR alerts.since < interval '0' THEN
+        RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023',
+            HINT = 'how far back from each entity''s latest snapshot to compare, such as interval ''30 days''';
+    END IF;
+    IF alerts.min_drop IS NULL OR alerts.min_drop = 'NaN' OR alerts.min_drop < 0 THEN
+        RAISE EXCEPTION 'alerts: min_drop must be a number of points, 0 or more, not %', coalesce(alerts.min_drop::text, 'NULL')
+            USING ERRCODE = '22023',
+            HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
+    END IF;
+    BEGIN
+        RETURN QUERY
+        -- Each entity's latest snapshot and baseline are picked from the model's rows without
+        -- their components (a sort of narrow rows, not of whole snapshots); the components are
+        -- read back, through the primary key, only for the entities that raise an alert.
+        WITH times AS (
+            SELECT s.entity_key, s.scored_at, s.score, s.band, s.band_rank, s.model_version,
+                   max(s.scored_at) OVER (PARTITION BY s.entity_key) AS l_at
+              FROM health_score.scores s WHERE s.model = alerts.model
+        ), l AS (
+            SELECT t.* FROM times t WHERE t.scored_at = t.l_at
+        ), b AS (
+            -- the last snapshot at or before (latest - since), else the earliest one after it
+            -- and before the latest
+            SELECT DISTINCT ON (t.entity_key) t.*
+              FROM times t
+             WHERE t.scored_at <= t.l_at - alerts.since OR t.scored_at < t.l_at
+             ORDER BY t.entity_key, t.scored_at <= t.l_at - alerts.since DESC,
+                      CASE WHEN t.scored_at <= t.l_at - alerts.since THEN t.scored_at END DESC, t.scored_at
+        ), pairs AS (
+            SELECT l.entity_key, b.scored_at AS b_at, l.scored_at AS l_at, b.score AS b_score, l.score AS l_score,
+                   b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
+                   b.model_version AS b_version, l.model_version AS l_version
+              FROM l JOIN b USING (entity_key)
+             WHERE l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop
+        )
+        SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
+               CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
+                    WHEN p.l_rank = p.b_rank THEN 'same' END,
+               (SELECT health_score_internal._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
+                  FROM health_score.scores sb, health_score.scores sl
+                 WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
+                   AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at)
+          FROM pairs p
+         ORDER BY p.l_score - p.b_score, p.entity_key;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION 'alerts: a latest snapshot time minus since (%) is before the earliest time PostgreSQL represents', alerts.since
+            USING ERRCODE = '22023', HINT = 'compare over days, months or years, such as interval ''30 days''';
+    END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.schedule(model text, source regclass, key_column text, cron_expr text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job_name text;
+    command text;
+    job_id bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'schedule: pg_cron is not installed in this database' USING ERRCODE = '55000',
+            HINT = 'add pg_cron to shared_preload_libraries, set cron.database_name to this database, restart PostgreSQL and CREATE EXTENSION pg_cron';
+    END IF;
+    IF schedule.model IS NULL OR schedule.source IS NULL OR schedule.key_column IS NULL OR schedule.cron_expr IS NULL THEN
+        RAISE EXCEPTION 'schedule: no argument may be NULL' USING ERRCODE = '22023',
+            HINT = 'for example health_score.schedule(''churn'', ''accounts'', ''account_id'', ''0 6 * * *'')';
+    END IF;
+    PERFORM health_score_internal._resolve_model(schedule.model);
+    PERFORM health_score_internal._require_column('schedule', schedule.source, schedule.key_column);
+    job_name := 'health_score ' || schedule.model || ' ' || schedule.source::text;
+    command := format('SELECT health_score.snapshot(%L, %L::regclass, %L)', schedule.model, schedule.source::text, schedule.key_column);
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, schedule.cron_expr, command;
+    RETURN job_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.fit_report(model text, source regclass, outcome_column text, options jsonb DEFAULT '{}')
+    RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
+                   at_bound boolean, rows_used bigint, rows_excluded bigint,
+                   auc_before double precision, auc_after double precision,
+                   holdout_auc_before double precision, holdout_auc_after double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT r.* FROM health_score_internal._model_sql(fit_report.model) m,
+                    health_score_internal._fit_report(m.model_sql, m.config, fit_report.source, fit_report.outcome_column, fit_report.options) r
+$$;
+
+CREATE OR REPLACE FUNCTION health_score.fit_report(model jsonb, source regclass, outcome_column text, options jsonb DEFAULT '{}')
+    RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
+                   at_bound boolean, rows_used bigint, rows_excluded bigint,
+                   auc_before double precision, auc_after double precision,
+                   holdout_auc_before double precision, holdout_auc_after double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT r.* FROM health_score_internal._model_sql(fit_report.model) m,
+                    health_score_internal._fit_report(m.model_sql, m.config, fit_report.source, fit_report.outcome_column, fit_report.options) r
+$$;

@@ -58,7 +58,7 @@ COMMENT ON COLUMN health_score.snapshots.worsened IS 'Entities whose band rank f
 COMMENT ON COLUMN health_score.snapshots.finished_at IS 'When the run finished';
 SELECT pg_catalog.pg_extension_config_dump('health_score.snapshots', '');
 
-CREATE TYPE health_score._snapshot_row AS (
+CREATE TYPE health_score_internal._snapshot_row AS (
     score      double precision,
     band       text,
     band_rank  integer,
@@ -66,42 +66,47 @@ CREATE TYPE health_score._snapshot_row AS (
     segment    text,
     components jsonb
 );
-COMMENT ON TYPE health_score._snapshot_row IS 'One entity as health_score.snapshot stores it';
+COMMENT ON TYPE health_score_internal._snapshot_row IS 'One entity as health_score.snapshot stores it';
 
-CREATE FUNCTION health_score._snapshot_row(model text, key_column text, entity_key text, input record)
-    RETURNS health_score._snapshot_row
+CREATE FUNCTION health_score_internal._snapshot_row(model text, key_column text, entity_key text, input record)
+    RETURNS health_score_internal._snapshot_row
     AS 'MODULE_PATHNAME', 'hs_snapshot_row' LANGUAGE C STABLE PARALLEL SAFE COST 50
-    SUPPORT health_score._row_support;
-COMMENT ON FUNCTION health_score._snapshot_row(text, text, text, record) IS
+    SUPPORT health_score_internal._row_support;
+COMMENT ON FUNCTION health_score_internal._snapshot_row(text, text, text, record) IS
     'snapshot''s per-row work: scores one entity with its components; errors name the entity''s key';
-CREATE FUNCTION health_score._snapshot_row_columns(model text, key_column text, entity_key text, row_type oid, columns text[], VARIADIC "any")
-    RETURNS health_score._snapshot_row
+CREATE FUNCTION health_score_internal._snapshot_row_columns(model text, key_column text, entity_key text, row_type oid, columns text[], VARIADIC "any")
+    RETURNS health_score_internal._snapshot_row
     AS 'MODULE_PATHNAME', 'hs_snapshot_row_columns' LANGUAGE C STABLE PARALLEL SAFE COST 50;
-COMMENT ON FUNCTION health_score._snapshot_row_columns(text, text, text, oid, text[], "any") IS
-    'health_score._snapshot_row as the planner passes it: the row''s columns as arguments';
+COMMENT ON FUNCTION health_score_internal._snapshot_row_columns(text, text, text, oid, text[], "any") IS
+    'health_score_internal._snapshot_row as the planner passes it: the row''s columns as arguments';
 
-CREATE FUNCTION health_score._snapshot_row(model text, key_column text, entity_key text, input jsonb)
-    RETURNS health_score._snapshot_row
+CREATE FUNCTION health_score_internal._snapshot_row(model text, key_column text, entity_key text, input jsonb)
+    RETURNS health_score_internal._snapshot_row
     AS 'MODULE_PATHNAME', 'hs_snapshot_row_json' LANGUAGE C STABLE PARALLEL SAFE COST 100;
-COMMENT ON FUNCTION health_score._snapshot_row(text, text, text, jsonb) IS
+COMMENT ON FUNCTION health_score_internal._snapshot_row(text, text, text, jsonb) IS
     'rescore''s per-row work: scores one entity''s stored inputs with its components; errors name the entity''s key';
-CREATE FUNCTION health_score._text_object(keys text[], vals text[]) RETURNS jsonb
+CREATE FUNCTION health_score_internal._text_object(keys text[], vals text[]) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'hs_text_object' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._text_object(text[], text[]) IS
+COMMENT ON FUNCTION health_score_internal._text_object(text[], text[]) IS
     'jsonb_object(keys, vals) for distinct keys, written directly: the inputs a snapshot keeps';
-CREATE FUNCTION health_score._input_keys(model text) RETURNS text[]
+CREATE FUNCTION health_score_internal._input_keys(model text) RETURNS text[]
     AS 'MODULE_PATHNAME', 'hs_input_keys' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._input_keys(text) IS
+COMMENT ON FUNCTION health_score_internal._input_keys(text) IS
     'The input keys a model reference reads (leaf inputs and the segment input), in model order';
 
-CREATE FUNCTION health_score._resolve_model(model text) RETURNS integer
+CREATE FUNCTION health_score_internal._model_name(model text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_model_name' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._model_name(text) IS
+    'The name of a model reference (''churn'' of ''churn@3''), parsed as every function parses one; 22023 for a malformed reference';
+
+CREATE FUNCTION health_score_internal._resolve_model(model text) RETURNS integer
     AS 'MODULE_PATHNAME', 'hs_resolve_model' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._resolve_model(text) IS
+COMMENT ON FUNCTION health_score_internal._resolve_model(text) IS
     'The version a model reference (''name'' or ''name@3'') stands for now; 42704, with the closest names, when there is none';
 
 -- 42703 unless the relation has the column; "caller" prefixes the message. Without a hint of
 -- the caller's, the hint lists the relation's columns.
-CREATE FUNCTION health_score._require_column(caller text, source regclass, column_name text, hint text DEFAULT NULL)
+CREATE FUNCTION health_score_internal._require_column(caller text, source regclass, column_name text, hint text DEFAULT NULL)
     RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -112,11 +117,11 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _require_column.source
                       AND a.attname = _require_column.column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
         RAISE EXCEPTION '%: % has no column %', left(caller, 200), source, quote_ident(left(column_name, 200))
-            USING ERRCODE = '42703', HINT = coalesce(left(_require_column.hint, 300), health_score._columns_hint(source));
+            USING ERRCODE = '42703', HINT = coalesce(left(_require_column.hint, 300), health_score_internal._columns_hint(source));
     END IF;
 END
 $$;
-CREATE FUNCTION health_score._columns_hint(source regclass) RETURNS text
+CREATE FUNCTION health_score_internal._columns_hint(source regclass) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('%s has the columns %s%s', source,
                   string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FILTER (WHERE a.n <= 30),
@@ -124,9 +129,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM (SELECT a.attname, a.attnum, row_number() OVER (ORDER BY a.attnum) AS n
               FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped) a
 $$;
-COMMENT ON FUNCTION health_score._columns_hint(regclass) IS
+COMMENT ON FUNCTION health_score_internal._columns_hint(regclass) IS
     'A hint for a column that is not there: the relation''s columns (the first 30)';
-COMMENT ON FUNCTION health_score._require_column(text, regclass, text, text) IS
+COMMENT ON FUNCTION health_score_internal._require_column(text, regclass, text, text) IS
     'Raises 42703, prefixed by the calling function''s name, unless the table or view has the column (22023 when either is NULL)';
 
 CREATE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now(),
@@ -134,7 +139,7 @@ CREATE FUNCTION health_score.snapshot(model text, source regclass, key_column te
     RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    model_name text := regexp_replace(snapshot.model, '@[^@]*$', '');
+    model_name text;
     model_version integer;
     written bigint;
     worsened bigint;
@@ -156,23 +161,24 @@ BEGIN
         RAISE EXCEPTION 'snapshot: at must be a finite time, not %', snapshot.at USING ERRCODE = '22023',
             HINT = 'the time the scores are stored under, such as now() or ''2026-01-01''';
     END IF;
-    model_version := health_score._resolve_model(snapshot.model);
+    model_version := health_score_internal._resolve_model(snapshot.model);
+    model_name := health_score_internal._model_name(snapshot.model);
     IF snapshot.keep_inputs THEN
         -- as text: a number's text reads back as the same number, a category's text is itself
-        SELECT format('health_score._text_object(%L::text[], ARRAY[%s]::text[])', array_agg(k ORDER BY o),
+        SELECT format('health_score_internal._text_object(%L::text[], ARRAY[%s]::text[])', array_agg(k ORDER BY o),
                       string_agg(format('src.%I::text', k), ', ' ORDER BY o))
           INTO inputs_sql
-          FROM health_score._input_keys(model_name || '@' || model_version) keys, unnest(keys) WITH ORDINALITY u(k, o)
+          FROM health_score_internal._input_keys(model_name || '@' || model_version) keys, unnest(keys) WITH ORDINALITY u(k, o)
          -- an input that names no column is snapshot's error to report (42703, by _snapshot_row)
          WHERE EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = snapshot.source AND a.attname = u.k
                                                      AND a.attnum > 0 AND NOT a.attisdropped)
          GROUP BY keys;
         inputs_sql := coalesce(inputs_sql, 'NULL::jsonb');
     END IF;
-    PERFORM health_score._require_column('snapshot', snapshot.source, snapshot.key_column,
+    PERFORM health_score_internal._require_column('snapshot', snapshot.source, snapshot.key_column,
         'key_column names the column that identifies each entity, such as ''account_id''');
     -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
-    PERFORM health_score._lock('snapshot', model_name);
+    PERFORM health_score_internal._lock('snapshot', model_name);
     SELECT max(r.scored_at) INTO previous_at
       FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at < snapshot.at;
     IF previous_at IS NULL AND NOT EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name) THEN
@@ -190,7 +196,7 @@ BEGIN
         WITH scored AS (
             SELECT k AS entity_key, (e).*, inputs
               FROM (SELECT src.%1$I::text AS k,
-                           health_score._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
+                           health_score_internal._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
                       FROM %3$s AS src OFFSET 0) rows
         ), written AS (
             INSERT INTO health_score.scores AS t
@@ -340,21 +346,21 @@ COMMENT ON COLUMN health_score.history.previous_at IS 'Time of the entity''s pre
 COMMENT ON COLUMN health_score.history.previous_score IS 'Score of the entity''s previous snapshot';
 COMMENT ON COLUMN health_score.history.delta IS 'score - previous_score';
 
-CREATE FUNCTION health_score._components(config jsonb)
+CREATE FUNCTION health_score_internal._components(config jsonb)
     RETURNS TABLE (component text, parent text, model_order integer, description text)
     AS 'MODULE_PATHNAME', 'hs_components' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 20;
-COMMENT ON FUNCTION health_score._components(jsonb) IS 'A model''s components in model order (parents first), with their parents and descriptions';
+COMMENT ON FUNCTION health_score_internal._components(jsonb) IS 'A model''s components in model order (parents first), with their parents and descriptions';
 
-CREATE FUNCTION health_score._drivers(model text, before_version integer, before jsonb, after_version integer,
+CREATE FUNCTION health_score_internal._drivers(model text, before_version integer, before jsonb, after_version integer,
                                       after jsonb, changed_only boolean)
     RETURNS jsonb
     AS 'MODULE_PATHNAME', 'hs_drivers' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._drivers(text, integer, jsonb, integer, jsonb, boolean) IS
+COMMENT ON FUNCTION health_score_internal._drivers(text, integer, jsonb, integer, jsonb, boolean) IS
     'The drivers of change between two snapshots'' components scored by two versions of a model, as a JSON array of {component, parent, points_before, points_after, change}: every component of either version, matched by name and parent (0 points on a side without it), in model order; or, with changed_only, those that changed, most negative first';
 
 -- drivers and alerts compare the snapshots of every version of a model: they take its name,
 -- never a version reference, and raise 22023 (NULL, a version) or 42704 (unknown) otherwise.
-CREATE FUNCTION health_score._require_model_name(caller text, model text) RETURNS void
+CREATE FUNCTION health_score_internal._require_model_name(caller text, model text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF _require_model_name.model IS NULL THEN
@@ -366,10 +372,10 @@ BEGIN
             USING ERRCODE = '22023',
             HINT = 'snapshots taken by any version of the model are compared; health_score.scores.model_version says which took each';
     END IF;
-    PERFORM health_score._resolve_model(_require_model_name.model);
+    PERFORM health_score_internal._resolve_model(_require_model_name.model);
 END
 $$;
-COMMENT ON FUNCTION health_score._require_model_name(text, text) IS
+COMMENT ON FUNCTION health_score_internal._require_model_name(text, text) IS
     'Raises, prefixed by the calling function''s name, unless the model is a registered model''s name (not NULL, not a version reference)';
 
 CREATE FUNCTION health_score.drivers(model text, entity_key text, from_at timestamptz, to_at timestamptz)
@@ -379,7 +385,7 @@ DECLARE
     before_row health_score.scores;
     after_row health_score.scores;
 BEGIN
-    PERFORM health_score._require_model_name('drivers', drivers.model);
+    PERFORM health_score_internal._require_model_name('drivers', drivers.model);
     SELECT * INTO before_row FROM health_score.scores s
      WHERE s.model = drivers.model AND s.entity_key = drivers.entity_key AND s.scored_at <= drivers.from_at
      ORDER BY s.scored_at DESC LIMIT 1;
@@ -391,7 +397,7 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT d.component, d.parent, d.points_before, d.points_after, d.change
-      FROM jsonb_to_recordset(health_score._drivers(drivers.model, before_row.model_version, before_row.components,
+      FROM jsonb_to_recordset(health_score_internal._drivers(drivers.model, before_row.model_version, before_row.components,
                                                     after_row.model_version, after_row.components, false))
            AS d(component text, parent text, points_before double precision, points_after double precision,
                 change double precision);
@@ -406,7 +412,7 @@ CREATE FUNCTION health_score.alerts(model text, min_drop double precision, since
                    score_change double precision, band_change text, drivers jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM health_score._require_model_name('alerts', alerts.model);
+    PERFORM health_score_internal._require_model_name('alerts', alerts.model);
     IF alerts.since IS NULL OR alerts.since < interval '0' THEN
         RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023',
             HINT = 'how far back from each entity''s latest snapshot to compare, such as interval ''30 days''';
@@ -445,7 +451,7 @@ BEGIN
         SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
                CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
                     WHEN p.l_rank = p.b_rank THEN 'same' END,
-               (SELECT health_score._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
+               (SELECT health_score_internal._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
                   FROM health_score.scores sb, health_score.scores sl
                  WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
                    AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at)
@@ -468,12 +474,12 @@ GRANT INSERT, UPDATE, DELETE ON health_score.scores, health_score.snapshots TO h
 REVOKE EXECUTE ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz, boolean) TO health_score_admin;
 REVOKE EXECUTE ON FUNCTION
-    health_score._snapshot_row(text, text, text, record),
-    health_score._snapshot_row(text, text, text, jsonb),
-    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+    health_score_internal._snapshot_row(text, text, text, record),
+    health_score_internal._snapshot_row(text, text, text, jsonb),
+    health_score_internal._snapshot_row_columns(text, text, text, oid, text[], "any")
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    health_score._snapshot_row(text, text, text, record),
-    health_score._snapshot_row(text, text, text, jsonb),
-    health_score._snapshot_row_columns(text, text, text, oid, text[], "any")
+    health_score_internal._snapshot_row(text, text, text, record),
+    health_score_internal._snapshot_row(text, text, text, jsonb),
+    health_score_internal._snapshot_row_columns(text, text, text, oid, text[], "any")
   TO health_score_admin;

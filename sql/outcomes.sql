@@ -2,32 +2,32 @@
 -- Proving the score: AUC, band reports, evaluation against outcomes
 -------------------------------------------------------------------------------------------
 
-CREATE FUNCTION health_score._auc_trans(internal, double precision, boolean) RETURNS internal
+CREATE FUNCTION health_score_internal._auc_trans(internal, double precision, boolean) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_auc_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score._auc_combine(internal, internal) RETURNS internal
+CREATE FUNCTION health_score_internal._auc_combine(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_auc_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score._auc_serialize(internal) RETURNS bytea
+CREATE FUNCTION health_score_internal._auc_serialize(internal) RETURNS bytea
     AS 'MODULE_PATHNAME', 'hs_auc_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score._auc_deserialize(bytea, internal) RETURNS internal
+CREATE FUNCTION health_score_internal._auc_deserialize(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_auc_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score._auc_final(internal) RETURNS double precision
+CREATE FUNCTION health_score_internal._auc_final(internal) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_auc_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._auc_trans(internal, double precision, boolean) IS 'auc transition: keeps the score in its class';
-COMMENT ON FUNCTION health_score._auc_combine(internal, internal) IS 'auc combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score._auc_serialize(internal) IS 'auc serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score._auc_deserialize(bytea, internal) IS 'auc deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score._auc_final(internal) IS 'auc final: counts the pairs over the sorted scores';
+COMMENT ON FUNCTION health_score_internal._auc_trans(internal, double precision, boolean) IS 'auc transition: keeps the score in its class';
+COMMENT ON FUNCTION health_score_internal._auc_combine(internal, internal) IS 'auc combine: merges two partial states (parallel aggregation)';
+COMMENT ON FUNCTION health_score_internal._auc_serialize(internal) IS 'auc serialize: state to bytea for parallel workers';
+COMMENT ON FUNCTION health_score_internal._auc_deserialize(bytea, internal) IS 'auc deserialize: bytea back to a state';
+COMMENT ON FUNCTION health_score_internal._auc_final(internal) IS 'auc final: counts the pairs over the sorted scores';
 
 CREATE AGGREGATE health_score.auc(score double precision, churned boolean) (
-    SFUNC = health_score._auc_trans, STYPE = internal, SSPACE = 64,
-    FINALFUNC = health_score._auc_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score._auc_combine, SERIALFUNC = health_score._auc_serialize,
-    DESERIALFUNC = health_score._auc_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._auc_trans, STYPE = internal, SSPACE = 64,
+    FINALFUNC = health_score_internal._auc_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._auc_combine, SERIALFUNC = health_score_internal._auc_serialize,
+    DESERIALFUNC = health_score_internal._auc_deserialize, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score.auc(double precision, boolean) IS
     'ROC AUC where a LOW health score predicts churn: P(score of a churned account < score of a retained one) + 1/2 P(tie); pass a churn probability and you get 1 - AUC. Ignores NULL, NaN and infinite scores and NULL outcomes; NULL when a class is empty; exact (integer pair counts); up to 100,000,000 rows per group';
 
 -- The outcome column as a boolean expression over "src": boolean, or an integer 0/1.
-CREATE FUNCTION health_score._outcome_of(value bigint, outcome_column text) RETURNS boolean
+CREATE FUNCTION health_score_internal._outcome_of(value bigint, outcome_column text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF value = 1 THEN RETURN true; ELSIF value = 0 THEN RETURN false; ELSIF value IS NULL THEN RETURN NULL; END IF;
@@ -35,9 +35,9 @@ BEGIN
         USING ERRCODE = '22023', HINT = 'the outcome is boolean, or an integer 1 (churned) or 0 (retained)';
 END
 $$;
-COMMENT ON FUNCTION health_score._outcome_of(bigint, text) IS 'An integer outcome (1 churned, 0 retained) as a boolean; 22023 for other values';
+COMMENT ON FUNCTION health_score_internal._outcome_of(bigint, text) IS 'An integer outcome (1 churned, 0 retained) as a boolean; 22023 for other values';
 
-CREATE FUNCTION health_score._outcome_sql(source regclass, outcome_column text) RETURNS text
+CREATE FUNCTION health_score_internal._outcome_sql(source regclass, outcome_column text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     column_type regtype;
@@ -50,77 +50,78 @@ BEGIN
      WHERE a.attrelid = _outcome_sql.source AND a.attname = _outcome_sql.outcome_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF column_type IS NULL THEN
         RAISE EXCEPTION 'outcome column %: % has no such column', quote_ident(left(_outcome_sql.outcome_column, 200)), _outcome_sql.source
-            USING ERRCODE = '42703', HINT = health_score._columns_hint(_outcome_sql.source);
+            USING ERRCODE = '42703', HINT = health_score_internal._columns_hint(_outcome_sql.source);
     ELSIF column_type = 'boolean'::regtype THEN
         RETURN format('src.%I', _outcome_sql.outcome_column);
     ELSIF column_type IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
-        RETURN format('health_score._outcome_of(src.%I::bigint, %L)', _outcome_sql.outcome_column, _outcome_sql.outcome_column);
+        RETURN format('health_score_internal._outcome_of(src.%I::bigint, %L)', _outcome_sql.outcome_column, _outcome_sql.outcome_column);
     END IF;
     RAISE EXCEPTION 'outcome column % is of type %; boolean or an integer 0/1 is needed', quote_ident(left(_outcome_sql.outcome_column, 200)), column_type
         USING ERRCODE = '42804',
         HINT = 'derive it in a view, such as (status = ''churned'') AS churned, and pass the view';
 END
 $$;
-COMMENT ON FUNCTION health_score._outcome_sql(regclass, text) IS 'The SQL of an outcome column (boolean, or integer 0/1) as a boolean';
+COMMENT ON FUNCTION health_score_internal._outcome_sql(regclass, text) IS 'The SQL of an outcome column (boolean, or integer 0/1) as a boolean';
 
 -- A model argument as SQL (the name, or the inline jsonb) and its config.
-CREATE FUNCTION health_score._model_sql(model text, OUT model_sql text, OUT config jsonb)
+CREATE FUNCTION health_score_internal._model_sql(model text, OUT model_sql text, OUT config jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    pinned integer := health_score._resolve_model(_model_sql.model);
+    pinned integer := health_score_internal._resolve_model(_model_sql.model);
 BEGIN
     IF _model_sql.model IS NULL THEN
         RAISE EXCEPTION 'the model must not be NULL' USING ERRCODE = '22023',
             HINT = 'a registered model''s name (''churn'' or ''churn@2''), or a model as jsonb';
     END IF;
-    model_sql := quote_literal(regexp_replace(_model_sql.model, '@[^@]*$', '') || '@' || pinned);
+    model_sql := quote_literal(health_score_internal._model_name(_model_sql.model) || '@' || pinned);
     SELECT v.config INTO config FROM health_score.model_versions v
-     WHERE v.name = regexp_replace(_model_sql.model, '@[^@]*$', '') AND v.version = pinned;
+     WHERE v.name OPERATOR(pg_catalog.=) health_score_internal._model_name(_model_sql.model)
+       AND v.version OPERATOR(pg_catalog.=) pinned;
 END
 $$;
-CREATE FUNCTION health_score._model_sql(model jsonb, OUT model_sql text, OUT config jsonb)
+CREATE FUNCTION health_score_internal._model_sql(model jsonb, OUT model_sql text, OUT config jsonb)
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF _model_sql.model IS NULL THEN
         RAISE EXCEPTION 'the model must not be NULL' USING ERRCODE = '22023',
             HINT = 'a registered model''s name (''churn'' or ''churn@2''), or a model as jsonb';
     END IF;
-    PERFORM health_score._require_valid_model(_model_sql.model);
+    PERFORM health_score_internal._require_valid_model(_model_sql.model);
     model_sql := quote_literal(_model_sql.model::text) || '::jsonb';
     config := _model_sql.model;
 END
 $$;
-COMMENT ON FUNCTION health_score._model_sql(text) IS 'A registered model reference, pinned to the version it stands for now, as SQL, with its config';
-COMMENT ON FUNCTION health_score._model_sql(jsonb) IS 'An inline model as SQL, with its config (validated)';
+COMMENT ON FUNCTION health_score_internal._model_sql(text) IS 'A registered model reference, pinned to the version it stands for now, as SQL, with its config';
+COMMENT ON FUNCTION health_score_internal._model_sql(jsonb) IS 'An inline model as SQL, with its config (validated)';
 
 -- The internal functions below paste model_sql into queries and are executable by every
 -- reader (band_report and the others are inlined SQL that call them with the caller's
 -- rights): model_sql must be exactly what _model_sql gives, a pinned reference or the
 -- config itself as a jsonb literal, never other SQL.
-CREATE FUNCTION health_score._require_model_sql(model_sql text, config jsonb) RETURNS void
+CREATE FUNCTION health_score_internal._require_model_sql(model_sql text, config jsonb) RETURNS void
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF _require_model_sql.model_sql IS NULL
        OR NOT (_require_model_sql.model_sql ~ '^''[a-z][a-z0-9_]{0,62}@[1-9][0-9]{0,9}''$'
                OR _require_model_sql.model_sql = quote_literal(_require_model_sql.config::text) || '::jsonb') THEN
-        RAISE EXCEPTION 'health_score: % is not a model reference as health_score._model_sql gives it',
+        RAISE EXCEPTION 'health_score: % is not a model reference as health_score_internal._model_sql gives it',
             coalesce(quote_literal(left(_require_model_sql.model_sql, 200)), 'NULL') USING ERRCODE = '22023',
             HINT = 'this is an internal function: call band_report, evaluate, calibrate, fit or fit_report';
     END IF;
 END
 $$;
-COMMENT ON FUNCTION health_score._require_model_sql(text, jsonb) IS
+COMMENT ON FUNCTION health_score_internal._require_model_sql(text, jsonb) IS
     'Raises 22023 unless model_sql is a pinned model reference or the config as a jsonb literal (the internal proving functions paste it into queries)';
 
-CREATE FUNCTION health_score._band_report(model_sql text, config jsonb, source regclass, outcome_column text)
+CREATE FUNCTION health_score_internal._band_report(model_sql text, config jsonb, source regclass, outcome_column text)
     RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
                    churn_rate double precision, lift double precision)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    outcome text := health_score._outcome_sql(_band_report.source, _band_report.outcome_column);
+    outcome text := health_score_internal._outcome_sql(_band_report.source, _band_report.outcome_column);
     unknown bigint;
 BEGIN
-    PERFORM health_score._require_model_sql(_band_report.model_sql, _band_report.config);
+    PERFORM health_score_internal._require_model_sql(_band_report.model_sql, _band_report.config);
     IF jsonb_typeof(_band_report.config -> 'bands') IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'band_report: the model has no bands' USING ERRCODE = '22023',
             HINT = 'add "bands" to the model (a new version), or use health_score.evaluate for the totals';
@@ -160,36 +161,36 @@ BEGIN
     $q$, _band_report.source, _band_report.model_sql, outcome) USING _band_report.config;
 END
 $$;
-COMMENT ON FUNCTION health_score._band_report(text, jsonb, regclass, text) IS 'band_report''s work, for a model given as SQL';
+COMMENT ON FUNCTION health_score_internal._band_report(text, jsonb, regclass, text) IS 'band_report''s work, for a model given as SQL';
 
 CREATE FUNCTION health_score.band_report(model text, source regclass, outcome_column text)
     RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
                    churn_rate double precision, lift double precision)
 LANGUAGE sql STABLE AS $$
-    SELECT r.* FROM health_score._model_sql(band_report.model) m,
-                    health_score._band_report(m.model_sql, m.config, band_report.source, band_report.outcome_column) r
+    SELECT r.* FROM health_score_internal._model_sql(band_report.model) m,
+                    health_score_internal._band_report(m.model_sql, m.config, band_report.source, band_report.outcome_column) r
 $$;
 CREATE FUNCTION health_score.band_report(model jsonb, source regclass, outcome_column text)
     RETURNS TABLE (segment text, band text, band_rank integer, accounts bigint, churned bigint,
                    churn_rate double precision, lift double precision)
 LANGUAGE sql STABLE AS $$
-    SELECT r.* FROM health_score._model_sql(band_report.model) m,
-                    health_score._band_report(m.model_sql, m.config, band_report.source, band_report.outcome_column) r
+    SELECT r.* FROM health_score_internal._model_sql(band_report.model) m,
+                    health_score_internal._band_report(m.model_sql, m.config, band_report.source, band_report.outcome_column) r
 $$;
 COMMENT ON FUNCTION health_score.band_report(text, regclass, text) IS
     'Per segment and band in rank order (empty bands too): accounts, churned, churn rate and lift against all scored accounts; a last row for accounts with a NULL score. Outcome: boolean or integer 0/1; NULL outcomes are left out and counted in a NOTICE';
 COMMENT ON FUNCTION health_score.band_report(jsonb, regclass, text) IS
     'band_report with an inline model';
 
-CREATE FUNCTION health_score._evaluate(model_sql text, config jsonb, source regclass, outcome_column text)
+CREATE FUNCTION health_score_internal._evaluate(model_sql text, config jsonb, source regclass, outcome_column text)
     RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
                    mean_coverage double precision, under_min_coverage double precision,
                    log_loss double precision, brier double precision, outcome_unknown bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    outcome text := health_score._outcome_sql(_evaluate.source, _evaluate.outcome_column);
+    outcome text := health_score_internal._outcome_sql(_evaluate.source, _evaluate.outcome_column);
 BEGIN
-    PERFORM health_score._require_model_sql(_evaluate.model_sql, _evaluate.config);
+    PERFORM health_score_internal._require_model_sql(_evaluate.model_sql, _evaluate.config);
     RETURN QUERY EXECUTE format($q$
         WITH scored AS (
             SELECT s.score, s.coverage, o.churned,
@@ -208,50 +209,50 @@ BEGIN
     USING coalesce((_evaluate.config ->> 'min_coverage')::float8, 0);
 END
 $$;
-COMMENT ON FUNCTION health_score._evaluate(text, jsonb, regclass, text) IS 'evaluate''s work, for a model given as SQL';
+COMMENT ON FUNCTION health_score_internal._evaluate(text, jsonb, regclass, text) IS 'evaluate''s work, for a model given as SQL';
 
 CREATE FUNCTION health_score.evaluate(model text, source regclass, outcome_column text)
     RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
                    mean_coverage double precision, under_min_coverage double precision,
                    log_loss double precision, brier double precision, outcome_unknown bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT e.* FROM health_score._model_sql(evaluate.model) m,
-                    health_score._evaluate(m.model_sql, m.config, evaluate.source, evaluate.outcome_column) e
+    SELECT e.* FROM health_score_internal._model_sql(evaluate.model) m,
+                    health_score_internal._evaluate(m.model_sql, m.config, evaluate.source, evaluate.outcome_column) e
 $$;
 CREATE FUNCTION health_score.evaluate(model jsonb, source regclass, outcome_column text)
     RETURNS TABLE (accounts bigint, churned bigint, churn_rate double precision, auc double precision,
                    mean_coverage double precision, under_min_coverage double precision,
                    log_loss double precision, brier double precision, outcome_unknown bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT e.* FROM health_score._model_sql(evaluate.model) m,
-                    health_score._evaluate(m.model_sql, m.config, evaluate.source, evaluate.outcome_column) e
+    SELECT e.* FROM health_score_internal._model_sql(evaluate.model) m,
+                    health_score_internal._evaluate(m.model_sql, m.config, evaluate.source, evaluate.outcome_column) e
 $$;
 COMMENT ON FUNCTION health_score.evaluate(text, regclass, text) IS
     'The model against known outcomes: accounts, churned, churn rate, AUC, mean coverage, share under min_coverage, log-loss and Brier score of the calibrated churn probability (NULL without calibration; clipped to [1e-15, 1 - 1e-15]), and how many outcomes were NULL';
 COMMENT ON FUNCTION health_score.evaluate(jsonb, regclass, text) IS 'evaluate with an inline model';
 
-CREATE FUNCTION health_score._backtest_trans(internal, double precision, text, integer, boolean) RETURNS internal
+CREATE FUNCTION health_score_internal._backtest_trans(internal, double precision, text, integer, boolean) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_backtest_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score._backtest_combine(internal, internal) RETURNS internal
+CREATE FUNCTION health_score_internal._backtest_combine(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_backtest_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score._backtest_serialize(internal) RETURNS bytea
+CREATE FUNCTION health_score_internal._backtest_serialize(internal) RETURNS bytea
     AS 'MODULE_PATHNAME', 'hs_backtest_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score._backtest_deserialize(bytea, internal) RETURNS internal
+CREATE FUNCTION health_score_internal._backtest_deserialize(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_backtest_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score._backtest_final(internal) RETURNS text
+CREATE FUNCTION health_score_internal._backtest_final(internal) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_backtest_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._backtest_trans(internal, double precision, text, integer, boolean) IS
+COMMENT ON FUNCTION health_score_internal._backtest_trans(internal, double precision, text, integer, boolean) IS
     '_backtest transition: counts the account, in its band, and keeps its score for the AUC';
-COMMENT ON FUNCTION health_score._backtest_combine(internal, internal) IS '_backtest combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score._backtest_serialize(internal) IS '_backtest serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score._backtest_deserialize(bytea, internal) IS '_backtest deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score._backtest_final(internal) IS '_backtest final: the totals, AUC and bands as JSON text';
-CREATE AGGREGATE health_score._backtest(score double precision, band text, band_rank integer, churned boolean) (
-    SFUNC = health_score._backtest_trans, STYPE = internal, SSPACE = 128,
-    FINALFUNC = health_score._backtest_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score._backtest_combine, SERIALFUNC = health_score._backtest_serialize,
-    DESERIALFUNC = health_score._backtest_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE health_score._backtest(double precision, text, integer, boolean) IS
+COMMENT ON FUNCTION health_score_internal._backtest_combine(internal, internal) IS '_backtest combine: merges two partial states (parallel aggregation)';
+COMMENT ON FUNCTION health_score_internal._backtest_serialize(internal) IS '_backtest serialize: state to bytea for parallel workers';
+COMMENT ON FUNCTION health_score_internal._backtest_deserialize(bytea, internal) IS '_backtest deserialize: bytea back to a state';
+COMMENT ON FUNCTION health_score_internal._backtest_final(internal) IS '_backtest final: the totals, AUC and bands as JSON text';
+CREATE AGGREGATE health_score_internal._backtest(score double precision, band text, band_rank integer, churned boolean) (
+    SFUNC = health_score_internal._backtest_trans, STYPE = internal, SSPACE = 128,
+    FINALFUNC = health_score_internal._backtest_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._backtest_combine, SERIALFUNC = health_score_internal._backtest_serialize,
+    DESERIALFUNC = health_score_internal._backtest_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE health_score_internal._backtest(double precision, text, integer, boolean) IS
     'backtest''s work for one snapshot time: {"accounts", "churned", "auc", "bands": {band: {"band_rank", "accounts", "churned", "churn_rate"}}} as JSON text ("bands" absent when no account had one); the AUC as health_score.auc computes it';
 
 CREATE FUNCTION health_score.backtest(model text, churn_source regclass, key_column text, churned_at_column text,
@@ -260,7 +261,7 @@ CREATE FUNCTION health_score.backtest(model text, churn_source regclass, key_col
                    auc double precision, bands jsonb, complete boolean)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    model_name text := regexp_replace(backtest.model, '@[^@]*$', '');
+    model_name text;
     history_sql text := 'health_score.scores';
     churned_at_type regtype;
 BEGIN
@@ -268,21 +269,22 @@ BEGIN
         RAISE EXCEPTION 'backtest: the model must not be NULL' USING ERRCODE = '22023',
             HINT = 'a registered model''s name, such as ''churn''';
     END IF;
-    PERFORM health_score._resolve_model(model_name);
+    model_name := health_score_internal._model_name(backtest.model);
+    PERFORM health_score_internal._resolve_model(model_name);
     IF backtest.history IS DISTINCT FROM 'scores' AND backtest.history IS DISTINCT FROM 'rescored' THEN
         RAISE EXCEPTION 'backtest: unknown history %', quote_literal(left(backtest.history, 200)) USING ERRCODE = '22023',
             HINT = 'the history is ''scores'' (health_score.scores) or ''rescored'' (health_score.rescored, the version the model reference stands for)';
     END IF;
     IF backtest.history = 'rescored' THEN
         history_sql := format('(SELECT * FROM health_score.rescored r WHERE r.model_version = %s)',
-                              health_score._resolve_model(backtest.model));
+                              health_score_internal._resolve_model(backtest.model));
     END IF;
     IF backtest.horizon IS NULL OR backtest.horizon <= interval '0' THEN
         RAISE EXCEPTION 'backtest: the horizon must be a positive interval' USING ERRCODE = '22023',
             HINT = 'how long after each snapshot a churn counts, such as interval ''90 days''';
     END IF;
-    PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.key_column);
-    PERFORM health_score._require_column('backtest', backtest.churn_source, backtest.churned_at_column);
+    PERFORM health_score_internal._require_column('backtest', backtest.churn_source, backtest.key_column);
+    PERFORM health_score_internal._require_column('backtest', backtest.churn_source, backtest.churned_at_column);
     SELECT a.atttypid::regtype INTO churned_at_type FROM pg_attribute a
      WHERE a.attrelid = backtest.churn_source AND a.attname = backtest.churned_at_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF churned_at_type NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
@@ -305,7 +307,7 @@ BEGIN
                  WHERE s.model = $1 AND (c.first_churn IS NULL OR c.first_churn > s.scored_at)
             ), per_time AS (
                 -- one aggregate per snapshot time: totals, the AUC and churn per band in one state
-                SELECT o.scored_at, health_score._backtest(o.score, o.band, o.band_rank, o.churned)::jsonb AS r
+                SELECT o.scored_at, health_score_internal._backtest(o.score, o.band, o.band_rank, o.churned)::jsonb AS r
                   FROM outcome o
                  GROUP BY o.scored_at
             )
@@ -325,26 +327,26 @@ $$;
 COMMENT ON FUNCTION health_score.backtest(text, regclass, text, text, interval, text) IS
     'For every snapshot time of a model (in health_score.scores, or with history => ''rescored'' the version''s rescored history): the accounts scored then that had not churned yet, how many churned within (scored_at, scored_at + horizon] (the earliest churn after counts; keys compared as text), the AUC, churn per band, and whether the horizon has passed (complete)';
 
-CREATE FUNCTION health_score._calibration_final(internal) RETURNS double precision[]
+CREATE FUNCTION health_score_internal._calibration_final(internal) RETURNS double precision[]
     AS 'MODULE_PATHNAME', 'hs_calibration_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._calibration_final(internal) IS
+COMMENT ON FUNCTION health_score_internal._calibration_final(internal) IS
     '_calibration final: {intercept, slope} of the L2-regularised logistic regression of the outcome on the score';
-CREATE AGGREGATE health_score._calibration(score double precision, churned boolean) (
-    SFUNC = health_score._auc_trans, STYPE = internal, SSPACE = 64,
-    FINALFUNC = health_score._calibration_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score._auc_combine, SERIALFUNC = health_score._auc_serialize,
-    DESERIALFUNC = health_score._auc_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE health_score._calibration(double precision, boolean) IS
+CREATE AGGREGATE health_score_internal._calibration(score double precision, churned boolean) (
+    SFUNC = health_score_internal._auc_trans, STYPE = internal, SSPACE = 64,
+    FINALFUNC = health_score_internal._calibration_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._auc_combine, SERIALFUNC = health_score_internal._auc_serialize,
+    DESERIALFUNC = health_score_internal._auc_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE health_score_internal._calibration(double precision, boolean) IS
     'The calibration (intercept, slope) of scores against outcomes: L2-regularised logistic regression (slope penalty 1e-4 on the mean log-loss); NaN, infinite and NULL rows ignored';
 
-CREATE FUNCTION health_score._calibrate(model_sql text, config jsonb, source regclass, outcome_column text) RETURNS jsonb
+CREATE FUNCTION health_score_internal._calibrate(model_sql text, config jsonb, source regclass, outcome_column text) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     fitted double precision[];
 BEGIN
-    PERFORM health_score._require_model_sql(_calibrate.model_sql, _calibrate.config);
-    EXECUTE format('SELECT health_score._calibration(health_score.score(%s, src), %s) FROM %s AS src',
-                   _calibrate.model_sql, health_score._outcome_sql(_calibrate.source, _calibrate.outcome_column),
+    PERFORM health_score_internal._require_model_sql(_calibrate.model_sql, _calibrate.config);
+    EXECUTE format('SELECT health_score_internal._calibration(health_score.score(%s, src), %s) FROM %s AS src',
+                   _calibrate.model_sql, health_score_internal._outcome_sql(_calibrate.source, _calibrate.outcome_column),
                    _calibrate.source)
     INTO fitted;
     IF fitted IS NULL THEN
@@ -354,16 +356,16 @@ BEGIN
     RETURN _calibrate.config || jsonb_build_object('calibration', jsonb_build_object('intercept', fitted[1], 'slope', fitted[2]));
 END
 $$;
-COMMENT ON FUNCTION health_score._calibrate(text, jsonb, regclass, text) IS 'calibrate''s work, for a model given as SQL';
+COMMENT ON FUNCTION health_score_internal._calibrate(text, jsonb, regclass, text) IS 'calibrate''s work, for a model given as SQL';
 CREATE FUNCTION health_score.calibrate(model text, source regclass, outcome_column text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT health_score._calibrate(m.model_sql, m.config, calibrate.source, calibrate.outcome_column)
-      FROM health_score._model_sql(calibrate.model) m
+    SELECT health_score_internal._calibrate(m.model_sql, m.config, calibrate.source, calibrate.outcome_column)
+      FROM health_score_internal._model_sql(calibrate.model) m
 $$;
 CREATE FUNCTION health_score.calibrate(model jsonb, source regclass, outcome_column text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT health_score._calibrate(m.model_sql, m.config, calibrate.source, calibrate.outcome_column)
-      FROM health_score._model_sql(calibrate.model) m
+    SELECT health_score_internal._calibrate(m.model_sql, m.config, calibrate.source, calibrate.outcome_column)
+      FROM health_score_internal._model_sql(calibrate.model) m
 $$;
 COMMENT ON FUNCTION health_score.calibrate(text, regclass, text) IS
     'The model with its "calibration" fitted to outcomes (L2-regularised logistic regression of the outcome on the score, so it stays finite when the score separates the classes); register it with set_model';
@@ -372,15 +374,15 @@ COMMENT ON FUNCTION health_score.calibrate(jsonb, regclass, text) IS 'calibrate 
 -- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
 -- them), so nobody may (docs/security.md).
 REVOKE EXECUTE ON FUNCTION
-    health_score._auc_combine(internal, internal),
-    health_score._auc_deserialize(bytea, internal),
-    health_score._auc_final(internal),
-    health_score._auc_serialize(internal),
-    health_score._auc_trans(internal, double precision, boolean),
-    health_score._backtest_combine(internal, internal),
-    health_score._backtest_deserialize(bytea, internal),
-    health_score._backtest_final(internal),
-    health_score._backtest_serialize(internal),
-    health_score._backtest_trans(internal, double precision, text, integer, boolean),
-    health_score._calibration_final(internal)
+    health_score_internal._auc_combine(internal, internal),
+    health_score_internal._auc_deserialize(bytea, internal),
+    health_score_internal._auc_final(internal),
+    health_score_internal._auc_serialize(internal),
+    health_score_internal._auc_trans(internal, double precision, boolean),
+    health_score_internal._backtest_combine(internal, internal),
+    health_score_internal._backtest_deserialize(bytea, internal),
+    health_score_internal._backtest_final(internal),
+    health_score_internal._backtest_serialize(internal),
+    health_score_internal._backtest_trans(internal, double precision, text, integer, boolean),
+    health_score_internal._calibration_final(internal)
   FROM PUBLIC;

@@ -22,7 +22,7 @@ COMMENT ON COLUMN health_score.model_versions.created_by IS 'The role that regis
 
 SELECT pg_catalog.pg_extension_config_dump('health_score.model_versions', '');
 
-CREATE FUNCTION health_score._model_versions_are_immutable() RETURNS trigger
+CREATE FUNCTION health_score_internal._model_versions_are_immutable() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'health model versions are immutable: % version % cannot be changed', OLD.name, OLD.version
@@ -30,16 +30,16 @@ BEGIN
               HINT = 'register a new version with health_score.set_model(name, config)';
 END
 $$;
-COMMENT ON FUNCTION health_score._model_versions_are_immutable() IS
+COMMENT ON FUNCTION health_score_internal._model_versions_are_immutable() IS
     'Trigger function: refuses UPDATE of health_score.model_versions (versions are immutable)';
 
 CREATE TRIGGER model_versions_are_immutable
     BEFORE UPDATE ON health_score.model_versions
-    FOR EACH ROW EXECUTE FUNCTION health_score._model_versions_are_immutable();
+    FOR EACH ROW EXECUTE FUNCTION health_score_internal._model_versions_are_immutable();
 
-CREATE FUNCTION health_score._require_valid_model(config jsonb) RETURNS void
+CREATE FUNCTION health_score_internal._require_valid_model(config jsonb) RETURNS void
     AS 'MODULE_PATHNAME', 'hs_require_valid_model' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._require_valid_model(jsonb) IS
+COMMENT ON FUNCTION health_score_internal._require_valid_model(jsonb) IS
     'Raises SQLSTATE 22023 naming the JSON path of the model''s first fault; returns nothing for a valid model';
 
 -- Locks that serialize snapshot, rescore and the generation of a view, held to the end of
@@ -57,7 +57,7 @@ COMMENT ON COLUMN health_score.locks.purpose IS 'What the lock serializes: snaps
 COMMENT ON COLUMN health_score.locks.key IS 'The model, version or view it serializes it for';
 
 -- SECURITY DEFINER (docs/security.md): the lock's row is the registry owner's to write
-CREATE FUNCTION health_score._lock(purpose text, key text) RETURNS void
+CREATE FUNCTION health_score_internal._lock(purpose text, key text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     BEGIN
@@ -73,7 +73,7 @@ BEGIN
     PERFORM FROM health_score.locks l WHERE l.purpose = _lock.purpose AND l.key = _lock.key FOR UPDATE;
 END
 $$;
-COMMENT ON FUNCTION health_score._lock(text, text) IS
+COMMENT ON FUNCTION health_score_internal._lock(text, text) IS
     'Waits for, and holds to the end of the transaction, the lock of (purpose, key); admins only';
 
 CREATE TABLE health_score.model_names (
@@ -88,7 +88,7 @@ SELECT pg_catalog.pg_extension_config_dump('health_score.model_names', '');
 
 -- Runs as the registry's owner, called by set_model (src/pg/registry.rs) with the caller's
 -- role: nobody else can execute it.
-CREATE FUNCTION health_score._record_model_version(name text, config jsonb, caller oid) RETURNS integer
+CREATE FUNCTION health_score_internal._record_model_version(name text, config jsonb, caller oid) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     new_version integer;
@@ -102,7 +102,7 @@ BEGIN
         RAISE EXCEPTION 'the model config must not be NULL' USING ERRCODE = '22023',
             HINT = 'pass the model as JSON, such as ''{"components": [...]}''::jsonb; docs/model-format.md describes it';
     END IF;
-    PERFORM health_score._require_valid_model(_record_model_version.config);
+    PERFORM health_score_internal._require_valid_model(_record_model_version.config);
     -- the name's row is locked until commit: one registration per name at a time, each one
     -- above the highest ever issued (a version registered before model_names existed included)
     BEGIN
@@ -124,7 +124,7 @@ BEGIN
     RETURN new_version;
 END
 $$;
-COMMENT ON FUNCTION health_score._record_model_version(text, jsonb, oid) IS
+COMMENT ON FUNCTION health_score_internal._record_model_version(text, jsonb, oid) IS
     'Validates and registers a model version for the role caller; run by health_score.set_model as the registry''s owner';
 
 CREATE FUNCTION health_score.set_model(name text, config jsonb) RETURNS integer
@@ -169,8 +169,8 @@ GRANT SELECT ON health_score.model_names TO health_score_reader;
 REVOKE EXECUTE ON FUNCTION health_score.set_model(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_score.set_model(text, jsonb) TO health_score_admin;
 -- the registry is written by set_model alone (src/pg/registry.rs)
-REVOKE EXECUTE ON FUNCTION health_score._record_model_version(text, jsonb, oid) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION health_score._lock(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION health_score._lock(text, text) TO health_score_admin;
+REVOKE EXECUTE ON FUNCTION health_score_internal._record_model_version(text, jsonb, oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_score_internal._lock(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score_internal._lock(text, text) TO health_score_admin;
 -- PostgreSQL calls the trigger function itself
-REVOKE EXECUTE ON FUNCTION health_score._model_versions_are_immutable() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_score_internal._model_versions_are_immutable() FROM PUBLIC;

@@ -37,7 +37,7 @@ CREATE FUNCTION health_score.rescore(model text, version integer, from_at timest
     RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    model_name text := regexp_replace(rescore.model, '@[^@]*$', '');
+    model_name text;
     pinned text;
     keys text[];
     without_inputs bigint;
@@ -57,12 +57,13 @@ BEGIN
         RAISE EXCEPTION 'rescore: from_at (%) is after to_at (%)', rescore.from_at, rescore.to_at USING ERRCODE = '22023',
             HINT = 'the snapshots rescored are those from from_at to to_at, both included';
     END IF;
+    model_name := health_score_internal._model_name(rescore.model);
     pinned := model_name || '@' || rescore.version;
-    PERFORM health_score._resolve_model(pinned);
+    PERFORM health_score_internal._resolve_model(pinned);
     -- one rescore per model version at a time: two over overlapping ranges would update the
     -- same rows, in whatever order each one's plan reads them (a deadlock waiting to happen)
-    PERFORM health_score._lock('rescore', pinned);
-    keys := health_score._input_keys(pinned);
+    PERFORM health_score_internal._lock('rescore', pinned);
+    keys := health_score_internal._input_keys(pinned);
     SELECT count(*) FILTER (WHERE s.inputs IS NULL), count(*) FILTER (WHERE s.inputs IS NOT NULL AND NOT s.inputs ?& keys)
       INTO without_inputs, lacking
       FROM health_score.scores s
@@ -78,7 +79,7 @@ BEGIN
     SELECT model_name, rescore.version, r.entity_key, r.scored_at, r.model_version,
            (r.e).score, (r.e).band, (r.e).band_rank, (r.e).coverage, (r.e).segment, (r.e).components
       FROM (SELECT s.entity_key, s.scored_at, s.model_version,
-                   health_score._snapshot_row(pinned, 'entity_key', s.entity_key, s.inputs) AS e
+                   health_score_internal._snapshot_row(pinned, 'entity_key', s.entity_key, s.inputs) AS e
               FROM health_score.scores s
              WHERE s.model = model_name AND s.scored_at BETWEEN rescore.from_at AND rescore.to_at
                AND s.inputs IS NOT NULL

@@ -47,4 +47,12 @@ $roles$;
 -- the schema is reached through the roles (PUBLIC has no USAGE on it)
 GRANT USAGE ON SCHEMA health_score TO health_score_reader;
 
+-- The internals (every function, aggregate and type whose name begins with _) live out of the
+-- user's way: the planner's rewrite, the generated views and the public functions call them,
+-- with the caller's rights, so readers reach this schema too.
+CREATE SCHEMA health_score_internal;
+COMMENT ON SCHEMA health_score_internal IS
+    'health_score: internals the public functions, the planner''s rewrite and the generated views call; not an interface';
+GRANT USAGE ON SCHEMA health_score_internal TO health_score_reader;
+
 COMMENT ON SCHEMA health_score IS 'health_score: explainable customer health scores (models, scoring, explanation)';

@@ -17,8 +17,8 @@ BEGIN
         RAISE EXCEPTION 'schedule: no argument may be NULL' USING ERRCODE = '22023',
             HINT = 'for example health_score.schedule(''churn'', ''accounts'', ''account_id'', ''0 6 * * *'')';
     END IF;
-    PERFORM health_score._resolve_model(schedule.model);
-    PERFORM health_score._require_column('schedule', schedule.source, schedule.key_column);
+    PERFORM health_score_internal._resolve_model(schedule.model);
+    PERFORM health_score_internal._require_column('schedule', schedule.source, schedule.key_column);
     job_name := 'health_score ' || schedule.model || ' ' || schedule.source::text;
     command := format('SELECT health_score.snapshot(%L, %L::regclass, %L)', schedule.model, schedule.source::text, schedule.key_column);
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, schedule.cron_expr, command;
@@ -51,7 +51,7 @@ COMMENT ON FUNCTION health_score.unschedule(bigint) IS 'Removes a snapshot job r
 -- DROP EXTENSION health_score removes the jobs schedule registered in this database (pg_cron's
 -- table is not the extension's, so the drop itself would leave them failing every run). A
 -- job that cannot be removed gets a WARNING; it never stops the drop.
-CREATE FUNCTION health_score._unschedule_all() RETURNS void
+CREATE FUNCTION health_score_internal._unschedule_all() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job record;
@@ -71,38 +71,38 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION health_score._unschedule_all() IS
+COMMENT ON FUNCTION health_score_internal._unschedule_all() IS
     'Removes every pg_cron job health_score.schedule registered in this database (run when the extension is dropped)';
-CREATE FUNCTION health_score._drop_extension_names(query text) RETURNS text[]
+CREATE FUNCTION health_score_internal._drop_extension_names(query text) RETURNS text[]
     AS 'MODULE_PATHNAME', 'hs_drop_extension_names' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._drop_extension_names(text) IS
+COMMENT ON FUNCTION health_score_internal._drop_extension_names(text) IS
     'The extensions the DROP EXTENSION statements of a query name (its parse tree; empty for other statements)';
 -- The event trigger's function is PL/pgSQL, not C, so that nothing stops a drop: not even the
 -- library missing after its package was removed (the error is then a WARNING).
-CREATE FUNCTION health_score._on_drop_extension() RETURNS event_trigger
+CREATE FUNCTION health_score_internal._on_drop_extension() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- most drops name other extensions, in statements that do not even mention this one
     IF strpos(lower(current_query()), 'health_score') = 0 THEN
         RETURN;
     END IF;
-    IF 'health_score' = ANY (health_score._drop_extension_names(current_query())) THEN
-        PERFORM health_score._unschedule_all();
+    IF 'health_score' = ANY (health_score_internal._drop_extension_names(current_query())) THEN
+        PERFORM health_score_internal._unschedule_all();
     END IF;
 EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'the pg_cron jobs of health_score.schedule were not removed: %', SQLERRM
         USING HINT = 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE ''health_score %'' removes them';
 END
 $$;
-COMMENT ON FUNCTION health_score._on_drop_extension() IS
+COMMENT ON FUNCTION health_score_internal._on_drop_extension() IS
     'Event trigger function: before DROP EXTENSION health_score, removes the pg_cron jobs it scheduled';
 CREATE EVENT TRIGGER health_score_unschedule_on_drop ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION')
-    EXECUTE FUNCTION health_score._on_drop_extension();
+    EXECUTE FUNCTION health_score_internal._on_drop_extension();
 COMMENT ON EVENT TRIGGER health_score_unschedule_on_drop IS
     'Before DROP EXTENSION health_score: removes the pg_cron jobs health_score.schedule registered';
-REVOKE EXECUTE ON FUNCTION health_score._unschedule_all(), health_score._on_drop_extension(),
-                           health_score._drop_extension_names(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_score_internal._unschedule_all(), health_score_internal._on_drop_extension(),
+                           health_score_internal._drop_extension_names(text) FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION health_score.schedule(text, regclass, text, text),
                            health_score.unschedule(bigint)

@@ -3,10 +3,10 @@
 -- ''name'' or ''name@version''), the input a jsonb object or a table row (record).
 -------------------------------------------------------------------------------------------
 
-CREATE FUNCTION health_score._row_support(internal) RETURNS internal
+CREATE FUNCTION health_score_internal._row_support(internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'hs_row_support' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION health_score._row_support(internal) IS
-    'Planner support of the table-row forms: passes a whole row''s columns (health_score._*_columns) instead of building a composite value per row';
+COMMENT ON FUNCTION health_score_internal._row_support(internal) IS
+    'Planner support of the table-row forms: passes a whole row''s columns (health_score_internal._*_columns) instead of building a composite value per row';
 
 CREATE TYPE health_score.assessment AS (
     score    double precision,
@@ -30,10 +30,10 @@ CREATE FUNCTION health_score.score(model text, input jsonb) RETURNS double preci
     AS 'MODULE_PATHNAME', 'hs_score_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.score(model jsonb, input record) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_score_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.score(model text, input record) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_score_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 COMMENT ON FUNCTION health_score.score(jsonb, jsonb) IS 'Health score of a jsonb input object under an inline model';
 COMMENT ON FUNCTION health_score.score(text, jsonb) IS 'Health score of a jsonb input object under a registered model (''name'' or ''name@version'')';
 COMMENT ON FUNCTION health_score.score(jsonb, record) IS 'Health score of a table row (inputs read from its columns) under an inline model';
@@ -45,10 +45,10 @@ CREATE FUNCTION health_score.band(model text, input jsonb) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_band_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.band(model jsonb, input record) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_band_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.band(model text, input record) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_band_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 COMMENT ON FUNCTION health_score.band(jsonb, jsonb) IS 'Risk band name of the score (the segment''s bands where it overrides them); NULL without bands or score';
 COMMENT ON FUNCTION health_score.band(text, jsonb) IS 'Risk band name of the score under a registered model';
 COMMENT ON FUNCTION health_score.band(jsonb, record) IS 'Risk band name of a table row''s score under an inline model';
@@ -60,10 +60,10 @@ CREATE FUNCTION health_score.assess(model text, input jsonb) RETURNS health_scor
     AS 'MODULE_PATHNAME', 'hs_assess_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.assess(model jsonb, input record) RETURNS health_score.assessment
     AS 'MODULE_PATHNAME', 'hs_assess_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.assess(model text, input record) RETURNS health_score.assessment
     AS 'MODULE_PATHNAME', 'hs_assess_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 COMMENT ON FUNCTION health_score.assess(jsonb, jsonb) IS 'Score, band, coverage and segment in one row (use in FROM ... LATERAL)';
 COMMENT ON FUNCTION health_score.assess(text, jsonb) IS 'Score, band, coverage and segment under a registered model';
 COMMENT ON FUNCTION health_score.assess(jsonb, record) IS 'Score, band, coverage and segment of a table row under an inline model';
@@ -81,12 +81,12 @@ CREATE FUNCTION health_score.explain(model jsonb, input record)
     RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
                    weight double precision, contribution double precision, status text)
     AS 'MODULE_PATHNAME', 'hs_explain_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100 ROWS 10
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.explain(model text, input record)
     RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
                    weight double precision, contribution double precision, status text)
     AS 'MODULE_PATHNAME', 'hs_explain_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100 ROWS 10
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 COMMENT ON FUNCTION health_score.explain(jsonb, jsonb) IS 'One row per component (groups too, parents first): input, raw value, normalized n, effective weight, contribution in points, status; top-level contributions add up to the score';
 COMMENT ON FUNCTION health_score.explain(text, jsonb) IS 'Per-component explanation of a score under a registered model';
 COMMENT ON FUNCTION health_score.explain(jsonb, record) IS 'Per-component explanation of a table row''s score under an inline model';
@@ -98,10 +98,10 @@ CREATE FUNCTION health_score.churn_probability(model text, input jsonb) RETURNS 
     AS 'MODULE_PATHNAME', 'hs_probability_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.churn_probability(model jsonb, input record) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_probability_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.churn_probability(model text, input record) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_probability_nr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
-    SUPPORT health_score._row_support;
+    SUPPORT health_score_internal._row_support;
 COMMENT ON FUNCTION health_score.churn_probability(jsonb, jsonb) IS 'Churn probability 1 / (1 + exp(-(intercept + slope * score))) by the model''s calibration; NULL without calibration or score';
 COMMENT ON FUNCTION health_score.churn_probability(text, jsonb) IS 'Calibrated churn probability under a registered model';
 COMMENT ON FUNCTION health_score.churn_probability(jsonb, record) IS 'Calibrated churn probability of a table row under an inline model';
@@ -109,40 +109,40 @@ COMMENT ON FUNCTION health_score.churn_probability(text, record) IS 'Calibrated 
 
 -- The columns forms: what the planner support of the row forms calls instead, with the row's
 -- columns as separate arguments. Not STRICT: a column may be NULL.
-CREATE FUNCTION health_score._score_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
+CREATE FUNCTION health_score_internal._score_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_score_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
-COMMENT ON FUNCTION health_score._score_columns(jsonb, oid, text[], "any") IS 'health_score.score(model, row) as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score._score_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
+COMMENT ON FUNCTION health_score_internal._score_columns(jsonb, oid, text[], "any") IS 'health_score.score(model, row) as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._score_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_score_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
-COMMENT ON FUNCTION health_score._score_columns(text, oid, text[], "any") IS 'health_score.score(model, row) as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score._band_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS text
+COMMENT ON FUNCTION health_score_internal._score_columns(text, oid, text[], "any") IS 'health_score.score(model, row) as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._band_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS text
     AS 'MODULE_PATHNAME', 'hs_band_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
-COMMENT ON FUNCTION health_score._band_columns(jsonb, oid, text[], "any") IS 'health_score.band(model, row) as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score._band_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS text
+COMMENT ON FUNCTION health_score_internal._band_columns(jsonb, oid, text[], "any") IS 'health_score.band(model, row) as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._band_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS text
     AS 'MODULE_PATHNAME', 'hs_band_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
-COMMENT ON FUNCTION health_score._band_columns(text, oid, text[], "any") IS 'health_score.band(model, row) as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score._assess_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS health_score.assessment
+COMMENT ON FUNCTION health_score_internal._band_columns(text, oid, text[], "any") IS 'health_score.band(model, row) as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._assess_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS health_score.assessment
     AS 'MODULE_PATHNAME', 'hs_assess_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
-COMMENT ON FUNCTION health_score._assess_columns(jsonb, oid, text[], "any") IS 'health_score.assess(model, row) as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score._assess_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS health_score.assessment
+COMMENT ON FUNCTION health_score_internal._assess_columns(jsonb, oid, text[], "any") IS 'health_score.assess(model, row) as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._assess_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS health_score.assessment
     AS 'MODULE_PATHNAME', 'hs_assess_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
-COMMENT ON FUNCTION health_score._assess_columns(text, oid, text[], "any") IS 'health_score.assess(model, row) as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score._churn_probability_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
+COMMENT ON FUNCTION health_score_internal._assess_columns(text, oid, text[], "any") IS 'health_score.assess(model, row) as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._churn_probability_columns(model jsonb, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_probability_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
-COMMENT ON FUNCTION health_score._churn_probability_columns(jsonb, oid, text[], "any") IS 'health_score.churn_probability(model, row) as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score._churn_probability_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
+COMMENT ON FUNCTION health_score_internal._churn_probability_columns(jsonb, oid, text[], "any") IS 'health_score.churn_probability(model, row) as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._churn_probability_columns(model text, row_type oid, columns text[], VARIADIC "any") RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_probability_columns' LANGUAGE C STABLE PARALLEL SAFE COST 25;
-COMMENT ON FUNCTION health_score._churn_probability_columns(text, oid, text[], "any") IS 'health_score.churn_probability(model, row) as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score._explain_columns(model jsonb, row_type oid, columns text[], VARIADIC "any")
+COMMENT ON FUNCTION health_score_internal._churn_probability_columns(text, oid, text[], "any") IS 'health_score.churn_probability(model, row) as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._explain_columns(model jsonb, row_type oid, columns text[], VARIADIC "any")
     RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
                    weight double precision, contribution double precision, status text)
     AS 'MODULE_PATHNAME', 'hs_explain_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100 ROWS 10;
-COMMENT ON FUNCTION health_score._explain_columns(jsonb, oid, text[], "any") IS 'health_score.explain(model, row) as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score._explain_columns(model text, row_type oid, columns text[], VARIADIC "any")
+COMMENT ON FUNCTION health_score_internal._explain_columns(jsonb, oid, text[], "any") IS 'health_score.explain(model, row) as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._explain_columns(model text, row_type oid, columns text[], VARIADIC "any")
     RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
                    weight double precision, contribution double precision, status text)
     AS 'MODULE_PATHNAME', 'hs_explain_columns' LANGUAGE C STABLE PARALLEL SAFE COST 100 ROWS 10;
-COMMENT ON FUNCTION health_score._explain_columns(text, oid, text[], "any") IS 'health_score.explain(model, row) as the planner passes it: the row''s columns as arguments';
+COMMENT ON FUNCTION health_score_internal._explain_columns(text, oid, text[], "any") IS 'health_score.explain(model, row) as the planner passes it: the row''s columns as arguments';
 
 -- the planner calls its support function itself
-REVOKE EXECUTE ON FUNCTION health_score._row_support(internal) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_score_internal._row_support(internal) FROM PUBLIC;

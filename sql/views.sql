@@ -2,24 +2,24 @@
 -- Generated views for BI tools: one column per component's points
 -------------------------------------------------------------------------------------------
 
-CREATE TYPE health_score._view_row AS (
+CREATE TYPE health_score_internal._view_row AS (
     score    double precision,
     band     text,
     coverage double precision,
     segment  text,
     points   double precision[]
 );
-COMMENT ON TYPE health_score._view_row IS 'One row of a generated view: score, band, coverage, segment and every component''s points in model order';
+COMMENT ON TYPE health_score_internal._view_row IS 'One row of a generated view: score, band, coverage, segment and every component''s points in model order';
 
-CREATE FUNCTION health_score._view_row(model text, input record) RETURNS health_score._view_row
+CREATE FUNCTION health_score_internal._view_row(model text, input record) RETURNS health_score_internal._view_row
     AS 'MODULE_PATHNAME', 'hs_view_row' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 40
-    SUPPORT health_score._row_support;
-COMMENT ON FUNCTION health_score._view_row(text, record) IS 'What a generated view computes per row';
-CREATE FUNCTION health_score._view_row_columns(model text, row_type oid, columns text[], VARIADIC "any")
-    RETURNS health_score._view_row
+    SUPPORT health_score_internal._row_support;
+COMMENT ON FUNCTION health_score_internal._view_row(text, record) IS 'What a generated view computes per row';
+CREATE FUNCTION health_score_internal._view_row_columns(model text, row_type oid, columns text[], VARIADIC "any")
+    RETURNS health_score_internal._view_row
     AS 'MODULE_PATHNAME', 'hs_view_row_columns' LANGUAGE C STABLE PARALLEL SAFE COST 40;
-COMMENT ON FUNCTION health_score._view_row_columns(text, oid, text[], "any") IS
-    'health_score._view_row as the planner passes it: the row''s columns as arguments';
+COMMENT ON FUNCTION health_score_internal._view_row_columns(text, oid, text[], "any") IS
+    'health_score_internal._view_row as the planner passes it: the row''s columns as arguments';
 
 CREATE TABLE health_score.views (
     view_schema   name        NOT NULL,
@@ -49,7 +49,7 @@ SELECT pg_catalog.pg_extension_config_dump('health_score.views', '');
 -- trigger on new versions; nobody else can execute it), so it checks what PostgreSQL would
 -- check of view_owner, and hands the view to view_owner: the view reads its source with
 -- view_owner's rights, never the owner's or those of whoever registered a new version.
-CREATE FUNCTION health_score._generate_view(view_schema name, view_name name, model text, source regclass,
+CREATE FUNCTION health_score_internal._generate_view(view_schema name, view_name name, model text, source regclass,
                                             key_column text, view_owner name, creating boolean)
     RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -75,7 +75,7 @@ BEGIN
     END IF;
     -- one generation of a view at a time: a concurrent one would fail on the catalog rows of a
     -- view this one has not committed yet; waiting, it then replaces the committed view
-    PERFORM health_score._lock('create_view', target);
+    PERFORM health_score_internal._lock('create_view', target);
     IF NOT has_schema_privilege(owner_id, _generate_view.view_schema, 'CREATE') THEN
         RAISE EXCEPTION 'create_view: permission denied for schema % (role % may not create in it)',
             quote_ident(_generate_view.view_schema), quote_ident(_generate_view.view_owner)
@@ -92,32 +92,32 @@ BEGIN
             quote_ident(_generate_view.view_owner)
             USING ERRCODE = '42501', HINT = 'only the owner of a view can replace it; choose another name';
     END IF;
-    shown_version := health_score._resolve_model(_generate_view.model);
+    shown_version := health_score_internal._resolve_model(_generate_view.model);
     SELECT v.config INTO config FROM health_score.model_versions v
      WHERE v.name = _generate_view.model AND v.version = shown_version;
-    PERFORM health_score._require_column('create_view', _generate_view.source, _generate_view.key_column);
+    PERFORM health_score_internal._require_column('create_view', _generate_view.source, _generate_view.key_column);
     IF _generate_view.key_column IN ('score', 'band', 'coverage', 'segment')
-       OR EXISTS (SELECT FROM health_score._components(config) t WHERE t.component || '_points' = _generate_view.key_column) THEN
+       OR EXISTS (SELECT FROM health_score_internal._components(config) t WHERE t.component || '_points' = _generate_view.key_column) THEN
         RAISE EXCEPTION 'create_view: the key column % would clash with a column of the view', quote_ident(left(_generate_view.key_column, 200))
             USING ERRCODE = '42701', HINT = 'rename the key column in a view of the source';
     END IF;
-    IF EXISTS (SELECT FROM health_score._components(config) t WHERE octet_length(t.component || '_points') > 63) THEN
+    IF EXISTS (SELECT FROM health_score_internal._components(config) t WHERE octet_length(t.component || '_points') > 63) THEN
         RAISE EXCEPTION 'create_view: a component name is too long for a column name ending in _points (63 bytes at most)'
             USING ERRCODE = '42622', HINT = 'component names of up to 56 bytes fit; rename the component in a new version of the model';
     END IF;
     select_list := format('src.%I, r.score, r.band, r.coverage, r.segment', _generate_view.key_column);
-    FOR c IN SELECT t.component, t.model_order FROM health_score._components(config) t ORDER BY t.model_order LOOP
+    FOR c IN SELECT t.component, t.model_order FROM health_score_internal._components(config) t ORDER BY t.model_order LOOP
         select_list := select_list || format(', r.points[%s] AS %I', c.model_order, c.component || '_points');
     END LOOP;
     -- the version is pinned in the view, so its columns always match the points it reads
     BEGIN
-        EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score._view_row(%L, src) AS r',
+        EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score_internal._view_row(%L, src) AS r',
                        target, select_list, _generate_view.source, _generate_view.model || '@' || shown_version);
     EXCEPTION WHEN invalid_table_definition THEN
         -- the columns changed: recreate the view, with the grants it had
         SELECT cl.relacl INTO saved_acl FROM pg_class cl WHERE cl.oid = target::regclass;
         EXECUTE format('DROP VIEW %s', target);
-        EXECUTE format('CREATE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score._view_row(%L, src) AS r',
+        EXECUTE format('CREATE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score_internal._view_row(%L, src) AS r',
                        target, select_list, _generate_view.source, _generate_view.model || '@' || shown_version);
         EXECUTE format('ALTER VIEW %s OWNER TO %I', target, _generate_view.view_owner);
         FOR g IN SELECT (aclexplode(saved_acl)).* LOOP
@@ -144,7 +144,7 @@ BEGIN
     EXECUTE format('COMMENT ON COLUMN %s.band IS %L', target, 'Risk band of the score');
     EXECUTE format('COMMENT ON COLUMN %s.coverage IS %L', target, 'Share of the model covered by present, valid inputs (0 to 1)');
     EXECUTE format('COMMENT ON COLUMN %s.segment IS %L', target, 'Segment override applied, NULL for the base model');
-    FOR c IN SELECT t.component, t.parent, t.description FROM health_score._components(config) t LOOP
+    FOR c IN SELECT t.component, t.parent, t.description FROM health_score_internal._components(config) t LOOP
         EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', target, c.component || '_points',
                        coalesce(c.description || '. ', '') || format('Points the component %s contributes to the score%s',
                                 c.component, coalesce(' (part of ' || c.parent || ')', '')));
@@ -158,13 +158,13 @@ BEGIN
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION health_score._generate_view(name, name, text, regclass, text, name, boolean) IS
+COMMENT ON FUNCTION health_score_internal._generate_view(name, name, text, regclass, text, name, boolean) IS
     'Generates or regenerates one view of health_score.views for the latest version of its model, owned by view_owner; run as the registry''s owner';
 
-CREATE FUNCTION health_score._create_view(view_schema name, view_name name, model text, source regclass, key_column text)
+CREATE FUNCTION health_score_internal._create_view(view_schema name, view_name name, model text, source regclass, key_column text)
     RETURNS regclass
     AS 'MODULE_PATHNAME', 'hs_create_view' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION health_score._create_view(name, name, text, regclass, text) IS
+COMMENT ON FUNCTION health_score_internal._create_view(name, name, text, regclass, text) IS
     'Generates a view owned by the caller and registers it: health_score.create_view once the name is parsed';
 
 -- No SET search_path here: an unqualified view name goes, as CREATE VIEW would put it, in the
@@ -201,7 +201,7 @@ BEGIN
         RAISE EXCEPTION 'create_view: schema % does not exist', coalesce(pg_catalog.quote_ident(schema_name), '(none)') USING ERRCODE = '3F000',
             HINT = 'create the schema first, or name the view without a schema to create it in the current one';
     END IF;
-    RETURN health_score._create_view(schema_name, parts[pg_catalog.cardinality(parts)], create_view.model,
+    RETURN health_score_internal._create_view(schema_name, parts[pg_catalog.cardinality(parts)], create_view.model,
                                      create_view.source, create_view.key_column);
 END
 $$;
@@ -216,7 +216,7 @@ DECLARE
     refreshed integer := 0;
 BEGIN
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = refresh_views.model ORDER BY w.view_schema, w.view_name LOOP
-        PERFORM health_score._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
+        PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
         refreshed := refreshed + 1;
     END LOOP;
     RETURN refreshed;
@@ -227,7 +227,7 @@ COMMENT ON FUNCTION health_score.refresh_views(text) IS
 
 -- a new version regenerates the model's views; one that cannot be (another owner, a
 -- dependent view) keeps showing its version, with a WARNING, and never blocks set_model
-CREATE FUNCTION health_score._refresh_views_on_new_version() RETURNS trigger
+CREATE FUNCTION health_score_internal._refresh_views_on_new_version() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v record;
@@ -236,7 +236,7 @@ BEGIN
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = NEW.name AND w.model_version < NEW.version
               ORDER BY w.view_schema, w.view_name LOOP
         BEGIN
-            PERFORM health_score._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
+            PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'view %.% still shows % version %: %', quote_ident(v.view_schema), quote_ident(v.view_name),
                 v.model, v.model_version, SQLERRM
@@ -246,11 +246,11 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION health_score._refresh_views_on_new_version() IS
+COMMENT ON FUNCTION health_score_internal._refresh_views_on_new_version() IS
     'Trigger function: regenerates the generated views of a model that got a new version';
 CREATE TRIGGER refresh_views_on_new_version
     AFTER INSERT ON health_score.model_versions
-    FOR EACH ROW EXECUTE FUNCTION health_score._refresh_views_on_new_version();
+    FOR EACH ROW EXECUTE FUNCTION health_score_internal._refresh_views_on_new_version();
 
 -- Removes a view and its registration. The view is dropped with the caller's rights; the
 -- registration then goes by _forget_view, which removes only registrations of views that no
@@ -269,14 +269,14 @@ BEGIN
             USING ERRCODE = '42809', HINT = 'health_score.views lists the generated views';
     END IF;
     EXECUTE format('DROP VIEW %s', drop_view.view_name);
-    PERFORM health_score._forget_view(registered.view_schema, registered.view_name);
+    PERFORM health_score_internal._forget_view(registered.view_schema, registered.view_name);
 END
 $$;
 COMMENT ON FUNCTION health_score.drop_view(regclass) IS
     'Drops a view made by health_score.create_view (as DROP VIEW would: its owner only) and its registration';
 
 -- SECURITY DEFINER (docs/security.md): health_score.views is the registry owner's to write
-CREATE FUNCTION health_score._forget_view(view_schema name, view_name name) RETURNS void
+CREATE FUNCTION health_score_internal._forget_view(view_schema name, view_name name) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF to_regclass(format('%I.%I', _forget_view.view_schema, _forget_view.view_name)) IS NOT NULL THEN
@@ -286,19 +286,19 @@ BEGIN
     DELETE FROM health_score.views w WHERE w.view_schema = _forget_view.view_schema AND w.view_name = _forget_view.view_name;
 END
 $$;
-COMMENT ON FUNCTION health_score._forget_view(name, name) IS
+COMMENT ON FUNCTION health_score_internal._forget_view(name, name) IS
     'Removes the registration of a generated view that no longer exists (health_score.drop_view)';
 
 GRANT SELECT ON health_score.views TO health_score_reader;
 REVOKE EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
-                           health_score.drop_view(regclass), health_score._forget_view(name, name),
-                           health_score._create_view(name, name, text, regclass, text),
-                           health_score._generate_view(name, name, text, regclass, text, name, boolean)
+                           health_score.drop_view(regclass), health_score_internal._forget_view(name, name),
+                           health_score_internal._create_view(name, name, text, regclass, text),
+                           health_score_internal._generate_view(name, name, text, regclass, text, name, boolean)
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
-                          health_score.drop_view(regclass), health_score._forget_view(name, name),
-                          health_score._create_view(name, name, text, regclass, text)
+                          health_score.drop_view(regclass), health_score_internal._forget_view(name, name),
+                          health_score_internal._create_view(name, name, text, regclass, text)
    TO health_score_admin;
 
 -- PostgreSQL calls the trigger function itself
-REVOKE EXECUTE ON FUNCTION health_score._refresh_views_on_new_version() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_score_internal._refresh_views_on_new_version() FROM PUBLIC;

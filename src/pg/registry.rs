@@ -82,7 +82,7 @@ unsafe fn optional(fcinfo: pg_sys::FunctionCallInfo, n: usize, type_oid: pg_sys:
 // (NULLs included), numbers and inserts
 v1_function!(hs_set_model, pg_finfo_hs_set_model, |fcinfo| {
     let args = vec![optional(fcinfo, 0, pg_sys::TEXTOID), optional(fcinfo, 1, pg_sys::JSONBOID)];
-    let version = call_as_owner::<i32>("SELECT health_score._record_model_version($1, $2, $3)", args)?;
+    let version = call_as_owner::<i32>("SELECT health_score_internal._record_model_version($1, $2, $3)", args)?;
     Ok(version.map(pg_sys::Datum::from).unwrap_or_else(|| return_null(fcinfo)))
 });
 
@@ -98,7 +98,7 @@ v1_function!(hs_create_view, pg_finfo_hs_create_view, |fcinfo| {
         optional(fcinfo, 4, pg_sys::TEXTOID),
     ];
     let view = call_as_owner::<pg_sys::Oid>(
-        "SELECT health_score._generate_view($1, $2, $3, $4, $5, pg_catalog.pg_get_userbyid($6), true)::pg_catalog.oid",
+        "SELECT health_score_internal._generate_view($1, $2, $3, $4, $5, pg_catalog.pg_get_userbyid($6), true)::pg_catalog.oid",
         args,
     )?;
     Ok(view.map(pg_sys::Datum::from).unwrap_or_else(|| return_null(fcinfo)))

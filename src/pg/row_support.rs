@@ -95,12 +95,12 @@ unsafe fn columns_of(row: *mut pg_sys::Node) -> Option<(pg_sys::Oid, Vec<Column>
     }
 }
 
-/// `health_score._<name>_columns(<leading argument types>, oid, text[], VARIADIC "any")` for a
+/// `health_score_internal._<name>_columns(<leading argument types>, oid, text[], VARIADIC "any")` for a
 /// function `<name>` or `_<name>`.
 unsafe fn lookup_columns_function(funcid: pg_sys::Oid, leading: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
     let name = CStr::from_ptr(pg_sys::get_func_name(funcid)).to_string_lossy().into_owned();
     let target = CString::new(format!("_{}_columns", name.trim_start_matches('_'))).ok()?;
-    let schema = CString::new("health_score").ok()?;
+    let schema = CString::new("health_score_internal").ok()?;
     let mut names: *mut pg_sys::List = std::ptr::null_mut();
     names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(schema.as_ptr())) as *mut _);
     names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(target.as_ptr())) as *mut _);

@@ -101,6 +101,15 @@ v1_function!(hs_resolve_model, pg_finfo_hs_resolve_model, |fcinfo| {
     Ok(pg_sys::Datum::from(super::models::resolve_version(&text_arg(spec))?))
 });
 
+// The name of a model reference ('churn' of 'churn@3'): the SQL functions parse references
+// with the parser the scoring functions use.
+v1_function!(hs_model_name, pg_finfo_hs_model_name, |fcinfo| {
+    let Some(spec) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    let spec = text_arg(spec);
+    let (name, _) = super::models::parse_model_ref(&spec)?;
+    Ok(text_datum(name))
+});
+
 // The JSONB form, for rescoring stored inputs (health_score.rescore).
 v1_function!(hs_snapshot_row_json, pg_finfo_hs_snapshot_row_json, |fcinfo| { snapshot_row(fcinfo, InputKind::Json) });
 

@@ -255,14 +255,14 @@ fn score_agg_runs_in_parallel() {
 #[pg_test]
 fn scoring_functions_are_parallel_safe_and_get_gather_plans() {
     let unsafe_count = Spi::get_one::<i64>(
-        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace
+        "SELECT count(*) FROM pg_proc WHERE pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace)
             AND proname IN ('score', 'band', 'assess', 'explain', 'churn_probability', 'score_agg', 'validate')
             AND proparallel <> 's'",
     )
     .unwrap();
     assert_eq!(unsafe_count, Some(0));
     let with_set_clause = Spi::get_one::<i64>(
-        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace
+        "SELECT count(*) FROM pg_proc WHERE pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace)
             AND proname IN ('score', 'band', 'assess', 'explain') AND proconfig IS NOT NULL",
     )
     .unwrap();
@@ -681,7 +681,7 @@ fn components_come_in_model_order_with_parents_and_descriptions() {
     let rows = Spi::get_one::<String>(
         r#"SELECT string_agg(format('%s/%s/%s/%s', component, coalesce(parent, '-'), model_order, coalesce(description, '-')), ' '
                                ORDER BY model_order)
-             FROM health_score._components('{"components": [
+             FROM health_score_internal._components('{"components": [
                  {"name": "u", "weight": 2, "description": "usage", "components": [
                      {"name": "l", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 1}},
                      {"name": "g", "weight": 1, "components": [
@@ -770,7 +770,7 @@ fn drivers_of_a_model_with_more_than_32_components() {
     // the array PostgreSQL reads back equals the one it parses from its own text
     let same = Spi::get_one::<bool>(
         "SELECT d = d::text::jsonb AND jsonb_array_length(d) = 40 AND d -> 35 ->> 'component' = 'l36'
-           FROM (SELECT health_score._drivers('wide', 1, a.components, 1, b.components, false) AS d
+           FROM (SELECT health_score_internal._drivers('wide', 1, a.components, 1, b.components, false) AS d
                    FROM health_score.scores a, health_score.scores b
                   WHERE a.scored_at = '2026-01-01' AND b.scored_at = '2026-01-02') x",
     )
@@ -780,7 +780,7 @@ fn drivers_of_a_model_with_more_than_32_components() {
     for odd in ["'[1, 2, 3]'", "'5'", r#"'{"l1": [1, 2], "l2": {"points": "x"}, "l3": {"points": 7}}'"#] {
         let points = sql_f64(&format!(
             "SELECT sum((d ->> 'points_before')::float8) FROM jsonb_array_elements(
-                 health_score._drivers('wide', 1, {odd}::jsonb, 1, {odd}::jsonb, false)) d"
+                 health_score_internal._drivers('wide', 1, {odd}::jsonb, 1, {odd}::jsonb, false)) d"
         ));
         assert_eq!(points, Some(if odd.contains("l3") { 7.0 } else { 0.0 }), "{odd}");
     }
@@ -909,12 +909,12 @@ fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
     // SECURITY DEFINER only where docs/security.md says why
     let definer = Spi::get_one::<String>(
         "SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc
-          WHERE pronamespace = 'health_score'::regnamespace AND prosecdef",
+          WHERE pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace) AND prosecdef",
     )
     .unwrap();
     assert_eq!(definer.as_deref(), Some("_forget_view,_lock,refresh_views"));
     let unpinned = Spi::get_one::<i64>(
-        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace
+        "SELECT count(*) FROM pg_proc WHERE pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace)
             AND proname IN ('snapshot', 'schedule', 'unschedule', 'drivers', 'alerts', 'refresh_views', 'drop_view')
             AND NOT coalesce(array_to_string(proconfig, ',') LIKE '%search_path%', false)",
     )
@@ -1076,7 +1076,7 @@ fn band_report_and_evaluate_against_outcomes() {
     let (state, message) = error_of("SELECT * FROM health_score.evaluate('churn', 'book', 'churnd')");
     assert_eq!((state.as_str(), message.as_str()), ("42703", "outcome column churnd: public.book has no such column"));
     let hint_lists_them = Spi::get_one::<bool>(
-        "SELECT health_score._columns_hint('book') = 'public.book has the columns ' || string_agg(attname, ', ' ORDER BY attnum)
+        "SELECT health_score_internal._columns_hint('book') = 'public.book has the columns ' || string_agg(attname, ', ' ORDER BY attnum)
            FROM pg_attribute WHERE attrelid = 'book'::regclass AND attnum > 0 AND NOT attisdropped",
     )
     .unwrap();
@@ -1256,8 +1256,8 @@ fn text_object_is_jsonb_object_written_directly() {
              ('{logins,nps,a_much_longer_key,b}'::text[], ARRAY['12.5', NULL, 'déjà \"vu\"', '']::text[]),
              ('{}'::text[], '{}'::text[]),
              ('{x}'::text[], '{1e-05}'::text[])) t(k, v)
-          WHERE health_score._text_object(k, v) IS DISTINCT FROM jsonb_object(k, v)
-             OR health_score._text_object(k, v)::text IS DISTINCT FROM jsonb_object(k, v)::text",
+          WHERE health_score_internal._text_object(k, v) IS DISTINCT FROM jsonb_object(k, v)
+             OR health_score_internal._text_object(k, v)::text IS DISTINCT FROM jsonb_object(k, v)::text",
     )
     .unwrap();
     assert_eq!(differ, Some(0));
@@ -1265,13 +1265,13 @@ fn text_object_is_jsonb_object_written_directly() {
     let differ = Spi::get_one::<i64>(
         "SELECT count(*) FROM generate_series(1, 9) g,
                 LATERAL (SELECT ARRAY['k' || repeat('x', g % 3), 'z'] AS k, ARRAY[g::text, NULL] AS v) a
-          WHERE health_score._text_object(a.k, a.v)::text IS DISTINCT FROM jsonb_object(a.k, a.v)::text",
+          WHERE health_score_internal._text_object(a.k, a.v)::text IS DISTINCT FROM jsonb_object(a.k, a.v)::text",
     )
     .unwrap();
     assert_eq!(differ, Some(0));
     install_error_helper();
-    assert_eq!(error_of("SELECT health_score._text_object('{a,b}', '{1}')").0, "22023");
-    assert_eq!(error_of("SELECT health_score._text_object('{a,a}', '{1,2}')").0, "22023");
+    assert_eq!(error_of("SELECT health_score_internal._text_object('{a,b}', '{1}')").0, "22023");
+    assert_eq!(error_of("SELECT health_score_internal._text_object('{a,a}', '{1,2}')").0, "22023");
 }
 
 /// The call-site cache must never answer for another argument value: PL/pgSQL keeps a simple
@@ -1361,6 +1361,32 @@ fn malformed_model_references_are_22023_and_long_unknown_names_42704() {
 }
 
 #[pg_test]
+fn internals_live_in_their_own_schema() {
+    // what a user lists in schema health_score (\df health_score.*) is the interface alone
+    let in_public_schema = Spi::get_one::<String>(
+        "SELECT string_agg(name, ', ' ORDER BY name) FROM (
+             SELECT proname::text AS name FROM pg_proc WHERE pronamespace = 'health_score'::regnamespace
+             UNION ALL
+             SELECT typname::text FROM pg_type
+              WHERE typnamespace = 'health_score'::regnamespace AND typtype = 'c'
+                AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = typrelid AND c.relkind <> 'c')) o
+          WHERE name LIKE '\\_%'",
+    )
+    .unwrap();
+    assert_eq!(in_public_schema, None);
+    let internal = Spi::get_one::<i64>(
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score_internal'::regnamespace AND proname NOT LIKE '\\_%'",
+    )
+    .unwrap();
+    assert_eq!(internal, Some(0));
+    let moved = Spi::get_one::<i64>(
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score_internal'::regnamespace",
+    )
+    .unwrap();
+    assert!(moved.unwrap_or(0) > 60, "{moved:?}");
+}
+
+#[pg_test]
 fn c_functions_are_declared_as_the_library_reads_them() {
     use super::signatures::DECLARED;
     Spi::run("SET LOCAL search_path = public").unwrap();
@@ -1375,7 +1401,7 @@ fn c_functions_are_declared_as_the_library_reads_them() {
                                CASE WHEN p.proretset THEN ' set' ELSE '' END)
                    FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
                   WHERE l.lanname = 'c' AND p.probin = '$libdir/health_score'
-                    AND p.pronamespace = 'health_score'::regnamespace
+                    AND p.pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace)
                   ORDER BY 1",
                 None,
                 &[],

@@ -4,7 +4,7 @@
 
 use postgres::Client;
 
-use super::{database, sqlstate, BANDED};
+use super::{column, database, sqlstate, BANDED};
 
 /// A login role that is a member of `member_of`, and a connection to `db` as it.
 fn login(superuser: &mut Client, db: &str, role: &str, member_of: &str) -> Client {
@@ -53,7 +53,7 @@ fn item_1_an_admin_cannot_plant_a_view_registration() {
         "INSERT INTO health_score.views VALUES ('public', 'leak', 'churn', 0, 'accounts_secret', 'ssn', now(), 'postgres')",
         "UPDATE health_score.views SET source = 'accounts_secret'",
         "DELETE FROM health_score.views",
-        "SELECT health_score._generate_view('public', 'leak', 'churn', 'accounts_secret', 'ssn', 'postgres', true)",
+        "SELECT health_score_internal._generate_view('public', 'leak', 'churn', 'accounts_secret', 'ssn', 'postgres', true)",
     ] {
         assert_eq!(error(&mut admin, sql), "42501", "{sql}");
     }
@@ -134,7 +134,7 @@ fn item_3_an_admin_cannot_forge_a_model_version() {
         "INSERT INTO health_score.model_names VALUES ('churn', 999)",
         "UPDATE health_score.model_names SET last_version = 999",
         "DELETE FROM health_score.model_versions",
-        "SELECT health_score._record_model_version('churn', '{}', 10)",
+        "SELECT health_score_internal._record_model_version('churn', '{}', 10)",
     ] {
         assert_eq!(error(&mut admin, sql), "42501", "{sql}");
     }
@@ -165,14 +165,9 @@ fn item_3_an_admin_cannot_forge_a_model_version() {
     admin.batch_execute("SELECT health_score.create_view('mine', 'churn', 'accounts', 'id')").unwrap();
     su.batch_execute("SELECT health_score.create_view('theirs', 'churn', 'accounts', 'id')").unwrap();
     assert_eq!(error(&mut admin, "SELECT health_score.drop_view('theirs')"), "42501");
-    assert_eq!(error(&mut admin, "SELECT health_score._forget_view('public', 'theirs')"), "55006");
+    assert_eq!(error(&mut admin, "SELECT health_score_internal._forget_view('public', 'theirs')"), "55006");
     admin.batch_execute("SELECT health_score.drop_view('mine')").unwrap();
-    let left: Vec<String> = su
-        .query("SELECT view_name::text FROM health_score.views ORDER BY 1", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let left: Vec<String> = column(&mut su, "SELECT view_name::text FROM health_score.views ORDER BY 1");
     assert_eq!(left, ["theirs"]);
 }
 
@@ -272,12 +267,7 @@ fn item_4_a_hostile_search_path_runs_nothing_planted() {
         su.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {:?}", e.as_db_error()));
     }
     su.batch_execute("RESET search_path").unwrap();
-    let ran: Vec<String> = su
-        .query("SELECT DISTINCT what FROM public.evidence ORDER BY 1", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ran: Vec<String> = column(&mut su, "SELECT DISTINCT what FROM public.evidence ORDER BY 1");
     assert!(ran.is_empty(), "planted objects ran as the superuser: {ran:?}");
 }
 
@@ -418,12 +408,8 @@ fn item_10_extreme_valid_models_give_right_numbers_and_stored_scores_read_back()
     assert_eq!(got[1].1, "red");
     assert_eq!(got[0].2, 100.0);
     assert!((got[1].2 - 25.0).abs() < 1e-9, "{}", got[1].2);
-    let weights: Vec<f64> = su
-        .query("SELECT weight FROM health_score.explain('heavy', '{\"a\": 0, \"b\": 0}'::jsonb)", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let weights: Vec<f64> =
+        column(&mut su, "SELECT weight FROM health_score.explain('heavy', '{\"a\": 0, \"b\": 0}'::jsonb)");
     assert_eq!(weights, [0.5, 0.5]);
     for day in 1..=3 {
         su.batch_execute(&format!(
@@ -435,16 +421,11 @@ fn item_10_extreme_valid_models_give_right_numbers_and_stored_scores_read_back()
     }
     let nan: i64 = su.query_one("SELECT count(*) FROM health_score.scores WHERE score = 'NaN'", &[]).unwrap().get(0);
     assert_eq!(nan, 0);
-    let slopes: Vec<Option<f64>> = su
-        .query(
-            "SELECT (health_score.trend(scored_at, score)).slope_per_day FROM health_score.scores
+    let slopes: Vec<Option<f64>> = column(
+        &mut su,
+        "SELECT (health_score.trend(scored_at, score)).slope_per_day FROM health_score.scores
               GROUP BY model, entity_key ORDER BY model, entity_key",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    );
     assert!(slopes.iter().all(|s| s.is_some_and(f64::is_finite)), "{slopes:?}");
 }
 
@@ -479,7 +460,7 @@ fn call_with_garbage(su: &mut Client, client: &mut Client, role: &str, skip: &st
         .query(
             "SELECT p.proname::text, pg_get_function_identity_arguments(p.oid)
                FROM pg_proc p
-              WHERE p.pronamespace = 'health_score'::regnamespace AND p.prokind = 'f'
+              WHERE p.pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace) AND p.prokind = 'f'
                 AND has_function_privilege($1, p.oid, 'EXECUTE')
                 AND NOT ($2 <> '' AND has_function_privilege($2, p.oid, 'EXECUTE'))
               ORDER BY 1, 2",
@@ -550,17 +531,12 @@ fn item_5_internal_functions_are_revoked_or_validate_their_arguments() {
     for c in [&mut reader, &mut admin] {
         c.batch_execute("SET statement_timeout = '10s'").unwrap();
     }
-    let executable: Vec<String> = su
-        .query(
-            "SELECT DISTINCT p.proname::text FROM pg_proc p
-              WHERE p.pronamespace = 'health_score'::regnamespace
+    let executable: Vec<String> = column(
+        &mut su,
+        "SELECT DISTINCT p.proname::text FROM pg_proc p
+              WHERE p.pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace)
                 AND has_function_privilege('hs_sec5_reader', p.oid, 'EXECUTE')",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    );
     for internal in [
         "_auc_trans",
         "_score_agg_final",
@@ -612,9 +588,7 @@ fn item_13_drop_extension_removes_its_pg_cron_jobs() {
          SELECT cron.schedule('hs_sec13_other', '0 5 * * *', 'SELECT 1');"
     ))
     .unwrap();
-    let jobs = |c: &mut Client| -> Vec<String> {
-        c.query("SELECT jobname FROM cron.job ORDER BY jobname", &[]).unwrap().iter().map(|r| r.get(0)).collect()
-    };
+    let jobs = |c: &mut Client| -> Vec<String> { column(c, "SELECT jobname FROM cron.job ORDER BY jobname") };
     assert_eq!(jobs(&mut c).len(), 3);
     // a DROP of another extension leaves them, even in a statement that mentions this one
     c.batch_execute("CREATE EXTENSION IF NOT EXISTS pgcrypto; DROP EXTENSION pgcrypto /* not health_score */")
@@ -659,7 +633,9 @@ fn item_6_no_role_without_rights_can_stall_snapshots() {
     ))
     .unwrap();
     other.batch_execute("ROLLBACK").unwrap();
-    for sql in ["SELECT health_score._lock('snapshot', 'churn')", "SELECT * FROM health_score.locks FOR UPDATE"] {
+    for sql in
+        ["SELECT health_score_internal._lock('snapshot', 'churn')", "SELECT * FROM health_score.locks FOR UPDATE"]
+    {
         assert_eq!(error(&mut reader, sql), "42501", "{sql}");
     }
 }

@@ -112,8 +112,9 @@ SELECT fact FROM (
     SELECT pg_catalog.format('schema %s: owner %s, acl %s, comment %s', n.nspname, pg_catalog.pg_get_userbyid(n.nspowner),
                              coalesce(n.nspacl::text, '(default)'),
                              coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '(none)'))
-      FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-     WHERE e.extname = 'health_score'
+      FROM pg_catalog.pg_namespace n
+     WHERE n.oid = (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.extname = 'health_score')
+        OR n.oid IN (SELECT m.objid FROM members m WHERE m.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass)
     UNION ALL
     SELECT pg_catalog.format('event trigger %s: on %s, tags %s, function %s, enabled %s, owner %s', t.evtname, t.evtevent,
                              t.evttags, t.evtfoid::pg_catalog.regprocedure, t.evtenabled, pg_catalog.pg_get_userbyid(t.evtowner))

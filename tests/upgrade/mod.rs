@@ -49,7 +49,7 @@ fn catalog(db: &str) -> BTreeSet<String> {
     let mut c = connect(db);
     c.batch_execute(
         "DO $$ DECLARE f regprocedure; BEGIN
-             FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = 'health_score'::regnamespace
+             FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace)
                          AND p.proacl::text LIKE '%hs_upgrade_bi=%' LOOP
                  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM hs_upgrade_bi', f);
              END LOOP;

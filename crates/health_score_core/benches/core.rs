@@ -1,5 +1,5 @@
 //! Micro-benchmark of the pure scoring core: nanoseconds per evaluation of the benchmark model
-//! (bench/setup.sql) over varied inputs. `cargo bench --bench core`. Prints, asserts nothing.
+//! (bench/setup.sql) over varied inputs. `cargo bench -p health_score_core --bench core`. Prints, asserts nothing.
 
 use std::borrow::Cow;
 use std::hint::black_box;

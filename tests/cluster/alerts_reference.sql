@@ -12,11 +12,11 @@ CREATE FUNCTION pg_temp.reference_changes(model text, before_version integer, be
 LANGUAGE sql STABLE AS $$
     WITH ta AS (
         SELECT t.component, t.parent, t.model_order
-          FROM health_score.model_versions v, health_score._components(v.config) t
+          FROM health_score.model_versions v, health_score_internal._components(v.config) t
          WHERE v.name = reference_changes.model AND v.version = reference_changes.after_version
     ), tb AS (
         SELECT t.component, t.parent, t.model_order
-          FROM health_score.model_versions v, health_score._components(v.config) t
+          FROM health_score.model_versions v, health_score_internal._components(v.config) t
          WHERE v.name = reference_changes.model AND v.version = reference_changes.before_version
     ), rows AS (
         SELECT ta.component, ta.parent, 0 AS side, ta.model_order,
