@@ -1310,3 +1310,13 @@ LANGUAGE sql STABLE AS $$
     SELECT r.* FROM health_score_internal._model_sql(fit_report.model) m,
                     health_score_internal._fit_report(m.model_sql, m.config, fit_report.source, fit_report.outcome_column, fit_report.options) r
 $$;
+
+-- Comments that name the internals where they now are
+COMMENT ON FUNCTION health_score_internal._fit_row_columns(jsonb, boolean, oid, text[], "any") IS
+    'health_score_internal._fit_row as the planner passes it: the row''s columns as arguments';
+COMMENT ON FUNCTION health_score_internal._snapshot_row_columns(text, text, text, oid, text[], "any") IS
+    'health_score_internal._snapshot_row as the planner passes it: the row''s columns as arguments';
+COMMENT ON FUNCTION health_score_internal._row_support(internal) IS
+    'Planner support of the table-row forms: passes a whole row''s columns (health_score_internal._*_columns) instead of building a composite value per row';
+COMMENT ON FUNCTION health_score_internal._view_row_columns(text, oid, text[], "any") IS
+    'health_score_internal._view_row as the planner passes it: the row''s columns as arguments';

@@ -17,6 +17,7 @@ v1_function!(hs_auc_trans, pg_finfo_hs_auc_trans, |fcinfo| {
 
 partial_state_functions!(
     AucState,
+    crate::core::bytes::StateKind::Auc,
     "auc",
     hs_auc_combine,
     pg_finfo_hs_auc_combine,

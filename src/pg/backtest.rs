@@ -27,6 +27,7 @@ v1_function!(hs_backtest_trans, pg_finfo_hs_backtest_trans, |fcinfo| {
 
 partial_state_functions!(
     BacktestState,
+    crate::core::bytes::StateKind::Backtest,
     "backtest",
     hs_backtest_combine,
     pg_finfo_hs_backtest_combine,
@@ -41,3 +42,9 @@ v1_function!(hs_backtest_final, pg_finfo_hs_backtest_final, |fcinfo| {
     // sorting in place keeps the same counts and scores, so the state stays good for more rows
     Ok(text_datum(&(*d.cast_mut_ptr::<BacktestState>()).finish()))
 });
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/backtest.rs");
+}

@@ -89,3 +89,9 @@ v1_function!(hs_drivers, pg_finfo_hs_drivers, |fcinfo| {
     std::ptr::copy_nonoverlapping(buf.as_ptr(), out, buf.len());
     Ok(pg_sys::Datum::from(out))
 });
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/drivers.rs");
+}

@@ -227,6 +227,7 @@ v1_function!(hs_fit_trans, pg_finfo_hs_fit_trans, |fcinfo| {
 
 partial_state_functions!(
     FitState,
+    crate::core::bytes::StateKind::Fit,
     "_fit",
     hs_fit_combine,
     pg_finfo_hs_fit_combine,

@@ -381,23 +381,8 @@ impl ModelSlot {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
 mod tests {
-    #[test]
-    fn model_refs() {
-        assert_eq!(super::parse_model_ref("churn"), Ok(("churn", None)));
-        assert_eq!(super::parse_model_ref("churn@3"), Ok(("churn", Some(3))));
-        assert!(super::parse_model_ref("churn@x").is_err());
-        assert!(super::parse_model_ref("churn@0").is_err());
-        for bad in
-            ["churn@1@1", "@1", "churn@01", "churn@+1", "churn@-1", "churn@", "", "churn@ 1", "churn@99999999999"]
-        {
-            let e = super::parse_model_ref(bad).unwrap_err();
-            assert_eq!(e.sqlstate(), "22023", "{bad}");
-        }
-        assert_eq!(super::parse_model_ref("churn@2147483647"), Ok(("churn", Some(i32::MAX))));
-        let long = format!("m@{}", "1".repeat(5000));
-        assert!(super::parse_model_ref(&long).unwrap_err().message().chars().count() < 300);
-        assert_eq!(super::edit_distance("churn", "chrun"), 2);
-    }
+    include!("tests/models.rs");
 }

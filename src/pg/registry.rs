@@ -103,3 +103,9 @@ v1_function!(hs_create_view, pg_finfo_hs_create_view, |fcinfo| {
     )?;
     Ok(view.map(pg_sys::Datum::from).unwrap_or_else(|| return_null(fcinfo)))
 });
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/registry.rs");
+}

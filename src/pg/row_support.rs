@@ -167,3 +167,9 @@ v1_function!(hs_row_support, pg_finfo_hs_row_support, |fcinfo| {
     (*rewritten).location = (*call).location;
     Ok(pg_sys::Datum::from(rewritten))
 });
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/row_support.rs");
+}

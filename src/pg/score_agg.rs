@@ -10,13 +10,13 @@ use std::collections::HashMap;
 
 use pgrx::pg_sys;
 
-use crate::core::bytes::Reader;
+use crate::core::bytes::{Reader, StateKind};
 use crate::core::{Error, Scratch, Value};
 
 use super::jsonb::{numeric_text, JsonbRef};
 use super::models::{ModelArg, ModelSlot};
 use super::{
-    aggregate_context, arg, bytea_bytes, bytea_datum, call_site, float8_datum, return_null, text_arg, v1_function,
+    aggregate_context, arg, call_site, float8_datum, return_null, state_datum, state_payload, text_arg, v1_function,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -217,12 +217,13 @@ v1_function!(hs_score_agg_serialize, pg_finfo_hs_score_agg_serialize, |fcinfo| {
         _ => &AggState::default(),
     };
     let bytes = serialize(state);
-    Ok(bytea_datum(&bytes))
+    Ok(state_datum(StateKind::ScoreAgg, &bytes))
 });
 
 v1_function!(hs_score_agg_deserialize, pg_finfo_hs_score_agg_deserialize, |fcinfo| {
     let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let state = deserialize(bytea_bytes(d))
+    let state = state_payload(d, StateKind::ScoreAgg)
+        .and_then(deserialize)
         .ok_or_else(|| Error::InvalidArgument { message: "score_agg: corrupt serialized state".into(), hint: None })?;
     // deserialized states live in the current (per-call) context; combine copies from them
     let ptr = pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
@@ -281,3 +282,9 @@ v1_function!(hs_score_agg_final, pg_finfo_hs_score_agg_final, |fcinfo| {
         None => Ok(return_null(fcinfo)),
     }
 });
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/score_agg.rs");
+}

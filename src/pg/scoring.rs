@@ -8,7 +8,7 @@ use crate::core::{Error, Evaluation, Model, NodeResult, Scratch, Summary, Value}
 use super::jsonb::JsonbRef;
 use super::models::{self, ModelArg, ModelSlot};
 use super::row::{row_type, ColumnPlan, Field, RowPlan};
-use super::{arg, call_site, float8_datum, return_null, text_datum, v1_function};
+use super::{arg, call_site, float8_datum, result_desc, return_null, text_datum, v1_function};
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
 pgrx::extension_sql_file!("../../sql/scoring.sql", name = "scoring", requires = ["roles"]);
@@ -204,23 +204,6 @@ unsafe fn probability_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: Inpu
     }
 }
 
-/// The function's composite result type, blessed once per call site.
-pub(super) unsafe fn result_desc(
-    fcinfo: pg_sys::FunctionCallInfo,
-    cached: &mut Option<pg_sys::TupleDesc>,
-) -> pg_sys::TupleDesc {
-    if let Some(desc) = cached {
-        return *desc;
-    }
-    let old = pg_sys::MemoryContextSwitchTo((*(*fcinfo).flinfo).fn_mcxt);
-    let mut desc: pg_sys::TupleDesc = std::ptr::null_mut();
-    pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut desc);
-    let desc = pg_sys::BlessTupleDesc(desc);
-    pg_sys::MemoryContextSwitchTo(old);
-    *cached = Some(desc);
-    desc
-}
-
 unsafe fn assess_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKind) -> Result<pg_sys::Datum, Error> {
     let datum = evaluate_call(fcinfo, m, i, 1, false, false, |site, model, _, s, _| {
         let band = model.band_of(s.segment, s.score);
@@ -344,3 +327,9 @@ v1_function!(hs_components, pg_finfo_hs_components, |fcinfo| {
     }
     Ok(zero)
 });
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/scoring.rs");
+}

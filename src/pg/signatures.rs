@@ -429,3 +429,9 @@ pub const DECLARED: &[Declared] = &[
         set: false,
     },
 ];
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/signatures.rs");
+}

@@ -7,7 +7,8 @@ use pgrx::pg_sys;
 use crate::core::Error;
 
 use super::jsonb_build::{finish, key_order, start, write_number, write_object, write_string};
-use super::scoring::{evaluate_call, result_desc, InputKind, ModelKind, Site};
+use super::result_desc;
+use super::scoring::{evaluate_call, InputKind, ModelKind, Site};
 use super::{
     arg, call_site, detoast_packed, float8_datum, return_null, text_arg, text_datum, utf8, v1_function, varlena_bytes,
 };
@@ -195,3 +196,9 @@ v1_function!(hs_text_object, pg_finfo_hs_text_object, |fcinfo| {
     std::ptr::copy_nonoverlapping(buf.as_ptr(), out, buf.len());
     Ok(pg_sys::Datum::from(out))
 });
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/snapshot.rs");
+}

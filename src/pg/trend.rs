@@ -9,8 +9,9 @@ use pgrx::pg_sys;
 
 use crate::core::{Error, TrendState};
 
-use super::scoring::result_desc;
-use super::{aggregate_context, arg, bytea_bytes, bytea_datum, call_site, float8_datum, return_null, v1_function};
+use super::result_desc;
+use super::{aggregate_context, arg, call_site, float8_datum, return_null, state_datum, state_payload, v1_function};
+use crate::core::bytes::StateKind;
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
 pgrx::extension_sql_file!("../../sql/trend.sql", name = "trend", requires = ["roles"]);
@@ -49,13 +50,13 @@ v1_function!(hs_trend_serialize, pg_finfo_hs_trend_serialize, |fcinfo| {
         Some(d) if !d.is_null() => *d.cast_mut_ptr::<TrendState>(),
         _ => TrendState::default(),
     };
-    let bytes = state.to_bytes();
-    Ok(bytea_datum(&bytes))
+    Ok(state_datum(StateKind::Trend, &state.to_bytes()))
 });
 
 v1_function!(hs_trend_deserialize, pg_finfo_hs_trend_deserialize, |fcinfo| {
     let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let state = TrendState::from_bytes(bytea_bytes(d))
+    let state = state_payload(d, StateKind::Trend)
+        .and_then(TrendState::from_bytes)
         .ok_or_else(|| Error::InvalidArgument { message: "trend: corrupt serialized state".into(), hint: None })?;
     let p = pg_sys::palloc(std::mem::size_of::<TrendState>()) as *mut TrendState;
     p.write(state);
@@ -85,3 +86,9 @@ v1_function!(hs_trend_final, pg_finfo_hs_trend_final, |fcinfo| {
     let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
     Ok(pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data))
 });
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/trend.rs");
+}

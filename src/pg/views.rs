@@ -5,7 +5,8 @@ use pgrx::pg_sys;
 
 use crate::core::Error;
 
-use super::scoring::{evaluate_call, result_desc, InputKind, ModelKind, Site};
+use super::result_desc;
+use super::scoring::{evaluate_call, InputKind, ModelKind, Site};
 use super::{float8_datum, return_null, text_datum, v1_function};
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -42,3 +43,9 @@ unsafe fn view_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) -> R
 
 v1_function!(hs_view_row, pg_finfo_hs_view_row, |fcinfo| { view_row(fcinfo, InputKind::Row) });
 v1_function!(hs_view_row_columns, pg_finfo_hs_view_row_columns, |fcinfo| { view_row(fcinfo, InputKind::Columns) });
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/views.rs");
+}

@@ -1,5 +1,38 @@
-//! Reading the aggregates' serialized states: little-endian values front to back, None past
-//! the end (a corrupt state is an error for the caller to raise, never a panic).
+//! The aggregates' serialized partial states: one scheme for all of them. A state is a header
+//! of two bytes, the format version and the state's kind, then the state's own little-endian
+//! values front to back; reading stops with None past the end (a corrupt state is an error
+//! for the caller to raise, never a panic).
+//!
+//! The states travel between the processes of one parallel query (and, for a distributed
+//! aggregate, between servers of one version): a new layout raises `STATE_FORMAT`, so that a
+//! state of another layout is refused by its header instead of being misread.
+
+/// The layout version of every serialized state.
+pub const STATE_FORMAT: u8 = 1;
+
+/// The aggregates with a partial state, as the header names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StateKind {
+    ScoreAgg = 1,
+    Trend = 2,
+    Auc = 3,
+    Backtest = 4,
+    Fit = 5,
+}
+
+/// The header a state of `kind` starts with.
+pub fn state_header(kind: StateKind) -> [u8; 2] {
+    [STATE_FORMAT, kind as u8]
+}
+
+/// The state's own bytes after a header of this format and `kind`; None for any other header.
+pub fn state_payload(bytes: &[u8], kind: StateKind) -> Option<&[u8]> {
+    match bytes {
+        [format, k, payload @ ..] if *format == STATE_FORMAT && *k == kind as u8 => Some(payload),
+        _ => None,
+    }
+}
 
 pub struct Reader<'a>(&'a [u8]);
 
@@ -47,7 +80,18 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::Reader;
+    use super::{state_header, state_payload, Reader, StateKind};
+
+    #[test]
+    fn a_state_is_read_back_only_under_its_own_header() {
+        let mut bytes = state_header(StateKind::Trend).to_vec();
+        bytes.extend_from_slice(b"xyz");
+        assert_eq!(state_payload(&bytes, StateKind::Trend), Some(&b"xyz"[..]));
+        assert_eq!(state_payload(&bytes, StateKind::Auc), None);
+        bytes[0] += 1;
+        assert_eq!(state_payload(&bytes, StateKind::Trend), None);
+        assert_eq!(state_payload(&[], StateKind::Trend), None);
+    }
 
     #[test]
     fn reads_in_order_and_stops_at_the_end() {

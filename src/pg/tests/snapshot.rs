@@ -1,0 +1,223 @@
+// The `#[pg_test]`s of `src/pg/snapshot.rs`, included into its `tests` module: each runs in its own
+// transaction inside a real PostgreSQL.
+
+use pgrx::prelude::*;
+
+use crate::pg::test_support::*;
+
+#[pg_test]
+fn null_and_out_of_range_arguments_to_the_table_functions_are_clear_errors() {
+    setup_accounts();
+    Spi::run(
+        "ALTER TABLE accounts ADD COLUMN churned boolean;
+         CREATE TABLE churn (id int, churned_at timestamptz);
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01');",
+    )
+    .unwrap();
+    install_error_helper();
+    // each call with one of its arguments NULL in turn
+    let calls: [(&str, &[&str]); 8] = [
+        ("band_report", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("evaluate", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("calibrate", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("fit", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("fit_report", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
+        ("backtest", &["'churn'::text", "'churn'::regclass", "'id'::text", "'churned_at'::text", "'90 days'::interval"]),
+        ("alerts", &["'churn'::text", "1::float8", "'1 day'::interval"]),
+        ("drivers", &["'churn'::text", "'1'::text", "'2026-01-01'::timestamptz", "'2026-01-01'::timestamptz"]),
+    ];
+    for (function, args) in calls {
+        let nullable = if function == "drivers" { 1 } else { args.len() };
+        for i in 0..nullable {
+            let mut given: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            given[i] = format!("NULL::{}", args[i].rsplit("::").next().unwrap());
+            let (state, message) = error_of(&format!("SELECT * FROM health_score.{function}({})", given.join(", ")));
+            assert_eq!(state, "22023", "{function} with argument {i} NULL: {message}");
+            assert!(message.contains("NULL") || message.contains("must be"), "{function}, argument {i}: {message}");
+        }
+    }
+    // inline models too
+    let (state, _) = error_of("SELECT * FROM health_score.evaluate(NULL::jsonb, 'accounts', 'churned')");
+    assert_eq!(state, "22023");
+    // intervals that reach past the times PostgreSQL represents, and a view name it cannot parse
+    let (state, message) = error_of("SELECT * FROM health_score.alerts('churn', 1, '7000 years')");
+    assert_eq!(state, "22023", "{message}");
+    assert!(message.contains("earliest time"), "{message}");
+    let (state, message) = error_of("SELECT * FROM health_score.backtest('churn', 'churn', 'id', 'churned_at', '300000 years')");
+    assert_eq!(state, "22023", "{message}");
+    assert!(message.contains("latest time"), "{message}");
+    let (state, message) = error_of("SELECT health_score.create_view('bad name!', 'churn', 'accounts', 'id')");
+    assert_eq!(state, "42602", "{message}");
+    assert!(message.starts_with("create_view:"), "{message}");
+}
+
+#[pg_test]
+fn snapshot_stores_scores_and_components() {
+    setup_accounts();
+    let written = Spi::get_one::<i64>("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap();
+    assert_eq!(written, Some(3));
+    // each stored score is the pure core's score of the same input
+    let expected = [
+        core_score(serde_json::json!({"logins": 20, "active": 100, "nps": "promoter", "overdue": 0})),
+        core_score(serde_json::json!({"logins": 10, "active": 9, "nps": "passive", "overdue": 2})),
+        core_score(serde_json::json!({"logins": 0})),
+    ];
+    for (id, want) in expected.iter().enumerate() {
+        let got = sql_f64(&format!("SELECT score FROM health_score.scores WHERE model = 'churn' AND entity_key = '{}'", id + 1));
+        assert!(close(got, *want), "account {}: {got:?} vs {want:?}", id + 1);
+    }
+    // and the very double score() gives
+    let differ = Spi::get_one::<i64>(
+        "SELECT count(*) FROM health_score.scores s JOIN accounts a ON s.entity_key = a.id::text
+          WHERE s.score IS DISTINCT FROM health_score.score('churn', a)
+             OR s.coverage IS DISTINCT FROM (health_score.assess('churn', a)).coverage",
+    )
+    .unwrap();
+    assert_eq!(differ, Some(0));
+    // components hold exactly explain's contributions and normalized values, for every component
+    let mismatches = Spi::get_one::<i64>(
+        "SELECT count(*) FROM health_score.scores s, accounts a, health_score.explain('churn', a) e
+          WHERE s.entity_key = a.id::text
+            AND ((s.components -> e.component ->> 'points')::float8 IS DISTINCT FROM e.contribution
+              OR (s.components -> e.component ->> 'n')::float8 IS DISTINCT FROM e.normalized)",
+    )
+    .unwrap();
+    assert_eq!(mismatches, Some(0));
+    let keys = Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores s, jsonb_object_keys(s.components) k").unwrap();
+    assert_eq!(keys, Some(3 * 5));
+    // written as binary JSONB, it reads back as PostgreSQL would have built it from text
+    let canonical = Spi::get_one::<bool>(
+        "SELECT bool_and(components = components::text::jsonb AND components::text = components::text::jsonb::text) FROM health_score.scores",
+    )
+    .unwrap();
+    assert_eq!(canonical, Some(true));
+    let row = Spi::get_three::<String, i32, f64>("SELECT band, band_rank, coverage FROM health_score.scores WHERE entity_key = '3'").unwrap();
+    // only logins is present: its share is 2/4 × 1/2
+    assert_eq!(row, (Some("red".into()), Some(0), Some(0.25)));
+}
+
+#[pg_test]
+fn snapshot_replaces_adds_and_writes_all_or_nothing() {
+    setup_accounts();
+    Spi::run("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap();
+    Spi::run("UPDATE accounts SET logins = 0 WHERE id = 1").unwrap();
+    // the same time again replaces (no duplicates), with the new values
+    Spi::run("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(3));
+    let s1 = sql_f64("SELECT score FROM health_score.scores WHERE entity_key = '1'");
+    assert!(close(s1, core_score(serde_json::json!({"logins": 0, "active": 100, "nps": "promoter", "overdue": 0}))));
+    // a second source at the same time adds its own entities
+    Spi::run(
+        "CREATE TABLE more_accounts (key text, logins int, active numeric, nps text, overdue int);
+         INSERT INTO more_accounts VALUES ('a-10', 5, 5, 'promoter', 0)",
+    )
+    .unwrap();
+    Spi::run("SELECT health_score.snapshot('churn', 'more_accounts', 'key', '2026-01-01')").unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(4));
+    // bad input anywhere: a clear error and nothing written
+    install_error_helper();
+    Spi::run("INSERT INTO more_accounts VALUES ('a-11', 5, 'NaN', 'promoter', 0)").unwrap();
+    let (state, message) = error_of("SELECT health_score.snapshot('churn', 'more_accounts', 'key', '2026-02-01')");
+    assert_eq!(state, "22023");
+    assert!(message.contains("\"a-11\"") && message.contains("\"seats\""), "{message}");
+    Spi::run("INSERT INTO accounts VALUES (NULL, 1, 1, 'passive', 0)").unwrap();
+    let (state, message) = error_of("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-01')");
+    assert_eq!(state, "22023");
+    assert!(message.contains("NULL key") && message.contains("\"id\""), "{message}");
+    assert_eq!(error_of("SELECT health_score.snapshot('chrun', 'accounts', 'id')").0, "42704");
+    assert_eq!(error_of("SELECT health_score.snapshot('churn', 'accounts', 'no_such_column')").0, "42703");
+    // a key twice in the source, on a new time and on a time already snapshotted
+    Spi::run("CREATE TABLE twice AS SELECT * FROM accounts WHERE id = 2; UPDATE twice SET id = 7; INSERT INTO twice SELECT * FROM twice").unwrap();
+    for at in ["2026-03-01", "2026-01-01"] {
+        let (state, message) = error_of(&format!("SELECT health_score.snapshot('churn', 'twice', 'id', '{at}')"));
+        assert_eq!(state, "21000", "{message}");
+        assert!(message.contains("more than one row for the same id, such as \"7\""), "{message}");
+    }
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(4));
+    // rows whose run record was deleted are still replaced, not reported as a duplicate key
+    Spi::run("DELETE FROM health_score.snapshots; UPDATE accounts SET logins = 10 WHERE id = 1; DELETE FROM accounts WHERE id IS NULL")
+        .unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap(), Some(3));
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(4));
+    let s1 = sql_f64("SELECT score FROM health_score.scores WHERE entity_key = '1'");
+    assert!(close(s1, core_score(serde_json::json!({"logins": 10, "active": 100, "nps": "promoter", "overdue": 0}))));
+    // and bands are still compared with the earlier snapshot: account 1 falls to the worst band
+    Spi::run(
+        "DELETE FROM health_score.snapshots;
+         UPDATE accounts SET logins = 0, active = 0, nps = 'passive', overdue = 1000 WHERE id = 1;
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-01');",
+    )
+    .unwrap();
+    let (recorded, by_hand) = Spi::get_two::<i64, i64>(
+        "SELECT (SELECT worsened FROM health_score.snapshots WHERE scored_at = '2026-02-01'),
+                (SELECT count(*) FROM health_score.scores n JOIN health_score.scores o USING (model, entity_key)
+                  WHERE n.scored_at = '2026-02-01' AND o.scored_at = '2026-01-01' AND n.band_rank < o.band_rank)",
+    )
+    .unwrap();
+    assert_eq!(recorded, by_hand);
+    assert!(by_hand.unwrap() >= 1, "account 1 must have worsened");
+}
+
+#[pg_test]
+fn latest_matches_a_plainly_written_reference_on_random_histories() {
+    // three models, entities missing from some snapshots, NULL scores and bands among them
+    Spi::run(
+        "SELECT setseed(0.25);
+         INSERT INTO health_score.scores (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, components)
+         SELECT m, 1, e, at, score, (ARRAY['red', 'yellow', 'green'])[floor(score / 40) + 1], floor(score / 40), 1, '{}'
+           FROM (SELECT 'm' || i AS m, e::text AS e, timestamptz '2026-01-01' + d * interval '1 day' AS at,
+                        CASE WHEN random() < 0.15 THEN NULL ELSE random() * 100 END AS score, random() AS keep
+                   FROM generate_series(1, 3) i, generate_series(1, 150) e, generate_series(0, 9) d) r
+          WHERE keep < 0.5",
+    )
+    .unwrap();
+    let reference = "SELECT s.model, s.entity_key, s.scored_at, s.model_version, s.score, s.band, s.band_rank, s.coverage,
+                            s.segment, p.scored_at, p.score, p.band, p.band_rank, s.score - p.score,
+                            CASE WHEN p.scored_at IS NULL THEN 'new'
+                                 WHEN s.band_rank < p.band_rank THEN 'worsened'
+                                 WHEN s.band_rank > p.band_rank THEN 'improved'
+                                 WHEN s.band_rank = p.band_rank THEN 'same' END
+                       FROM health_score.scores s
+                       LEFT JOIN health_score.scores p
+                         ON p.model = s.model AND p.entity_key = s.entity_key
+                        AND p.scored_at = (SELECT max(x.scored_at) FROM health_score.scores x
+                                            WHERE x.model = s.model AND x.entity_key = s.entity_key AND x.scored_at < s.scored_at)
+                      WHERE s.scored_at = (SELECT max(x.scored_at) FROM health_score.scores x
+                                            WHERE x.model = s.model AND x.entity_key = s.entity_key)";
+    let differ = Spi::get_one::<i64>(&format!(
+        "SELECT count(*) FROM ((SELECT * FROM health_score.latest EXCEPT ALL {reference})
+                               UNION ALL ({reference} EXCEPT ALL SELECT * FROM health_score.latest)) d"
+    ))
+    .unwrap();
+    assert_eq!(differ, Some(0));
+    let entities = Spi::get_one::<i64>("SELECT count(*) FROM (SELECT DISTINCT model, entity_key FROM health_score.scores) e").unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.latest").unwrap(), entities);
+    // every kind of band change occurred
+    let kinds = Spi::get_one::<i64>("SELECT count(DISTINCT coalesce(band_change, 'null')) FROM health_score.latest").unwrap();
+    assert_eq!(kinds, Some(5));
+}
+
+#[pg_test]
+fn text_object_is_jsonb_object_written_directly() {
+    let differ = Spi::get_one::<i64>(
+        "SELECT count(*) FROM (VALUES
+             ('{logins,nps,a_much_longer_key,b}'::text[], ARRAY['12.5', NULL, 'déjà \"vu\"', '']::text[]),
+             ('{}'::text[], '{}'::text[]),
+             ('{x}'::text[], '{1e-05}'::text[])) t(k, v)
+          WHERE health_score_internal._text_object(k, v) IS DISTINCT FROM jsonb_object(k, v)
+             OR health_score_internal._text_object(k, v)::text IS DISTINCT FROM jsonb_object(k, v)::text",
+    )
+    .unwrap();
+    assert_eq!(differ, Some(0));
+    // one call site, keys changing from row to row (its cached key order must follow)
+    let differ = Spi::get_one::<i64>(
+        "SELECT count(*) FROM generate_series(1, 9) g,
+                LATERAL (SELECT ARRAY['k' || repeat('x', g % 3), 'z'] AS k, ARRAY[g::text, NULL] AS v) a
+          WHERE health_score_internal._text_object(a.k, a.v)::text IS DISTINCT FROM jsonb_object(a.k, a.v)::text",
+    )
+    .unwrap();
+    assert_eq!(differ, Some(0));
+    install_error_helper();
+    assert_eq!(error_of("SELECT health_score_internal._text_object('{a,b}', '{1}')").0, "22023");
+    assert_eq!(error_of("SELECT health_score_internal._text_object('{a,a}', '{1,2}')").0, "22023");
+}

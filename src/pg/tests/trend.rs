@@ -1,0 +1,70 @@
+// The `#[pg_test]`s of `src/pg/trend.rs`, included into its `tests` module: each runs in its own
+// transaction inside a real PostgreSQL.
+
+use pgrx::prelude::*;
+
+use crate::pg::test_support::*;
+
+#[pg_test]
+fn trend_agrees_with_built_in_aggregates() {
+    setup_series();
+    let mismatches = Spi::get_one::<i64>(
+        "WITH t AS (SELECT account, health_score.trend(at, score) AS t FROM series GROUP BY account),
+              b AS (SELECT account, count(*) AS n, min(at) AS first_at, max(at) AS last_at, min(score) AS lo, max(score) AS hi,
+                           regr_slope(score, extract(epoch FROM at) / 86400) AS slope
+                      FROM series WHERE at IS NOT NULL AND score IS NOT NULL GROUP BY account),
+              f AS (SELECT b.account,
+                           (SELECT avg(score) FROM series s WHERE s.account = b.account AND s.at = b.first_at AND score IS NOT NULL) AS first_score,
+                           (SELECT avg(score) FROM series s WHERE s.account = b.account AND s.at = b.last_at AND score IS NOT NULL) AS last_score
+                      FROM b)
+         SELECT count(*) FROM t JOIN b USING (account) JOIN f USING (account)
+          WHERE (t).n <> b.n OR (t).first_at <> b.first_at OR (t).last_at <> b.last_at
+             OR abs((t).first_score - f.first_score) > 1e-9 OR abs((t).last_score - f.last_score) > 1e-9
+             OR abs((t).delta - (f.last_score - f.first_score)) > 1e-9
+             OR abs((t).pct_change - 100 * (f.last_score - f.first_score) / nullif(f.first_score, 0)) > 1e-9 * greatest(1, abs((t).pct_change))
+             OR ((t).pct_change IS NULL) <> (f.first_score = 0)
+             OR (t).min_score <> b.lo OR (t).max_score <> b.hi
+             OR abs((t).slope_per_day - b.slope) > 1e-9 * greatest(1, abs(b.slope))",
+    )
+    .unwrap();
+    assert_eq!(mismatches, Some(0));
+    let groups = Spi::get_one::<i64>("SELECT count(*) FROM (SELECT health_score.trend(at, score) FROM series GROUP BY account) t").unwrap();
+    assert_eq!(groups, Some(60));
+    // nothing to count: NULL; one time only: no slope; a first score of 0: no percentage
+    let empty = Spi::get_one::<bool>("SELECT health_score.trend(at, score) IS NULL FROM series WHERE account = 2 AND at IS NULL").unwrap();
+    assert_eq!(empty, Some(true));
+    let row = Spi::get_two::<i64, bool>(
+        "SELECT (t).n, (t).slope_per_day IS NULL AND (t).pct_change IS NULL AND (t).delta = 0 AND (t).max_score = 0
+           FROM (SELECT health_score.trend(at, s) AS t FROM (VALUES (timestamptz '2026-01-01', 0::float8), ('2026-01-01', -0.0), ('2026-01-01', 0)) v(at, s)) x",
+    )
+    .unwrap();
+    assert_eq!(row, (Some(3), Some(true)));
+    install_error_helper();
+    let (state, message) = error_of("SELECT health_score.trend(now(), 'NaN'::float8)");
+    assert_eq!(state, "22023");
+    assert!(message.contains("finite"), "{message}");
+    let (state, _) = error_of("SELECT health_score.trend('infinity'::timestamptz, 1)");
+    assert_eq!(state, "22023");
+}
+
+#[pg_test]
+fn trend_runs_in_parallel_and_over_window_frames() {
+    setup_series();
+    force_parallel_aggregation();
+    assert_parallel_aggregate("SELECT account, health_score.trend(at, score) FROM series GROUP BY account");
+    let total = "SELECT sum((t).slope_per_day)::float8 FROM (SELECT health_score.trend(at, score) t FROM series GROUP BY account) x";
+    let parallel = sql_f64(total);
+    Spi::run("SET LOCAL max_parallel_workers_per_gather = 0").unwrap();
+    assert!(close(parallel, sql_f64(total)));
+    // a rolling 7-day trend per account equals the trend of each row's own 7-day window
+    let mismatches = Spi::get_one::<i64>(
+        "WITH w AS (SELECT account, at, health_score.trend(at, score) OVER (PARTITION BY account ORDER BY at RANGE interval '7 days' PRECEDING) AS t
+                      FROM series WHERE at IS NOT NULL)
+         SELECT count(*) FROM w
+          WHERE coalesce((t).n, 0) <> (SELECT count(*) FROM series s WHERE s.account = w.account AND s.at BETWEEN w.at - interval '7 days' AND w.at AND s.score IS NOT NULL)
+             OR abs(coalesce((t).slope_per_day, 0) - coalesce((SELECT regr_slope(score, extract(epoch FROM at) / 86400) FROM series s
+                     WHERE s.account = w.account AND s.at BETWEEN w.at - interval '7 days' AND w.at), 0)) > 1e-9",
+    )
+    .unwrap();
+    assert_eq!(mismatches, Some(0));
+}
