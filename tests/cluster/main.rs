@@ -1,10 +1,13 @@
-//! Tests that need a server of their own, with committed transactions and several sessions:
-//! dump and restore of the registry, what other sessions see, rolled-back versions, and the
-//! SQL examples of the docs (golden output), random valid models through the SQL functions
-//! against the reference implementation, and random broken models (a crash would end the
-//! session). They run against the installed extension in a
-//! cluster under target/, started by scripts/cluster.sh; scripts/test.sh runs them with
-//! `--ignored` after `cargo pgrx install`.
+//! Tests that need a server of their own, with committed transactions and several sessions.
+//! They run against the installed extension in a cluster under target/, started by
+//! scripts/cluster.sh; scripts/test.sh runs them with `--ignored` after `cargo pgrx install`.
+//! This file is the harness (the cluster, connections, psql, one query helper); the tests are
+//! laid out by concern: `registry` (dump and restore, other sessions, roles), `concurrency`,
+//! `schedule` (pg_cron), `jdbc` (a BI client), `docs` (the documentation's examples against
+//! their output), `reference_checks` (random models against the reference implementation,
+//! random broken models, `alerts` against plain SQL), `fit`, `upgrade` (tests/upgrade/) and
+//! `security` (tests/security/, one test per attack). The roles race test stays here, so that
+//! its name sorts first and it runs while the fresh cluster has no roles.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
