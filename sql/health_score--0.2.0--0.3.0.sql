@@ -21,7 +21,7 @@ BEGIN
           JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid
            AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'
           JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'health_score'
-         WHERE p.pronamespace = 'health_score'::pg_catalog.regnamespace AND p.proname LIKE '\_%'
+         WHERE p.pronamespace = 'health_score'::pg_catalog.regnamespace AND pg_catalog.left(p.proname, 1) OPERATOR(pg_catalog.=) '_'
          ORDER BY p.proname, 3
     LOOP
         EXECUTE pg_catalog.format('ALTER %s health_score.%I(%s) SET SCHEMA health_score_internal',
@@ -34,7 +34,7 @@ BEGIN
           JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objid = t.oid
            AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'
           JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'health_score'
-         WHERE t.typnamespace = 'health_score'::pg_catalog.regnamespace AND t.typname LIKE '\_%'
+         WHERE t.typnamespace = 'health_score'::pg_catalog.regnamespace AND pg_catalog.left(t.typname, 1) OPERATOR(pg_catalog.=) '_'
          ORDER BY t.typname
     LOOP
         EXECUTE pg_catalog.format('ALTER TYPE health_score.%I SET SCHEMA health_score_internal', member.typname);
