@@ -49,6 +49,8 @@ export PROPTEST_RNG_SEED=${PROPTEST_RNG_SEED:-20261123}
 part "formatting and lints (cargo fmt --check; cargo clippy, warnings are errors)"
 if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
   cargo fmt --all --check
+  # the #[pg_test]s are include!d into their modules, where cargo fmt does not follow
+  rustfmt --edition 2021 --check src/pg/tests/*.rs
   cargo clippy --workspace --all-targets --features pg_test --quiet -- -D warnings
 else
   echo "skipped: this toolchain has no rustfmt or clippy component"

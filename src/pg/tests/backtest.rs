@@ -71,7 +71,10 @@ fn band_report_and_evaluate_against_outcomes() {
     .unwrap();
     assert_eq!(row.0, Some(294));
     assert!(row.1.unwrap() < 1e-12 && row.2.unwrap() == 0.0, "{row:?}");
-    assert_eq!(Spi::get_one::<i64>("SELECT outcome_unknown FROM health_score.evaluate('churn', 'book', 'churned')").unwrap(), Some(6));
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT outcome_unknown FROM health_score.evaluate('churn', 'book', 'churned')").unwrap(),
+        Some(6)
+    );
     // an inline model gives the same; a bad outcome value is a clear error
     let inline = sql_f64(&format!("SELECT auc FROM health_score.evaluate($${MODEL}$$::jsonb, 'book', 'churned')"));
     assert_eq!(inline, sql_f64("SELECT auc FROM health_score.evaluate('churn', 'book', 'churned')"));
@@ -170,7 +173,8 @@ fn backtest_counts_churn_within_the_horizon_of_each_snapshot() {
     // the churn time must be a date or a timestamp: a text column is a clear error, not a cast failure
     install_error_helper();
     Spi::run("ALTER TABLE churns ADD COLUMN noted text DEFAULT 'soon'").unwrap();
-    let (state, message) = error_of("SELECT * FROM health_score.backtest('churn', 'churns', 'account', 'noted', '30 days')");
+    let (state, message) =
+        error_of("SELECT * FROM health_score.backtest('churn', 'churns', 'account', 'noted', '30 days')");
     assert_eq!(state, "42804", "{message}");
     assert!(message.contains("churned_at column noted is of type text"), "{message}");
 }

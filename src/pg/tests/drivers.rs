@@ -9,7 +9,9 @@ use crate::pg::test_support::*;
 fn drivers_of_a_model_with_more_than_32_components() {
     // JSONB stores an offset instead of a length in every 32nd entry of an array
     let leaves: Vec<String> = (1..=40)
-        .map(|i| format!(r#"{{"name": "l{i}", "weight": {i}, "normalize": {{"type": "linear", "min": 0, "max": 100}}}}"#))
+        .map(|i| {
+            format!(r#"{{"name": "l{i}", "weight": {i}, "normalize": {{"type": "linear", "min": 0, "max": 100}}}}"#)
+        })
         .collect();
     Spi::run(&format!("SELECT health_score.set_model('wide', '{{\"components\": [{}]}}')", leaves.join(", "))).unwrap();
     let columns: Vec<String> = (1..=40).map(|i| format!("l{i} float8")).collect();
@@ -27,7 +29,9 @@ fn drivers_of_a_model_with_more_than_32_components() {
         second.join(", ")
     ))
     .unwrap();
-    let rows = Spi::get_one::<i64>("SELECT count(*) FROM health_score.drivers('wide', '1', '2026-01-01', '2026-01-02')").unwrap();
+    let rows =
+        Spi::get_one::<i64>("SELECT count(*) FROM health_score.drivers('wide', '1', '2026-01-01', '2026-01-02')")
+            .unwrap();
     assert_eq!(rows, Some(40));
     // each leaf's change by hand: share i / 820 of the scale, n moves from (7i mod 100) to (13i mod 100) percent
     let wrong = Spi::get_one::<i64>(
@@ -87,13 +91,22 @@ fn latest_history_drivers_and_alerts() {
     };
     assert_eq!(latest.0.as_deref(), Some(expected), "{s2} -> {s3}");
     assert!(close(latest.1, Some(s3 - s2)));
-    assert_eq!(Spi::get_one::<String>("SELECT band_change FROM health_score.latest WHERE entity_key = '2'").unwrap().as_deref(), Some("same"));
+    assert_eq!(
+        Spi::get_one::<String>("SELECT band_change FROM health_score.latest WHERE entity_key = '2'")
+            .unwrap()
+            .as_deref(),
+        Some("same")
+    );
     let deltas = sql_f64("SELECT sum(delta) FROM health_score.history WHERE entity_key = '1'");
     assert!(close(deltas, Some(s3 - s1)));
     // drivers: top-level changes add up to the score's change; logins explain the first drop
-    let total = sql_f64("SELECT sum(change) FROM health_score.drivers('churn', '1', '2026-01-01', '2026-01-15') WHERE parent IS NULL");
+    let total = sql_f64(
+        "SELECT sum(change) FROM health_score.drivers('churn', '1', '2026-01-01', '2026-01-15') WHERE parent IS NULL",
+    );
     assert!(close(total, Some(s3 - s1)));
-    let logins = sql_f64("SELECT change FROM health_score.drivers('churn', '1', '2026-01-01', '2026-01-08') WHERE component = 'logins'");
+    let logins = sql_f64(
+        "SELECT change FROM health_score.drivers('churn', '1', '2026-01-01', '2026-01-08') WHERE component = 'logins'",
+    );
     assert!(close(logins, Some(s2 - s1)));
     // alerts over 7 days compare with the snapshot a week before the latest; over 30 days with
     // the earliest inside the window

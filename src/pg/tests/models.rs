@@ -11,9 +11,7 @@ fn model_refs() {
     assert_eq!(super::parse_model_ref("churn@3"), Ok(("churn", Some(3))));
     assert!(super::parse_model_ref("churn@x").is_err());
     assert!(super::parse_model_ref("churn@0").is_err());
-    for bad in
-        ["churn@1@1", "@1", "churn@01", "churn@+1", "churn@-1", "churn@", "", "churn@ 1", "churn@99999999999"]
-    {
+    for bad in ["churn@1@1", "@1", "churn@01", "churn@+1", "churn@-1", "churn@", "", "churn@ 1", "churn@99999999999"] {
         let e = super::parse_model_ref(bad).unwrap_err();
         assert_eq!(e.sqlstate(), "22023", "{bad}");
     }
@@ -35,7 +33,9 @@ fn registry_versions_and_pinning() {
     assert!(close(sql_f64("SELECT health_score.score('churn', '{\"logins\": 5}'::jsonb)"), Some(50.0)));
     let v1 = sql_f64("SELECT health_score.score('churn@1', '{\"logins\": 5}'::jsonb)");
     assert!(close(v1, core_score(serde_json::json!({"logins": 5}))));
-    let described = Spi::get_one::<String>("SELECT description FROM health_score.models WHERE name = 'churn' AND is_latest").unwrap();
+    let described =
+        Spi::get_one::<String>("SELECT description FROM health_score.models WHERE name = 'churn' AND is_latest")
+            .unwrap();
     assert_eq!(described.as_deref(), Some("flat"));
 }
 

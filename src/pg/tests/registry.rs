@@ -103,9 +103,8 @@ fn internals_live_in_their_own_schema() {
     )
     .unwrap();
     assert_eq!(internal, Some(0));
-    let moved = Spi::get_one::<i64>(
-        "SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score_internal'::regnamespace",
-    )
-    .unwrap();
+    let moved =
+        Spi::get_one::<i64>("SELECT count(*) FROM pg_proc WHERE pronamespace = 'health_score_internal'::regnamespace")
+            .unwrap();
     assert!(moved.unwrap_or(0) > 60, "{moved:?}");
 }

@@ -16,9 +16,10 @@ fn row_forms_pass_columns_and_agree_with_the_record_path() {
     )
     .unwrap();
     // the planner passes the columns instead of a composite value
-    let plan = Spi::get_one::<pgrx::Json>("EXPLAIN (VERBOSE, FORMAT JSON) SELECT health_score.score('churn', w) FROM wide w")
-        .unwrap()
-        .unwrap();
+    let plan =
+        Spi::get_one::<pgrx::Json>("EXPLAIN (VERBOSE, FORMAT JSON) SELECT health_score.score('churn', w) FROM wide w")
+            .unwrap()
+            .unwrap();
     assert!(plan.0.to_string().contains("_score_columns"), "{}", plan.0);
     // a ROW() of anonymous type keeps the record path; all three agree with the core
     for id in [1, 2] {
@@ -35,11 +36,19 @@ fn row_forms_pass_columns_and_agree_with_the_record_path() {
         assert!(close(by_columns, expected) && close(by_view, expected) && close(by_record, expected), "row {id}");
     }
     // explain and assess take the same path
-    let rows = Spi::get_one::<i64>("SELECT count(*) FROM wide w, health_score.explain('churn', w) e WHERE w.id = 1").unwrap();
+    let rows =
+        Spi::get_one::<i64>("SELECT count(*) FROM wide w, health_score.explain('churn', w) e WHERE w.id = 1").unwrap();
     assert_eq!(rows, Some(5));
-    let band = Spi::get_one::<String>("SELECT (health_score.assess('churn', w)).band FROM wide w WHERE id = 1").unwrap();
+    let band =
+        Spi::get_one::<String>("SELECT (health_score.assess('churn', w)).band FROM wide w WHERE id = 1").unwrap();
     let expected = core_score(serde_json::json!({"logins": 12, "active": 30, "nps": "passive", "overdue": 0})).unwrap();
-    let expected_band = if expected >= 70.0 { "green" } else if expected >= 40.0 { "yellow" } else { "red" };
+    let expected_band = if expected >= 70.0 {
+        "green"
+    } else if expected >= 40.0 {
+        "yellow"
+    } else {
+        "red"
+    };
     assert_eq!(band.as_deref(), Some(expected_band));
 }
 

@@ -43,12 +43,15 @@ fn score_agg_equals_scoring_the_object() {
     assert!(close(text_form, core_score(serde_json::json!({"logins": "10", "nps": "promoter"}))));
     // a group of NULL keys only is the empty object: NULL under reweight, 0 when missing is zero
     let zero = r#"{"missing": "zero", "components": [{"name": "a", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}]}"#;
-    let empty = format!("SELECT health_score.score_agg($${zero}$$::jsonb, k, v) FROM (VALUES (NULL::text, '5'::jsonb)) t(k, v)");
+    let empty = format!(
+        "SELECT health_score.score_agg($${zero}$$::jsonb, k, v) FROM (VALUES (NULL::text, '5'::jsonb)) t(k, v)"
+    );
     assert_eq!(sql_f64(&empty), Some(0.0));
     let reweighted = empty.replace(r#""missing": "zero", "#, "");
     assert_eq!(sql_f64(&reweighted), None);
     install_error_helper();
-    let (state, message) = error_of("SELECT health_score.score_agg('churn', k, v) FROM (VALUES ('logins', 1.0), ('logins', 2.0)) t(k, v)");
+    let (state, message) =
+        error_of("SELECT health_score.score_agg('churn', k, v) FROM (VALUES ('logins', 1.0), ('logins', 2.0)) t(k, v)");
     assert_eq!(state, "22023");
     assert!(message.contains("\"logins\""), "{message}");
 }
@@ -66,7 +69,9 @@ fn score_agg_runs_in_parallel() {
     )
     .unwrap();
     force_parallel_aggregation();
-    assert_parallel_aggregate("SELECT account_id, health_score.score_agg('churn', metric, value) FROM big_metrics GROUP BY account_id");
+    assert_parallel_aggregate(
+        "SELECT account_id, health_score.score_agg('churn', metric, value) FROM big_metrics GROUP BY account_id",
+    );
     // and the parallel result equals the serial one
     let parallel = sql_f64("SELECT sum(s) FROM (SELECT health_score.score_agg('churn', metric, value) s FROM big_metrics GROUP BY account_id) t");
     Spi::run("SET LOCAL max_parallel_workers_per_gather = 0").unwrap();

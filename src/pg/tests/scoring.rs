@@ -36,7 +36,8 @@ fn numbers_keep_their_postgres_text_as_categories() {
 #[pg_test]
 fn numbers_beyond_double_range_are_invalid() {
     install_error_helper();
-    let (state, message) = error_of(&format!("SELECT health_score.score($${MODEL}$$::jsonb, '{{\"logins\": 1e400}}'::jsonb)"));
+    let (state, message) =
+        error_of(&format!("SELECT health_score.score($${MODEL}$$::jsonb, '{{\"logins\": 1e400}}'::jsonb)"));
     assert_eq!(state, "22023");
     assert!(message.contains("component \"logins\" (input \"logins\")"), "{message}");
     let (state, message) = error_of("SELECT health_score.score('{\"scale\": 1e400, \"components\": [{\"name\": \"a\", \"weight\": 1, \"normalize\": {\"type\": \"decay\", \"half_life\": 1}}]}'::jsonb, '{}'::jsonb)");
@@ -59,7 +60,8 @@ fn rows_are_read_by_column_name_and_type() {
     ] {
         let got = sql_f64(&format!("SELECT health_score.score('churn', a) FROM accounts a WHERE id = {id}"));
         assert!(close(got, core_score(input.clone())), "row {id}");
-        let inline = sql_f64(&format!("SELECT health_score.score($${MODEL}$$::jsonb, a) FROM accounts a WHERE id = {id}"));
+        let inline =
+            sql_f64(&format!("SELECT health_score.score($${MODEL}$$::jsonb, a) FROM accounts a WHERE id = {id}"));
         assert!(close(inline, got));
     }
     // a numeric column's category is its text output; a boolean's is true/false
@@ -86,7 +88,13 @@ fn assess_band_and_probability_agree_with_score() {
     ))
     .unwrap();
     assert!(close(score, Some(expected)));
-    let expected_band = if expected >= 70.0 { "green" } else if expected >= 40.0 { "yellow" } else { "red" };
+    let expected_band = if expected >= 70.0 {
+        "green"
+    } else if expected >= 40.0 {
+        "yellow"
+    } else {
+        "red"
+    };
     assert_eq!(band.as_deref(), Some(expected_band));
     let p = sql_f64(&format!("SELECT health_score.churn_probability('churn', $${input}$$::jsonb)"));
     assert!(close(p, Some(1.0 / (1.0 + (-(2.0 - 0.05 * expected)).exp()))));
@@ -100,7 +108,10 @@ fn explain_contributions_sum_to_the_score() {
     ));
     let score = sql_f64(&format!("SELECT health_score.score($${MODEL}$$::jsonb, '{input}'::jsonb)"));
     assert!(close(total, score));
-    let rows = Spi::get_one::<i64>(&format!("SELECT count(*) FROM health_score.explain($${MODEL}$$::jsonb, '{input}'::jsonb)")).unwrap();
+    let rows = Spi::get_one::<i64>(&format!(
+        "SELECT count(*) FROM health_score.explain($${MODEL}$$::jsonb, '{input}'::jsonb)"
+    ))
+    .unwrap();
     assert_eq!(rows, Some(5));
 }
 

@@ -22,7 +22,10 @@ fn null_and_out_of_range_arguments_to_the_table_functions_are_clear_errors() {
         ("calibrate", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
         ("fit", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
         ("fit_report", &["'churn'::text", "'accounts'::regclass", "'churned'::text"]),
-        ("backtest", &["'churn'::text", "'churn'::regclass", "'id'::text", "'churned_at'::text", "'90 days'::interval"]),
+        (
+            "backtest",
+            &["'churn'::text", "'churn'::regclass", "'id'::text", "'churned_at'::text", "'90 days'::interval"],
+        ),
         ("alerts", &["'churn'::text", "1::float8", "'1 day'::interval"]),
         ("drivers", &["'churn'::text", "'1'::text", "'2026-01-01'::timestamptz", "'2026-01-01'::timestamptz"]),
     ];
@@ -43,7 +46,8 @@ fn null_and_out_of_range_arguments_to_the_table_functions_are_clear_errors() {
     let (state, message) = error_of("SELECT * FROM health_score.alerts('churn', 1, '7000 years')");
     assert_eq!(state, "22023", "{message}");
     assert!(message.contains("earliest time"), "{message}");
-    let (state, message) = error_of("SELECT * FROM health_score.backtest('churn', 'churn', 'id', 'churned_at', '300000 years')");
+    let (state, message) =
+        error_of("SELECT * FROM health_score.backtest('churn', 'churn', 'id', 'churned_at', '300000 years')");
     assert_eq!(state, "22023", "{message}");
     assert!(message.contains("latest time"), "{message}");
     let (state, message) = error_of("SELECT health_score.create_view('bad name!', 'churn', 'accounts', 'id')");
@@ -63,7 +67,10 @@ fn snapshot_stores_scores_and_components() {
         core_score(serde_json::json!({"logins": 0})),
     ];
     for (id, want) in expected.iter().enumerate() {
-        let got = sql_f64(&format!("SELECT score FROM health_score.scores WHERE model = 'churn' AND entity_key = '{}'", id + 1));
+        let got = sql_f64(&format!(
+            "SELECT score FROM health_score.scores WHERE model = 'churn' AND entity_key = '{}'",
+            id + 1
+        ));
         assert!(close(got, *want), "account {}: {got:?} vs {want:?}", id + 1);
     }
     // and the very double score() gives
@@ -83,7 +90,8 @@ fn snapshot_stores_scores_and_components() {
     )
     .unwrap();
     assert_eq!(mismatches, Some(0));
-    let keys = Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores s, jsonb_object_keys(s.components) k").unwrap();
+    let keys =
+        Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores s, jsonb_object_keys(s.components) k").unwrap();
     assert_eq!(keys, Some(3 * 5));
     // written as binary JSONB, it reads back as PostgreSQL would have built it from text
     let canonical = Spi::get_one::<bool>(
@@ -91,7 +99,10 @@ fn snapshot_stores_scores_and_components() {
     )
     .unwrap();
     assert_eq!(canonical, Some(true));
-    let row = Spi::get_three::<String, i32, f64>("SELECT band, band_rank, coverage FROM health_score.scores WHERE entity_key = '3'").unwrap();
+    let row = Spi::get_three::<String, i32, f64>(
+        "SELECT band, band_rank, coverage FROM health_score.scores WHERE entity_key = '3'",
+    )
+    .unwrap();
     // only logins is present: its share is 2/4 × 1/2
     assert_eq!(row, (Some("red".into()), Some(0), Some(0.25)));
 }
@@ -137,7 +148,10 @@ fn snapshot_replaces_adds_and_writes_all_or_nothing() {
     // rows whose run record was deleted are still replaced, not reported as a duplicate key
     Spi::run("DELETE FROM health_score.snapshots; UPDATE accounts SET logins = 10 WHERE id = 1; DELETE FROM accounts WHERE id IS NULL")
         .unwrap();
-    assert_eq!(Spi::get_one::<i64>("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap(), Some(3));
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01')").unwrap(),
+        Some(3)
+    );
     assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(4));
     let s1 = sql_f64("SELECT score FROM health_score.scores WHERE entity_key = '1'");
     assert!(close(s1, core_score(serde_json::json!({"logins": 10, "active": 100, "nps": "promoter", "overdue": 0}))));
@@ -190,10 +204,13 @@ fn latest_matches_a_plainly_written_reference_on_random_histories() {
     ))
     .unwrap();
     assert_eq!(differ, Some(0));
-    let entities = Spi::get_one::<i64>("SELECT count(*) FROM (SELECT DISTINCT model, entity_key FROM health_score.scores) e").unwrap();
+    let entities =
+        Spi::get_one::<i64>("SELECT count(*) FROM (SELECT DISTINCT model, entity_key FROM health_score.scores) e")
+            .unwrap();
     assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.latest").unwrap(), entities);
     // every kind of band change occurred
-    let kinds = Spi::get_one::<i64>("SELECT count(DISTINCT coalesce(band_change, 'null')) FROM health_score.latest").unwrap();
+    let kinds =
+        Spi::get_one::<i64>("SELECT count(DISTINCT coalesce(band_change, 'null')) FROM health_score.latest").unwrap();
     assert_eq!(kinds, Some(5));
 }
 

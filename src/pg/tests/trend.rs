@@ -28,10 +28,16 @@ fn trend_agrees_with_built_in_aggregates() {
     )
     .unwrap();
     assert_eq!(mismatches, Some(0));
-    let groups = Spi::get_one::<i64>("SELECT count(*) FROM (SELECT health_score.trend(at, score) FROM series GROUP BY account) t").unwrap();
+    let groups = Spi::get_one::<i64>(
+        "SELECT count(*) FROM (SELECT health_score.trend(at, score) FROM series GROUP BY account) t",
+    )
+    .unwrap();
     assert_eq!(groups, Some(60));
     // nothing to count: NULL; one time only: no slope; a first score of 0: no percentage
-    let empty = Spi::get_one::<bool>("SELECT health_score.trend(at, score) IS NULL FROM series WHERE account = 2 AND at IS NULL").unwrap();
+    let empty = Spi::get_one::<bool>(
+        "SELECT health_score.trend(at, score) IS NULL FROM series WHERE account = 2 AND at IS NULL",
+    )
+    .unwrap();
     assert_eq!(empty, Some(true));
     let row = Spi::get_two::<i64, bool>(
         "SELECT (t).n, (t).slope_per_day IS NULL AND (t).pct_change IS NULL AND (t).delta = 0 AND (t).max_score = 0

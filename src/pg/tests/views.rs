@@ -9,8 +9,10 @@ use crate::pg::test_support::*;
 fn generated_views_show_points_follow_new_versions_and_keep_grants() {
     setup_accounts();
     install_error_helper();
-    let view = Spi::get_one::<String>("SELECT health_score.create_view('public.\"we\"\"ird name\"', 'churn', 'accounts', 'id')::text")
-        .unwrap();
+    let view = Spi::get_one::<String>(
+        "SELECT health_score.create_view('public.\"we\"\"ird name\"', 'churn', 'accounts', 'id')::text",
+    )
+    .unwrap();
     assert_eq!(view.as_deref(), Some("\"we\"\"ird name\""));
     let columns = Spi::get_one::<String>(
         "SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attnum)
@@ -36,7 +38,9 @@ fn generated_views_show_points_follow_new_versions_and_keep_grants() {
     )
     .unwrap();
     assert_eq!(uncommented, Some(0));
-    assert!(Spi::get_one::<String>("SELECT obj_description('public.\"we\"\"ird name\"'::regclass, 'pg_class')").unwrap().is_some());
+    assert!(Spi::get_one::<String>("SELECT obj_description('public.\"we\"\"ird name\"'::regclass, 'pg_class')")
+        .unwrap()
+        .is_some());
     // identifiers are parsed, never pasted
     Spi::run("CREATE TABLE canary (x int)").unwrap();
     let (state, _) = error_of(
@@ -58,7 +62,10 @@ fn generated_views_show_points_follow_new_versions_and_keep_grants() {
           WHERE attrelid = 'public.\"we\"\"ird name\"'::regclass AND attnum > 0",
     )
     .unwrap();
-    assert_eq!(columns.as_deref(), Some("id,score,band,coverage,segment,usage_points,logins_points,seats_points,nps_points"));
+    assert_eq!(
+        columns.as_deref(),
+        Some("id,score,band,coverage,segment,usage_points,logins_points,seats_points,nps_points")
+    );
     let still = Spi::get_one::<bool>(
         "SELECT has_table_privilege('hs_test_viewer', 'public.\"we\"\"ird name\"', 'SELECT')
             AND has_table_privilege('health_score_reader', 'public.\"we\"\"ird name\"', 'SELECT')",
