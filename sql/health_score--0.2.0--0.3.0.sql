@@ -34,7 +34,10 @@ BEGIN
           JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND d.objid = t.oid
            AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'
           JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'health_score'
-         WHERE t.typnamespace = 'health_score'::pg_catalog.regnamespace AND pg_catalog.left(t.typname, 1) OPERATOR(pg_catalog.=) '_'
+         -- composite types only: their array types (named _<type>, members too from PostgreSQL
+         -- 17 on) move with them
+         WHERE t.typnamespace = 'health_score'::pg_catalog.regnamespace AND t.typtype OPERATOR(pg_catalog.=) 'c'
+           AND pg_catalog.left(t.typname, 1) OPERATOR(pg_catalog.=) '_'
          ORDER BY t.typname
     LOOP
         EXECUTE pg_catalog.format('ALTER TYPE health_score.%I SET SCHEMA health_score_internal', member.typname);
