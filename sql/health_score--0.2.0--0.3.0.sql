@@ -15,6 +15,19 @@ DO $move$
 DECLARE
     member record;
 BEGIN
+    -- a role given USAGE on health_score directly (not through health_score_reader) reached
+    -- the internals there; it keeps reaching them
+    FOR member IN
+        SELECT a.grantee
+          FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'health_score' AND a.privilege_type OPERATOR(pg_catalog.=) 'USAGE'
+           AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+           AND a.grantee OPERATOR(pg_catalog.<>) 'health_score_reader'::pg_catalog.regrole
+    LOOP
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA health_score_internal TO %s',
+                                  CASE member.grantee WHEN 0::pg_catalog.oid THEN 'PUBLIC'
+                                       ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(member.grantee)) END);
+    END LOOP;
     FOR member IN
         SELECT p.proname, p.prokind, pg_catalog.pg_get_function_identity_arguments(p.oid) AS args
           FROM pg_catalog.pg_proc p

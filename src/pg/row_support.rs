@@ -95,19 +95,22 @@ unsafe fn columns_of(row: *mut pg_sys::Node) -> Option<(pg_sys::Oid, Vec<Column>
     }
 }
 
-/// `health_score_internal._<name>_columns(<leading argument types>, oid, text[], VARIADIC "any")` for a
-/// function `<name>` or `_<name>`.
+/// `health_score_internal._<name>_columns(<leading argument types>, oid, text[], VARIADIC "any")`
+/// for a function `<name>` or `_<name>`; in schema `health_score` for a database whose SQL is
+/// still 0.2.0 or older (the library is updated before `ALTER EXTENSION UPDATE` runs), so
+/// that it keeps its plans until then.
 unsafe fn lookup_columns_function(funcid: pg_sys::Oid, leading: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
     let name = CStr::from_ptr(pg_sys::get_func_name(funcid)).to_string_lossy().into_owned();
     let target = CString::new(format!("_{}_columns", name.trim_start_matches('_'))).ok()?;
-    let schema = CString::new("health_score_internal").ok()?;
-    let mut names: *mut pg_sys::List = std::ptr::null_mut();
-    names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(schema.as_ptr())) as *mut _);
-    names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(target.as_ptr())) as *mut _);
     let argtypes: Vec<pg_sys::Oid> =
         leading.iter().copied().chain([pg_sys::OIDOID, pg_sys::TEXTARRAYOID, pg_sys::ANYOID]).collect();
-    let oid = pg_sys::LookupFuncName(names, argtypes.len() as i32, argtypes.as_ptr(), true);
-    (oid != pg_sys::InvalidOid).then_some(oid)
+    [c"health_score_internal", c"health_score"].into_iter().find_map(|schema| {
+        let mut names: *mut pg_sys::List = std::ptr::null_mut();
+        names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(schema.as_ptr())) as *mut _);
+        names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(target.as_ptr())) as *mut _);
+        let oid = pg_sys::LookupFuncName(names, argtypes.len() as i32, argtypes.as_ptr(), true);
+        (oid != pg_sys::InvalidOid).then_some(oid)
+    })
 }
 
 unsafe fn names_const(columns: &[Column]) -> *mut pg_sys::Node {
