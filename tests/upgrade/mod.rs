@@ -9,7 +9,9 @@
 //!   working (a new model version regenerates the view, a new snapshot is taken);
 //! - the dump restores into a new database by the documented procedure (create the dump's
 //!   version, `pg_restore`, update) and reads back the same;
-//! - a pg_cron schedule made in the old version survives the update (where pg_cron runs).
+//! - a pg_cron schedule made in the old version survives the update (where pg_cron runs);
+//! - the new library keeps rewriting the row forms of an install not yet updated, and a role
+//!   given the schema directly keeps reaching the internals after the update.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -269,4 +271,63 @@ fn a_pg_cron_schedule_made_before_the_update_survives_it() {
     assert_eq!(written, 10);
     assert!(c.query_one("SELECT health_score.unschedule($1)", &[&job]).unwrap().get::<_, bool>(0));
     c.batch_execute("DROP EXTENSION health_score CASCADE; DROP TABLE upgrade_cron_accounts;").unwrap();
+}
+
+/// Between the package's update and `ALTER EXTENSION UPDATE`, the new library serves the old
+/// SQL: the planner support still rewrites the row forms (into the old schema's column
+/// forms). Afterwards, a role given `USAGE` on `health_score` directly, not through
+/// `health_score_reader`, still reaches the internals the functions call, now in
+/// `health_score_internal`.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn an_old_install_keeps_its_plans_and_its_direct_grants_across_the_update() {
+    cluster();
+    let mut admin = connect("postgres");
+    let db = "hs_upgrade_direct_grants";
+    recreate(&mut admin, db);
+    let oldest = frozen_versions().into_iter().next().unwrap();
+    let mut c = connect(db);
+    c.batch_execute(&format!(
+        "CREATE EXTENSION health_score VERSION '{oldest}';
+         DO $$ BEGIN
+             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hs_upgrade_direct') THEN
+                 CREATE ROLE hs_upgrade_direct;
+             END IF;
+         END $$;
+         GRANT USAGE ON SCHEMA health_score TO hs_upgrade_direct;
+         GRANT SELECT ON health_score.model_versions, health_score.scores TO hs_upgrade_direct;
+         SELECT health_score.set_model('direct',
+           '{{\"components\": [{{\"name\": \"logins\", \"weight\": 1, \"normalize\": {{\"type\": \"linear\", \"min\": 0, \"max\": 10}}}}]}}');
+         CREATE TABLE direct_accounts AS SELECT g AS id, g::float8 AS logins FROM generate_series(1, 4) g;
+         GRANT SELECT ON direct_accounts TO hs_upgrade_direct;"
+    ))
+    .unwrap();
+    let plan = |c: &mut postgres::Client| -> String {
+        c.query("EXPLAIN (VERBOSE, COSTS OFF) SELECT health_score.score('direct', a) FROM direct_accounts a", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(plan(&mut c).contains("health_score._score_columns("), "{}", plan(&mut c));
+    c.batch_execute("ALTER EXTENSION health_score UPDATE").unwrap();
+    assert!(plan(&mut c).contains("health_score_internal._score_columns("), "{}", plan(&mut c));
+    c.batch_execute("SET ROLE hs_upgrade_direct").unwrap();
+    let scores: Vec<f64> = c
+        .query("SELECT health_score.score('direct', a) FROM direct_accounts a ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // logins 1 to 4 on a linear 0–10 scale, out of 100
+    let expected = [10.0, 20.0, 30.0, 40.0];
+    assert!(scores.len() == 4 && scores.iter().zip(expected).all(|(s, e)| (s - e).abs() < 1e-9), "{scores:?}");
+    // a PL/pgSQL function that calls an internal by name
+    let drivers: i64 =
+        c.query_one("SELECT count(*) FROM health_score.drivers('direct', '1', now(), now())", &[]).unwrap().get(0);
+    assert_eq!(drivers, 0);
+    c.batch_execute("RESET ROLE").unwrap();
+    drop(c);
+    admin.batch_execute(&format!("DROP DATABASE {db}")).unwrap();
 }
