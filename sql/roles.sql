@@ -1,4 +1,4 @@
--- health_score: the roles, and the schema's privileges. Every other file of sql/ declares
+-- health_score: the roles, and the schemas with their privileges. Every other file of sql/ declares
 -- one concept's objects with its GRANTs and COMMENTs; the scoring functions are C functions
 -- of the extension's library (src/pg), declared by hand so that names, volatility,
 -- strictness, parallel safety and costs are exactly as documented in docs/reference.md
