@@ -1128,15 +1128,15 @@ CREATE OR REPLACE FUNCTION health_score_internal._model_sql(model text, OUT mode
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pinned integer := health_score_internal._resolve_model(_model_sql.model);
+    model_name text := health_score_internal._model_name(_model_sql.model);
 BEGIN
     IF _model_sql.model IS NULL THEN
         RAISE EXCEPTION 'the model must not be NULL' USING ERRCODE = '22023',
             HINT = 'a registered model''s name (''churn'' or ''churn@2''), or a model as jsonb';
     END IF;
-    model_sql := quote_literal(health_score_internal._model_name(_model_sql.model) || '@' || pinned);
+    model_sql := quote_literal(model_name || '@' || pinned);
     SELECT v.config INTO config FROM health_score.model_versions v
-     WHERE v.name OPERATOR(pg_catalog.=) health_score_internal._model_name(_model_sql.model)
-       AND v.version OPERATOR(pg_catalog.=) pinned;
+     WHERE v.name OPERATOR(pg_catalog.=) model_name AND v.version OPERATOR(pg_catalog.=) pinned;
 END
 $$;
 

@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use super::{bin, cluster, cluster_dir, connect, port, psql, recreate, root, run};
+use super::{bin, cluster, cluster_dir, column, connect, port, psql, recreate, root, run};
 
 const DEFAULT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -302,24 +302,13 @@ fn an_old_install_keeps_its_plans_and_its_direct_grants_across_the_update() {
          GRANT SELECT ON direct_accounts TO hs_upgrade_direct;"
     ))
     .unwrap();
-    let plan = |c: &mut postgres::Client| -> String {
-        c.query("EXPLAIN (VERBOSE, COSTS OFF) SELECT health_score.score('direct', a) FROM direct_accounts a", &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let explain = "EXPLAIN (VERBOSE, COSTS OFF) SELECT health_score.score('direct', a) FROM direct_accounts a";
+    let plan = |c: &mut postgres::Client| column::<String>(c, explain).join("\n");
     assert!(plan(&mut c).contains("health_score._score_columns("), "{}", plan(&mut c));
     c.batch_execute("ALTER EXTENSION health_score UPDATE").unwrap();
     assert!(plan(&mut c).contains("health_score_internal._score_columns("), "{}", plan(&mut c));
     c.batch_execute("SET ROLE hs_upgrade_direct").unwrap();
-    let scores: Vec<f64> = c
-        .query("SELECT health_score.score('direct', a) FROM direct_accounts a ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let scores: Vec<f64> = column(&mut c, "SELECT health_score.score('direct', a) FROM direct_accounts a ORDER BY id");
     // logins 1 to 4 on a linear 0–10 scale, out of 100
     let expected = [10.0, 20.0, 30.0, 40.0];
     assert!(scores.len() == 4 && scores.iter().zip(expected).all(|(s, e)| (s - e).abs() < 1e-9), "{scores:?}");
