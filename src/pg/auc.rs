@@ -5,7 +5,7 @@ use pgrx::pg_sys;
 
 use crate::core::AucState;
 
-use super::{aggregate_state, arg, float8_array, float8_datum, partial_state_functions, return_null, v1_function};
+use super::{aggregate_state, arg, c_symbol, partial_state_functions, v1_function};
 
 v1_function!(hs_auc_trans, pg_finfo_hs_auc_trans, |fcinfo| {
     let state = aggregate_state::<AucState>(fcinfo, "auc")?;
@@ -19,33 +19,27 @@ partial_state_functions!(
     AucState,
     crate::core::bytes::StateKind::Auc,
     "auc",
-    hs_auc_combine,
-    pg_finfo_hs_auc_combine,
-    hs_auc_serialize,
-    pg_finfo_hs_auc_serialize,
-    hs_auc_deserialize,
-    pg_finfo_hs_auc_deserialize
+    combine: auc_combine => auc_combine_wrapper as hs_auc_combine, pg_finfo_hs_auc_combine,
+    serialize: auc_serialize => auc_serialize_wrapper as hs_auc_serialize, pg_finfo_hs_auc_serialize,
+    deserialize: auc_deserialize => auc_deserialize_wrapper as hs_auc_deserialize, pg_finfo_hs_auc_deserialize
 );
 
-v1_function!(hs_auc_final, pg_finfo_hs_auc_final, |fcinfo| {
-    let Some(d) = arg(fcinfo, 0).filter(|d| !d.is_null()) else { return Ok(return_null(fcinfo)) };
+#[pgrx::pg_extern(sql = false)]
+fn auc_final(mut state: pgrx::Internal) -> Option<f64> {
     // sorting in place keeps the same scores, so the state stays good for more rows or frames
-    match (*d.cast_mut_ptr::<AucState>()).finish() {
-        Some(auc) => Ok(float8_datum(auc)),
-        None => Ok(return_null(fcinfo)),
-    }
-});
+    unsafe { state.get_mut::<AucState>() }?.finish()
+}
+c_symbol!(hs_auc_final, pg_finfo_hs_auc_final => auc_final_wrapper);
 
 // The calibration fitted to the same state as auc's (the scores of each class): {a, b}, NULL
 // when a class is empty or the fit does not settle.
-v1_function!(hs_calibration_final, pg_finfo_hs_calibration_final, |fcinfo| {
-    let Some(d) = arg(fcinfo, 0).filter(|d| !d.is_null()) else { return Ok(return_null(fcinfo)) };
-    let state = &*d.cast_mut_ptr::<AucState>();
-    let Some((a, b)) = crate::core::calibrate::calibrate(&state.churned, &state.retained, CALIBRATION_L2) else {
-        return Ok(return_null(fcinfo));
-    };
-    Ok(float8_array(&[a, b]))
-});
+#[pgrx::pg_extern(sql = false)]
+fn calibration_final(state: pgrx::Internal) -> Option<Vec<f64>> {
+    let state = unsafe { state.get::<AucState>() }?;
+    let (a, b) = crate::core::calibrate::calibrate(&state.churned, &state.retained, CALIBRATION_L2)?;
+    Some(vec![a, b])
+}
+c_symbol!(hs_calibration_final, pg_finfo_hs_calibration_final => calibration_final_wrapper);
 
 /// The slope's L2 penalty of `calibrate` (on the mean log-loss).
 const CALIBRATION_L2: f64 = 1e-4;

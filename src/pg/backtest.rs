@@ -6,7 +6,7 @@ use pgrx::pg_sys;
 
 use crate::core::BacktestState;
 
-use super::{aggregate_state, arg, partial_state_functions, return_null, text_arg, text_datum, v1_function};
+use super::{aggregate_state, arg, c_symbol, partial_state_functions, text_arg, v1_function};
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
 pgrx::extension_sql_file!(
@@ -29,19 +29,17 @@ partial_state_functions!(
     BacktestState,
     crate::core::bytes::StateKind::Backtest,
     "backtest",
-    hs_backtest_combine,
-    pg_finfo_hs_backtest_combine,
-    hs_backtest_serialize,
-    pg_finfo_hs_backtest_serialize,
-    hs_backtest_deserialize,
-    pg_finfo_hs_backtest_deserialize
+    combine: backtest_combine => backtest_combine_wrapper as hs_backtest_combine, pg_finfo_hs_backtest_combine,
+    serialize: backtest_serialize => backtest_serialize_wrapper as hs_backtest_serialize, pg_finfo_hs_backtest_serialize,
+    deserialize: backtest_deserialize => backtest_deserialize_wrapper as hs_backtest_deserialize, pg_finfo_hs_backtest_deserialize
 );
 
-v1_function!(hs_backtest_final, pg_finfo_hs_backtest_final, |fcinfo| {
-    let Some(d) = arg(fcinfo, 0).filter(|d| !d.is_null()) else { return Ok(return_null(fcinfo)) };
+#[pgrx::pg_extern(sql = false)]
+fn backtest_final(mut state: pgrx::Internal) -> Option<String> {
     // sorting in place keeps the same counts and scores, so the state stays good for more rows
-    Ok(text_datum(&(*d.cast_mut_ptr::<BacktestState>()).finish()))
-});
+    Some(unsafe { state.get_mut::<BacktestState>() }?.finish())
+}
+c_symbol!(hs_backtest_final, pg_finfo_hs_backtest_final => backtest_final_wrapper);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]

@@ -12,11 +12,11 @@ use crate::core::error::reserve;
 use crate::core::fit::{self, Solution};
 use crate::core::{Error, Json};
 
-use super::jsonb::JsonbRef;
 use super::models;
 use super::scoring::{evaluate_call, InputKind, ModelKind};
 use super::{
-    aggregate_state, arg, float8_array, partial_state_functions, return_null, text_arg, text_datum, v1_function,
+    aggregate_state, arg, c_symbol, float8_array, partial_state_functions, raising, return_null, v1_function, JsonbArg,
+    TextArg,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -229,22 +229,18 @@ partial_state_functions!(
     FitState,
     crate::core::bytes::StateKind::Fit,
     "_fit",
-    hs_fit_combine,
-    pg_finfo_hs_fit_combine,
-    hs_fit_serialize,
-    pg_finfo_hs_fit_serialize,
-    hs_fit_deserialize,
-    pg_finfo_hs_fit_deserialize
+    combine: fit_combine => fit_combine_wrapper as hs_fit_combine, pg_finfo_hs_fit_combine,
+    serialize: fit_serialize => fit_serialize_wrapper as hs_fit_serialize, pg_finfo_hs_fit_serialize,
+    deserialize: fit_deserialize => fit_deserialize_wrapper as hs_fit_deserialize, pg_finfo_hs_fit_deserialize
 );
 
 // The solutions as JSON text: {"leaves", "outcome_unknown", "segments": [{"segment", "rows",
 // "churned", "excluded", and "error" or "intercept", "beta", "at_bound", "iterations",
 // "gradient_norm"}]}; _fit_apply reads it.
-v1_function!(hs_fit_final, pg_finfo_hs_fit_final, |fcinfo| {
-    let state = match arg(fcinfo, 0).filter(|d| !d.is_null()) {
-        Some(d) => &*d.cast_mut_ptr::<FitState>(),
-        None => &FitState::default(),
-    };
+#[pgrx::pg_extern(sql = false)]
+fn fit_final(state: pgrx::Internal) -> String {
+    let empty = FitState::default();
+    let state = unsafe { state.get::<FitState>() }.unwrap_or(&empty);
     let leaves = state.leaves.unwrap_or(0);
     let segments: Vec<serde_json::Value> = state
         .segments
@@ -268,30 +264,33 @@ v1_function!(hs_fit_final, pg_finfo_hs_fit_final, |fcinfo| {
         })
         .collect();
     let result = serde_json::json!({"leaves": leaves, "outcome_unknown": state.outcome_unknown, "segments": segments});
-    Ok(text_datum(&result.to_string()))
-});
+    result.to_string()
+}
+c_symbol!(hs_fit_final, pg_finfo_hs_fit_final => fit_final_wrapper);
 
 // _fit_design_model(model jsonb, by_segment boolean) → text: the model the designs are read
 // with (override weights dropped unless by_segment).
-v1_function!(hs_fit_design_model, pg_finfo_hs_fit_design_model, |fcinfo| {
-    let Some(model) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let by_segment = arg(fcinfo, 1).is_some_and(|d| d.value() != 0);
-    let json = JsonbRef::from_datum(model).to_json();
-    Ok(text_datum(&fit::design_model(&json, by_segment).to_text()))
-});
+#[pgrx::pg_extern(sql = false)]
+fn fit_design_model(model: Option<JsonbArg>, by_segment: Option<bool>) -> Option<String> {
+    let json = unsafe { model?.read() }.to_json();
+    Some(fit::design_model(&json, by_segment.unwrap_or(false)).to_text())
+}
+c_symbol!(hs_fit_design_model, pg_finfo_hs_fit_design_model => fit_design_model_wrapper);
 
 // _fit_apply(model jsonb, by_segment boolean, solutions text) → text: {"model": the fitted
 // model, "segments": per fitted segment its counts, intercept and per component the old and
 // new weight}. Raises a segment's error (22023) with its name.
-v1_function!(hs_fit_apply, pg_finfo_hs_fit_apply, |fcinfo| {
-    let (Some(model), Some(solutions)) = (arg(fcinfo, 0), arg(fcinfo, 2)) else { return Ok(return_null(fcinfo)) };
-    let by_segment = arg(fcinfo, 1).is_some_and(|d| d.value() != 0);
-    let json = JsonbRef::from_datum(model).to_json();
-    let compiled = models::compile(&JsonbRef::from_datum(model))?;
-    let solutions: serde_json::Value = serde_json::from_str(&text_arg(solutions))
-        .map_err(|e| Error::InvalidArgument { message: format!("_fit_apply: bad solutions: {e}"), hint: None })?;
-    Ok(text_datum(&apply(&json, &compiled.model, by_segment, &solutions)?.to_string()))
-});
+#[pgrx::pg_extern(sql = false)]
+fn fit_apply(model: Option<JsonbArg>, by_segment: Option<bool>, solutions: Option<TextArg>) -> Option<String> {
+    let (model, solutions) = (unsafe { model?.read() }, solutions?.0);
+    raising(|| {
+        let compiled = models::compile(&model)?;
+        let solutions: serde_json::Value = serde_json::from_str(&solutions)
+            .map_err(|e| Error::InvalidArgument { message: format!("_fit_apply: bad solutions: {e}"), hint: None })?;
+        Ok(Some(apply(&model.to_json(), &compiled.model, by_segment.unwrap_or(false), &solutions)?.to_string()))
+    })
+}
+c_symbol!(hs_fit_apply, pg_finfo_hs_fit_apply => fit_apply_wrapper);
 
 fn apply(
     json: &Json,

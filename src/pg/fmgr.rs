@@ -13,12 +13,7 @@ use crate::core::Error;
 /// (a Rust panic becomes an ERROR, never a crash) and returns `Result<Datum, Error>`.
 macro_rules! v1_function {
     ($name:ident, $finfo:ident, |$fcinfo:ident| $body:block) => {
-        #[unsafe(no_mangle)]
-        #[doc(hidden)]
-        pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
-            const V1: ::pgrx::pg_sys::Pg_finfo_record = ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
+        $crate::pg::finfo_v1!($finfo);
 
         #[unsafe(no_mangle)]
         #[doc(hidden)]
@@ -41,44 +36,75 @@ macro_rules! v1_function {
 }
 pub(crate) use v1_function;
 
+/// The info record PostgreSQL looks up beside a C symbol: the function uses calling convention 1.
+macro_rules! finfo_v1 {
+    ($finfo:ident) => {
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1: ::pgrx::pg_sys::Pg_finfo_record = ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
+pub(crate) use finfo_v1;
+
+mod pg_extern;
+pub use pg_extern::*;
+
 /// Declares the combine, serialize and deserialize functions of an internal-state aggregate
 /// whose state type has `combine(&mut self, &Self) -> Result<(), Error>`, `to_bytes(&self) ->
 /// Result<Vec<u8>, Error>` and `from_bytes(&[u8]) -> Option<Self>`; `$kind` is its
 /// `core::bytes::StateKind` (the serialized states share one header), `$aggregate` names it in
-/// errors.
+/// errors. Each is a `#[pg_extern]` function `$fn` whose wrapper `$wrapper` is exported as the
+/// C symbol `$symbol` (`c_symbol!`).
 macro_rules! partial_state_functions {
     ($state:ty, $kind:expr, $aggregate:literal,
-     $combine:ident, $combine_finfo:ident,
-     $serialize:ident, $serialize_finfo:ident,
-     $deserialize:ident, $deserialize_finfo:ident) => {
-        $crate::pg::v1_function!($combine, $combine_finfo, |fcinfo| {
-            let state = $crate::pg::aggregate_state::<$state>(fcinfo, $aggregate)?;
-            if let Some(other) = $crate::pg::arg(fcinfo, 1).filter(|d| !d.is_null()) {
-                (*state).combine(&*other.cast_mut_ptr::<$state>())?;
-            }
-            Ok(::pgrx::pg_sys::Datum::from(state))
-        });
+     combine: $combine:ident => $combine_wrapper:ident as $combine_symbol:ident, $combine_finfo:ident,
+     serialize: $serialize:ident => $serialize_wrapper:ident as $serialize_symbol:ident, $serialize_finfo:ident,
+     deserialize: $deserialize:ident => $deserialize_wrapper:ident as $deserialize_symbol:ident, $deserialize_finfo:ident) => {
+        #[::pgrx::pg_extern(sql = false)]
+        unsafe fn $combine(
+            state: ::pgrx::Internal,
+            other: ::pgrx::Internal,
+            fcinfo: ::pgrx::pg_sys::FunctionCallInfo,
+        ) -> ::pgrx::Internal {
+            $crate::pg::raising(|| {
+                let state = $crate::pg::aggregate_state_in::<$state>(fcinfo, state, $aggregate)?;
+                if let Some(other) = other.get::<$state>() {
+                    (*state).combine(other)?;
+                }
+                Ok(::pgrx::Internal::from(Some(::pgrx::pg_sys::Datum::from(state))))
+            })
+        }
+        $crate::pg::c_symbol!($combine_symbol, $combine_finfo => $combine_wrapper);
 
-        $crate::pg::v1_function!($serialize, $serialize_finfo, |fcinfo| {
-            let bytes = match $crate::pg::arg(fcinfo, 0) {
-                Some(d) if !d.is_null() => (*d.cast_mut_ptr::<$state>()).to_bytes()?,
-                _ => <$state>::default().to_bytes()?,
-            };
-            Ok($crate::pg::state_datum($kind, &bytes))
-        });
+        #[::pgrx::pg_extern(sql = false)]
+        unsafe fn $serialize(mut state: ::pgrx::Internal) -> $crate::pg::BuiltDatum {
+            $crate::pg::raising(|| {
+                let bytes = match state.get_mut::<$state>() {
+                    Some(state) => state.to_bytes()?,
+                    None => <$state>::default().to_bytes()?,
+                };
+                Ok($crate::pg::BuiltDatum($crate::pg::state_datum($kind, &bytes)))
+            })
+        }
+        $crate::pg::c_symbol!($serialize_symbol, $serialize_finfo => $serialize_wrapper);
 
-        $crate::pg::v1_function!($deserialize, $deserialize_finfo, |fcinfo| {
-            let Some(d) = $crate::pg::arg(fcinfo, 0) else { return Ok($crate::pg::return_null(fcinfo)) };
-            let payload = $crate::pg::state_payload(d, $kind);
-            let state = payload.and_then(<$state>::from_bytes).ok_or_else(|| $crate::core::Error::InvalidArgument {
-                message: concat!($aggregate, ": corrupt serialized state, or no memory to read it into").into(),
-                hint: None,
-            })?;
-            // lives in the current (per-call) context, from which combine copies
-            Ok(::pgrx::pg_sys::Datum::from(
-                ::pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state),
-            ))
-        });
+        #[::pgrx::pg_extern(sql = false)]
+        fn $deserialize(bytes: &[u8], _unused: ::pgrx::Internal) -> ::pgrx::Internal {
+            $crate::pg::raising(|| {
+                let payload = $crate::core::bytes::state_payload(bytes, $kind);
+                let state = payload.and_then(<$state>::from_bytes).ok_or_else(|| $crate::core::Error::InvalidArgument {
+                    message: concat!($aggregate, ": corrupt serialized state, or no memory to read it into").into(),
+                    hint: None,
+                })?;
+                // lives in the current (per-call) context, from which combine copies
+                let state = ::pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
+                Ok(::pgrx::Internal::from(Some(::pgrx::pg_sys::Datum::from(state))))
+            })
+        }
+        $crate::pg::c_symbol!($deserialize_symbol, $deserialize_finfo => $deserialize_wrapper);
     };
 }
 pub(crate) use partial_state_functions;
@@ -263,9 +289,21 @@ pub unsafe fn aggregate_context(
 /// # Safety
 /// `fcinfo` must be a valid call whose argument 0, when not NULL, is a `T` this made.
 pub unsafe fn aggregate_state<T: Default>(fcinfo: pg_sys::FunctionCallInfo, aggregate: &str) -> Result<*mut T, Error> {
-    match arg(fcinfo, 0) {
-        Some(d) if !d.is_null() => Ok(d.cast_mut_ptr::<T>()),
-        _ => {
+    aggregate_state_in(fcinfo, pgrx::Internal::from(arg(fcinfo, 0)), aggregate)
+}
+
+/// `aggregate_state` for a `#[pg_extern]` function, which has its state argument already.
+///
+/// # Safety
+/// `fcinfo` must be a valid call; `state`, when not NULL, a `T` this made.
+pub unsafe fn aggregate_state_in<T: Default>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    mut state: pgrx::Internal,
+    aggregate: &str,
+) -> Result<*mut T, Error> {
+    match state.get_mut::<T>() {
+        Some(state) => Ok(state),
+        None => {
             let ctx = aggregate_context(fcinfo, aggregate)?;
             Ok(pgrx::PgMemoryContexts::For(ctx).leak_and_drop_on_delete(T::default()))
         }

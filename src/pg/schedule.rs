@@ -7,11 +7,11 @@
 
 use std::ffi::{CStr, CString};
 
-use pgrx::{pg_sys, IntoDatum};
+use pgrx::pg_sys;
 
 use crate::core::Error;
 
-use super::{arg, return_null, text_arg, v1_function};
+use super::{c_symbol, raising, TextArg};
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
 pgrx::extension_sql_file!("../../sql/schedule.sql", name = "schedule", requires = ["roles", "history"]);
@@ -45,13 +45,14 @@ unsafe fn dropped_extensions(stmts: *mut pg_sys::List) -> Vec<String> {
 
 // _drop_extension_names(query text) RETURNS text[]: the extensions the DROP EXTENSION
 // statements of the query name (empty for any other statement)
-v1_function!(hs_drop_extension_names, pg_finfo_hs_drop_extension_names, |fcinfo| {
-    let Some(query) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let query = CString::new(text_arg(query).as_bytes().to_vec()).map_err(|_| Error::InvalidArgument {
-        message: "_drop_extension_names: the query contains a NUL byte".into(),
-        hint: None,
-    })?;
-    let stmts = pg_sys::raw_parser(query.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-    let names = dropped_extensions(stmts);
-    Ok(names.into_datum().unwrap_or_else(|| return_null(fcinfo)))
-});
+#[pgrx::pg_extern(sql = false)]
+fn drop_extension_names(query: TextArg) -> Vec<String> {
+    let query = raising(|| {
+        CString::new(query.0).map_err(|_| Error::InvalidArgument {
+            message: "_drop_extension_names: the query contains a NUL byte".into(),
+            hint: None,
+        })
+    });
+    unsafe { dropped_extensions(pg_sys::raw_parser(query.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT)) }
+}
+c_symbol!(hs_drop_extension_names, pg_finfo_hs_drop_extension_names => drop_extension_names_wrapper);

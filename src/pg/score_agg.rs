@@ -16,7 +16,7 @@ use crate::core::{Error, Scratch, Value};
 use super::jsonb::{numeric_text, JsonbRef};
 use super::models::{ModelArg, ModelSlot};
 use super::{
-    aggregate_context, arg, call_site, float8_datum, return_null, state_datum, state_payload, text_arg, v1_function,
+    aggregate_context, arg, c_symbol, call_site, float8_datum, raising, state_datum, text_arg, v1_function, BuiltDatum,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -116,23 +116,28 @@ v1_function!(hs_score_agg_trans, pg_finfo_hs_score_agg_trans, |fcinfo| {
     Ok(pg_sys::Datum::from(state as *mut AggState))
 });
 
-v1_function!(hs_score_agg_combine, pg_finfo_hs_score_agg_combine, |fcinfo| {
-    let ctx = aggregate_context(fcinfo, "score_agg")?;
-    let first = arg(fcinfo, 0).filter(|d| !d.is_null());
-    let second = arg(fcinfo, 1).filter(|d| !d.is_null());
-    let Some(second) = second else {
-        return Ok(pg_sys::Datum::from(state_in(first, ctx)));
-    };
-    let state = &mut *state_in(first, ctx);
-    let other = &*second.cast_mut_ptr::<AggState>();
-    match (&state.model, &other.model) {
-        (None, Some(m)) => state.model = Some(m.clone()),
-        (Some(a), Some(b)) if a != b => return Err(mismatch()),
-        _ => {}
-    }
-    state.entries.extend(other.entries.iter().cloned());
-    Ok(pg_sys::Datum::from(state as *mut AggState))
-});
+#[pgrx::pg_extern(sql = false)]
+unsafe fn score_agg_combine(
+    first: pgrx::Internal,
+    second: pgrx::Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pgrx::Internal {
+    raising(|| {
+        let ctx = aggregate_context(fcinfo, "score_agg")?;
+        let state = state_in(first.unwrap(), ctx);
+        if let Some(other) = second.get::<AggState>() {
+            let state = &mut *state;
+            match (&state.model, &other.model) {
+                (None, Some(m)) => state.model = Some(m.clone()),
+                (Some(a), Some(b)) if a != b => return Err(mismatch()),
+                _ => {}
+            }
+            state.entries.extend(other.entries.iter().cloned());
+        }
+        Ok(pgrx::Internal::from(Some(pg_sys::Datum::from(state))))
+    })
+}
+c_symbol!(hs_score_agg_combine, pg_finfo_hs_score_agg_combine => score_agg_combine_wrapper);
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
@@ -211,24 +216,25 @@ fn deserialize(bytes: &[u8]) -> Option<AggState> {
     Some(AggState { model, model_seen_at: 0, entries })
 }
 
-v1_function!(hs_score_agg_serialize, pg_finfo_hs_score_agg_serialize, |fcinfo| {
-    let state = match arg(fcinfo, 0) {
-        Some(d) if !d.is_null() => &*d.cast_mut_ptr::<AggState>(),
-        _ => &AggState::default(),
-    };
-    let bytes = serialize(state);
-    Ok(state_datum(StateKind::ScoreAgg, &bytes))
-});
+#[pgrx::pg_extern(sql = false)]
+fn score_agg_serialize(state: pgrx::Internal) -> BuiltDatum {
+    let bytes = unsafe { state.get::<AggState>() }.map_or_else(|| serialize(&AggState::default()), serialize);
+    BuiltDatum(state_datum(StateKind::ScoreAgg, &bytes))
+}
+c_symbol!(hs_score_agg_serialize, pg_finfo_hs_score_agg_serialize => score_agg_serialize_wrapper);
 
-v1_function!(hs_score_agg_deserialize, pg_finfo_hs_score_agg_deserialize, |fcinfo| {
-    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let state = state_payload(d, StateKind::ScoreAgg)
-        .and_then(deserialize)
-        .ok_or_else(|| Error::InvalidArgument { message: "score_agg: corrupt serialized state".into(), hint: None })?;
+#[pgrx::pg_extern(sql = false)]
+fn score_agg_deserialize(bytes: &[u8], _unused: pgrx::Internal) -> pgrx::Internal {
+    let state = crate::core::bytes::state_payload(bytes, StateKind::ScoreAgg).and_then(deserialize);
+    let state = raising(|| {
+        state
+            .ok_or_else(|| Error::InvalidArgument { message: "score_agg: corrupt serialized state".into(), hint: None })
+    });
     // deserialized states live in the current (per-call) context; combine copies from them
     let ptr = pgrx::PgMemoryContexts::CurrentMemoryContext.leak_and_drop_on_delete(state);
-    Ok(pg_sys::Datum::from(ptr))
-});
+    pgrx::Internal::from(Some(pg_sys::Datum::from(ptr)))
+}
+c_symbol!(hs_score_agg_deserialize, pg_finfo_hs_score_agg_deserialize => score_agg_deserialize_wrapper);
 
 #[derive(Default)]
 struct FinalSite {
@@ -242,10 +248,20 @@ unsafe fn float_category(v: f64) -> String {
     numeric_text(num.cast_mut_ptr())
 }
 
-v1_function!(hs_score_agg_final, pg_finfo_hs_score_agg_final, |fcinfo| {
-    let Some(d) = arg(fcinfo, 0).filter(|d| !d.is_null()) else { return Ok(return_null(fcinfo)) };
-    let state = &*d.cast_mut_ptr::<AggState>();
-    let Some(model_arg) = &state.model else { return Ok(return_null(fcinfo)) };
+#[pgrx::pg_extern(sql = false)]
+unsafe fn score_agg_final(state: pgrx::Internal, fcinfo: pg_sys::FunctionCallInfo) -> Option<f64> {
+    let state = state.get::<AggState>()?;
+    let model_arg = state.model.as_ref()?;
+    raising(|| score_final(state, model_arg, fcinfo))
+}
+c_symbol!(hs_score_agg_final, pg_finfo_hs_score_agg_final => score_agg_final_wrapper);
+
+/// The score of a group's collected object under its model.
+unsafe fn score_final(
+    state: &AggState,
+    model_arg: &AggModel,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Result<Option<f64>, Error> {
     let mut by_key: HashMap<&str, &Stored> = HashMap::with_capacity(state.entries.len());
     for (key, value) in &state.entries {
         if by_key.insert(key.as_str(), value).is_some() {
@@ -277,11 +293,8 @@ v1_function!(hs_score_agg_final, pg_finfo_hs_score_agg_final, |fcinfo| {
         })
         .collect();
     // the summary path, as score() takes: the same input gives score()'s double to the bit
-    match model.evaluate_into::<false>(&values, &mut Scratch::default())?.score {
-        Some(score) => Ok(float8_datum(score)),
-        None => Ok(return_null(fcinfo)),
-    }
-});
+    Ok(model.evaluate_into::<false>(&values, &mut Scratch::default())?.score)
+}
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]

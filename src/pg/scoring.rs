@@ -8,7 +8,9 @@ use crate::core::{Error, Evaluation, Model, NodeResult, Scratch, Summary, Value}
 use super::jsonb::JsonbRef;
 use super::models::{self, ModelArg, ModelSlot};
 use super::row::{row_type, ColumnPlan, Field, RowPlan};
-use super::{arg, call_site, float8_datum, result_desc, return_null, text_datum, v1_function};
+use super::{
+    arg, c_symbol, call_site, float8_datum, raising, result_desc, return_null, text_datum, v1_function, JsonbArg,
+};
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
 pgrx::extension_sql_file!("../../sql/scoring.sql", name = "scoring", requires = ["roles"]);
@@ -233,7 +235,7 @@ unsafe fn explain_fn(fcinfo: pg_sys::FunctionCallInfo, m: ModelKind, i: InputKin
     for row in rows.unwrap_or_default() {
         let text = |s: &Option<String>| s.as_deref().map(text_datum);
         let float = |v: Option<f64>| v.map(float8_datum);
-        let cells = [
+        let cells: [_; super::signatures::EXPLAIN_COLUMNS.len()] = [
             Some(text_datum(&row.component)),
             text(&row.parent),
             text(&row.input),
@@ -277,31 +279,25 @@ four_forms!(assess_fn: hs_assess_jj/pg_finfo_hs_assess_jj, hs_assess_nj/pg_finfo
 four_forms!(explain_fn: hs_explain_jj/pg_finfo_hs_explain_jj, hs_explain_nj/pg_finfo_hs_explain_nj, hs_explain_jr/pg_finfo_hs_explain_jr, hs_explain_nr/pg_finfo_hs_explain_nr);
 four_forms!(probability_fn: hs_probability_jj/pg_finfo_hs_probability_jj, hs_probability_nj/pg_finfo_hs_probability_nj, hs_probability_jr/pg_finfo_hs_probability_jr, hs_probability_nr/pg_finfo_hs_probability_nr);
 
-v1_function!(hs_validate, pg_finfo_hs_validate, |fcinfo| {
-    let faults = match arg(fcinfo, 0) {
-        Some(d) => match JsonbRef::from_datum(d).model_json() {
-            Ok(json) => Model::faults(&json),
-            Err(fault) => vec![fault],
-        },
-        None => Vec::new(),
+// validate(model jsonb) → (path, message): every fault of a model, none when it is valid.
+#[pgrx::pg_extern(sql = false)]
+fn validate(
+    model: JsonbArg,
+) -> pgrx::iter::TableIterator<'static, (pgrx::name!(path, String), pgrx::name!(message, String))> {
+    let faults = match unsafe { model.read() }.model_json() {
+        Ok(json) => Model::faults(&json),
+        Err(fault) => vec![fault],
     };
-    pg_sys::InitMaterializedSRF(fcinfo, 0);
-    let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
-    for fault in faults {
-        let mut values = [text_datum(&fault.path), text_datum(&fault.message)];
-        let mut nulls = [false, false];
-        pg_sys::tuplestore_putvalues((*rsinfo).setResult, (*rsinfo).setDesc, values.as_mut_ptr(), nulls.as_mut_ptr());
-    }
-    Ok(pg_sys::Datum::from(0usize))
-});
+    pgrx::iter::TableIterator::new(faults.into_iter().map(|fault| (fault.path, fault.message)))
+}
+c_symbol!(hs_validate, pg_finfo_hs_validate => validate_wrapper);
 
 // Raises the model's first fault (22023, with its path) or returns; for set_model.
-v1_function!(hs_require_valid_model, pg_finfo_hs_require_valid_model, |fcinfo| {
-    if let Some(d) = arg(fcinfo, 0) {
-        models::compile(&JsonbRef::from_datum(d))?;
-    }
-    Ok(pg_sys::Datum::from(0usize))
-});
+#[pgrx::pg_extern(sql = false)]
+fn require_valid_model(config: JsonbArg) {
+    raising(|| models::compile(&unsafe { config.read() }).map(drop))
+}
+c_symbol!(hs_require_valid_model, pg_finfo_hs_require_valid_model => require_valid_model_wrapper);
 
 // _components(config) → (component, parent, model_order, description): a valid model's
 // components in model order, parents first, from the compiled model (cached like any other).

@@ -430,6 +430,34 @@ pub const DECLARED: &[Declared] = &[
     },
 ];
 
+/// The result columns (name, type) of the C functions that return rows of their own
+/// (`RETURNS TABLE`), in the order the Rust side writes them.
+pub const RESULT_COLUMNS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "hs_components",
+        &[("component", "text"), ("parent", "text"), ("model_order", "integer"), ("description", "text")],
+    ),
+    ("hs_explain_columns", EXPLAIN_COLUMNS),
+    ("hs_explain_jj", EXPLAIN_COLUMNS),
+    ("hs_explain_jr", EXPLAIN_COLUMNS),
+    ("hs_explain_nj", EXPLAIN_COLUMNS),
+    ("hs_explain_nr", EXPLAIN_COLUMNS),
+    ("hs_validate", &[("path", "text"), ("message", "text")]),
+];
+
+/// `explain`'s row, written out in each of its six declarations (docs/architecture.md says why
+/// it is not a composite type); `scoring::explain_fn` writes rows of this width.
+pub const EXPLAIN_COLUMNS: &[(&str, &str)] = &[
+    ("component", "text"),
+    ("parent", "text"),
+    ("input", "text"),
+    ("raw", "text"),
+    ("normalized", "double precision"),
+    ("weight", "double precision"),
+    ("contribution", "double precision"),
+    ("status", "text"),
+];
+
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]
 mod tests {

@@ -10,7 +10,8 @@ use super::jsonb_build::{finish, key_order, start, write_number, write_object, w
 use super::result_desc;
 use super::scoring::{evaluate_call, InputKind, ModelKind, Site};
 use super::{
-    arg, call_site, detoast_packed, float8_datum, return_null, text_arg, text_datum, utf8, v1_function, varlena_bytes,
+    arg, c_symbol, call_site, detoast_packed, float8_datum, raising, return_null, text_arg, text_datum, utf8,
+    v1_function, varlena_bytes, TextArg,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -97,32 +98,31 @@ v1_function!(hs_snapshot_row_columns, pg_finfo_hs_snapshot_row_columns, |fcinfo|
 });
 
 // The version a model reference ('name' or 'name@3') stands for now; 42704 when none.
-v1_function!(hs_resolve_model, pg_finfo_hs_resolve_model, |fcinfo| {
-    let Some(spec) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    Ok(pg_sys::Datum::from(super::models::resolve_version(&text_arg(spec))?))
-});
+#[pgrx::pg_extern(sql = false)]
+fn resolve_model(spec: TextArg) -> i32 {
+    raising(|| super::models::resolve_version(&spec.0))
+}
+c_symbol!(hs_resolve_model, pg_finfo_hs_resolve_model => resolve_model_wrapper);
 
 // The name of a model reference ('churn' of 'churn@3'): the SQL functions parse references
 // with the parser the scoring functions use.
-v1_function!(hs_model_name, pg_finfo_hs_model_name, |fcinfo| {
-    let Some(spec) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let spec = text_arg(spec);
-    let (name, _) = super::models::parse_model_ref(&spec)?;
-    Ok(text_datum(name))
-});
+#[pgrx::pg_extern(sql = false)]
+fn model_name(spec: TextArg) -> String {
+    raising(|| Ok(super::models::parse_model_ref(&spec.0)?.0.to_string()))
+}
+c_symbol!(hs_model_name, pg_finfo_hs_model_name => model_name_wrapper);
 
 // The JSONB form, for rescoring stored inputs (health_score.rescore).
 v1_function!(hs_snapshot_row_json, pg_finfo_hs_snapshot_row_json, |fcinfo| { snapshot_row(fcinfo, InputKind::Json) });
 
 // The input keys a model reference reads (each leaf's input and the segment input), in the
 // model's order: what snapshot keeps of each row with keep_inputs.
-v1_function!(hs_input_keys, pg_finfo_hs_input_keys, |fcinfo| {
-    use pgrx::IntoDatum;
-    let Some(spec) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let compiled = super::models::resolve_name(&text_arg(spec))?;
-    let keys: Vec<String> = compiled.model.inputs.iter().map(|slot| slot.key.clone()).collect();
-    Ok(keys.into_datum().unwrap_or_else(|| return_null(fcinfo)))
-});
+#[pgrx::pg_extern(sql = false)]
+fn input_keys(spec: TextArg) -> Vec<String> {
+    let compiled = raising(|| super::models::resolve_name(&spec.0));
+    compiled.model.inputs.iter().map(|slot| slot.key.clone()).collect()
+}
+c_symbol!(hs_input_keys, pg_finfo_hs_input_keys => input_keys_wrapper);
 
 /// `_text_object`'s call site: the keys of the last call with their stored order, and the
 /// buffer the JSONB is written in.

@@ -10,7 +10,7 @@ use pgrx::pg_sys;
 use crate::core::{Error, TrendState};
 
 use super::result_desc;
-use super::{aggregate_context, arg, call_site, float8_datum, return_null, state_datum, state_payload, v1_function};
+use super::{aggregate_context, arg, c_symbol, call_site, float8_datum, raising, state_datum, v1_function, BuiltDatum};
 use crate::core::bytes::StateKind;
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -18,7 +18,12 @@ pgrx::extension_sql_file!("../../sql/trend.sql", name = "trend", requires = ["ro
 
 /// The state in argument 0, or a new empty one in the aggregate's context.
 unsafe fn state_arg(fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut TrendState, Error> {
-    match arg(fcinfo, 0) {
+    state_in(arg(fcinfo, 0), fcinfo)
+}
+
+/// The state `state`, or a new empty one in the aggregate's context.
+unsafe fn state_in(state: Option<pg_sys::Datum>, fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut TrendState, Error> {
+    match state {
         Some(d) if !d.is_null() => Ok(d.cast_mut_ptr::<TrendState>()),
         _ => {
             let ctx = aggregate_context(fcinfo, "trend")?;
@@ -37,35 +42,44 @@ v1_function!(hs_trend_trans, pg_finfo_hs_trend_trans, |fcinfo| {
     Ok(pg_sys::Datum::from(state))
 });
 
-v1_function!(hs_trend_combine, pg_finfo_hs_trend_combine, |fcinfo| {
-    let state = state_arg(fcinfo)?;
-    if let Some(other) = arg(fcinfo, 1).filter(|d| !d.is_null()) {
-        (*state).combine(&*other.cast_mut_ptr::<TrendState>());
+#[pgrx::pg_extern(sql = false)]
+unsafe fn trend_combine(
+    state: pgrx::Internal,
+    other: pgrx::Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pgrx::Internal {
+    let state = raising(|| state_in(state.unwrap(), fcinfo));
+    if let Some(other) = other.get::<TrendState>() {
+        (*state).combine(other);
     }
-    Ok(pg_sys::Datum::from(state))
-});
+    pgrx::Internal::from(Some(pg_sys::Datum::from(state)))
+}
+c_symbol!(hs_trend_combine, pg_finfo_hs_trend_combine => trend_combine_wrapper);
 
-v1_function!(hs_trend_serialize, pg_finfo_hs_trend_serialize, |fcinfo| {
-    let state = match arg(fcinfo, 0) {
-        Some(d) if !d.is_null() => *d.cast_mut_ptr::<TrendState>(),
-        _ => TrendState::default(),
-    };
-    Ok(state_datum(StateKind::Trend, &state.to_bytes()))
-});
+#[pgrx::pg_extern(sql = false)]
+fn trend_serialize(state: pgrx::Internal) -> BuiltDatum {
+    let state = unsafe { state.get::<TrendState>() }.copied().unwrap_or_default();
+    BuiltDatum(state_datum(StateKind::Trend, &state.to_bytes()))
+}
+c_symbol!(hs_trend_serialize, pg_finfo_hs_trend_serialize => trend_serialize_wrapper);
 
-v1_function!(hs_trend_deserialize, pg_finfo_hs_trend_deserialize, |fcinfo| {
-    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let state = state_payload(d, StateKind::Trend)
-        .and_then(TrendState::from_bytes)
-        .ok_or_else(|| Error::InvalidArgument { message: "trend: corrupt serialized state".into(), hint: None })?;
-    let p = pg_sys::palloc(std::mem::size_of::<TrendState>()) as *mut TrendState;
-    p.write(state);
-    Ok(pg_sys::Datum::from(p))
-});
+#[pgrx::pg_extern(sql = false)]
+fn trend_deserialize(bytes: &[u8], _unused: pgrx::Internal) -> pgrx::Internal {
+    let state = crate::core::bytes::state_payload(bytes, StateKind::Trend).and_then(TrendState::from_bytes);
+    let state = raising(|| {
+        state.ok_or_else(|| Error::InvalidArgument { message: "trend: corrupt serialized state".into(), hint: None })
+    });
+    unsafe {
+        let p = pg_sys::palloc(std::mem::size_of::<TrendState>()) as *mut TrendState;
+        p.write(state);
+        pgrx::Internal::from(Some(pg_sys::Datum::from(p)))
+    }
+}
+c_symbol!(hs_trend_deserialize, pg_finfo_hs_trend_deserialize => trend_deserialize_wrapper);
 
-v1_function!(hs_trend_final, pg_finfo_hs_trend_final, |fcinfo| {
-    let Some(d) = arg(fcinfo, 0).filter(|d| !d.is_null()) else { return Ok(return_null(fcinfo)) };
-    let Some(t) = (*d.cast_mut_ptr::<TrendState>()).finish() else { return Ok(return_null(fcinfo)) };
+#[pgrx::pg_extern(sql = false)]
+unsafe fn trend_final(state: pgrx::Internal, fcinfo: pg_sys::FunctionCallInfo) -> Option<BuiltDatum> {
+    let t = state.get::<TrendState>()?.finish()?;
     let site: &mut Option<pg_sys::TupleDesc> = call_site(fcinfo);
     let desc = result_desc(fcinfo, site);
     let float_or_null = |v: Option<f64>| (v.map(float8_datum).unwrap_or(pg_sys::Datum::from(0usize)), v.is_none());
@@ -84,8 +98,9 @@ v1_function!(hs_trend_final, pg_finfo_hs_trend_final, |fcinfo| {
     let mut values: Vec<pg_sys::Datum> = fields.iter().map(|f| f.0).collect();
     let mut nulls: Vec<bool> = fields.iter().map(|f| f.1).collect();
     let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-    Ok(pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data))
-});
+    Some(BuiltDatum(pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)))
+}
+c_symbol!(hs_trend_final, pg_finfo_hs_trend_final => trend_final_wrapper);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]

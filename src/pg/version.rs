@@ -3,6 +3,10 @@
 //! version's until `ALTER EXTENSION health_score UPDATE`; this and `pg_extension.extversion`
 //! tell the two apart (docs/upgrading.md).
 
-use super::{text_datum, v1_function};
+use super::c_symbol;
 
-v1_function!(hs_library_version, pg_finfo_hs_library_version, |_fcinfo| { Ok(text_datum(env!("CARGO_PKG_VERSION"))) });
+#[pgrx::pg_extern(sql = false)]
+fn library_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+c_symbol!(hs_library_version, pg_finfo_hs_library_version => library_version_wrapper);
