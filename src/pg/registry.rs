@@ -78,6 +78,10 @@ unsafe fn optional(fcinfo: pg_sys::FunctionCallInfo, n: usize, type_oid: pg_sys:
     }
 }
 
+// The two doors stay V1 functions although each runs once per call: they hand their
+// arguments' datums to SPI as they came (a text read into Rust and written back could change in
+// a database whose encoding is not UTF-8), so there is nothing for pgrx to convert.
+
 // set_model(name text, config jsonb) RETURNS integer: _record_model_version validates
 // (NULLs included), numbers and inserts
 v1_function!(hs_set_model, pg_finfo_hs_set_model, |fcinfo| {

@@ -127,6 +127,9 @@ unsafe fn names_const(columns: &[Column]) -> *mut pg_sys::Node {
         as *mut pg_sys::Node
 }
 
+// A V1 function although it runs once per planned call: its argument and result are planner
+// nodes, which pgrx would pass through untouched, and a NULL result (pgrx's `Internal(None)`)
+// would make the planner's call fail where a null pointer means "nothing to simplify".
 v1_function!(hs_row_support, pg_finfo_hs_row_support, |fcinfo| {
     let nothing = pg_sys::Datum::from(0usize);
     let Some(request) = super::arg(fcinfo, 0) else { return Ok(nothing) };

@@ -55,17 +55,6 @@ impl pgrx::FromDatum for JsonbArg {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for JsonbArg {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
-
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        arg.unbox_arg_using_from_datum().into()
-    }
-}
-
 pgrx::impl_sql_translatable!(JsonbArg, arg_only = "jsonb");
 
 /// A `text` argument as `text_arg` reads it (invalid UTF-8, possible in a database of another
@@ -78,18 +67,25 @@ impl pgrx::FromDatum for TextArg {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for TextArg {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
-
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        arg.unbox_arg_using_from_datum().into()
-    }
-}
-
 pgrx::impl_sql_translatable!(TextArg, arg_only = "text");
+
+/// pgrx unboxes an argument type through `ArgAbi`; these read theirs with `FromDatum`, as
+/// pgrx's own argument types do.
+macro_rules! argument_from_datum {
+    ($($arg:ty),*) => {
+        $(unsafe impl<'fcx> ArgAbi<'fcx> for $arg {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null"))
+            }
+
+            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                arg.unbox_arg_using_from_datum().into()
+            }
+        })*
+    };
+}
+argument_from_datum!(JsonbArg, TextArg);
 
 /// A result datum built here (a composite with `result_desc`, a `bytea` with the state
 /// header), returned as it is.
