@@ -14,6 +14,7 @@ pub mod limits;
 pub mod model;
 pub mod normalize;
 pub mod score;
+pub mod stored;
 pub mod trend;
 pub mod value;
 

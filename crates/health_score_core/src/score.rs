@@ -2,8 +2,8 @@
 //! and the explanation.
 
 use super::error::Error;
-use super::model::{Band, Model, StepKind, Variant};
-use super::normalize::{clamp01, Unusable};
+use super::model::{Band, Model, Step, StepKind, Variant};
+use super::normalize::{clamp01, Normalizer, Unusable};
 use super::value::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +137,46 @@ impl Model {
                 return Ok(Summary { segment, score, coverage });
             }
         }
+        let leaf = |step: &Step, slot: usize, normalizer: &Normalizer| match values.get(slot).unwrap_or(&Value::Missing)
+        {
+            Value::Missing => Ok((Status::Missing, None)),
+            value => match normalizer.apply(value) {
+                Ok(v) => Ok((Status::Ok, Some(v))),
+                Err(_) if step.invalid_is_missing => Ok((Status::Invalid, None)),
+                Err(why) => Err(Unscorable { id: step.id, slot, why }),
+            },
+        };
+        self.run_program::<DETAIL, _>(segment, scratch, leaf).map_err(|u| self.invalid_input(u, values))
+    }
+
+    /// The evaluation a stored record gives back: `leaves` holds each leaf's status and `n` as
+    /// an evaluation of `segment` left them (any other node is ignored). The program runs as it
+    /// ran then, so the score, the coverage, every group's `n` and every component's points
+    /// (`points`) are the same doubles.
+    pub fn evaluate_leaves(&self, segment: Option<usize>, leaves: &[NodeResult]) -> Evaluation {
+        let mut scratch = Scratch::default();
+        let leaf = |step: &Step, _: usize, _: &Normalizer| {
+            let r = leaves.get(step.id).copied().unwrap_or(EXCLUDED);
+            Ok::<_, std::convert::Infallible>((r.status, r.normalized))
+        };
+        let s = match self.run_program::<true, _>(segment, &mut scratch, leaf) {
+            Ok(s) => s,
+            Err(never) => match never {},
+        };
+        Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes: scratch.nodes }
+    }
+
+    /// The program of `segment`'s variant, each leaf's status and `n` (before imputation) from
+    /// `leaf`. Children come before their parents: a group's accumulator is complete when its
+    /// step comes, and each counted component adds itself to its parent's.
+    #[inline(always)]
+    fn run_program<const DETAIL: bool, E>(
+        &self,
+        segment: Option<usize>,
+        scratch: &mut Scratch,
+        mut leaf: impl FnMut(&Step, usize, &Normalizer) -> Result<(Status, Option<f64>), E>,
+    ) -> Result<Summary, E> {
+        let variant = self.variant(segment);
         let nodes = &mut scratch.nodes;
         if DETAIL {
             nodes.clear();
@@ -151,23 +191,15 @@ impl Model {
         // (the groups' weighted means equal it only to rounding).
         let mut flat_total = 0.0;
         let mut every_leaf_counts = DETAIL && variant.flat;
-        // Children come before their parents: a group's accumulator is complete when its step
-        // comes, and each counted component adds itself to its parent's.
         for step in &variant.program {
             let (mut status, mut n) = match &step.kind {
-                StepKind::Leaf { slot, normalizer } => match values.get(*slot).unwrap_or(&Value::Missing) {
-                    Value::Missing => (Status::Missing, None),
-                    value => match normalizer.apply(value) {
-                        Ok(v) => {
-                            coverage += step.share;
-                            (Status::Ok, Some(v))
-                        }
-                        Err(_) if step.invalid_is_missing => (Status::Invalid, None),
-                        Err(why) => {
-                            return Err(self.invalid_input(Unscorable { id: step.id, slot: *slot, why }, values))
-                        }
-                    },
-                },
+                StepKind::Leaf { slot, normalizer } => {
+                    let (status, n) = leaf(step, *slot, normalizer)?;
+                    if status == Status::Ok {
+                        coverage += step.share;
+                    }
+                    (status, n)
+                }
                 StepKind::Group { acc: own, full_weight, per_full_weight } => {
                     let (sum_w, sum_wn) = acc[*own];
                     if sum_w > 0.0 {
