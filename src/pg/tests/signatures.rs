@@ -66,7 +66,7 @@ fn functions_returning_rows_declare_the_columns_the_library_writes() {
                   WHERE l.lanname = 'c' AND p.probin = '$libdir/health_score' AND p.proretset
                     AND p.prorettype = 'record'::regtype
                     AND p.pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace)
-                  ORDER BY 1 COLLATE \"C\"",
+                  ORDER BY p.prosrc COLLATE \"C\"",
                 None,
                 &[],
             )
@@ -75,9 +75,10 @@ fn functions_returning_rows_declare_the_columns_the_library_writes() {
             .collect()
     });
     let expected = |symbol: &str| {
-        RESULT_COLUMNS.iter().find(|(s, _)| *s == symbol).map(|(_, columns)| {
-            columns.iter().map(|(name, ty)| format!("{name} {ty}")).collect::<Vec<_>>().join(", ")
-        })
+        RESULT_COLUMNS
+            .iter()
+            .find(|(s, _)| *s == symbol)
+            .map(|(_, columns)| columns.iter().map(|(name, ty)| format!("{name} {ty}")).collect::<Vec<_>>().join(", "))
     };
     for (symbol, columns) in &declared {
         assert_eq!(Some(columns.clone()), expected(symbol), "the result columns of {symbol}");
