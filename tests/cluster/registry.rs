@@ -41,6 +41,10 @@ fn dump_and_restore_keep_the_registry() {
     let kept: Vec<f64> =
         column(&mut r, "SELECT score FROM health_score.scores WHERE model = 'churn' ORDER BY entity_key");
     assert_eq!(kept, vec![5.0, 50.0]);
+    // and the current state, which is not dumped, was rebuilt as they were restored
+    let latest: Vec<f64> =
+        column(&mut r, "SELECT score FROM health_score.latest WHERE model = 'churn' ORDER BY entity_key");
+    assert_eq!(latest, vec![5.0, 50.0]);
     // so did the generated view, which still shows the latest version
     let shown: Vec<f64> = column(&mut r, "SELECT logins_points FROM account_health ORDER BY id");
     assert_eq!(shown, vec![5.0, 50.0]);
