@@ -3,17 +3,20 @@
 # cluster with default settings in target/bench-cluster-pg<major>, loads 1M accounts and 10M history
 # points, and prints the timings and ratios of health_score against hand-written SQL
 # (bench/run.py): scoring, snapshots and trends.
-#   bash bench/run.sh [--pg 15|16|17|18] [--no-history]
+#   bash bench/run.sh [--pg 15|16|17|18] [--no-history] [--storage [accounts]]
 # --pg runs it on another PostgreSQL major (set up by scripts/setup.sh, in its own cluster);
-# --no-history leaves out the snapshot, alerts and latest pairs (the longest part).
+# --no-history leaves out the snapshot, alerts and latest pairs (the longest part);
+# --storage measures instead what a stored snapshot row takes on disk (bench/storage.sql: ten
+# snapshots of that many accounts, 100000 unless given, without and with inputs kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-major=15; history=--history
+major=15; history=--history; storage=
 while [ $# -gt 0 ]; do
   case "$1" in
     --pg) major=$2; shift 2 ;;
     --no-history) history=; shift ;;
-    *) echo "usage: $0 [--pg 15|16|17|18] [--no-history]" >&2; exit 2 ;;
+    --storage) storage=100000; shift; case "${1:-}" in [0-9]*) storage=$1; shift ;; esac ;;
+    *) echo "usage: $0 [--pg 15|16|17|18] [--no-history] [--storage [accounts]]" >&2; exit 2 ;;
   esac
 done
 export HS_PG_MAJOR=$major
@@ -27,6 +30,12 @@ export PATH="$(bash scripts/pg_bindir.sh "$major"):$PATH"
 bash scripts/cluster.sh start "$DIR" "$PORT"
 trap 'bash scripts/cluster.sh stop "$DIR"' EXIT
 psql() { bash scripts/cluster.sh psql "$DIR" "$PORT" -U postgres "$@"; }
+if [ -n "$storage" ]; then
+  # a database of its own, new each time: its growth is the snapshots' alone
+  psql -d postgres -q -c "DROP DATABASE IF EXISTS storage" -c "CREATE DATABASE storage"
+  psql -d storage -q -v accounts="$storage" -f bench/storage.sql
+  exit 0
+fi
 psql -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname = 'bench'" | grep -q 1 || psql -d postgres -q -c "CREATE DATABASE bench"
 # the bench database is the benchmark's own: start from no extension and nothing left in its
 # schema (an object created there by hand would make CREATE EXTENSION fail)

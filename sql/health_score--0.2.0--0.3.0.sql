@@ -1346,6 +1346,8 @@ COMMENT ON FUNCTION health_score_internal._view_row_columns(text, oid, text[], "
 -- latest and alerts read one row per entity instead of the whole history. The triggers on
 -- health_score.scores below keep it exact through every change there: snapshots (new, earlier
 -- or replaced), DELETE, UPDATE, TRUNCATE. Not dumped: restoring health_score.scores fills it.
+-- Every snapshot updates each entity's row: half of each page is left free, so that the new
+-- version goes on the same page (a HOT update, no index entry) and the old one is pruned there.
 CREATE TABLE health_score_internal.current_state (
     model              text COLLATE "C" NOT NULL,
     entity_key         text COLLATE "C" NOT NULL,
@@ -1361,7 +1363,7 @@ CREATE TABLE health_score_internal.current_state (
     previous_band      text,
     previous_band_rank integer,
     PRIMARY KEY (model, entity_key)
-);
+) WITH (fillfactor = 50);
 COMMENT ON TABLE health_score_internal.current_state IS
     'Per model and entity: its latest snapshot in health_score.scores and the one before (read through health_score.latest); kept by triggers on health_score.scores, not dumped';
 

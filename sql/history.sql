@@ -63,6 +63,8 @@ SELECT pg_catalog.pg_extension_config_dump('health_score.snapshots', '');
 -- latest and alerts read one row per entity instead of the whole history. The triggers on
 -- health_score.scores below keep it exact through every change there: snapshots (new, earlier
 -- or replaced), DELETE, UPDATE, TRUNCATE. Not dumped: restoring health_score.scores fills it.
+-- Every snapshot updates each entity's row: half of each page is left free, so that the new
+-- version goes on the same page (a HOT update, no index entry) and the old one is pruned there.
 CREATE TABLE health_score_internal.current_state (
     model              text COLLATE "C" NOT NULL,
     entity_key         text COLLATE "C" NOT NULL,
@@ -78,7 +80,7 @@ CREATE TABLE health_score_internal.current_state (
     previous_band      text,
     previous_band_rank integer,
     PRIMARY KEY (model, entity_key)
-);
+) WITH (fillfactor = 50);
 COMMENT ON TABLE health_score_internal.current_state IS
     'Per model and entity: its latest snapshot in health_score.scores and the one before (read through health_score.latest); kept by triggers on health_score.scores, not dumped';
 

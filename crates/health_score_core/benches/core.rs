@@ -1,5 +1,5 @@
 //! Micro-benchmark of the pure scoring core: nanoseconds per evaluation of the benchmark model
-//! (bench/setup.sql) over varied inputs. `cargo bench -p health_score_core --bench core`. Prints, asserts nothing.
+//! (bench/model.sql) over varied inputs. `cargo bench -p health_score_core --bench core`. Prints, asserts nothing.
 
 use std::borrow::Cow;
 use std::hint::black_box;
@@ -8,12 +8,12 @@ use std::time::Instant;
 use health_score_core::{Json, Model, Scratch, Value};
 
 fn main() {
-    let sql = include_str!("../../../bench/setup.sql");
-    let start = sql.find("set_model('bench', '").expect("model in setup.sql") + "set_model('bench', '".len();
+    let sql = include_str!("../../../bench/model.sql");
+    let start = sql.find("set_model('bench', '").expect("model in bench/model.sql") + "set_model('bench', '".len();
     let end = start + sql[start..].find("}');").expect("end of model") + 1;
     let model_json: serde_json::Value = serde_json::from_str(&sql[start..end]).expect("model parses");
     let model = Model::parse(&Json::from(&model_json)).expect("valid model");
-    // the distributions of bench/setup.sql, from a fixed xorshift sequence: random enough that
+    // the distributions of bench/accounts.sql, from a fixed xorshift sequence: random enough that
     // branch prediction cannot learn the rows, as in a real table
     let cats = ["promoter", "passive", "detractor"];
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
