@@ -971,6 +971,9 @@ BEGIN
     RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
     LOOP
     BEGIN
+    -- this statement keeps the current state itself (the triggers of health_score.scores
+    -- leave it alone while this says so; the setting ends with the statement's block)
+    PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
     EXECUTE format($q$
         WITH scored AS (
             SELECT k AS entity_key, (e).*, inputs
@@ -982,7 +985,38 @@ BEGIN
                    (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
             SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, components, inputs FROM scored
             %4$s
-            RETURNING t.entity_key, t.band_rank
+            RETURNING t.entity_key, t.model_version, t.score, t.band, t.band_rank, t.coverage, t.segment
+        ), kept AS (
+            -- the current state, from the rows written: a later snapshot becomes the latest and
+            -- the latest the previous; one at the latest's time replaces it; an earlier one
+            -- becomes (or replaces) the previous when it is not before it
+            INSERT INTO health_score_internal.current_state AS c
+                   (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment)
+            SELECT $1, w.entity_key, $3, w.model_version, w.score, w.band, w.band_rank, w.coverage, w.segment FROM written w
+            ON CONFLICT (model, entity_key) DO UPDATE
+               SET scored_at = greatest(c.scored_at, excluded.scored_at),
+                   model_version = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_version ELSE c.model_version END,
+                   score = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.score ELSE c.score END,
+                   band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band ELSE c.band END,
+                   band_rank = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band_rank ELSE c.band_rank END,
+                   coverage = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.coverage ELSE c.coverage END,
+                   segment = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.segment ELSE c.segment END,
+                   previous_at = CASE WHEN excluded.scored_at > c.scored_at THEN c.scored_at
+                                      WHEN excluded.scored_at < c.scored_at
+                                       AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.scored_at
+                                      ELSE c.previous_at END,
+                   previous_score = CASE WHEN excluded.scored_at > c.scored_at THEN c.score
+                                         WHEN excluded.scored_at < c.scored_at
+                                          AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.score
+                                         ELSE c.previous_score END,
+                   previous_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.band
+                                        WHEN excluded.scored_at < c.scored_at
+                                         AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band
+                                        ELSE c.previous_band END,
+                   previous_band_rank = CASE WHEN excluded.scored_at > c.scored_at THEN c.band_rank
+                                             WHEN excluded.scored_at < c.scored_at
+                                              AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band_rank
+                                             ELSE c.previous_band_rank END
         ), worse AS (%5$s)
         SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
                -- the first 100 keys, fewer if they would not fit NOTIFY's 8000-byte payload
@@ -999,14 +1033,19 @@ BEGIN
          ELSE '' END,
          -- each entity's band against its latest earlier snapshot (none before the first run)
          CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
+         -- (the current state as the statement began: its latest, or its previous, is the
+         -- latest earlier snapshot unless this one is earlier still)
          ELSE 'SELECT w.entity_key FROM written w
-                 JOIN LATERAL (SELECT p.band_rank FROM health_score.scores p
-                                WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
-                                ORDER BY p.scored_at DESC LIMIT 1) p ON true
-                WHERE w.band_rank < p.band_rank' END,
+                 JOIN health_score_internal.current_state c ON c.model = $1 AND c.entity_key = w.entity_key
+                WHERE w.band_rank < CASE WHEN c.scored_at < $3 THEN c.band_rank
+                                         WHEN c.previous_at < $3 THEN c.previous_band_rank
+                                         ELSE (SELECT p.band_rank FROM health_score.scores p
+                                                WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
+                                                ORDER BY p.scored_at DESC LIMIT 1) END' END,
          inputs_sql)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
+    PERFORM set_config('health_score.current_state_kept_by', '', true);
     EXIT;
     EXCEPTION WHEN OTHERS THEN
         -- the error as it is, without the generated statement as its context
@@ -1397,46 +1436,32 @@ $f$;
 COMMENT ON FUNCTION health_score_internal._current_state_sql(text) IS
     'The statement that recomputes health_score_internal.current_state for the entities a query of (model, entity_key) names, from health_score.scores';
 
--- After each statement that changes health_score.scores. A snapshot inserts one row per
--- entity: each is compared with the entity's current state (one probe); anything else (rows
--- deleted or updated, several rows of one entity) is recomputed from the history.
+-- filled from the history once, then kept by snapshot and the triggers
+INSERT INTO health_score_internal.current_state
+SELECT l.model, l.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
+       l.previous_at, l.previous_score, l.previous_band, l.previous_band_rank
+  FROM (SELECT s.*, lag(s.scored_at) OVER w AS previous_at, lag(s.score) OVER w AS previous_score,
+               lag(s.band) OVER w AS previous_band, lag(s.band_rank) OVER w AS previous_band_rank,
+               lead(s.scored_at) OVER w IS NULL AS is_latest
+          FROM health_score.scores s
+        WINDOW w AS (PARTITION BY s.model, s.entity_key ORDER BY s.scored_at)) l
+ WHERE l.is_latest;
+-- After each statement that changes health_score.scores by hand (snapshot keeps the current
+-- state in its own statement, from the rows it writes, and says so for the statement's
+-- duration in health_score.current_state_kept_by): the entities whose rows were deleted or
+-- updated are recomputed from the history. An INSERT has no transition table (capturing the
+-- inserted rows, components and all, was most of what the current state cost a snapshot), so
+-- rows inserted by hand make the whole current state be recomputed.
 CREATE FUNCTION health_score_internal._maintain_current_state() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         TRUNCATE health_score_internal.current_state;
+    ELSIF current_setting('health_score.current_state_kept_by', true) = 'snapshot' THEN
+        RETURN NULL;
     ELSIF TG_OP = 'INSERT' THEN
-        BEGIN
-            INSERT INTO health_score_internal.current_state AS c
-                   (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment)
-            SELECT n.model, n.entity_key, n.scored_at, n.model_version, n.score, n.band, n.band_rank, n.coverage, n.segment
-              FROM new_rows n
-            ON CONFLICT (model, entity_key) DO UPDATE
-               -- a later snapshot becomes the latest, and the latest the previous; an earlier one
-               -- becomes the previous when it is later than the previous
-               SET scored_at = greatest(c.scored_at, excluded.scored_at),
-                   model_version = CASE WHEN excluded.scored_at > c.scored_at THEN excluded.model_version ELSE c.model_version END,
-                   score = CASE WHEN excluded.scored_at > c.scored_at THEN excluded.score ELSE c.score END,
-                   band = CASE WHEN excluded.scored_at > c.scored_at THEN excluded.band ELSE c.band END,
-                   band_rank = CASE WHEN excluded.scored_at > c.scored_at THEN excluded.band_rank ELSE c.band_rank END,
-                   coverage = CASE WHEN excluded.scored_at > c.scored_at THEN excluded.coverage ELSE c.coverage END,
-                   segment = CASE WHEN excluded.scored_at > c.scored_at THEN excluded.segment ELSE c.segment END,
-                   previous_at = CASE WHEN excluded.scored_at > c.scored_at THEN c.scored_at
-                                      WHEN excluded.scored_at > c.previous_at OR c.previous_at IS NULL THEN excluded.scored_at
-                                      ELSE c.previous_at END,
-                   previous_score = CASE WHEN excluded.scored_at > c.scored_at THEN c.score
-                                         WHEN excluded.scored_at > c.previous_at OR c.previous_at IS NULL THEN excluded.score
-                                         ELSE c.previous_score END,
-                   previous_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.band
-                                        WHEN excluded.scored_at > c.previous_at OR c.previous_at IS NULL THEN excluded.band
-                                        ELSE c.previous_band END,
-                   previous_band_rank = CASE WHEN excluded.scored_at > c.scored_at THEN c.band_rank
-                                             WHEN excluded.scored_at > c.previous_at OR c.previous_at IS NULL THEN excluded.band_rank
-                                             ELSE c.previous_band_rank END;
-        EXCEPTION WHEN cardinality_violation THEN
-            -- several new rows of one entity
-            EXECUTE health_score_internal._current_state_sql('SELECT model, entity_key FROM new_rows');
-        END;
+        EXECUTE health_score_internal._current_state_sql(
+            'SELECT model, entity_key FROM health_score.scores UNION ALL SELECT model, entity_key FROM health_score_internal.current_state');
     ELSIF TG_OP = 'UPDATE' THEN
         EXECUTE health_score_internal._current_state_sql(
             'SELECT model, entity_key FROM old_rows UNION ALL SELECT model, entity_key FROM new_rows');
@@ -1447,19 +1472,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION health_score_internal._maintain_current_state() IS
-    'Trigger of health_score.scores: keeps health_score_internal.current_state exact after every INSERT, UPDATE, DELETE and TRUNCATE';
--- filled from the history once, then kept by the triggers
-INSERT INTO health_score_internal.current_state
-SELECT l.model, l.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
-       l.previous_at, l.previous_score, l.previous_band, l.previous_band_rank
-  FROM (SELECT s.*, lag(s.scored_at) OVER w AS previous_at, lag(s.score) OVER w AS previous_score,
-               lag(s.band) OVER w AS previous_band, lag(s.band_rank) OVER w AS previous_band_rank,
-               lead(s.scored_at) OVER w IS NULL AS is_latest
-          FROM health_score.scores s
-        WINDOW w AS (PARTITION BY s.model, s.entity_key ORDER BY s.scored_at)) l
- WHERE l.is_latest;
+    'Trigger of health_score.scores: keeps health_score_internal.current_state exact after every INSERT, UPDATE, DELETE and TRUNCATE that snapshot did not make';
 CREATE TRIGGER current_state_after_insert AFTER INSERT ON health_score.scores
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+    FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
 CREATE TRIGGER current_state_after_update AFTER UPDATE ON health_score.scores
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
 CREATE TRIGGER current_state_after_delete AFTER DELETE ON health_score.scores
@@ -1505,20 +1520,21 @@ BEGIN
                    b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
                    b.model_version AS b_version, l.model_version AS l_version
               FROM health_score_internal.current_state l
-              -- the last snapshot at or before (latest - since), else the earliest one after it
-              -- and before the latest
+              -- the last snapshot at or before (latest - since)
+              LEFT JOIN LATERAL (
+                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score.scores s
+                   WHERE s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at <= l.scored_at - alerts.since
+                   ORDER BY s.scored_at DESC LIMIT 1) before_window ON true
+              -- else the earliest one after it and before the latest (looked up only then)
+              LEFT JOIN LATERAL (
+                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score.scores s
+                   WHERE before_window.scored_at IS NULL
+                     AND s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at < l.scored_at
+                   ORDER BY s.scored_at LIMIT 1) in_window ON true
               CROSS JOIN LATERAL (
-                  SELECT f.* FROM (
-                      (SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version, 0 AS pick
-                         FROM health_score.scores s
-                        WHERE s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at <= l.scored_at - alerts.since
-                        ORDER BY s.scored_at DESC LIMIT 1)
-                      UNION ALL
-                      (SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version, 1 AS pick
-                         FROM health_score.scores s
-                        WHERE s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at < l.scored_at
-                        ORDER BY s.scored_at LIMIT 1)
-                  ) f ORDER BY f.pick LIMIT 1) b
+                  SELECT before_window.* WHERE before_window.scored_at IS NOT NULL
+                  UNION ALL
+                  SELECT in_window.* WHERE in_window.scored_at IS NOT NULL) b
              WHERE l.model = alerts.model
                AND (l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop)
         )
@@ -1540,3 +1556,42 @@ $$;
 
 GRANT SELECT ON health_score_internal.current_state TO health_score_reader;
 GRANT INSERT, UPDATE, DELETE ON health_score_internal.current_state TO health_score_admin;
+
+-------------------------------------------------------------------------------------------
+-- The compact snapshot record (core::stored)
+-------------------------------------------------------------------------------------------
+-- The compact forms (core::stored): a snapshot row with the stored record, a few bytes a leaf,
+-- in place of the components' JSONB, and the components a record gives back (the same JSONB).
+CREATE TYPE health_score_internal._snapshot_record AS (
+    score      double precision,
+    band       text,
+    band_rank  integer,
+    coverage   double precision,
+    segment    text,
+    record     bytea
+);
+COMMENT ON TYPE health_score_internal._snapshot_record IS
+    'One entity as a compact snapshot stores it: the scalars, and the record of its leaves (health_score_internal._record_components reads it)';
+CREATE FUNCTION health_score_internal._snapshot_record(model text, key_column text, entity_key text, input record)
+    RETURNS health_score_internal._snapshot_record
+    AS 'MODULE_PATHNAME', 'hs_snapshot_record' LANGUAGE C STABLE PARALLEL SAFE COST 50
+    SUPPORT health_score_internal._row_support;
+COMMENT ON FUNCTION health_score_internal._snapshot_record(text, text, text, record) IS
+    'A compact snapshot''s per-row work: scores one entity and keeps the record of its leaves; errors name the entity''s key';
+CREATE FUNCTION health_score_internal._snapshot_record_columns(model text, key_column text, entity_key text, row_type oid, columns text[], VARIADIC "any")
+    RETURNS health_score_internal._snapshot_record
+    AS 'MODULE_PATHNAME', 'hs_snapshot_record_columns' LANGUAGE C STABLE PARALLEL SAFE COST 50;
+COMMENT ON FUNCTION health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any") IS
+    'health_score_internal._snapshot_record as the planner passes it: the row''s columns as arguments';
+CREATE FUNCTION health_score_internal._record_components(model text, record bytea) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'hs_record_components' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10;
+COMMENT ON FUNCTION health_score_internal._record_components(text, bytea) IS
+    'The components (per component its points and n, as health_score.scores.components holds them) that a stored record of a model version (''name@3'') gives back; 22023 for bytes that are not one';
+REVOKE EXECUTE ON FUNCTION
+    health_score_internal._snapshot_record(text, text, text, record),
+    health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    health_score_internal._snapshot_record(text, text, text, record),
+    health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
+  TO health_score_admin;

@@ -383,6 +383,21 @@ pub const DECLARED: &[Declared] = &[
         strict: false,
         set: false,
     },
+    Declared { symbol: "hs_record_components", args: &["text", "bytea"], returns: "jsonb", strict: true, set: false },
+    Declared {
+        symbol: "hs_snapshot_record",
+        args: &["text", "text", "text", "record"],
+        returns: "health_score_internal._snapshot_record",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_snapshot_record_columns",
+        args: &["text", "text", "text", "oid", "text[]", "\"any\""],
+        returns: "health_score_internal._snapshot_record",
+        strict: false,
+        set: false,
+    },
     Declared { symbol: "hs_text_object", args: &["text[]", "text[]"], returns: "jsonb", strict: true, set: false },
     Declared {
         symbol: "hs_trend_combine",

@@ -2,16 +2,19 @@
 //! entity scored with everything a row of `health_score.scores` stores, and the version a
 //! model reference stands for.
 
+use std::rc::Rc;
+
 use pgrx::pg_sys;
 
-use crate::core::Error;
+use crate::core::{stored, Error, NodeResult};
 
-use super::jsonb_build::{finish, key_order, start, write_number, write_object, write_string};
+use super::jsonb_build::{finish, key_order as key_order_of, start, write_number, write_object, write_string};
+use super::models::{Compiled, ModelArg, ModelSlot};
 use super::result_desc;
 use super::scoring::{evaluate_call, InputKind, ModelKind, Site};
 use super::{
-    arg, c_symbol, call_site, detoast_packed, float8_datum, raising, return_null, text_arg, text_datum, utf8,
-    v1_function, varlena_bytes, TextArg,
+    arg, bytea_bytes, bytea_datum, c_symbol, call_site, detoast_packed, float8_datum, raising, return_null, text_arg,
+    text_datum, utf8, v1_function, varlena_bytes, TextArg,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -23,7 +26,58 @@ const INPUT_AT: usize = 3;
 /// Long snapshots say how far they are every this many rows.
 const PROGRESS_EVERY: u64 = 100_000;
 
-unsafe fn snapshot_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) -> Result<pg_sys::Datum, Error> {
+/// What a snapshot row function returns besides the scalars.
+#[derive(Clone, Copy)]
+enum Detail {
+    /// The components as JSONB (the row of `health_score.scores` as 0.2.0 stores it, and
+    /// `rescore`'s).
+    Components,
+    /// The stored record (`core::stored`), from which `_record_components` gives the same JSONB.
+    Record,
+}
+
+/// The components of one evaluation as JSONB, `{"<component>": {"n": n, "points": points}, ...}`
+/// ("n" sorts before "points"), points NULL without a score: written in `buf`, with the stored
+/// order of the model's component names kept in `key_order` while the model is the same.
+unsafe fn components_jsonb(
+    buf: &mut Vec<u8>,
+    key_order: &mut Option<(Rc<Compiled>, Vec<usize>)>,
+    compiled: &Rc<Compiled>,
+    score: Option<f64>,
+    segment: Option<usize>,
+    nodes: &[NodeResult],
+) -> pg_sys::Datum {
+    let model = &compiled.model;
+    let (_, points) = model.points(segment, nodes);
+    let name = |id: usize| model.nodes[id].name.as_str();
+    let order = match key_order.take() {
+        Some((for_model, order)) if Rc::ptr_eq(&for_model, compiled) => order,
+        _ => key_order_of(model.nodes.len(), name),
+    };
+    const FIELDS: [&str; 2] = ["n", "points"];
+    start(buf);
+    write_object(buf, name, &order, |buf, id| {
+        let n = nodes[id].normalized;
+        let p = score.map(|_| points[id]);
+        write_object(
+            buf,
+            |field| FIELDS[field],
+            &[0, 1],
+            |buf, field| write_number(buf, if field == 0 { n } else { p }),
+        )
+    });
+    finish(buf);
+    *key_order = Some((compiled.clone(), order));
+    let jsonb = pg_sys::palloc(buf.len()) as *mut u8;
+    std::ptr::copy_nonoverlapping(buf.as_ptr(), jsonb, buf.len());
+    pg_sys::Datum::from(jsonb)
+}
+
+unsafe fn snapshot_row(
+    fcinfo: pg_sys::FunctionCallInfo,
+    input_kind: InputKind,
+    detail: Detail,
+) -> Result<pg_sys::Datum, Error> {
     let Some(key) = arg(fcinfo, 2) else {
         let column = arg(fcinfo, 1).map(|d| text_arg(d).into_owned()).unwrap_or_default();
         return Err(Error::InvalidArgument {
@@ -46,30 +100,12 @@ unsafe fn snapshot_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) 
             }
             let model = &compiled.model;
             let band = model.band_of(s.segment, s.score);
-            let (_, points) = model.points(s.segment, nodes);
-            let name = |id: usize| model.nodes[id].name.as_str();
-            let order = match site.key_order.take() {
-                Some((for_model, order)) if std::rc::Rc::ptr_eq(&for_model, compiled) => order,
-                _ => key_order(model.nodes.len(), name),
+            let detail = match detail {
+                Detail::Components => {
+                    components_jsonb(&mut site.jsonb, &mut site.key_order, compiled, s.score, s.segment, nodes)
+                }
+                Detail::Record => bytea_datum(&[&stored::encode(model, s.segment, nodes)]),
             };
-            // {"<component>": {"n": n, "points": points}, ...}; "n" sorts before "points"
-            const FIELDS: [&str; 2] = ["n", "points"];
-            let buf = &mut site.jsonb;
-            start(buf);
-            write_object(buf, name, &order, |buf, id| {
-                let n = nodes[id].normalized;
-                let p = s.score.map(|_| points[id]);
-                write_object(
-                    buf,
-                    |field| FIELDS[field],
-                    &[0, 1],
-                    |buf, field| write_number(buf, if field == 0 { n } else { p }),
-                )
-            });
-            finish(buf);
-            site.key_order = Some((compiled.clone(), order));
-            let jsonb = pg_sys::palloc(buf.len()) as *mut u8;
-            std::ptr::copy_nonoverlapping(buf.as_ptr(), jsonb, buf.len());
             let zero = pg_sys::Datum::from(0usize);
             let mut values = [
                 s.score.map(float8_datum).unwrap_or(zero),
@@ -77,7 +113,7 @@ unsafe fn snapshot_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) 
                 band.map(|(rank, _)| pg_sys::Datum::from(rank as i32)).unwrap_or(zero),
                 float8_datum(s.coverage),
                 model.segment_name(s.segment).map(text_datum).unwrap_or(zero),
-                pg_sys::Datum::from(jsonb),
+                detail,
             ];
             let mut nulls = [s.score.is_none(), band.is_none(), band.is_none(), false, s.segment.is_none(), false];
             let desc = result_desc(fcinfo, &mut site.result_desc);
@@ -92,9 +128,43 @@ unsafe fn snapshot_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) 
     }
 }
 
-v1_function!(hs_snapshot_row, pg_finfo_hs_snapshot_row, |fcinfo| { snapshot_row(fcinfo, InputKind::Row) });
+v1_function!(hs_snapshot_row, pg_finfo_hs_snapshot_row, |fcinfo| {
+    snapshot_row(fcinfo, InputKind::Row, Detail::Components)
+});
 v1_function!(hs_snapshot_row_columns, pg_finfo_hs_snapshot_row_columns, |fcinfo| {
-    snapshot_row(fcinfo, InputKind::Columns)
+    snapshot_row(fcinfo, InputKind::Columns, Detail::Components)
+});
+
+// The compact forms: the stored record in place of the components.
+v1_function!(hs_snapshot_record, pg_finfo_hs_snapshot_record, |fcinfo| {
+    snapshot_row(fcinfo, InputKind::Row, Detail::Record)
+});
+v1_function!(hs_snapshot_record_columns, pg_finfo_hs_snapshot_record_columns, |fcinfo| {
+    snapshot_row(fcinfo, InputKind::Columns, Detail::Record)
+});
+
+/// `_record_components`' call site: the model version, and the components' JSONB buffer.
+#[derive(Default)]
+struct RecordSite {
+    model: ModelSlot,
+    jsonb: Vec<u8>,
+    key_order: Option<(Rc<Compiled>, Vec<usize>)>,
+}
+
+// _record_components(model text, record bytea) → jsonb: the components a stored record of
+// the model version ('name@3') gives back, as _snapshot_row writes them; 22023 for bytes that
+// are not a record of that version.
+v1_function!(hs_record_components, pg_finfo_hs_record_components, |fcinfo| {
+    let (Some(model), Some(record)) = (arg(fcinfo, 0), arg(fcinfo, 1)) else { return Ok(return_null(fcinfo)) };
+    let site: &mut RecordSite = call_site(fcinfo);
+    let compiled = site.model.get(fcinfo, 0, ModelArg::NamedDatum(model))?;
+    let Some(eval) = stored::decode(&compiled.model, bytea_bytes(record)) else {
+        return Err(Error::InvalidArgument {
+            message: format!("_record_components: the bytes are not a stored record of {}", text_arg(model)),
+            hint: Some("pass the model version that took the snapshot (its model_version)".into()),
+        });
+    };
+    Ok(components_jsonb(&mut site.jsonb, &mut site.key_order, &compiled, eval.score, eval.segment, &eval.nodes))
 });
 
 // The version a model reference ('name' or 'name@3') stands for now; 42704 when none.
@@ -113,7 +183,9 @@ fn model_name(spec: TextArg) -> String {
 c_symbol!(hs_model_name, pg_finfo_hs_model_name => model_name_wrapper);
 
 // The JSONB form, for rescoring stored inputs (health_score.rescore).
-v1_function!(hs_snapshot_row_json, pg_finfo_hs_snapshot_row_json, |fcinfo| { snapshot_row(fcinfo, InputKind::Json) });
+v1_function!(hs_snapshot_row_json, pg_finfo_hs_snapshot_row_json, |fcinfo| {
+    snapshot_row(fcinfo, InputKind::Json, Detail::Components)
+});
 
 // The input keys a model reference reads (each leaf's input and the segment input), in the
 // model's order: what snapshot keeps of each row with keep_inputs.
@@ -181,7 +253,7 @@ v1_function!(hs_text_object, pg_finfo_hs_text_object, |fcinfo| {
             };
             owned.push(key.to_string());
         }
-        let order = key_order(owned.len(), |i| owned[i].as_str());
+        let order = key_order_of(owned.len(), |i| owned[i].as_str());
         if order.windows(2).any(|w| owned[w[0]] == owned[w[1]]) {
             return Err(Error::InvalidArgument { message: "_text_object: a key twice".into(), hint: None });
         }

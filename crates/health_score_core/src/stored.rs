@@ -4,10 +4,10 @@
 //! `Model::evaluate_leaves` runs again: the same code, so the same doubles, for a fraction of
 //! the bytes of the per-component JSON.
 //!
-//! The layout, version 1: the format byte; the segment as a little-endian u16 (0 the base
-//! model, i + 1 override i); then per leaf of the model, in model order, a status byte (the
-//! status's code, `HAS_N` added when it has an `n`) followed by `n`'s eight little-endian
-//! bytes when it has one.
+//! The layout, version 1: the format byte; the segment as an unsigned LEB128 number (0 the
+//! base model, i + 1 override i: one byte for the first 127 overrides); then per leaf of the
+//! model, in model order, a status byte (the status's code, `HAS_N` added when it has an `n`)
+//! followed by `n`'s eight little-endian bytes when it has one.
 
 use crate::bytes::Reader;
 use crate::model::Model;
@@ -39,17 +39,22 @@ fn status(code: u8) -> Option<Status> {
     })
 }
 
-/// The record of `eval`, an evaluation of `model` in detail (`Model::evaluate`).
-pub fn encode(model: &Model, eval: &Evaluation) -> Vec<u8> {
+/// The record of an evaluation of `model` in detail: its segment and per-node results
+/// (`Evaluation::segment` and `nodes`, or `Scratch::nodes` after `evaluate_into::<true>`).
+pub fn encode(model: &Model, segment: Option<usize>, nodes: &[NodeResult]) -> Vec<u8> {
     let mut out = Vec::with_capacity(3 + 9 * model.inputs.len().max(1));
     out.push(FORMAT);
-    let segment = eval.segment.map_or(0, |i| i + 1) as u16;
-    out.extend_from_slice(&segment.to_le_bytes());
+    let mut segment = segment.map_or(0, |i| i as u64 + 1);
+    while segment >= 0x80 {
+        out.push(segment as u8 | 0x80);
+        segment >>= 7;
+    }
+    out.push(segment as u8);
     for (id, node) in model.nodes.iter().enumerate() {
         if !node.is_leaf() {
             continue;
         }
-        let r = eval.nodes.get(id).copied().unwrap_or(NodeResult { status: Status::Excluded, normalized: None });
+        let r = nodes.get(id).copied().unwrap_or(NodeResult { status: Status::Excluded, normalized: None });
         match r.normalized {
             Some(n) => {
                 out.push(code(r.status) | HAS_N);
@@ -68,9 +73,9 @@ pub fn decode(model: &Model, bytes: &[u8]) -> Option<Evaluation> {
     if r.u8()? != FORMAT {
         return None;
     }
-    let segment = match u16::from_le_bytes([r.u8()?, r.u8()?]) {
+    let segment = match read_leb128(&mut r)? {
         0 => None,
-        i => Some(usize::from(i - 1)).filter(|&i| i < model.overrides.len()).map(Some)?,
+        i => Some(usize::try_from(i - 1).ok().filter(|&i| i < model.overrides.len())?),
     };
     let mut leaves = vec![NodeResult { status: Status::Excluded, normalized: None }; model.nodes.len()];
     for (id, node) in model.nodes.iter().enumerate() {
@@ -85,4 +90,17 @@ pub fn decode(model: &Model, bytes: &[u8]) -> Option<Evaluation> {
         return None;
     }
     Some(model.evaluate_leaves(segment, &leaves))
+}
+
+/// An unsigned LEB128 number of at most ten bytes, None when cut or longer.
+fn read_leb128(r: &mut Reader<'_>) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..70).step_by(7) {
+        let byte = r.u8()?;
+        value |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }

@@ -27,6 +27,27 @@ fn same(a: &Evaluation, b: &Evaluation) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+#[test]
+fn a_segment_past_the_first_byte_round_trips() {
+    // 300 overrides: the segment number takes two bytes
+    let overrides: serde_json::Map<String, serde_json::Value> =
+        (0..300).map(|i| (format!("s{i}"), serde_json::json!({"weights": {"b": 1 + i % 3}}))).collect();
+    let model = serde_json::json!({
+        "components": [{"name": "a", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}},
+                       {"name": "b", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10}}],
+        "segments": {"input": "plan", "overrides": overrides}
+    });
+    let model = Model::parse(&Json::from(&model)).expect("valid model");
+    for plan in ["s0", "s126", "s127", "s299", "none"] {
+        let input = Json::from(&serde_json::json!({"a": 3, "b": 9, "plan": plan}));
+        let eval = model.evaluate(&model.values_from_json(&input)).expect("scores");
+        let record = encode(&model, eval.segment, &eval.nodes);
+        let back = decode(&model, &record).expect("decodes");
+        assert_eq!(back.segment, eval.segment, "{plan}");
+        assert_eq!(back.score.map(f64::to_bits), eval.score.map(f64::to_bits), "{plan}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
 
@@ -36,7 +57,7 @@ proptest! {
         let input = Json::from(&c.input);
         let values = model.values_from_json(&input);
         let Ok(eval) = model.evaluate(&values) else { return Ok(()) };
-        let record = encode(&model, &eval);
+        let record = encode(&model, eval.segment, &eval.nodes);
         prop_assert_eq!(record[0], FORMAT);
         let back = decode(&model, &record).expect("a record of this model decodes");
         same(&eval, &back)?;
@@ -50,9 +71,11 @@ proptest! {
         let summary = model.evaluate_into::<false>(&values, &mut Default::default()).expect("scores");
         prop_assert_eq!(bits(summary.score), bits(back.score));
         prop_assert_eq!(summary.coverage.to_bits(), back.coverage.to_bits());
-        // nine bytes a leaf at the most, and three of header
+        // nine bytes a leaf at the most, and the header: a format byte and the segment (one
+        // byte for the first 127 overrides)
         let leaves = model.nodes.iter().filter(|n| n.is_leaf()).count();
-        prop_assert!(record.len() <= 3 + 9 * leaves);
+        let header = if model.overrides.len() < 127 { 2 } else { 4 };
+        prop_assert!(record.len() <= header + 9 * leaves);
     }
 
     #[test]
@@ -61,7 +84,7 @@ proptest! {
         let Ok(model) = Model::parse(&Json::from(&c.model)) else { return Ok(()) };
         let input = Json::from(&c.input);
         let Ok(eval) = model.evaluate(&model.values_from_json(&input)) else { return Ok(()) };
-        let record = encode(&model, &eval);
+        let record = encode(&model, eval.segment, &eval.nodes);
         let cut_at = cut.index(record.len());
         prop_assert!(decode(&model, &record[..cut_at]).is_none());
         let mut padded = record.clone();

@@ -306,3 +306,72 @@ fn text_object_is_jsonb_object_written_directly() {
     assert_eq!(error_of("SELECT health_score_internal._text_object('{a,b}', '{1}')").0, "22023");
     assert_eq!(error_of("SELECT health_score_internal._text_object('{a,a}', '{1,2}')").0, "22023");
 }
+
+#[pg_test]
+fn a_stored_record_gives_back_the_components_a_snapshot_writes() {
+    install_error_helper();
+    // groups, a missing rule, an imputation, invalid inputs read as missing, segment overrides
+    // (one of which excludes a component), min_coverage, and a second version with other leaves
+    Spi::run(
+        r#"SELECT health_score.set_model('seg', '{
+             "bands": [{"name": "red", "min": 0}, {"name": "yellow", "min": 40}, {"name": "green", "min": 70}],
+             "min_coverage": 0.3,
+             "components": [
+               {"name": "usage", "weight": 2, "components": [
+                 {"name": "logins", "weight": 2, "normalize": {"type": "linear", "min": 0, "max": 50}},
+                 {"name": "seats", "weight": 1, "missing": {"impute": 0.3}, "normalize": {"type": "log", "min": 0, "max": 100}}
+               ]},
+               {"name": "nps", "weight": 1, "on_invalid": "missing",
+                "normalize": {"type": "map", "values": {"promoter": 1, "passive": 0.5, "detractor": 0}}},
+               {"name": "overdue", "weight": 1, "missing": "zero", "normalize": {"type": "linear", "min": 0, "max": 90, "invert": true}}
+             ],
+             "segments": {"input": "plan", "overrides": {"ent": {"weights": {"nps": 3}}, "smb": {"weights": {"overdue": 0}}}}
+           }');
+           SELECT health_score.set_model('seg', '{"components": [{"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 50}}]}');
+           SELECT setseed(0.37);
+           CREATE TABLE seg_rows AS
+           SELECT g AS id,
+                  CASE WHEN random() < 0.2 THEN NULL ELSE floor(random() * 60) END AS logins,
+                  CASE WHEN random() < 0.3 THEN NULL ELSE floor(random() * 120) END AS seats,
+                  (ARRAY['promoter', 'passive', 'detractor', 'unknown', NULL])[1 + floor(random() * 5)] AS nps,
+                  CASE WHEN random() < 0.3 THEN NULL ELSE floor(random() * 100) END AS overdue,
+                  (ARRAY['ent', 'smb', 'other', NULL])[1 + floor(random() * 4)] AS plan
+             FROM generate_series(1, 400) g"#,
+    )
+    .unwrap();
+    let compared = "FROM seg_rows r, health_score_internal._snapshot_row('seg@1', 'id', r.id::text, r) a,
+                         health_score_internal._snapshot_record('seg@1', 'id', r.id::text, r) b";
+    let differ = Spi::get_one::<i64>(&format!(
+        "SELECT count(*) {compared}
+          WHERE a.score IS DISTINCT FROM b.score OR a.band IS DISTINCT FROM b.band
+             OR a.band_rank IS DISTINCT FROM b.band_rank OR a.coverage IS DISTINCT FROM b.coverage
+             OR a.segment IS DISTINCT FROM b.segment
+             OR a.components::text IS DISTINCT FROM health_score_internal._record_components('seg@1', b.record)::text"
+    ))
+    .unwrap();
+    assert_eq!(differ, Some(0));
+    // the rows cover what the record has to carry: segments, no score, imputed and invalid leaves
+    let covered = Spi::get_one::<bool>(&format!(
+        "SELECT count(DISTINCT a.segment) = 2 AND bool_or(a.score IS NULL) AND bool_or(a.score IS NOT NULL)
+                AND bool_or(r.seats IS NULL) AND bool_or(r.nps = 'unknown') {compared}"
+    ))
+    .unwrap();
+    assert_eq!(covered, Some(true));
+    // a few bytes a leaf, against the components' JSONB
+    let (record, components) = Spi::get_two::<i64, i64>(&format!(
+        "SELECT sum(octet_length(b.record)), sum(octet_length(a.components::text)) {compared}"
+    ))
+    .unwrap();
+    assert!(record.unwrap() * 4 < components.unwrap(), "{record:?} vs {components:?}");
+    // bytes that are not a record of that version: 22023
+    for bad in ["'\\x01'", "'\\x0200'", "(SELECT b.record || '\\x00'::bytea FROM seg_rows r, health_score_internal._snapshot_record('seg@1', 'id', r.id::text, r) b LIMIT 1)"] {
+        let (state, message) = error_of(&format!("SELECT health_score_internal._record_components('seg@1', {bad})"));
+        assert_eq!(state, "22023", "{bad}: {message}");
+        assert!(message.contains("not a stored record of seg@1"), "{message}");
+    }
+    let (state, _) = error_of(
+        "SELECT health_score_internal._record_components('seg@2', b.record)
+           FROM seg_rows r, health_score_internal._snapshot_record('seg@1', 'id', r.id::text, r) b LIMIT 1",
+    );
+    assert_eq!(state, "22023");
+}
