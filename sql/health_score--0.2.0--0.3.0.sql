@@ -1481,6 +1481,8 @@ CREATE TRIGGER current_state_after_delete AFTER DELETE ON health_score.scores
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
 CREATE TRIGGER current_state_after_truncate AFTER TRUNCATE ON health_score.scores
     FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+-- PostgreSQL calls it itself
+REVOKE EXECUTE ON FUNCTION health_score_internal._maintain_current_state() FROM PUBLIC;
 
 -- The current state, kept by the triggers of health_score.scores: one row per entity, however
 -- long the history (one entity is a probe of its primary key).

@@ -149,6 +149,8 @@ CREATE TRIGGER current_state_after_delete AFTER DELETE ON health_score.scores
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
 CREATE TRIGGER current_state_after_truncate AFTER TRUNCATE ON health_score.scores
     FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+-- PostgreSQL calls it itself
+REVOKE EXECUTE ON FUNCTION health_score_internal._maintain_current_state() FROM PUBLIC;
 
 CREATE TYPE health_score_internal._snapshot_row AS (
     score      double precision,
