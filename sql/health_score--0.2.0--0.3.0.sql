@@ -1264,64 +1264,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION health_score.alerts(model text, min_drop double precision, since interval)
-    RETURNS TABLE (entity_key text, baseline_at timestamptz, baseline_score double precision, baseline_band text,
-                   latest_at timestamptz, latest_score double precision, latest_band text,
-                   score_change double precision, band_change text, drivers jsonb)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM health_score_internal._require_model_name('alerts', alerts.model);
-    IF alerts.since IS NULL OR alerts.since < interval '0' THEN
-        RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023',
-            HINT = 'how far back from each entity''s latest snapshot to compare, such as interval ''30 days''';
-    END IF;
-    IF alerts.min_drop IS NULL OR alerts.min_drop = 'NaN' OR alerts.min_drop < 0 THEN
-        RAISE EXCEPTION 'alerts: min_drop must be a number of points, 0 or more, not %', coalesce(alerts.min_drop::text, 'NULL')
-            USING ERRCODE = '22023',
-            HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
-    END IF;
-    BEGIN
-        RETURN QUERY
-        -- Each entity's latest snapshot and baseline are picked from the model's rows without
-        -- their components (a sort of narrow rows, not of whole snapshots); the components are
-        -- read back, through the primary key, only for the entities that raise an alert.
-        WITH times AS (
-            SELECT s.entity_key, s.scored_at, s.score, s.band, s.band_rank, s.model_version,
-                   max(s.scored_at) OVER (PARTITION BY s.entity_key) AS l_at
-              FROM health_score.scores s WHERE s.model = alerts.model
-        ), l AS (
-            SELECT t.* FROM times t WHERE t.scored_at = t.l_at
-        ), b AS (
-            -- the last snapshot at or before (latest - since), else the earliest one after it
-            -- and before the latest
-            SELECT DISTINCT ON (t.entity_key) t.*
-              FROM times t
-             WHERE t.scored_at <= t.l_at - alerts.since OR t.scored_at < t.l_at
-             ORDER BY t.entity_key, t.scored_at <= t.l_at - alerts.since DESC,
-                      CASE WHEN t.scored_at <= t.l_at - alerts.since THEN t.scored_at END DESC, t.scored_at
-        ), pairs AS (
-            SELECT l.entity_key, b.scored_at AS b_at, l.scored_at AS l_at, b.score AS b_score, l.score AS l_score,
-                   b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
-                   b.model_version AS b_version, l.model_version AS l_version
-              FROM l JOIN b USING (entity_key)
-             WHERE l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop
-        )
-        SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
-               CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
-                    WHEN p.l_rank = p.b_rank THEN 'same' END,
-               (SELECT health_score_internal._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
-                  FROM health_score.scores sb, health_score.scores sl
-                 WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
-                   AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at)
-          FROM pairs p
-         ORDER BY p.l_score - p.b_score, p.entity_key;
-    EXCEPTION WHEN datetime_field_overflow THEN
-        RAISE EXCEPTION 'alerts: a latest snapshot time minus since (%) is before the earliest time PostgreSQL represents', alerts.since
-            USING ERRCODE = '22023', HINT = 'compare over days, months or years, such as interval ''30 days''';
-    END;
-END
-$$;
-
 CREATE OR REPLACE FUNCTION health_score.schedule(model text, source regclass, key_column text, cron_expr text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -8,6 +8,7 @@ pub mod fit;
 pub mod fmgr;
 pub mod jsonb;
 pub mod jsonb_build;
+pub mod latest;
 pub mod models;
 pub mod registry;
 pub mod rescore;
