@@ -3,20 +3,24 @@
 # cluster with default settings in target/bench-cluster-pg<major>, loads 1M accounts and 10M history
 # points, and prints the timings and ratios of health_score against hand-written SQL
 # (bench/run.py): scoring, snapshots and trends.
-#   bash bench/run.sh [--pg 15|16|17|18] [--no-history] [--storage [accounts]]
+#   bash bench/run.sh [--pg 15|16|17|18] [--no-history] [--storage [accounts]] [--latest-scaling [accounts]]
 # --pg runs it on another PostgreSQL major (set up by scripts/setup.sh, in its own cluster);
 # --no-history leaves out the snapshot, alerts and latest pairs (the longest part);
 # --storage measures instead what a stored snapshot row takes on disk (bench/storage.sql: ten
-# snapshots of that many accounts, 100000 unless given, without and with inputs kept).
+# snapshots of that many accounts, 100000 unless given, without and with inputs kept);
+# --latest-scaling times the whole latest view over that many accounts (300000 unless given)
+# with one snapshot stored and with thirty (bench/latest_scaling.sql; thirty snapshots of 1M
+# accounts take some 30 GB in the 0.2.0 layout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-major=15; history=--history; storage=
+major=15; history=--history; storage=; latest_scaling=
 while [ $# -gt 0 ]; do
   case "$1" in
     --pg) major=$2; shift 2 ;;
     --no-history) history=; shift ;;
     --storage) storage=100000; shift; case "${1:-}" in [0-9]*) storage=$1; shift ;; esac ;;
-    *) echo "usage: $0 [--pg 15|16|17|18] [--no-history] [--storage [accounts]]" >&2; exit 2 ;;
+    --latest-scaling) latest_scaling=300000; shift; case "${1:-}" in [0-9]*) latest_scaling=$1; shift ;; esac ;;
+    *) echo "usage: $0 [--pg 15|16|17|18] [--no-history] [--storage [accounts]] [--latest-scaling [accounts]]" >&2; exit 2 ;;
   esac
 done
 export HS_PG_MAJOR=$major
@@ -42,6 +46,10 @@ psql -d postgres -qAt -c "SELECT 1 FROM pg_database WHERE datname = 'bench'" | g
 psql -d bench -q -c "DROP EXTENSION IF EXISTS health_score CASCADE" -c "DROP SCHEMA IF EXISTS health_score CASCADE" 2>/dev/null
 echo "== loading 1M accounts and 10M history points"
 psql -d bench -q -f bench/setup.sql >/dev/null
+if [ -n "$latest_scaling" ]; then
+  psql -d bench -q -v accounts="$latest_scaling" -f bench/latest_scaling.sql
+  exit 0
+fi
 psql -d bench -q -f bench/history.sql >/dev/null
 echo "== timing (PostgreSQL $(psql -d bench -qAt -c 'SHOW server_version'), $(nproc) cores, default settings)"
 PGUSER=postgres python3 bench/run.py "$DIR" "$PORT" bench $history
