@@ -41,10 +41,8 @@ pub(super) struct Site {
     pub(super) result_desc: Option<pg_sys::TupleDesc>,
     /// Rows scored at this call site (snapshot reports progress by it).
     pub(super) rows: u64,
-    /// For snapshot's components: a JSONB buffer reused across rows, and the stored order of
-    /// the model's component names with the model it is for.
-    pub(super) jsonb: Vec<u8>,
-    pub(super) key_order: Option<(std::rc::Rc<super::models::Compiled>, Vec<usize>)>,
+    /// For snapshot's components.
+    pub(super) components: super::snapshot::ComponentsWriter,
     /// Buffers reused across rows; always left empty between calls.
     values: Vec<Value<'static>>,
     scratch: Scratch,

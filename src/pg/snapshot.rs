@@ -36,41 +36,49 @@ enum Detail {
     Record,
 }
 
-/// The components of one evaluation as JSONB, `{"<component>": {"n": n, "points": points}, ...}`
-/// ("n" sorts before "points"), points NULL without a score: written in `buf`, with the stored
-/// order of the model's component names kept in `key_order` while the model is the same.
-unsafe fn components_jsonb(
-    buf: &mut Vec<u8>,
-    key_order: &mut Option<(Rc<Compiled>, Vec<usize>)>,
-    compiled: &Rc<Compiled>,
-    score: Option<f64>,
-    segment: Option<usize>,
-    nodes: &[NodeResult],
-) -> pg_sys::Datum {
-    let model = &compiled.model;
-    let (_, points) = model.points(segment, nodes);
-    let name = |id: usize| model.nodes[id].name.as_str();
-    let order = match key_order.take() {
-        Some((for_model, order)) if Rc::ptr_eq(&for_model, compiled) => order,
-        _ => key_order_of(model.nodes.len(), name),
-    };
-    const FIELDS: [&str; 2] = ["n", "points"];
-    start(buf);
-    write_object(buf, name, &order, |buf, id| {
-        let n = nodes[id].normalized;
-        let p = score.map(|_| points[id]);
-        write_object(
-            buf,
-            |field| FIELDS[field],
-            &[0, 1],
-            |buf, field| write_number(buf, if field == 0 { n } else { p }),
-        )
-    });
-    finish(buf);
-    *key_order = Some((compiled.clone(), order));
-    let jsonb = pg_sys::palloc(buf.len()) as *mut u8;
-    std::ptr::copy_nonoverlapping(buf.as_ptr(), jsonb, buf.len());
-    pg_sys::Datum::from(jsonb)
+/// Writes the components of evaluations as JSONB, `{"<component>": {"n": n, "points": points},
+/// ...}` ("n" sorts before "points"), points NULL without a score: one buffer reused across
+/// rows, and the stored order of the model's component names kept while the model is the same.
+#[derive(Default)]
+pub(super) struct ComponentsWriter {
+    jsonb: Vec<u8>,
+    key_order: Option<(Rc<Compiled>, Vec<usize>)>,
+}
+
+impl ComponentsWriter {
+    unsafe fn write(
+        &mut self,
+        compiled: &Rc<Compiled>,
+        score: Option<f64>,
+        segment: Option<usize>,
+        nodes: &[NodeResult],
+    ) -> pg_sys::Datum {
+        let model = &compiled.model;
+        let (_, points) = model.points(segment, nodes);
+        let name = |id: usize| model.nodes[id].name.as_str();
+        let order = match self.key_order.take() {
+            Some((for_model, order)) if Rc::ptr_eq(&for_model, compiled) => order,
+            _ => key_order_of(model.nodes.len(), name),
+        };
+        const FIELDS: [&str; 2] = ["n", "points"];
+        let buf = &mut self.jsonb;
+        start(buf);
+        write_object(buf, name, &order, |buf, id| {
+            let n = nodes[id].normalized;
+            let p = score.map(|_| points[id]);
+            write_object(
+                buf,
+                |field| FIELDS[field],
+                &[0, 1],
+                |buf, field| write_number(buf, if field == 0 { n } else { p }),
+            )
+        });
+        finish(buf);
+        self.key_order = Some((compiled.clone(), order));
+        let jsonb = pg_sys::palloc(buf.len()) as *mut u8;
+        std::ptr::copy_nonoverlapping(buf.as_ptr(), jsonb, buf.len());
+        pg_sys::Datum::from(jsonb)
+    }
 }
 
 unsafe fn snapshot_row(
@@ -101,9 +109,7 @@ unsafe fn snapshot_row(
             let model = &compiled.model;
             let band = model.band_of(s.segment, s.score);
             let detail = match detail {
-                Detail::Components => {
-                    components_jsonb(&mut site.jsonb, &mut site.key_order, compiled, s.score, s.segment, nodes)
-                }
+                Detail::Components => site.components.write(compiled, s.score, s.segment, nodes),
                 Detail::Record => bytea_datum(&[&stored::encode(model, s.segment, nodes)]),
             };
             let zero = pg_sys::Datum::from(0usize);
@@ -143,12 +149,11 @@ v1_function!(hs_snapshot_record_columns, pg_finfo_hs_snapshot_record_columns, |f
     snapshot_row(fcinfo, InputKind::Columns, Detail::Record)
 });
 
-/// `_record_components`' call site: the model version, and the components' JSONB buffer.
+/// `_record_components`' call site: the model version, and the components' writer.
 #[derive(Default)]
 struct RecordSite {
     model: ModelSlot,
-    jsonb: Vec<u8>,
-    key_order: Option<(Rc<Compiled>, Vec<usize>)>,
+    components: ComponentsWriter,
 }
 
 // _record_components(model text, record bytea) → jsonb: the components a stored record of
@@ -164,7 +169,7 @@ v1_function!(hs_record_components, pg_finfo_hs_record_components, |fcinfo| {
             hint: Some("pass the model version that took the snapshot (its model_version)".into()),
         });
     };
-    Ok(components_jsonb(&mut site.jsonb, &mut site.key_order, &compiled, eval.score, eval.segment, &eval.nodes))
+    Ok(site.components.write(&compiled, eval.score, eval.segment, &eval.nodes))
 });
 
 // The version a model reference ('name' or 'name@3') stands for now; 42704 when none.
