@@ -931,6 +931,7 @@ DECLARE
     repeated_key text;
     replacing boolean;
     inputs_sql text := 'NULL::jsonb';
+    target text;
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
         RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
@@ -958,32 +959,34 @@ BEGIN
         'key_column names the column that identifies each entity, such as ''account_id''');
     -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
     PERFORM health_score_internal._lock('snapshot', model_name);
+    -- every row goes to one partition: written there directly
+    target := health_score_internal._ensure_partition(model_name, snapshot.at);
     SELECT max(r.scored_at) INTO previous_at
       FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at < snapshot.at;
     IF previous_at IS NULL AND NOT EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name) THEN
         -- no run record of the model at all (deleted from health_score.snapshots): the scores
         -- themselves say whether an earlier snapshot exists to compare bands with
         SELECT s.scored_at INTO previous_at
-          FROM health_score.scores s WHERE s.model = model_name AND s.scored_at < snapshot.at LIMIT 1;
+          FROM health_score_internal.score_rows s WHERE s.model = model_name AND s.scored_at < snapshot.at LIMIT 1;
     END IF;
     -- rows of this model and time exist only if an earlier run wrote them: then replace them
     replacing := EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at = snapshot.at);
     RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
     LOOP
     BEGIN
-    -- this statement keeps the current state itself (the triggers of health_score.scores
+    -- this statement keeps the current state itself (the triggers of health_score_internal.score_rows
     -- leave it alone while this says so; the setting ends with the statement's block)
     PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
     EXECUTE format($q$
         WITH scored AS (
             SELECT k AS entity_key, (e).*, inputs
               FROM (SELECT src.%1$I::text AS k,
-                           health_score_internal._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
+                           health_score_internal._snapshot_record(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
                       FROM %3$s AS src OFFSET 0) rows
         ), written AS (
-            INSERT INTO health_score.scores AS t
-                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
-            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, components, inputs FROM scored
+            INSERT INTO health_score_internal.%7$I AS t
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs)
+            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, record, inputs FROM scored
             %4$s
             RETURNING t.entity_key, t.model_version, t.score, t.band, t.band_rank, t.coverage, t.segment
         ), kept AS (
@@ -1029,7 +1032,7 @@ BEGIN
              'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
                  SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
                      band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
-                     components = excluded.components, inputs = excluded.inputs'
+                     record = excluded.record, components = NULL, inputs = excluded.inputs'
          ELSE '' END,
          -- each entity's band against its latest earlier snapshot (none before the first run)
          CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
@@ -1039,10 +1042,10 @@ BEGIN
                  JOIN health_score_internal.current_state c ON c.model = $1 AND c.entity_key = w.entity_key
                 WHERE w.band_rank < CASE WHEN c.scored_at < $3 THEN c.band_rank
                                          WHEN c.previous_at < $3 THEN c.previous_band_rank
-                                         ELSE (SELECT p.band_rank FROM health_score.scores p
+                                         ELSE (SELECT p.band_rank FROM health_score_internal.score_rows p
                                                 WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
                                                 ORDER BY p.scored_at DESC LIMIT 1) END' END,
-         inputs_sql)
+         inputs_sql, target)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     PERFORM set_config('health_score.current_state_kept_by', '', true);
@@ -1058,7 +1061,7 @@ BEGIN
         -- then fails with 40001 (a source that repeats a key fails with 21000, below)
         IF error_state = '23505' AND NOT replacing
            AND (current_setting('transaction_isolation') <> 'read committed'
-                OR EXISTS (SELECT FROM health_score.scores s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
+                OR EXISTS (SELECT FROM health_score_internal.score_rows s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
             replacing := true;
             CONTINUE;
         END IF;
@@ -1319,191 +1322,151 @@ COMMENT ON FUNCTION health_score_internal._view_row_columns(text, oid, text[], "
     'health_score_internal._view_row as the planner passes it: the row''s columns as arguments';
 
 -------------------------------------------------------------------------------------------
--- The current state (health_score_internal.current_state): latest and alerts read one row
--- per entity instead of the whole history
+-- Issue 17: compact snapshot rows in partitions by model and month, read through the view
+-- health_score.scores; the current state; retention
 -------------------------------------------------------------------------------------------
 
--- The current state: per model and entity its latest snapshot and the one before, so that
--- latest and alerts read one row per entity instead of the whole history. The triggers on
--- health_score.scores below keep it exact through every change there: snapshots (new, earlier
--- or replaced), DELETE, UPDATE, TRUNCATE. Not dumped: restoring health_score.scores fills it.
--- Every snapshot updates each entity's row: half of each page is left free, so that the new
--- version goes on the same page (a HOT update, no index entry) and the old one is pruned there.
-CREATE TABLE health_score_internal.current_state (
-    model              text COLLATE "C" NOT NULL,
-    entity_key         text COLLATE "C" NOT NULL,
-    scored_at          timestamptz      NOT NULL,
-    model_version      integer          NOT NULL,
-    score              double precision,
-    band               text,
-    band_rank          integer,
-    coverage           double precision NOT NULL,
-    segment            text,
-    previous_at        timestamptz,
-    previous_score     double precision,
-    previous_band      text,
-    previous_band_rank integer,
-    PRIMARY KEY (model, entity_key)
-) WITH (fillfactor = 50);
-COMMENT ON TABLE health_score_internal.current_state IS
-    'Per model and entity: its latest snapshot in health_score.scores and the one before (read through health_score.latest); kept by triggers on health_score.scores, not dumped';
+-- One row per model, entity and snapshot time. Instead of the components' JSONB a row keeps
+-- the record of its leaves (core::stored: a status byte and a float8 per leaf of the model
+-- version, in model order), from which health_score.scores gives the same JSONB back. Rows
+-- written before 0.3.0, and rows written by hand through health_score.scores, keep their
+-- components as JSONB (record NULL). Fixed-width columns come first, so that no row pays
+-- alignment padding. Partitioned by (model, scored_at) ranges: a partition holds one model's
+-- snapshots of one period (a month unless set_partitioning says otherwise), so that retention
+-- drops whole partitions, model by model. Keys use the "C" collation: they are identifiers,
+-- compared byte-wise, which makes the primary key's comparisons several times cheaper.
+-- Not dumped itself (it holds no rows): its partitions are ordinary tables, dumped with their
+-- data, and attached again on restore.
+CREATE TABLE health_score_internal.score_rows (
+    scored_at     timestamptz      NOT NULL,
+    score         double precision,
+    coverage      double precision NOT NULL,
+    model_version integer          NOT NULL,
+    band_rank     integer,
+    model         text COLLATE "C" NOT NULL,
+    entity_key    text COLLATE "C" NOT NULL,
+    band          text,
+    segment       text,
+    record        bytea,
+    components    jsonb,
+    inputs        jsonb
+) PARTITION BY RANGE (model, scored_at);
+-- Each partition has its primary key (model, entity_key, scored_at), which serves "history of
+-- one entity" and the current state's recomputation of an entity (its two latest snapshots);
+-- a partition holds one model's rows of one period, so keys are unique across partitions
+-- too. Not a key of the partitioned table: pg_restore attaches the partitions to the table
+-- CREATE EXTENSION made, and the partitioned table's key would give each a key before the
+-- dump's own. "Which times were snapshotted" is health_score.snapshots, one row per run: an
+-- index on (model, scored_at) would cost every snapshot row another index insertion.
+COMMENT ON TABLE health_score_internal.score_rows IS
+    'The stored snapshots, partitioned by model and period (health_score_internal.partitions); read them through health_score.scores';
+COMMENT ON COLUMN health_score_internal.score_rows.record IS
+    'The record of the leaves (core::stored), for the model version; NULL when components holds them';
+COMMENT ON COLUMN health_score_internal.score_rows.components IS
+    'The components as JSONB: rows written before 0.3.0 or by hand; NULL when record holds them';
 
--- The statement that recomputes the current state of the entities a query of (model,
--- entity_key) names, such as a transition table, from the history: two probes of its primary
--- key each. (The trigger runs it: a transition table is visible to its function alone.)
-CREATE FUNCTION health_score_internal._current_state_sql(keys text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $f$
-    SELECT format($q$
-        WITH k AS (SELECT DISTINCT model, entity_key FROM (%s) k),
-        gone AS (
-            DELETE FROM health_score_internal.current_state c USING k
-             WHERE c.model = k.model AND c.entity_key = k.entity_key
-               AND NOT EXISTS (SELECT FROM health_score.scores s WHERE s.model = k.model AND s.entity_key = k.entity_key)
-        )
-        INSERT INTO health_score_internal.current_state AS c
-        SELECT k.model, k.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
-               p.scored_at, p.score, p.band, p.band_rank
-          FROM k
-          JOIN LATERAL (SELECT s.* FROM health_score.scores s WHERE s.model = k.model AND s.entity_key = k.entity_key
-                         ORDER BY s.scored_at DESC LIMIT 1) l ON true
-          LEFT JOIN LATERAL (SELECT s.* FROM health_score.scores s WHERE s.model = k.model AND s.entity_key = k.entity_key
-                                AND s.scored_at < l.scored_at ORDER BY s.scored_at DESC LIMIT 1) p ON true
-        ON CONFLICT (model, entity_key) DO UPDATE
-           SET scored_at = excluded.scored_at, model_version = excluded.model_version, score = excluded.score,
-               band = excluded.band, band_rank = excluded.band_rank, coverage = excluded.coverage,
-               segment = excluded.segment, previous_at = excluded.previous_at, previous_score = excluded.previous_score,
-               previous_band = excluded.previous_band, previous_band_rank = excluded.previous_band_rank
-    $q$, keys)
-$f$;
-COMMENT ON FUNCTION health_score_internal._current_state_sql(text) IS
-    'The statement that recomputes health_score_internal.current_state for the entities a query of (model, entity_key) names, from health_score.scores';
+-- The partitions: one row each, so that snapshot finds its partition without parsing
+-- partition bounds, and retention knows what each holds.
+CREATE TABLE health_score_internal.partitions (
+    model          text COLLATE "C" NOT NULL,
+    from_at        timestamptz      NOT NULL,
+    to_at          timestamptz      NOT NULL,
+    partition_name text COLLATE "C" NOT NULL UNIQUE,
+    PRIMARY KEY (model, from_at)
+);
+COMMENT ON TABLE health_score_internal.partitions IS
+    'The partitions of health_score_internal.score_rows: each holds one model''s snapshots in [from_at, to_at). Kept by pg_dump.';
+SELECT pg_catalog.pg_extension_config_dump('health_score_internal.partitions', '');
 
--- filled from the history once, then kept by snapshot and the triggers
-INSERT INTO health_score_internal.current_state
-SELECT l.model, l.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
-       l.previous_at, l.previous_score, l.previous_band, l.previous_band_rank
-  FROM (SELECT s.*, lag(s.scored_at) OVER w AS previous_at, lag(s.score) OVER w AS previous_score,
-               lag(s.band) OVER w AS previous_band, lag(s.band_rank) OVER w AS previous_band_rank,
-               lead(s.scored_at) OVER w IS NULL AS is_latest
-          FROM health_score.scores s
-        WINDOW w AS (PARTITION BY s.model, s.entity_key ORDER BY s.scored_at)) l
- WHERE l.is_latest;
--- After each statement that changes health_score.scores by hand (snapshot keeps the current
--- state in its own statement, from the rows it writes, and says so for the statement's
--- duration in health_score.current_state_kept_by): the entities whose rows were deleted or
--- updated are recomputed from the history. An INSERT has no transition table (capturing the
--- inserted rows, components and all, was most of what the current state cost a snapshot), so
--- rows inserted by hand make the whole current state be recomputed.
-CREATE FUNCTION health_score_internal._maintain_current_state() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+CREATE TABLE health_score.retention (
+    model        text COLLATE "C" PRIMARY KEY,
+    keep         interval,
+    partition_by text NOT NULL DEFAULT 'month' CHECK (partition_by IN ('day', 'week', 'month', 'quarter', 'year')),
+    set_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    set_by       name NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE health_score.retention IS
+    'Per model: how long its snapshots are kept (health_score.set_retention; no row or NULL: for ever) and the period of its partitions (health_score.set_partitioning; a month by default). Kept by pg_dump.';
+COMMENT ON COLUMN health_score.retention.model IS 'Model name';
+COMMENT ON COLUMN health_score.retention.keep IS 'Snapshots older than this are dropped by health_score.apply_retention, a whole partition at a time; NULL keeps them';
+COMMENT ON COLUMN health_score.retention.partition_by IS 'The period of each new partition: day, week, month, quarter or year (UTC)';
+COMMENT ON COLUMN health_score.retention.set_at IS 'When the setting was last changed';
+COMMENT ON COLUMN health_score.retention.set_by IS 'The role that last changed it';
+SELECT pg_catalog.pg_extension_config_dump('health_score.retention', '');
+
+-- SECURITY DEFINER (docs/security.md): a partition is created by the owner of
+-- health_score_internal.score_rows, which whoever takes a snapshot is not. Creates the
+-- partition of the model that holds "at", unless one does: one period (UTC) around it, cut
+-- where it would overlap a neighbour (after a change of partition_by). Created and attached
+-- in two steps: ATTACH takes a lock that lets reads and other snapshots' writes go on, which
+-- CREATE TABLE ... PARTITION OF would block until the transaction ends.
+CREATE FUNCTION health_score_internal._ensure_partition(model text, at timestamptz) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    period text;
+    from_at timestamptz;
+    to_at timestamptz;
+    partition_name text;
+    attempt integer := 0;
 BEGIN
-    IF TG_OP = 'TRUNCATE' THEN
-        TRUNCATE health_score_internal.current_state;
-    ELSIF current_setting('health_score.current_state_kept_by', true) = 'snapshot' THEN
-        RETURN NULL;
-    ELSIF TG_OP = 'INSERT' THEN
-        EXECUTE health_score_internal._current_state_sql(
-            'SELECT model, entity_key FROM health_score.scores UNION ALL SELECT model, entity_key FROM health_score_internal.current_state');
-    ELSIF TG_OP = 'UPDATE' THEN
-        EXECUTE health_score_internal._current_state_sql(
-            'SELECT model, entity_key FROM old_rows UNION ALL SELECT model, entity_key FROM new_rows');
-    ELSE
-        EXECUTE health_score_internal._current_state_sql('SELECT model, entity_key FROM old_rows');
+    IF _ensure_partition.model IS NULL OR _ensure_partition.at IS NULL OR NOT isfinite(_ensure_partition.at) THEN
+        RAISE EXCEPTION 'a snapshot needs a model and a finite time, not % and %', coalesce(_ensure_partition.model, 'NULL'),
+            coalesce(_ensure_partition.at::text, 'NULL') USING ERRCODE = '22023',
+            HINT = 'snapshots are stored under a model''s name and a time such as now()';
     END IF;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION health_score_internal._maintain_current_state() IS
-    'Trigger of health_score.scores: keeps health_score_internal.current_state exact after every INSERT, UPDATE, DELETE and TRUNCATE that snapshot did not make';
-CREATE TRIGGER current_state_after_insert AFTER INSERT ON health_score.scores
-    FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
-CREATE TRIGGER current_state_after_update AFTER UPDATE ON health_score.scores
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
-CREATE TRIGGER current_state_after_delete AFTER DELETE ON health_score.scores
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
-CREATE TRIGGER current_state_after_truncate AFTER TRUNCATE ON health_score.scores
-    FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
--- PostgreSQL calls it itself
-REVOKE EXECUTE ON FUNCTION health_score_internal._maintain_current_state() FROM PUBLIC;
-
--- The current state, kept by the triggers of health_score.scores: one row per entity, however
--- long the history (one entity is a probe of its primary key).
-CREATE OR REPLACE VIEW health_score.latest AS
-SELECT c.model, c.entity_key, c.scored_at, c.model_version, c.score, c.band, c.band_rank, c.coverage, c.segment,
-       c.previous_at, c.previous_score, c.previous_band, c.previous_band_rank, c.score - c.previous_score AS delta,
-       CASE WHEN c.previous_at IS NULL THEN 'new'
-            WHEN c.band_rank < c.previous_band_rank THEN 'worsened'
-            WHEN c.band_rank > c.previous_band_rank THEN 'improved'
-            WHEN c.band_rank = c.previous_band_rank THEN 'same'
-       END AS band_change
-  FROM health_score_internal.current_state c;
-
-CREATE OR REPLACE FUNCTION health_score.alerts(model text, min_drop double precision, since interval)
-    RETURNS TABLE (entity_key text, baseline_at timestamptz, baseline_score double precision, baseline_band text,
-                   latest_at timestamptz, latest_score double precision, latest_band text,
-                   score_change double precision, band_change text, drivers jsonb)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM health_score_internal._require_model_name('alerts', alerts.model);
-    IF alerts.since IS NULL OR alerts.since < interval '0' THEN
-        RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023',
-            HINT = 'how far back from each entity''s latest snapshot to compare, such as interval ''30 days''';
+    SELECT p.partition_name INTO partition_name FROM health_score_internal.partitions p
+     WHERE p.model = _ensure_partition.model AND p.from_at <= _ensure_partition.at AND _ensure_partition.at < p.to_at;
+    IF FOUND THEN
+        RETURN partition_name;
     END IF;
-    IF alerts.min_drop IS NULL OR alerts.min_drop = 'NaN' OR alerts.min_drop < 0 THEN
-        RAISE EXCEPTION 'alerts: min_drop must be a number of points, 0 or more, not %', coalesce(alerts.min_drop::text, 'NULL')
-            USING ERRCODE = '22023',
-            HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
+    -- one creator at a time; the check again, under the lock
+    LOCK TABLE health_score_internal.partitions IN SHARE ROW EXCLUSIVE MODE;
+    SELECT p.partition_name INTO partition_name FROM health_score_internal.partitions p
+     WHERE p.model = _ensure_partition.model AND p.from_at <= _ensure_partition.at AND _ensure_partition.at < p.to_at;
+    IF FOUND THEN
+        RETURN partition_name;
     END IF;
+    period := coalesce((SELECT r.partition_by FROM health_score.retention r WHERE r.model = _ensure_partition.model), 'month');
+    from_at := date_trunc(period, _ensure_partition.at, 'UTC');
     BEGIN
-        RETURN QUERY
-        -- Each entity's latest snapshot is its current state; its baseline, two probes of the
-        -- history's primary key; the components are read back only for the entities that
-        -- raise an alert.
-        WITH pairs AS (
-            SELECT l.entity_key, b.scored_at AS b_at, l.scored_at AS l_at, b.score AS b_score, l.score AS l_score,
-                   b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
-                   b.model_version AS b_version, l.model_version AS l_version
-              FROM health_score_internal.current_state l
-              -- the last snapshot at or before (latest - since)
-              LEFT JOIN LATERAL (
-                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score.scores s
-                   WHERE s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at <= l.scored_at - alerts.since
-                   ORDER BY s.scored_at DESC LIMIT 1) before_window ON true
-              -- else the earliest one after it and before the latest (looked up only then)
-              LEFT JOIN LATERAL (
-                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score.scores s
-                   WHERE before_window.scored_at IS NULL
-                     AND s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at < l.scored_at
-                   ORDER BY s.scored_at LIMIT 1) in_window ON true
-              CROSS JOIN LATERAL (
-                  SELECT before_window.* WHERE before_window.scored_at IS NOT NULL
-                  UNION ALL
-                  SELECT in_window.* WHERE in_window.scored_at IS NOT NULL) b
-             WHERE l.model = alerts.model
-               AND (l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop)
-        )
-        SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
-               CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
-                    WHEN p.l_rank = p.b_rank THEN 'same' END,
-               (SELECT health_score_internal._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
-                  FROM health_score.scores sb, health_score.scores sl
-                 WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
-                   AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at)
-          FROM pairs p
-         ORDER BY p.l_score - p.b_score, p.entity_key;
+        to_at := (from_at AT TIME ZONE 'UTC'
+                  + CASE period WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '7 days'
+                                WHEN 'month' THEN interval '1 month' WHEN 'quarter' THEN interval '3 months'
+                                ELSE interval '1 year' END) AT TIME ZONE 'UTC';
     EXCEPTION WHEN datetime_field_overflow THEN
-        RAISE EXCEPTION 'alerts: a latest snapshot time minus since (%) is before the earliest time PostgreSQL represents', alerts.since
-            USING ERRCODE = '22023', HINT = 'compare over days, months or years, such as interval ''30 days''';
+        to_at := 'infinity';
     END;
+    from_at := greatest(from_at, (SELECT max(p.to_at) FROM health_score_internal.partitions p
+                                   WHERE p.model = _ensure_partition.model AND p.to_at <= _ensure_partition.at));
+    to_at := least(to_at, (SELECT min(p.from_at) FROM health_score_internal.partitions p
+                            WHERE p.model = _ensure_partition.model AND p.from_at > _ensure_partition.at));
+    -- a name from the model's hash and the period's start; another model's of the same hash
+    -- prefix and start (or a table of that name) gets a suffix
+    LOOP
+        partition_name := format('score_rows_%s_%s%s', left(md5(_ensure_partition.model), 12),
+                                 to_char(from_at AT TIME ZONE 'UTC', 'YYYYMMDD'),
+                                 CASE WHEN attempt > 0 THEN '_' || attempt END);
+        EXIT WHEN to_regclass('health_score_internal.' || quote_ident(partition_name)) IS NULL;
+        attempt := attempt + 1;
+    END LOOP;
+    EXECUTE format('CREATE TABLE health_score_internal.%I (LIKE health_score_internal.score_rows,
+                    PRIMARY KEY (model, entity_key, scored_at))', partition_name);
+    -- snapshot writes into the partition itself (it is one model's at one time): no routing
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON health_score_internal.%I TO health_score_admin', partition_name);
+    EXECUTE format('ALTER TABLE health_score_internal.score_rows ATTACH PARTITION health_score_internal.%I
+                    FOR VALUES FROM (%L, %s) TO (%L, %s)', partition_name,
+                   _ensure_partition.model, CASE WHEN from_at = '-infinity' THEN '''-infinity''::timestamptz'
+                                                 ELSE format('to_timestamp(%s)', extract(epoch FROM from_at)) END,
+                   _ensure_partition.model, CASE WHEN to_at = 'infinity' THEN '''infinity''::timestamptz'
+                                                 ELSE format('to_timestamp(%s)', extract(epoch FROM to_at)) END);
+    INSERT INTO health_score_internal.partitions (model, from_at, to_at, partition_name)
+    VALUES (_ensure_partition.model, from_at, to_at, partition_name);
+    RETURN partition_name;
 END
 $$;
+COMMENT ON FUNCTION health_score_internal._ensure_partition(text, timestamptz) IS
+    'The partition of health_score_internal.score_rows that holds a model''s snapshots at a time, created unless there is one';
 
-GRANT SELECT ON health_score_internal.current_state TO health_score_reader;
-GRANT INSERT, UPDATE, DELETE ON health_score_internal.current_state TO health_score_admin;
-
--------------------------------------------------------------------------------------------
--- The compact snapshot record (core::stored)
--------------------------------------------------------------------------------------------
 -- The compact forms (core::stored): a snapshot row with the stored record, a few bytes a leaf,
 -- in place of the components' JSONB, and the components a record gives back (the same JSONB).
 CREATE TYPE health_score_internal._snapshot_record AS (
@@ -1539,3 +1502,585 @@ GRANT EXECUTE ON FUNCTION
     health_score_internal._snapshot_record(text, text, text, record),
     health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
   TO health_score_admin;
+
+-- The history moves into the partitions, each row as it was (its components as JSONB); the
+-- rows of new snapshots keep the record instead.
+DO $partitions$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN SELECT DISTINCT s.model, date_trunc('month', s.scored_at, 'UTC') AS month FROM health_score.scores s LOOP
+        PERFORM health_score_internal._ensure_partition(p.model, p.month);
+    END LOOP;
+    -- created by this script they would be members of the extension, and pg_dump would leave
+    -- their rows out: like those snapshot creates, they are data
+    FOR p IN SELECT q.partition_name FROM health_score_internal.partitions q LOOP
+        EXECUTE format('ALTER EXTENSION health_score DROP TABLE health_score_internal.%I', p.partition_name);
+    END LOOP;
+END
+$partitions$;
+INSERT INTO health_score_internal.score_rows
+       (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
+SELECT s.model, s.model_version, s.entity_key, s.scored_at, s.score, s.band, s.band_rank, s.coverage, s.segment,
+       s.components, s.inputs
+  FROM health_score.scores s;
+
+-- The current state: per model and entity its latest snapshot and the one before, so that
+-- latest and alerts read one row per entity instead of the whole history. snapshot keeps it
+-- in its own statement; the triggers on health_score_internal.score_rows below keep it exact
+-- through every other change there: DELETE, UPDATE, INSERT, TRUNCATE. Dumped: a restore
+-- copies the history into its partitions, which fires no trigger of the partitioned table.
+-- Retention (health_score.apply_retention) drops partitions, and corrects it itself.
+-- Every snapshot updates each entity's row: half of each page is left free, so that the new
+-- version goes on the same page (a HOT update, no index entry) and the old one is pruned there.
+CREATE TABLE health_score_internal.current_state (
+    model              text COLLATE "C" NOT NULL,
+    entity_key         text COLLATE "C" NOT NULL,
+    scored_at          timestamptz      NOT NULL,
+    model_version      integer          NOT NULL,
+    score              double precision,
+    band               text,
+    band_rank          integer,
+    coverage           double precision NOT NULL,
+    segment            text,
+    previous_at        timestamptz,
+    previous_score     double precision,
+    previous_band      text,
+    previous_band_rank integer,
+    PRIMARY KEY (model, entity_key)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE health_score_internal.current_state IS
+    'Per model and entity: its latest snapshot in health_score.scores and the one before (read through health_score.latest); kept by snapshot and by triggers on health_score_internal.score_rows. Kept by pg_dump.';
+SELECT pg_catalog.pg_extension_config_dump('health_score_internal.current_state', '');
+
+-- The statement that recomputes the current state of the entities a query of (model,
+-- entity_key) names, such as a transition table, from the history: two probes of its primary
+-- key each. (The trigger runs it: a transition table is visible to its function alone.)
+CREATE FUNCTION health_score_internal._current_state_sql(keys text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $f$
+    SELECT format($q$
+        WITH k AS (SELECT DISTINCT model, entity_key FROM (%s) k),
+        gone AS (
+            DELETE FROM health_score_internal.current_state c USING k
+             WHERE c.model = k.model AND c.entity_key = k.entity_key
+               AND NOT EXISTS (SELECT FROM health_score_internal.score_rows s WHERE s.model = k.model AND s.entity_key = k.entity_key)
+        )
+        INSERT INTO health_score_internal.current_state AS c
+        SELECT k.model, k.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
+               p.scored_at, p.score, p.band, p.band_rank
+          FROM k
+          JOIN LATERAL (SELECT s.* FROM health_score_internal.score_rows s WHERE s.model = k.model AND s.entity_key = k.entity_key
+                         ORDER BY s.scored_at DESC LIMIT 1) l ON true
+          LEFT JOIN LATERAL (SELECT s.* FROM health_score_internal.score_rows s WHERE s.model = k.model AND s.entity_key = k.entity_key
+                                AND s.scored_at < l.scored_at ORDER BY s.scored_at DESC LIMIT 1) p ON true
+        ON CONFLICT (model, entity_key) DO UPDATE
+           SET scored_at = excluded.scored_at, model_version = excluded.model_version, score = excluded.score,
+               band = excluded.band, band_rank = excluded.band_rank, coverage = excluded.coverage,
+               segment = excluded.segment, previous_at = excluded.previous_at, previous_score = excluded.previous_score,
+               previous_band = excluded.previous_band, previous_band_rank = excluded.previous_band_rank
+    $q$, keys)
+$f$;
+COMMENT ON FUNCTION health_score_internal._current_state_sql(text) IS
+    'The statement that recomputes health_score_internal.current_state for the entities a query of (model, entity_key) names, from health_score_internal.score_rows';
+
+-- filled from the history once, then kept by snapshot and the triggers
+INSERT INTO health_score_internal.current_state
+SELECT l.model, l.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
+       l.previous_at, l.previous_score, l.previous_band, l.previous_band_rank
+  FROM (SELECT s.*, lag(s.scored_at) OVER w AS previous_at, lag(s.score) OVER w AS previous_score,
+               lag(s.band) OVER w AS previous_band, lag(s.band_rank) OVER w AS previous_band_rank,
+               lead(s.scored_at) OVER w IS NULL AS is_latest
+          FROM health_score_internal.score_rows s
+        WINDOW w AS (PARTITION BY s.model, s.entity_key ORDER BY s.scored_at)) l
+ WHERE l.is_latest;
+
+-- After each statement that changes health_score_internal.score_rows by hand (snapshot keeps the current
+-- state in its own statement, from the rows it writes, and says so for the statement's
+-- duration in health_score.current_state_kept_by): the entities whose rows were deleted or
+-- updated are recomputed from the history. An INSERT has no transition table (capturing the
+-- inserted rows, components and all, was most of what the current state cost a snapshot), so
+-- rows inserted by hand make the whole current state be recomputed.
+CREATE FUNCTION health_score_internal._maintain_current_state() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE health_score_internal.current_state;
+    ELSIF current_setting('health_score.current_state_kept_by', true) = 'snapshot' THEN
+        RETURN NULL;
+    ELSIF TG_OP = 'INSERT' THEN
+        EXECUTE health_score_internal._current_state_sql(
+            'SELECT model, entity_key FROM health_score_internal.score_rows UNION ALL SELECT model, entity_key FROM health_score_internal.current_state');
+    ELSIF TG_OP = 'UPDATE' THEN
+        EXECUTE health_score_internal._current_state_sql(
+            'SELECT model, entity_key FROM old_rows UNION ALL SELECT model, entity_key FROM new_rows');
+    ELSE
+        EXECUTE health_score_internal._current_state_sql('SELECT model, entity_key FROM old_rows');
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._maintain_current_state() IS
+    'Trigger of health_score_internal.score_rows: keeps health_score_internal.current_state exact after every INSERT, UPDATE, DELETE and TRUNCATE that snapshot did not make';
+CREATE TRIGGER current_state_after_insert AFTER INSERT ON health_score_internal.score_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+CREATE TRIGGER current_state_after_update AFTER UPDATE ON health_score_internal.score_rows
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+CREATE TRIGGER current_state_after_delete AFTER DELETE ON health_score_internal.score_rows
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+CREATE TRIGGER current_state_after_truncate AFTER TRUNCATE ON health_score_internal.score_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+-- PostgreSQL calls it itself
+REVOKE EXECUTE ON FUNCTION health_score_internal._maintain_current_state() FROM PUBLIC;
+
+-- The current state, kept by snapshot and the triggers of the history: one row per entity, however
+-- long the history (one entity is a probe of its primary key).
+CREATE OR REPLACE VIEW health_score.latest AS
+SELECT c.model, c.entity_key, c.scored_at, c.model_version, c.score, c.band, c.band_rank, c.coverage, c.segment,
+       c.previous_at, c.previous_score, c.previous_band, c.previous_band_rank, c.score - c.previous_score AS delta,
+       CASE WHEN c.previous_at IS NULL THEN 'new'
+            WHEN c.band_rank < c.previous_band_rank THEN 'worsened'
+            WHEN c.band_rank > c.previous_band_rank THEN 'improved'
+            WHEN c.band_rank = c.previous_band_rank THEN 'same'
+       END AS band_change
+  FROM health_score_internal.current_state c;
+COMMENT ON VIEW health_score.latest IS 'Per model and entity: the latest snapshot, the one before it, the change in score and the band change';
+COMMENT ON COLUMN health_score.latest.model IS 'Model name';
+COMMENT ON COLUMN health_score.latest.entity_key IS 'The entity (account) key';
+COMMENT ON COLUMN health_score.latest.scored_at IS 'Time of the latest snapshot';
+COMMENT ON COLUMN health_score.latest.model_version IS 'The model version that scored the latest snapshot';
+COMMENT ON COLUMN health_score.latest.score IS 'Latest score';
+COMMENT ON COLUMN health_score.latest.band IS 'Latest band';
+COMMENT ON COLUMN health_score.latest.band_rank IS 'Latest band''s rank (0 = the worst)';
+COMMENT ON COLUMN health_score.latest.coverage IS 'Latest coverage';
+COMMENT ON COLUMN health_score.latest.segment IS 'Latest segment override applied';
+COMMENT ON COLUMN health_score.latest.previous_at IS 'Time of the snapshot before the latest, NULL for a new entity';
+COMMENT ON COLUMN health_score.latest.previous_score IS 'Score of the snapshot before the latest';
+COMMENT ON COLUMN health_score.latest.previous_band IS 'Band of the snapshot before the latest';
+COMMENT ON COLUMN health_score.latest.previous_band_rank IS 'Band rank of the snapshot before the latest';
+COMMENT ON COLUMN health_score.latest.delta IS 'score - previous_score';
+COMMENT ON COLUMN health_score.latest.band_change IS 'worsened, improved or same by band rank; new without a previous snapshot; NULL when either has no band';
+
+CREATE OR REPLACE FUNCTION health_score.alerts(model text, min_drop double precision, since interval)
+    RETURNS TABLE (entity_key text, baseline_at timestamptz, baseline_score double precision, baseline_band text,
+                   latest_at timestamptz, latest_score double precision, latest_band text,
+                   score_change double precision, band_change text, drivers jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score_internal._require_model_name('alerts', alerts.model);
+    IF alerts.since IS NULL OR alerts.since < interval '0' THEN
+        RAISE EXCEPTION 'alerts: since must be a non-negative interval' USING ERRCODE = '22023',
+            HINT = 'how far back from each entity''s latest snapshot to compare, such as interval ''30 days''';
+    END IF;
+    IF alerts.min_drop IS NULL OR alerts.min_drop = 'NaN' OR alerts.min_drop < 0 THEN
+        RAISE EXCEPTION 'alerts: min_drop must be a number of points, 0 or more, not %', coalesce(alerts.min_drop::text, 'NULL')
+            USING ERRCODE = '22023',
+            HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
+    END IF;
+    BEGIN
+        RETURN QUERY
+        -- Each entity's latest snapshot is its current state; its baseline, two probes of the
+        -- history's primary key; the components are read back only for the entities that
+        -- raise an alert.
+        WITH pairs AS (
+            SELECT l.entity_key, b.scored_at AS b_at, l.scored_at AS l_at, b.score AS b_score, l.score AS l_score,
+                   b.band AS b_band, l.band AS l_band, b.band_rank AS b_rank, l.band_rank AS l_rank,
+                   b.model_version AS b_version, l.model_version AS l_version
+              FROM health_score_internal.current_state l
+              -- the last snapshot at or before (latest - since)
+              LEFT JOIN LATERAL (
+                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score_internal.score_rows s
+                   WHERE s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at <= l.scored_at - alerts.since
+                   ORDER BY s.scored_at DESC LIMIT 1) before_window ON true
+              -- else the earliest one after it and before the latest (looked up only then)
+              LEFT JOIN LATERAL (
+                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score_internal.score_rows s
+                   WHERE before_window.scored_at IS NULL
+                     AND s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at < l.scored_at
+                   ORDER BY s.scored_at LIMIT 1) in_window ON true
+              CROSS JOIN LATERAL (
+                  SELECT before_window.* WHERE before_window.scored_at IS NOT NULL
+                  UNION ALL
+                  SELECT in_window.* WHERE in_window.scored_at IS NOT NULL) b
+             WHERE l.model = alerts.model
+               AND (l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop)
+        )
+        SELECT p.entity_key, p.b_at, p.b_score, p.b_band, p.l_at, p.l_score, p.l_band, p.l_score - p.b_score,
+               CASE WHEN p.l_rank < p.b_rank THEN 'worsened' WHEN p.l_rank > p.b_rank THEN 'improved'
+                    WHEN p.l_rank = p.b_rank THEN 'same' END,
+               (SELECT health_score_internal._drivers(alerts.model, p.b_version, sb.components, p.l_version, sl.components, true)
+                  FROM health_score.scores sb, health_score.scores sl
+                 WHERE sb.model = alerts.model AND sb.entity_key = p.entity_key AND sb.scored_at = p.b_at
+                   AND sl.model = alerts.model AND sl.entity_key = p.entity_key AND sl.scored_at = p.l_at)
+          FROM pairs p
+         ORDER BY p.l_score - p.b_score, p.entity_key;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION 'alerts: a latest snapshot time minus since (%) is before the earliest time PostgreSQL represents', alerts.since
+            USING ERRCODE = '22023', HINT = 'compare over days, months or years, such as interval ''30 days''';
+    END;
+END
+$$;
+COMMENT ON FUNCTION health_score.alerts(text, double precision, interval) IS
+    'Entities whose band fell, or whose score fell by at least min_drop, from their last snapshot at or before (latest - since) (or their earliest inside that window) to their latest; with the drivers of the change, biggest drops first';
+
+GRANT SELECT ON health_score.latest, health_score_internal.current_state TO health_score_reader;
+-- whoever changes the history keeps the current state with their own rights
+GRANT INSERT, UPDATE, DELETE ON health_score_internal.current_state TO health_score_admin;
+
+
+-- Users' own views over the table health_score.scores (and views over those) would stop the
+-- table's drop below: each is saved here (definition, options, owner, privileges, comments),
+-- dropped, and created again over the view that replaces the table, as the user's. Whatever
+-- else depends on the table (a materialized view, a function's SQL body, a trigger or rule
+-- on such a view) is not rebuilt: the update stops, naming it, and changes nothing.
+DO $save_users_views$
+DECLARE
+    table_oid oid := 'health_score.scores'::regclass;
+    saved jsonb;
+    names text;
+    path text := current_setting('search_path');
+BEGIN
+    -- names in the saved definitions fully qualified, as they are created again below
+    PERFORM set_config('search_path', 'pg_catalog', true);
+    WITH RECURSIVE dependent(oid, depth) AS (
+        SELECT w.ev_class, 1 FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid
+         WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = table_oid
+           AND w.ev_class <> table_oid
+        UNION
+        SELECT w.ev_class, v.depth + 1 FROM dependent v
+          JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = v.oid AND d.classid = 'pg_rewrite'::regclass
+          JOIN pg_rewrite w ON w.oid = d.objid AND w.ev_class <> v.oid
+    ), users AS (
+        SELECT v.oid, max(v.depth) AS depth FROM dependent v
+         WHERE NOT EXISTS (SELECT FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = v.oid
+                              AND e.refclassid = 'pg_extension'::regclass AND e.deptype = 'e')
+         GROUP BY v.oid
+    )
+    SELECT string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text)
+               FILTER (WHERE c.relkind <> 'v' OR EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid)
+                          OR EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')),
+           jsonb_agg(jsonb_build_object(
+               'name', c.oid::regclass::text, 'depth', u.depth, 'definition', pg_get_viewdef(c.oid),
+               'options', c.reloptions, 'owner', c.relowner::regrole::text,
+               'grants', (SELECT jsonb_agg(jsonb_build_array(a.privilege_type, a.grantee, a.is_grantable))
+                            FROM aclexplode(c.relacl) a WHERE a.grantee <> c.relowner),
+               'comment', obj_description(c.oid, 'pg_class'),
+               'column_comments', (SELECT jsonb_object_agg(a.attname, col_description(c.oid, a.attnum))
+                                     FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+                                      AND col_description(c.oid, a.attnum) IS NOT NULL)))
+      INTO names, saved
+      FROM users u JOIN pg_class c ON c.oid = u.oid;
+    IF names IS NOT NULL THEN
+        RAISE EXCEPTION 'health_score 0.3.0 replaces the table health_score.scores by a view, and % cannot be moved over to it', names
+            USING ERRCODE = '2BP01',
+                  HINT = 'drop them, run ALTER EXTENSION health_score UPDATE, and create them again (plain views over health_score.scores are moved over by the update itself)';
+    END IF;
+    IF saved IS NOT NULL THEN
+        EXECUTE 'DROP VIEW ' || (SELECT string_agg(v ->> 'name', ', ') FROM jsonb_array_elements(saved) v);
+        RAISE NOTICE 'health_score: views over health_score.scores are re-created over the new view: %',
+            (SELECT string_agg(v ->> 'name', ', ') FROM jsonb_array_elements(saved) v);
+    END IF;
+    PERFORM set_config('health_score.upgrade_users_views', coalesce(saved, '[]')::text, true);
+    -- and the table's privileges granted to other roles than the extension's own
+    PERFORM set_config('health_score.upgrade_scores_grants', coalesce(
+        (SELECT jsonb_agg(jsonb_build_array(a.privilege_type, a.grantee, a.is_grantable))
+           FROM pg_class c, aclexplode(c.relacl) a
+          WHERE c.oid = table_oid AND a.grantee <> c.relowner
+            AND a.grantee NOT IN (SELECT r.oid FROM pg_roles r WHERE r.rolname IN ('health_score_reader', 'health_score_admin'))),
+        '[]')::text, true);
+    PERFORM set_config('search_path', path, true);
+END
+$save_users_views$;
+
+DROP VIEW health_score.history;
+ALTER EXTENSION health_score DROP TABLE health_score.scores;
+DROP TABLE health_score.scores;
+
+-- The view every reader and writer of snapshots uses: the columns and meaning of the table it
+-- replaced in 0.3.0, the components read back from the stored record.
+CREATE VIEW health_score.scores AS
+SELECT r.model, r.model_version, r.entity_key, r.scored_at, r.score, r.band, r.band_rank, r.coverage, r.segment,
+       coalesce(r.components, health_score_internal._record_components(r.model || '@' || r.model_version, r.record))
+           AS components,
+       r.inputs
+  FROM health_score_internal.score_rows r;
+COMMENT ON VIEW health_score.scores IS
+    'Score snapshots written by health_score.snapshot (scheduled with health_score.schedule): one row per model, entity and time; INSERT, UPDATE and DELETE work as on a table. Stored compactly in health_score_internal.score_rows (kept by pg_dump).';
+COMMENT ON COLUMN health_score.scores.model IS 'Model name';
+COMMENT ON COLUMN health_score.scores.model_version IS 'The model version that scored this row';
+COMMENT ON COLUMN health_score.scores.entity_key IS 'The entity (account) key, as text';
+COMMENT ON COLUMN health_score.scores.scored_at IS 'The snapshot time';
+COMMENT ON COLUMN health_score.scores.score IS 'The score, NULL when nothing was counted or coverage was below min_coverage';
+COMMENT ON COLUMN health_score.scores.band IS 'The band of the score';
+COMMENT ON COLUMN health_score.scores.band_rank IS 'The band''s position in the bands list applied (0 = the worst)';
+COMMENT ON COLUMN health_score.scores.coverage IS 'Share of the model covered by present, valid inputs';
+COMMENT ON COLUMN health_score.scores.segment IS 'The segment override applied, NULL for the base model';
+COMMENT ON COLUMN health_score.scores.components IS
+    'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
+COMMENT ON COLUMN health_score.scores.inputs IS
+    'The raw inputs the model version read, as text ({"input key": "value", ...}; null when missing), for health_score.rescore; NULL when snapshotted with keep_inputs => false';
+
+-- Changes by hand through the view, row by row, as the table took them (a row written by hand
+-- keeps its components as given). The current state follows through the triggers of
+-- health_score_internal.score_rows (latest.sql).
+CREATE FUNCTION health_score_internal._write_scores() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    missing text;
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        missing := CASE WHEN NEW.model IS NULL THEN 'model' WHEN NEW.model_version IS NULL THEN 'model_version'
+                        WHEN NEW.entity_key IS NULL THEN 'entity_key' WHEN NEW.scored_at IS NULL THEN 'scored_at'
+                        WHEN NEW.coverage IS NULL THEN 'coverage' WHEN NEW.components IS NULL THEN 'components' END;
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'null value in column "%" of health_score.scores', missing USING ERRCODE = '23502',
+                HINT = 'health_score.scores takes the columns health_score.snapshot writes; only score, band, band_rank, segment and inputs may be NULL';
+        END IF;
+        PERFORM health_score_internal._ensure_partition(NEW.model, NEW.scored_at);
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        -- the current state of this entity alone, not the whole of it as after an INSERT into
+        -- the table (its trigger stands aside while this says so)
+        PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
+        INSERT INTO health_score_internal.score_rows
+               (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
+        VALUES (NEW.model, NEW.model_version, NEW.entity_key, NEW.scored_at, NEW.score, NEW.band, NEW.band_rank,
+                NEW.coverage, NEW.segment, NEW.components, NEW.inputs);
+        PERFORM set_config('health_score.current_state_kept_by', '', true);
+        EXECUTE health_score_internal._current_state_sql(
+            format('SELECT %L::text COLLATE "C" AS model, %L::text COLLATE "C" AS entity_key', NEW.model, NEW.entity_key));
+        RETURN NEW;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- the stored record stays while it still describes the components
+        UPDATE health_score_internal.score_rows r
+           SET model = NEW.model, model_version = NEW.model_version, entity_key = NEW.entity_key,
+               scored_at = NEW.scored_at, score = NEW.score, band = NEW.band, band_rank = NEW.band_rank,
+               coverage = NEW.coverage, segment = NEW.segment, inputs = NEW.inputs,
+               record = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model
+                                  AND NEW.model_version = OLD.model_version THEN r.record END,
+               components = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model
+                                      AND NEW.model_version = OLD.model_version THEN NULL ELSE NEW.components END
+         WHERE r.model = OLD.model AND r.entity_key = OLD.entity_key AND r.scored_at = OLD.scored_at;
+        RETURN NEW;
+    END IF;
+    DELETE FROM health_score_internal.score_rows r
+     WHERE r.model = OLD.model AND r.entity_key = OLD.entity_key AND r.scored_at = OLD.scored_at;
+    RETURN OLD;
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._write_scores() IS
+    'Trigger of health_score.scores: INSERT, UPDATE and DELETE on the view change health_score_internal.score_rows';
+CREATE TRIGGER write_scores INSTEAD OF INSERT OR UPDATE OR DELETE ON health_score.scores
+    FOR EACH ROW EXECUTE FUNCTION health_score_internal._write_scores();
+-- PostgreSQL calls it itself
+REVOKE EXECUTE ON FUNCTION health_score_internal._write_scores() FROM PUBLIC;
+
+GRANT SELECT ON health_score.scores, health_score_internal.score_rows, health_score.retention TO health_score_reader;
+GRANT INSERT, UPDATE, DELETE ON health_score.scores, health_score_internal.score_rows TO health_score_admin;
+-- partitions are the owner's to create (the function above) and drop (apply_retention)
+REVOKE EXECUTE ON FUNCTION health_score_internal._ensure_partition(text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score_internal._ensure_partition(text, timestamptz) TO health_score_admin;
+
+CREATE VIEW health_score.history AS
+SELECT s.model, s.entity_key, s.scored_at, s.model_version, s.score, s.band, s.band_rank, s.coverage, s.segment,
+       s.components, lag(s.scored_at) OVER w AS previous_at, lag(s.score) OVER w AS previous_score,
+       s.score - lag(s.score) OVER w AS delta
+  FROM health_score.scores s
+WINDOW w AS (PARTITION BY s.model, s.entity_key ORDER BY s.scored_at);
+COMMENT ON VIEW health_score.history IS 'Every snapshot with its change from the entity''s previous one';
+COMMENT ON COLUMN health_score.history.model IS 'Model name';
+COMMENT ON COLUMN health_score.history.entity_key IS 'The entity (account) key';
+COMMENT ON COLUMN health_score.history.scored_at IS 'Snapshot time';
+COMMENT ON COLUMN health_score.history.model_version IS 'The model version that scored it';
+COMMENT ON COLUMN health_score.history.score IS 'Score';
+COMMENT ON COLUMN health_score.history.band IS 'Band';
+COMMENT ON COLUMN health_score.history.band_rank IS 'Band rank (0 = the worst)';
+COMMENT ON COLUMN health_score.history.coverage IS 'Coverage';
+COMMENT ON COLUMN health_score.history.segment IS 'Segment override applied';
+COMMENT ON COLUMN health_score.history.components IS 'Per component: points and n';
+COMMENT ON COLUMN health_score.history.previous_at IS 'Time of the entity''s previous snapshot';
+COMMENT ON COLUMN health_score.history.previous_score IS 'Score of the entity''s previous snapshot';
+COMMENT ON COLUMN health_score.history.delta IS 'score - previous_score';
+GRANT SELECT ON health_score.history TO health_score_reader;
+
+-- The users' views saved above, created again over the view, each as it was and its owner's
+DO $restore_users_views$
+DECLARE
+    v jsonb;
+    g jsonb;
+    c record;
+    path text := current_setting('search_path');
+BEGIN
+    PERFORM set_config('search_path', 'pg_catalog', true);
+    -- privileges on the table granted to other roles: on the view, and on what it and the
+    -- functions that read the history read with the caller's rights (they stay the user's:
+    -- the end of this script takes them out of pg_init_privs)
+    FOR g IN SELECT e FROM jsonb_array_elements(current_setting('health_score.upgrade_scores_grants')::jsonb) e
+              WHERE e ->> 0 IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE') LOOP
+        FOR c IN SELECT r.relation FROM (VALUES ('health_score.scores'), ('health_score_internal.score_rows'),
+                                                ('health_score_internal.current_state')) r(relation) LOOP
+            EXECUTE format('GRANT %s ON %s TO %s%s', g ->> 0, c.relation,
+                           CASE WHEN (g ->> 1)::oid = 0 THEN 'PUBLIC' ELSE ((g ->> 1)::oid::regrole)::text END,
+                           CASE WHEN (g ->> 2)::boolean THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END LOOP;
+    FOR v IN SELECT e FROM jsonb_array_elements(current_setting('health_score.upgrade_users_views')::jsonb) e
+              ORDER BY (e ->> 'depth')::int LOOP
+        EXECUTE format('CREATE VIEW %s%s AS %s', v ->> 'name',
+                       (SELECT ' WITH (' || string_agg(o, ', ') || ')'
+                          FROM jsonb_array_elements_text(nullif(v -> 'options', 'null')) o),
+                       rtrim(v ->> 'definition', ';'));
+        EXECUTE format('ALTER VIEW %s OWNER TO %s', v ->> 'name', v ->> 'owner');
+        FOR g IN SELECT e FROM jsonb_array_elements(coalesce(nullif(v -> 'grants', 'null'), '[]')) e LOOP
+            EXECUTE format('GRANT %s ON %s TO %s%s', g ->> 0, v ->> 'name',
+                           CASE WHEN (g ->> 1)::oid = 0 THEN 'PUBLIC' ELSE ((g ->> 1)::oid::regrole)::text END,
+                           CASE WHEN (g ->> 2)::boolean THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+        IF v ->> 'comment' IS NOT NULL THEN
+            EXECUTE format('COMMENT ON VIEW %s IS %L', v ->> 'name', v ->> 'comment');
+        END IF;
+        FOR c IN SELECT * FROM jsonb_each_text(coalesce(nullif(v -> 'column_comments', 'null'), '{}')) LOOP
+            EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', v ->> 'name', c.key, c.value);
+        END LOOP;
+        -- created by this script it would be a member of the extension: it is the user's (and
+        -- so are its privileges, which leaving the extension takes out of pg_init_privs)
+        EXECUTE format('ALTER EXTENSION health_score DROP VIEW %s', v ->> 'name');
+    END LOOP;
+    PERFORM set_config('health_score.upgrade_users_views', '', true);
+    PERFORM set_config('health_score.upgrade_scores_grants', '', true);
+    PERFORM set_config('search_path', path, true);
+END
+$restore_users_views$;
+
+CREATE FUNCTION health_score.set_retention(model text, keep interval) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score_internal._require_model_name('set_retention', set_retention.model);
+    IF set_retention.keep < interval '1 day' THEN
+        RAISE EXCEPTION 'set_retention: keep must be at least a day, not %', set_retention.keep USING ERRCODE = '22023',
+            HINT = 'how long snapshots are kept, such as interval ''400 days''; NULL keeps them for ever';
+    END IF;
+    PERFORM health_score_internal._set_retention(set_retention.model, true, set_retention.keep, NULL);
+END
+$$;
+COMMENT ON FUNCTION health_score.set_retention(text, interval) IS
+    'How long a model''s snapshots are kept (at least a day; NULL: for ever): health_score.apply_retention drops the partitions whose every snapshot is older';
+
+CREATE FUNCTION health_score.set_partitioning(model text, partition_by text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score_internal._require_model_name('set_partitioning', set_partitioning.model);
+    IF set_partitioning.partition_by IS NULL OR set_partitioning.partition_by NOT IN ('day', 'week', 'month', 'quarter', 'year') THEN
+        RAISE EXCEPTION 'set_partitioning: partition_by must be day, week, month, quarter or year, not %',
+            coalesce(quote_literal(left(set_partitioning.partition_by, 200)), 'NULL') USING ERRCODE = '22023',
+            HINT = 'a month (the default) suits nightly snapshots; retention drops whole partitions, so a shorter period drops closer to the limit';
+    END IF;
+    PERFORM health_score_internal._set_retention(set_partitioning.model, false, NULL, set_partitioning.partition_by);
+END
+$$;
+COMMENT ON FUNCTION health_score.set_partitioning(text, text) IS
+    'The period (UTC) of a model''s new history partitions: day, week, month (the default), quarter or year; existing partitions keep theirs';
+
+-- SECURITY DEFINER (docs/security.md): health_score.retention is the owner's to write; the
+-- public functions above validate, and only admins may call either.
+CREATE FUNCTION health_score_internal._set_retention(model text, set_keep boolean, keep interval, partition_by text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO health_score.retention AS r (model, keep, partition_by, set_by)
+    VALUES (_set_retention.model, _set_retention.keep, coalesce(_set_retention.partition_by, 'month'), session_user)
+    ON CONFLICT ON CONSTRAINT retention_pkey DO UPDATE
+       SET keep = CASE WHEN _set_retention.set_keep THEN excluded.keep ELSE r.keep END,
+           partition_by = coalesce(_set_retention.partition_by, r.partition_by),
+           set_at = excluded.set_at, set_by = excluded.set_by;
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._set_retention(text, boolean, interval, text) IS
+    'Writes a model''s row of health_score.retention for set_retention and set_partitioning';
+
+-- SECURITY DEFINER (docs/security.md): partitions are the owner's to drop. Runs under each
+-- model's snapshot lock, so that a snapshot of the model waits for it (or it for the
+-- snapshot); it reads and writes only the extension's tables.
+CREATE FUNCTION health_score.apply_retention(model text DEFAULT NULL, at timestamptz DEFAULT now())
+    RETURNS TABLE (dropped_model text, from_at timestamptz, to_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    policy record;
+    p record;
+    kept_from timestamptz;
+BEGIN
+    IF apply_retention.at IS NULL OR NOT isfinite(apply_retention.at) THEN
+        RAISE EXCEPTION 'apply_retention: at must be a finite time' USING ERRCODE = '22023',
+            HINT = 'leave it out for now()';
+    END IF;
+    IF apply_retention.model IS NOT NULL THEN
+        PERFORM health_score_internal._require_model_name('apply_retention', apply_retention.model);
+    END IF;
+    FOR policy IN SELECT r.model, r.keep FROM health_score.retention r
+                   WHERE r.keep IS NOT NULL AND (apply_retention.model IS NULL OR r.model = apply_retention.model)
+                   ORDER BY r.model LOOP
+        PERFORM health_score_internal._lock('snapshot', policy.model);
+        kept_from := NULL;
+        FOR p IN SELECT q.partition_name, q.from_at, q.to_at FROM health_score_internal.partitions q
+                  WHERE q.model = policy.model AND q.to_at <= apply_retention.at - policy.keep ORDER BY q.from_at LOOP
+            EXECUTE format('DROP TABLE health_score_internal.%I', p.partition_name);
+            DELETE FROM health_score_internal.partitions q WHERE q.partition_name = p.partition_name;
+            kept_from := greatest(kept_from, p.to_at);
+            dropped_model := policy.model; from_at := p.from_at; to_at := p.to_at;
+            RETURN NEXT;
+        END LOOP;
+        CONTINUE WHEN kept_from IS NULL;
+        -- every snapshot of the model before kept_from is gone: so are the run records, the
+        -- current state of entities with none after, and the previous snapshot of the others
+        -- when it was one of them
+        DELETE FROM health_score.snapshots s WHERE s.model = policy.model AND s.scored_at < kept_from;
+        DELETE FROM health_score_internal.current_state c WHERE c.model = policy.model AND c.scored_at < kept_from;
+        UPDATE health_score_internal.current_state c
+           SET previous_at = NULL, previous_score = NULL, previous_band = NULL, previous_band_rank = NULL
+         WHERE c.model = policy.model AND c.previous_at < kept_from;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION health_score.apply_retention(text, timestamptz) IS
+    'Drops, for one model or every model with a retention (health_score.set_retention), the history partitions whose every snapshot is older than at - keep, with their run records; returns the partitions dropped. Schedule it with pg_cron';
+
+CREATE VIEW health_score.history_partitions AS
+SELECT p.model, p.from_at, p.to_at, p.partition_name, c.reltuples::bigint AS estimated_rows,
+       pg_catalog.pg_total_relation_size(c.oid) AS bytes, p.to_at + r.keep AS drop_after
+  FROM health_score_internal.partitions p
+  LEFT JOIN pg_catalog.pg_class c
+         ON c.relname = p.partition_name AND c.relnamespace = 'health_score_internal'::pg_catalog.regnamespace
+  LEFT JOIN health_score.retention r ON r.model = p.model;
+COMMENT ON VIEW health_score.history_partitions IS 'The partitions of the snapshot history: per model and period, its size and when retention drops it';
+COMMENT ON COLUMN health_score.history_partitions.model IS 'Model name';
+COMMENT ON COLUMN health_score.history_partitions.from_at IS 'The partition holds the snapshots at or after this time';
+COMMENT ON COLUMN health_score.history_partitions.to_at IS '... and before this time';
+COMMENT ON COLUMN health_score.history_partitions.partition_name IS 'The table in schema health_score_internal';
+COMMENT ON COLUMN health_score.history_partitions.estimated_rows IS 'Rows, as last counted by VACUUM or ANALYZE (-1: never)';
+COMMENT ON COLUMN health_score.history_partitions.bytes IS 'Its size on disk, indexes included';
+COMMENT ON COLUMN health_score.history_partitions.drop_after IS 'health_score.apply_retention drops it from this time on; NULL without a retention';
+
+GRANT SELECT ON health_score.history_partitions, health_score_internal.partitions TO health_score_reader;
+REVOKE EXECUTE ON FUNCTION health_score.set_retention(text, interval), health_score.set_partitioning(text, text),
+    health_score_internal._set_retention(text, boolean, interval, text), health_score.apply_retention(text, timestamptz)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score.set_retention(text, interval), health_score.set_partitioning(text, text),
+    health_score_internal._set_retention(text, boolean, interval, text), health_score.apply_retention(text, timestamptz)
+  TO health_score_admin;
+
+-------------------------------------------------------------------------------------------
+-- Last: the privileges users granted on the extension's objects stay theirs
+-------------------------------------------------------------------------------------------
+-- Every GRANT and REVOKE run by this script on one of the extension's objects recorded the
+-- object's whole ACL as the extension's initial privileges, the users' own grants on it (such
+-- as EXECUTE on snapshot to a role of theirs) included, and pg_dump leaves initial privileges
+-- out. The extension's scripts grant to PUBLIC and its two roles only (the owner's own entry
+-- aside): whatever else is recorded is a user's, and is taken out, so that pg_dump keeps it.
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = ARRAY(SELECT u.a FROM pg_catalog.unnest(i.initprivs) WITH ORDINALITY u(a, n),
+                                         LATERAL (SELECT e.grantee, e.grantor FROM pg_catalog.aclexplode(ARRAY[u.a]) e LIMIT 1) e
+                          WHERE e.grantee = 0 OR e.grantee = e.grantor
+                             OR e.grantee IN (SELECT r.oid FROM pg_catalog.pg_roles r
+                                               WHERE r.rolname IN ('health_score_reader', 'health_score_admin'))
+                          ORDER BY u.n)
+ WHERE EXISTS (SELECT FROM pg_catalog.pg_depend d, pg_catalog.pg_extension x
+                WHERE x.extname = 'health_score' AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                  AND d.refobjid = x.oid AND d.deptype = 'e' AND d.classid = i.classoid AND d.objid = i.objoid);

@@ -3,42 +3,8 @@
 -- alerts: latest.sql)
 -------------------------------------------------------------------------------------------
 
--- Keys use the "C" collation: they are identifiers, compared byte-wise, which makes the
--- primary key's per-row comparisons (on every snapshot row) several times cheaper.
-CREATE TABLE health_score.scores (
-    model         text COLLATE "C" NOT NULL,
-    model_version integer          NOT NULL,
-    entity_key    text COLLATE "C" NOT NULL,
-    scored_at     timestamptz      NOT NULL,
-    score         double precision,
-    band          text,
-    band_rank     integer,
-    coverage      double precision NOT NULL,
-    segment       text,
-    components    jsonb            NOT NULL,
-    inputs        jsonb,
-    PRIMARY KEY (model, entity_key, scored_at)
-);
--- The primary key serves "history of one entity" and the current state's recomputation of
--- an entity (its two latest snapshots). "Which times were
--- snapshotted" is health_score.snapshots, one row per run: an index on (model, scored_at)
--- here would cost every snapshot row another index insertion.
-COMMENT ON TABLE health_score.scores IS
-    'Score snapshots written by health_score.snapshot (scheduled with health_score.schedule): one row per model, entity and time. Kept by pg_dump.';
-COMMENT ON COLUMN health_score.scores.model IS 'Model name';
-COMMENT ON COLUMN health_score.scores.model_version IS 'The model version that scored this row';
-COMMENT ON COLUMN health_score.scores.entity_key IS 'The entity (account) key, as text';
-COMMENT ON COLUMN health_score.scores.scored_at IS 'The snapshot time';
-COMMENT ON COLUMN health_score.scores.score IS 'The score, NULL when nothing was counted or coverage was below min_coverage';
-COMMENT ON COLUMN health_score.scores.band IS 'The band of the score';
-COMMENT ON COLUMN health_score.scores.band_rank IS 'The band''s position in the bands list applied (0 = the worst)';
-COMMENT ON COLUMN health_score.scores.coverage IS 'Share of the model covered by present, valid inputs';
-COMMENT ON COLUMN health_score.scores.segment IS 'The segment override applied, NULL for the base model';
-COMMENT ON COLUMN health_score.scores.components IS
-    'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
-COMMENT ON COLUMN health_score.scores.inputs IS
-    'The raw inputs the model version read, as text ({"input key": "value", ...}; null when missing), for health_score.rescore; NULL when snapshotted with keep_inputs => false';
-SELECT pg_catalog.pg_extension_config_dump('health_score.scores', '');
+-- The snapshots themselves are stored in health_score_internal.score_rows and read through
+-- the health_score.scores view (storage.sql).
 
 CREATE TABLE health_score.snapshots (
     model         text COLLATE "C" NOT NULL,
@@ -87,42 +53,6 @@ CREATE FUNCTION health_score_internal._snapshot_row(model text, key_column text,
     AS 'MODULE_PATHNAME', 'hs_snapshot_row_json' LANGUAGE C STABLE PARALLEL SAFE COST 100;
 COMMENT ON FUNCTION health_score_internal._snapshot_row(text, text, text, jsonb) IS
     'rescore''s per-row work: scores one entity''s stored inputs with its components; errors name the entity''s key';
--- The compact forms (core::stored): a snapshot row with the stored record, a few bytes a leaf,
--- in place of the components' JSONB, and the components a record gives back (the same JSONB).
-CREATE TYPE health_score_internal._snapshot_record AS (
-    score      double precision,
-    band       text,
-    band_rank  integer,
-    coverage   double precision,
-    segment    text,
-    record     bytea
-);
-COMMENT ON TYPE health_score_internal._snapshot_record IS
-    'One entity as a compact snapshot stores it: the scalars, and the record of its leaves (health_score_internal._record_components reads it)';
-CREATE FUNCTION health_score_internal._snapshot_record(model text, key_column text, entity_key text, input record)
-    RETURNS health_score_internal._snapshot_record
-    AS 'MODULE_PATHNAME', 'hs_snapshot_record' LANGUAGE C STABLE PARALLEL SAFE COST 50
-    SUPPORT health_score_internal._row_support;
-COMMENT ON FUNCTION health_score_internal._snapshot_record(text, text, text, record) IS
-    'A compact snapshot''s per-row work: scores one entity and keeps the record of its leaves; errors name the entity''s key';
-CREATE FUNCTION health_score_internal._snapshot_record_columns(model text, key_column text, entity_key text, row_type oid, columns text[], VARIADIC "any")
-    RETURNS health_score_internal._snapshot_record
-    AS 'MODULE_PATHNAME', 'hs_snapshot_record_columns' LANGUAGE C STABLE PARALLEL SAFE COST 50;
-COMMENT ON FUNCTION health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any") IS
-    'health_score_internal._snapshot_record as the planner passes it: the row''s columns as arguments';
-CREATE FUNCTION health_score_internal._record_components(model text, record bytea) RETURNS jsonb
-    AS 'MODULE_PATHNAME', 'hs_record_components' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10;
-COMMENT ON FUNCTION health_score_internal._record_components(text, bytea) IS
-    'The components (per component its points and n, as health_score.scores.components holds them) that a stored record of a model version (''name@3'') gives back; 22023 for bytes that are not one';
-REVOKE EXECUTE ON FUNCTION
-    health_score_internal._snapshot_record(text, text, text, record),
-    health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
-  FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION
-    health_score_internal._snapshot_record(text, text, text, record),
-    health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
-  TO health_score_admin;
-
 CREATE FUNCTION health_score_internal._text_object(keys text[], vals text[]) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'hs_text_object' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION health_score_internal._text_object(text[], text[]) IS
@@ -190,6 +120,7 @@ DECLARE
     repeated_key text;
     replacing boolean;
     inputs_sql text := 'NULL::jsonb';
+    target text;
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
         RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
@@ -217,32 +148,34 @@ BEGIN
         'key_column names the column that identifies each entity, such as ''account_id''');
     -- one snapshot per model at a time: concurrent runs neither deadlock nor duplicate
     PERFORM health_score_internal._lock('snapshot', model_name);
+    -- every row goes to one partition: written there directly
+    target := health_score_internal._ensure_partition(model_name, snapshot.at);
     SELECT max(r.scored_at) INTO previous_at
       FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at < snapshot.at;
     IF previous_at IS NULL AND NOT EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name) THEN
         -- no run record of the model at all (deleted from health_score.snapshots): the scores
         -- themselves say whether an earlier snapshot exists to compare bands with
         SELECT s.scored_at INTO previous_at
-          FROM health_score.scores s WHERE s.model = model_name AND s.scored_at < snapshot.at LIMIT 1;
+          FROM health_score_internal.score_rows s WHERE s.model = model_name AND s.scored_at < snapshot.at LIMIT 1;
     END IF;
     -- rows of this model and time exist only if an earlier run wrote them: then replace them
     replacing := EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at = snapshot.at);
     RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
     LOOP
     BEGIN
-    -- this statement keeps the current state itself (the triggers of health_score.scores
+    -- this statement keeps the current state itself (the triggers of health_score_internal.score_rows
     -- leave it alone while this says so; the setting ends with the statement's block)
     PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
     EXECUTE format($q$
         WITH scored AS (
             SELECT k AS entity_key, (e).*, inputs
               FROM (SELECT src.%1$I::text AS k,
-                           health_score_internal._snapshot_row(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
+                           health_score_internal._snapshot_record(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
                       FROM %3$s AS src OFFSET 0) rows
         ), written AS (
-            INSERT INTO health_score.scores AS t
-                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
-            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, components, inputs FROM scored
+            INSERT INTO health_score_internal.%7$I AS t
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs)
+            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, record, inputs FROM scored
             %4$s
             RETURNING t.entity_key, t.model_version, t.score, t.band, t.band_rank, t.coverage, t.segment
         ), kept AS (
@@ -288,7 +221,7 @@ BEGIN
              'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
                  SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
                      band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
-                     components = excluded.components, inputs = excluded.inputs'
+                     record = excluded.record, components = NULL, inputs = excluded.inputs'
          ELSE '' END,
          -- each entity's band against its latest earlier snapshot (none before the first run)
          CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
@@ -298,10 +231,10 @@ BEGIN
                  JOIN health_score_internal.current_state c ON c.model = $1 AND c.entity_key = w.entity_key
                 WHERE w.band_rank < CASE WHEN c.scored_at < $3 THEN c.band_rank
                                          WHEN c.previous_at < $3 THEN c.previous_band_rank
-                                         ELSE (SELECT p.band_rank FROM health_score.scores p
+                                         ELSE (SELECT p.band_rank FROM health_score_internal.score_rows p
                                                 WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
                                                 ORDER BY p.scored_at DESC LIMIT 1) END' END,
-         inputs_sql)
+         inputs_sql, target)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     PERFORM set_config('health_score.current_state_kept_by', '', true);
@@ -317,7 +250,7 @@ BEGIN
         -- then fails with 40001 (a source that repeats a key fails with 21000, below)
         IF error_state = '23505' AND NOT replacing
            AND (current_setting('transaction_isolation') <> 'read committed'
-                OR EXISTS (SELECT FROM health_score.scores s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
+                OR EXISTS (SELECT FROM health_score_internal.score_rows s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
             replacing := true;
             CONTINUE;
         END IF;
@@ -447,8 +380,8 @@ $$;
 COMMENT ON FUNCTION health_score.drivers(text, text, timestamptz, timestamptz) IS
     'Why an entity''s score changed between its latest snapshots at or before two times: per component, the points before and after and the change; the top-level rows (parent IS NULL) add up to the score''s change';
 
-GRANT SELECT ON health_score.scores, health_score.snapshots, health_score.history TO health_score_reader;
-GRANT INSERT, UPDATE, DELETE ON health_score.scores, health_score.snapshots TO health_score_admin;
+GRANT SELECT ON health_score.snapshots, health_score.history TO health_score_reader;
+GRANT INSERT, UPDATE, DELETE ON health_score.snapshots TO health_score_admin;
 -- taking snapshots is the admin's alone (EXECUTE is PUBLIC's by default), as are the row
 -- functions it calls
 REVOKE EXECUTE ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz, boolean) FROM PUBLIC;

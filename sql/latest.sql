@@ -4,9 +4,11 @@
 -------------------------------------------------------------------------------------------
 
 -- The current state: per model and entity its latest snapshot and the one before, so that
--- latest and alerts read one row per entity instead of the whole history. The triggers on
--- health_score.scores below keep it exact through every change there: snapshots (new, earlier
--- or replaced), DELETE, UPDATE, TRUNCATE. Not dumped: restoring health_score.scores fills it.
+-- latest and alerts read one row per entity instead of the whole history. snapshot keeps it
+-- in its own statement; the triggers on health_score_internal.score_rows below keep it exact
+-- through every other change there: DELETE, UPDATE, INSERT, TRUNCATE. Dumped: a restore
+-- copies the history into its partitions, which fires no trigger of the partitioned table.
+-- Retention (health_score.apply_retention) drops partitions, and corrects it itself.
 -- Every snapshot updates each entity's row: half of each page is left free, so that the new
 -- version goes on the same page (a HOT update, no index entry) and the old one is pruned there.
 CREATE TABLE health_score_internal.current_state (
@@ -26,7 +28,8 @@ CREATE TABLE health_score_internal.current_state (
     PRIMARY KEY (model, entity_key)
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE health_score_internal.current_state IS
-    'Per model and entity: its latest snapshot in health_score.scores and the one before (read through health_score.latest); kept by triggers on health_score.scores, not dumped';
+    'Per model and entity: its latest snapshot in health_score.scores and the one before (read through health_score.latest); kept by snapshot and by triggers on health_score_internal.score_rows. Kept by pg_dump.';
+SELECT pg_catalog.pg_extension_config_dump('health_score_internal.current_state', '');
 
 -- The statement that recomputes the current state of the entities a query of (model,
 -- entity_key) names, such as a transition table, from the history: two probes of its primary
@@ -38,15 +41,15 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $f$
         gone AS (
             DELETE FROM health_score_internal.current_state c USING k
              WHERE c.model = k.model AND c.entity_key = k.entity_key
-               AND NOT EXISTS (SELECT FROM health_score.scores s WHERE s.model = k.model AND s.entity_key = k.entity_key)
+               AND NOT EXISTS (SELECT FROM health_score_internal.score_rows s WHERE s.model = k.model AND s.entity_key = k.entity_key)
         )
         INSERT INTO health_score_internal.current_state AS c
         SELECT k.model, k.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
                p.scored_at, p.score, p.band, p.band_rank
           FROM k
-          JOIN LATERAL (SELECT s.* FROM health_score.scores s WHERE s.model = k.model AND s.entity_key = k.entity_key
+          JOIN LATERAL (SELECT s.* FROM health_score_internal.score_rows s WHERE s.model = k.model AND s.entity_key = k.entity_key
                          ORDER BY s.scored_at DESC LIMIT 1) l ON true
-          LEFT JOIN LATERAL (SELECT s.* FROM health_score.scores s WHERE s.model = k.model AND s.entity_key = k.entity_key
+          LEFT JOIN LATERAL (SELECT s.* FROM health_score_internal.score_rows s WHERE s.model = k.model AND s.entity_key = k.entity_key
                                 AND s.scored_at < l.scored_at ORDER BY s.scored_at DESC LIMIT 1) p ON true
         ON CONFLICT (model, entity_key) DO UPDATE
            SET scored_at = excluded.scored_at, model_version = excluded.model_version, score = excluded.score,
@@ -56,9 +59,9 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $f$
     $q$, keys)
 $f$;
 COMMENT ON FUNCTION health_score_internal._current_state_sql(text) IS
-    'The statement that recomputes health_score_internal.current_state for the entities a query of (model, entity_key) names, from health_score.scores';
+    'The statement that recomputes health_score_internal.current_state for the entities a query of (model, entity_key) names, from health_score_internal.score_rows';
 
--- After each statement that changes health_score.scores by hand (snapshot keeps the current
+-- After each statement that changes health_score_internal.score_rows by hand (snapshot keeps the current
 -- state in its own statement, from the rows it writes, and says so for the statement's
 -- duration in health_score.current_state_kept_by): the entities whose rows were deleted or
 -- updated are recomputed from the history. An INSERT has no transition table (capturing the
@@ -73,7 +76,7 @@ BEGIN
         RETURN NULL;
     ELSIF TG_OP = 'INSERT' THEN
         EXECUTE health_score_internal._current_state_sql(
-            'SELECT model, entity_key FROM health_score.scores UNION ALL SELECT model, entity_key FROM health_score_internal.current_state');
+            'SELECT model, entity_key FROM health_score_internal.score_rows UNION ALL SELECT model, entity_key FROM health_score_internal.current_state');
     ELSIF TG_OP = 'UPDATE' THEN
         EXECUTE health_score_internal._current_state_sql(
             'SELECT model, entity_key FROM old_rows UNION ALL SELECT model, entity_key FROM new_rows');
@@ -84,19 +87,19 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION health_score_internal._maintain_current_state() IS
-    'Trigger of health_score.scores: keeps health_score_internal.current_state exact after every INSERT, UPDATE, DELETE and TRUNCATE that snapshot did not make';
-CREATE TRIGGER current_state_after_insert AFTER INSERT ON health_score.scores
+    'Trigger of health_score_internal.score_rows: keeps health_score_internal.current_state exact after every INSERT, UPDATE, DELETE and TRUNCATE that snapshot did not make';
+CREATE TRIGGER current_state_after_insert AFTER INSERT ON health_score_internal.score_rows
     FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
-CREATE TRIGGER current_state_after_update AFTER UPDATE ON health_score.scores
+CREATE TRIGGER current_state_after_update AFTER UPDATE ON health_score_internal.score_rows
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
-CREATE TRIGGER current_state_after_delete AFTER DELETE ON health_score.scores
+CREATE TRIGGER current_state_after_delete AFTER DELETE ON health_score_internal.score_rows
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
-CREATE TRIGGER current_state_after_truncate AFTER TRUNCATE ON health_score.scores
+CREATE TRIGGER current_state_after_truncate AFTER TRUNCATE ON health_score_internal.score_rows
     FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
 -- PostgreSQL calls it itself
 REVOKE EXECUTE ON FUNCTION health_score_internal._maintain_current_state() FROM PUBLIC;
 
--- The current state, kept by snapshot and the triggers of health_score.scores: one row per entity, however
+-- The current state, kept by snapshot and the triggers of the history: one row per entity, however
 -- long the history (one entity is a probe of its primary key).
 CREATE VIEW health_score.latest AS
 SELECT c.model, c.entity_key, c.scored_at, c.model_version, c.score, c.band, c.band_rank, c.coverage, c.segment,
@@ -152,12 +155,12 @@ BEGIN
               FROM health_score_internal.current_state l
               -- the last snapshot at or before (latest - since)
               LEFT JOIN LATERAL (
-                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score.scores s
+                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score_internal.score_rows s
                    WHERE s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at <= l.scored_at - alerts.since
                    ORDER BY s.scored_at DESC LIMIT 1) before_window ON true
               -- else the earliest one after it and before the latest (looked up only then)
               LEFT JOIN LATERAL (
-                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score.scores s
+                  SELECT s.scored_at, s.score, s.band, s.band_rank, s.model_version FROM health_score_internal.score_rows s
                    WHERE before_window.scored_at IS NULL
                      AND s.model = l.model AND s.entity_key = l.entity_key AND s.scored_at < l.scored_at
                    ORDER BY s.scored_at LIMIT 1) in_window ON true
@@ -187,5 +190,5 @@ COMMENT ON FUNCTION health_score.alerts(text, double precision, interval) IS
     'Entities whose band fell, or whose score fell by at least min_drop, from their last snapshot at or before (latest - since) (or their earliest inside that window) to their latest; with the drivers of the change, biggest drops first';
 
 GRANT SELECT ON health_score.latest, health_score_internal.current_state TO health_score_reader;
--- whoever changes health_score.scores keeps the current state with their own rights
+-- whoever changes the history keeps the current state with their own rights
 GRANT INSERT, UPDATE, DELETE ON health_score_internal.current_state TO health_score_admin;

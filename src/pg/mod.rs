@@ -19,6 +19,7 @@ pub mod score_agg;
 pub mod scoring;
 pub mod signatures;
 pub mod snapshot;
+pub mod storage;
 pub mod trend;
 pub mod version;
 pub mod views;

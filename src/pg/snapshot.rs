@@ -18,7 +18,11 @@ use super::{
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
-pgrx::extension_sql_file!("../../sql/history.sql", name = "history", requires = ["roles", "registry", "scoring"]);
+pgrx::extension_sql_file!(
+    "../../sql/history.sql",
+    name = "history",
+    requires = ["roles", "registry", "scoring", "storage"]
+);
 
 /// The row's model argument is 0, the key column's name 1, the key 2, the row from 3 on.
 const INPUT_AT: usize = 3;

@@ -48,7 +48,7 @@ fn a_jdbc_client_syncs_the_views_and_runs_dashboard_queries() {
         ("health_score.latest", "VIEW"),
         ("health_score.history", "VIEW"),
         ("health_score.models", "VIEW"),
-        ("health_score.scores", "TABLE"),
+        ("health_score.scores", "VIEW"),
         ("analytics.Account Health", "VIEW"),
     ] {
         assert!(has(&["TABLE", table, kind, "true"]), "{table} {kind}:\n{out}");

@@ -11,6 +11,9 @@ fn dump_and_restore_keep_the_registry() {
         "SELECT health_score.set_model('churn', '{V1}'); SELECT health_score.set_model('churn', '{V2}');
          CREATE TABLE accounts (id int, logins int); INSERT INTO accounts VALUES (1, 5), (2, 50);
          SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-01');
+         CREATE TABLE accounts_feb AS SELECT id, logins + 1 AS logins FROM accounts;
+         SELECT health_score.snapshot('churn', 'accounts_feb', 'id', '2026-02-03', keep_inputs => false);
+         SELECT health_score.set_retention('churn', '40 days');
          SELECT health_score.create_view('account_health', 'churn', 'accounts', 'id');"
     ))
     .unwrap();
@@ -37,14 +40,40 @@ fn dump_and_restore_keep_the_registry() {
     let s: Vec<f64> = column(&mut r, "SELECT health_score.score('churn', a) FROM accounts a ORDER BY id");
     assert_eq!(s, vec![5.0, 50.0]);
     assert_eq!(score(&mut r, "churn@1", r#"{"logins": 5}"#), Some(50.0));
-    // the snapshots came along
-    let kept: Vec<f64> =
-        column(&mut r, "SELECT score FROM health_score.scores WHERE model = 'churn' ORDER BY entity_key");
+    // the snapshots came along, in their partitions (one a month), components and all
+    let history = "SELECT format('%s %s %s %s %s', entity_key, scored_at, score, components, inputs)
+                     FROM health_score.scores WHERE model = 'churn' ORDER BY entity_key, scored_at";
+    let before: Vec<String> = column(&mut c, history);
+    assert_eq!(before.len(), 4);
+    assert_eq!(column::<String>(&mut r, history), before);
+    let kept: Vec<f64> = column(
+        &mut r,
+        "SELECT score FROM health_score.scores WHERE model = 'churn' AND scored_at = '2026-01-01' ORDER BY entity_key",
+    );
     assert_eq!(kept, vec![5.0, 50.0]);
-    // and the current state, which is not dumped, was rebuilt as they were restored
-    let latest: Vec<f64> =
-        column(&mut r, "SELECT score FROM health_score.latest WHERE model = 'churn' ORDER BY entity_key");
-    assert_eq!(latest, vec![5.0, 50.0]);
+    let partitions: Vec<String> = column(
+        &mut r,
+        "SELECT format('%s %s', from_at::date, drop_after::date) FROM health_score.history_partitions ORDER BY from_at",
+    );
+    assert_eq!(partitions, vec!["2026-01-01 2026-03-13", "2026-02-01 2026-04-10"]);
+    // and the current state, with the snapshot before the latest
+    let latest: Vec<String> = column(
+        &mut r,
+        "SELECT format('%s %s', score, previous_score) FROM health_score.latest WHERE model = 'churn' ORDER BY entity_key",
+    );
+    assert_eq!(latest, vec!["6 5", "51 50"]);
+    // the restored history takes new snapshots (a new partition) and applies its retention:
+    // the January partition goes, and with it the previous snapshots of the current state
+    r.batch_execute("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-03-20')").unwrap();
+    let dropped: Vec<String> = column(
+        &mut r,
+        "SELECT format('%s %s %s', dropped_model, from_at::date, to_at::date)
+           FROM health_score.apply_retention(at => '2026-03-20')",
+    );
+    assert_eq!(dropped, vec!["churn 2026-01-01 2026-02-01"]);
+    let left: Vec<String> =
+        column(&mut r, "SELECT format('%s %s', entity_key, scored_at::date) FROM health_score.scores ORDER BY 1");
+    assert_eq!(left, vec!["1 2026-02-03", "1 2026-03-20", "2 2026-02-03", "2 2026-03-20"]);
     // so did the generated view, which still shows the latest version
     let shown: Vec<f64> = column(&mut r, "SELECT logins_points FROM account_health ORDER BY id");
     assert_eq!(shown, vec![5.0, 50.0]);

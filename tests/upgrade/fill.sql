@@ -59,6 +59,16 @@ GRANT SELECT ON upgrade_account_health TO hs_upgrade_bi;
 -- a privilege on one of the extension's functions granted directly, not through its roles
 GRANT EXECUTE ON FUNCTION health_score.snapshot(text, regclass, text, timestamptz, boolean) TO hs_upgrade_bi;
 
+-- the user's own views over the history (one over another), commented and granted to the BI
+-- role: 0.3.0 replaces the table they read by a view, and the update moves them over
+CREATE VIEW upgrade_churn_history AS
+SELECT s.entity_key, s.scored_at, s.score, s.band, s.components -> 'usage' AS usage, s.inputs ->> 'nps' AS nps
+  FROM health_score.scores s WHERE s.model = 'churn';
+CREATE VIEW upgrade_churn_red WITH (security_barrier) AS SELECT * FROM upgrade_churn_history WHERE band = 'red';
+COMMENT ON VIEW upgrade_churn_history IS 'churn history for the BI tool';
+COMMENT ON COLUMN upgrade_churn_history.usage IS 'the usage group''s points and n';
+GRANT SELECT ON upgrade_churn_history, upgrade_churn_red TO hs_upgrade_bi;
+
 -- outcomes, weights fitted to them (a third version), and the history rescored with it
 CREATE TABLE upgrade_outcomes AS
 SELECT a.*, ((a.id * 7919) % 1000) / 1000.0 < 1 / (1 + exp(-1.5 + 0.01 * a.logins_30d + 0.05 * a.days_since_login - 0.3 * a.open_tickets)) AS churned

@@ -162,6 +162,25 @@ fn every_frozen_version_updates_to_the_default_like_a_fresh_install() {
                 first_difference(&before, &after)
             ));
         }
+        // a dump of the updated install restores as it is (its history partitions and privileges
+        // included; before catalog(), which revokes the direct grant) into a database without the extension
+        let updated_file = cluster_dir().join(format!("updated-from-{version}.dump"));
+        dump(&db, &updated_file);
+        let copy = format!("hs_upgrade_copy_{}", version.replace('.', "_"));
+        recreate(&mut admin, &copy);
+        run(Command::new(bin("pg_restore"))
+            .args(["--exit-on-error", "-U", "postgres", "-p", &port().to_string(), "-h"])
+            .arg(cluster_dir())
+            .args(["-d", &copy])
+            .arg(&updated_file));
+        let copied = psql_ok(&copy, &read);
+        if before != copied {
+            failures.push(format!(
+                "{version}: a dump of the updated install restores differently, {}",
+                first_difference(&before, &copied)
+            ));
+        }
+        admin.batch_execute(&format!("DROP DATABASE {copy}")).unwrap();
         let updated = catalog(&db);
         if updated != fresh {
             failures.push(format!(

@@ -13,7 +13,10 @@ SELECT view_schema, view_name, model, model_version, source, key_column, refresh
 SELECT * FROM health_score.latest ORDER BY model, entity_key;
 SELECT * FROM health_score.history ORDER BY 1, 2, 3 LIMIT 40;
 SELECT * FROM upgrade_account_health ORDER BY id;
-SELECT relname, relacl FROM pg_class WHERE relname = 'upgrade_account_health';
+SELECT relname, relacl, reloptions, obj_description(oid, 'pg_class'), col_description(oid, 5), pg_get_userbyid(relowner)
+  FROM pg_class WHERE relname IN ('upgrade_account_health', 'upgrade_churn_history', 'upgrade_churn_red') ORDER BY relname;
+SELECT * FROM upgrade_churn_history ORDER BY entity_key, scored_at;
+SELECT * FROM upgrade_churn_red ORDER BY entity_key, scored_at;
 SELECT has_table_privilege('hs_upgrade_bi', 'upgrade_account_health', 'SELECT') AS bi_reads_view,
        pg_has_role('hs_upgrade_bi', 'health_score_reader', 'MEMBER') AS bi_is_reader,
        (SELECT bool_and(has_function_privilege('hs_upgrade_bi', p.oid, 'EXECUTE')) FROM pg_proc p

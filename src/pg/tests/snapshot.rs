@@ -254,7 +254,7 @@ fn the_current_state_stays_exact_through_random_snapshots_deletes_and_updates() 
     assert!(earlier > 10 && replaced > 10, "snapshots before the latest ({earlier}) and replacing one ({replaced})");
     let rows = Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap().unwrap();
     assert!(rows > 100, "{rows} rows of history");
-    Spi::run("TRUNCATE health_score.scores").unwrap();
+    Spi::run("TRUNCATE health_score_internal.score_rows").unwrap();
     assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.latest").unwrap(), Some(0));
 }
 
