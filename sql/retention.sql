@@ -48,8 +48,8 @@ $$;
 COMMENT ON FUNCTION health_score_internal._set_retention(text, boolean, interval, text) IS
     'Writes a model''s row of health_score.retention for set_retention and set_partitioning';
 
--- SECURITY DEFINER (docs/security.md): partitions are the owner's to drop. Runs under each
--- model's snapshot lock, so that a snapshot of the model waits for it (or it for the
+-- SECURITY DEFINER (docs/security.md): partitions are the owner's to drop. Runs under the
+-- models' snapshot locks, so that a snapshot of a model waits for it (or it for the
 -- snapshot); it reads and writes only the extension's tables.
 CREATE FUNCTION health_score.apply_retention(model text DEFAULT NULL, at timestamptz DEFAULT now())
     RETURNS TABLE (dropped_model text, from_at timestamptz, to_at timestamptz)
@@ -66,10 +66,16 @@ BEGIN
     IF apply_retention.model IS NOT NULL THEN
         PERFORM health_score_internal._require_model_name('apply_retention', apply_retention.model);
     END IF;
+    -- Locks in the order snapshot takes them, so that neither waits for the other in a cycle:
+    -- each model's snapshot lock (all of them first, in one order), then the catalog of
+    -- partitions (as _ensure_partition), then the partitioned table (by DROP TABLE).
+    PERFORM health_score_internal._lock('snapshot', r.model) FROM health_score.retention r
+      WHERE r.keep IS NOT NULL AND (apply_retention.model IS NULL OR r.model = apply_retention.model)
+      ORDER BY r.model;
+    LOCK TABLE health_score_internal.partitions IN SHARE ROW EXCLUSIVE MODE;
     FOR policy IN SELECT r.model, r.keep FROM health_score.retention r
                    WHERE r.keep IS NOT NULL AND (apply_retention.model IS NULL OR r.model = apply_retention.model)
                    ORDER BY r.model LOOP
-        PERFORM health_score_internal._lock('snapshot', policy.model);
         kept_from := NULL;
         FOR p IN SELECT q.partition_name, q.from_at, q.to_at FROM health_score_internal.partitions q
                   WHERE q.model = policy.model AND q.to_at <= apply_retention.at - policy.keep ORDER BY q.from_at LOOP

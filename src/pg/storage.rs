@@ -5,3 +5,9 @@
 
 pgrx::extension_sql_file!("../../sql/storage.sql", name = "storage", requires = ["roles", "registry", "scoring"]);
 pgrx::extension_sql_file!("../../sql/retention.sql", name = "retention", requires = ["roles", "history", "latest"]);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("tests/storage.rs");
+}

@@ -74,7 +74,10 @@ fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
           WHERE pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace) AND prosecdef",
     )
     .unwrap();
-    assert_eq!(definer.as_deref(), Some("_ensure_partition,_forget_view,_lock,_set_retention,apply_retention,refresh_views"));
+    assert_eq!(
+        definer.as_deref(),
+        Some("_ensure_partition,_forget_view,_lock,_set_retention,apply_retention,refresh_views")
+    );
     let unpinned = Spi::get_one::<i64>(
         "SELECT count(*) FROM pg_proc WHERE pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace)
             AND proname IN ('snapshot', 'schedule', 'unschedule', 'drivers', 'alerts', 'refresh_views', 'drop_view')

@@ -207,7 +207,8 @@ fn the_current_state_stays_exact_through_random_snapshots_deletes_and_updates() 
     )
     .unwrap();
     // a fixed xorshift sequence picks 160 operations: snapshots of a changing source at new,
-    // earlier and repeated times, and deletes, updates and bulk inserts by hand
+    // earlier and repeated times, deletes, updates and bulk inserts by hand, and retention
+    // dropping January's partition
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move |n: u64| {
         state ^= state << 13;
@@ -219,7 +220,7 @@ fn the_current_state_stays_exact_through_random_snapshots_deletes_and_updates() 
     let (mut days, mut earlier, mut replaced) = (std::collections::BTreeSet::new(), 0, 0);
     for step in 0..160 {
         let day = next(40);
-        let op = next(12);
+        let op = next(13);
         if op <= 5 {
             earlier += usize::from(days.last().is_some_and(|&last| day < last));
             replaced += usize::from(!days.insert(day));
@@ -238,6 +239,9 @@ fn the_current_state_stays_exact_through_random_snapshots_deletes_and_updates() 
             8 => "DELETE FROM health_score.scores WHERE score < 30".into(),
             9 => format!("UPDATE health_score.scores SET score = score / 2, band = 'red', band_rank = 0 WHERE entity_key::int % 5 = {}", next(5)),
             10 => format!("UPDATE health_score.scores SET scored_at = scored_at + interval '1 hour' WHERE entity_key = '{}'", next(25) + 1),
+            12 => "SELECT health_score.set_retention('churn', '1 day');
+                   SELECT count(*) FROM health_score.apply_retention(at => '2026-02-02')"
+                .into(),
             // several rows of one entity in one statement
             _ => format!(
                 "INSERT INTO health_score.scores (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, components)
@@ -250,7 +254,7 @@ fn the_current_state_stays_exact_through_random_snapshots_deletes_and_updates() 
         kinds.insert(if op <= 5 { 0 } else { op });
         assert_eq!(latest_differences(), 0, "after step {step}: {statement}");
     }
-    assert_eq!(kinds.len(), 7, "every kind of change ran");
+    assert_eq!(kinds.len(), 8, "every kind of change ran");
     assert!(earlier > 10 && replaced > 10, "snapshots before the latest ({earlier}) and replacing one ({replaced})");
     let rows = Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap().unwrap();
     assert!(rows > 100, "{rows} rows of history");
