@@ -4,19 +4,17 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 CREATE TABLE bench.plain_scores (entity_key text, scored_at timestamptz, score double precision);
--- the same rows as health_score.scores, with its primary key, written by hand-written SQL
-CREATE TABLE bench.plain_snapshots (LIKE health_score.scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
--- the floors under any snapshot: copying rows that are already computed (bench.finished_rows,
--- filled by bench/run.py from a snapshot) into the same table shape, and their scalar columns
--- alone (no components at all) under the same primary key
-CREATE TABLE bench.finished_rows (LIKE health_score.scores);
-CREATE TABLE bench.scalar_snapshots (LIKE health_score.scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
-ALTER TABLE bench.scalar_snapshots DROP COLUMN components, DROP COLUMN inputs;
--- and nothing but the primary key's own columns: what "indexed for the history of one entity"
--- costs by itself
-CREATE TABLE bench.key_snapshots (LIKE health_score.scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
-ALTER TABLE bench.key_snapshots DROP COLUMN model_version, DROP COLUMN score, DROP COLUMN band,
-    DROP COLUMN band_rank, DROP COLUMN coverage, DROP COLUMN segment, DROP COLUMN components, DROP COLUMN inputs;
+-- the same rows as health_score.scores, with its key, written by hand-written SQL (a check
+-- of what snapshot stores, not timed)
+CREATE TABLE bench.plain_snapshots (LIKE health_score.scores, PRIMARY KEY (model, entity_key, scored_at));
+-- The floor under a snapshot with ten stored: copying the rows it writes, already computed,
+-- into tables like the ones it writes (a month's partition holding the ten, and the current
+-- state), with the same keys. bench/run.py fills them.
+CREATE TABLE bench.history_copy (LIKE health_score_internal.score_rows, PRIMARY KEY (model, entity_key, scored_at));
+CREATE TABLE bench.state_copy (LIKE health_score_internal.current_state INCLUDING ALL) WITH (fillfactor = 50);
+CREATE TABLE bench.finished_rows (LIKE health_score_internal.score_rows);
+CREATE TABLE bench.finished_state (LIKE health_score_internal.current_state);
+CREATE TABLE bench.saved_state (LIKE health_score_internal.current_state);
 SELECT setseed(0.17);
 CREATE TABLE bench.series AS
 SELECT a AS account,

@@ -5,7 +5,7 @@
 -- transaction), each after one untimed read. Run by `bash bench/run.sh --latest-scaling [accounts]`, after bench/setup.sql.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-TRUNCATE health_score.scores, health_score.snapshots;
+TRUNCATE health_score_internal.score_rows, health_score.snapshots;
 CREATE OR REPLACE VIEW bench.scaling_accounts AS SELECT * FROM bench.accounts WHERE id <= :accounts;
 CREATE TEMP TABLE timings (snapshots integer, ms double precision);
 CREATE FUNCTION pg_temp.time_latest(snapshots integer) RETURNS void

@@ -78,6 +78,8 @@ def hand_snapshot():
 
 
 PLAIN_SNAPSHOT = ("TRUNCATE bench.plain_snapshots", hand_snapshot())
+ONE_SNAPSHOT = ("TRUNCATE health_score_internal.score_rows, health_score.snapshots; "
+                "SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01', keep_inputs => false)")
 HAND_DOC = hand(lambda name, text=False: f"(doc->>'{name}')" if text else f"(doc->>'{name}')::float8")
 
 # (ours, its query, theirs, its query, target ratio); a query may be (untimed setup, timed query)
@@ -89,27 +91,42 @@ PAIRS = [
 ]
 BASELINE = ("bare sum(column) scan", "SELECT sum(logins) FROM bench.accounts")
 
-# history (bench/history.sql): snapshots of the 1M accounts, trends over 10M points
-SNAPSHOT = ("TRUNCATE health_score.scores, health_score.snapshots",
-            "SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01', keep_inputs => false)")
-SNAPSHOT_KEEP = ("TRUNCATE health_score.scores, health_score.snapshots",
-                 "SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01')")
+# history (bench/history.sql): snapshots of the 1M accounts, trends over 10M points.
+# A snapshot is timed as the eleventh of a month whose ten first are stored (the nightly job's
+# case, issue 17): before each run the eleventh's rows, run record and current state are put
+# back as they were, untimed (straight from its partition, so that no trigger recomputes).
+ELEVENTH = "2026-01-11"
+RESET_ELEVENTH = f"""DO $$ BEGIN
+    EXECUTE format('DELETE FROM health_score_internal.%I WHERE scored_at = %L',
+                   (SELECT partition_name FROM health_score_internal.partitions
+                     WHERE model = 'bench' AND from_at <= '{ELEVENTH}' AND to_at > '{ELEVENTH}'), '{ELEVENTH}');
+END $$;
+DELETE FROM health_score.snapshots WHERE scored_at = '{ELEVENTH}';
+TRUNCATE health_score_internal.current_state;
+INSERT INTO health_score_internal.current_state SELECT * FROM bench.saved_state;
+VACUUM health_score_internal.score_rows, health_score_internal.current_state"""
+SNAPSHOT = (RESET_ELEVENTH, f"SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '{ELEVENTH}', keep_inputs => false)")
+SNAPSHOT_KEEP = (RESET_ELEVENTH, f"SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '{ELEVENTH}')")
 PLAIN_INSERT = ("TRUNCATE bench.plain_scores",
-                f"INSERT INTO bench.plain_scores SELECT id::text, '2026-01-01', {HAND_ROW} FROM bench.accounts")
-# The floors: what writing a snapshot's rows costs when nothing is left to compute
-SCALARS = "model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment"
-COPY_FINISHED = ("TRUNCATE bench.plain_snapshots", "INSERT INTO bench.plain_snapshots SELECT * FROM bench.finished_rows")
-COPY_SCALARS = ("TRUNCATE bench.scalar_snapshots",
-                f"INSERT INTO bench.scalar_snapshots SELECT {SCALARS} FROM bench.finished_rows")
-COPY_KEYS = ("TRUNCATE bench.key_snapshots",
-             "INSERT INTO bench.key_snapshots SELECT model, entity_key, scored_at FROM bench.finished_rows")
+                f"INSERT INTO bench.plain_scores SELECT id::text, '{ELEVENTH}', {HAND_ROW} FROM bench.accounts")
+# The floor: what writing a snapshot's rows costs when nothing is left to compute, into tables
+# like its own (ten snapshots stored, the current state of the tenth) with the same keys
+STATE_COLUMNS = ("scored_at, model_version, score, band, band_rank, coverage, segment, previous_at, previous_score, "
+                 "previous_band, previous_band_rank")
+COPY_WRITTEN = (f"""DELETE FROM bench.history_copy WHERE scored_at = '{ELEVENTH}';
+TRUNCATE bench.state_copy; INSERT INTO bench.state_copy SELECT * FROM bench.saved_state;
+VACUUM bench.history_copy, bench.state_copy""",
+                "WITH h AS (INSERT INTO bench.history_copy SELECT * FROM bench.finished_rows) "
+                "INSERT INTO bench.state_copy AS c SELECT * FROM bench.finished_state "
+                "ON CONFLICT (model, entity_key) DO UPDATE SET "
+                + ", ".join(f"{col} = excluded.{col}" for col in STATE_COLUMNS.split(", ")))
 TREND = ("SELECT count(*), sum((t).slope_per_day) FROM "
          "(SELECT account, health_score.trend(at, score) AS t FROM bench.series GROUP BY account) x")
 PLAIN_TREND = ("SELECT count(*), sum(slope) FROM (SELECT account, count(*), min(at), max(at), min(score), max(score), "
                "regr_slope(score, extract(epoch FROM at) / 86400) AS slope FROM bench.series GROUP BY account) x")
 AUC = "SELECT health_score.auc(score, churned) FROM bench.outcomes"
 MEDIAN = "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY score) FROM bench.outcomes"
-# after the snapshot pair, health_score.scores holds the last snapshot of the 1M accounts
+# over one snapshot of the 1M accounts (store_one_snapshot)
 BACKTEST = ("SELECT count(*), sum(churned) FROM health_score.backtest('bench', 'bench.churns', 'account', "
             "'churned_on', '90 days')")
 PLAIN_JOIN = ("SELECT count(*) FROM (SELECT s.scored_at, count(*) FROM health_score.scores s "
@@ -133,13 +150,12 @@ VIEW_PAIRS = [
     ("alerts(): 23k of 1M accounts", ALERTS, "the plain reference query", PLAIN_ALERTS, None),
     ("latest, 1M accounts x 2 snapshots", LATEST, "DISTINCT ON and a lookup each", PLAIN_LATEST, None),
 ]
-HISTORY_PAIRS = [
-    ("snapshot of 1M accounts", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 1.5),
+SNAPSHOT_PAIRS = [
+    ("snapshot, 1M accounts, 10 stored", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 3.0),
+    ("snapshot, 1M accounts, 10 stored", SNAPSHOT, "copying the rows it writes", COPY_WRITTEN, 1.2),
     ("snapshot keeping inputs", SNAPSHOT_KEEP, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
-    ("snapshot of 1M accounts", SNAPSHOT, "the same rows by hand-written SQL", PLAIN_SNAPSHOT, None),
-    ("copying a snapshot's finished rows", COPY_FINISHED, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
-    ("copying their scalar columns only", COPY_SCALARS, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
-    ("copying their primary keys only", COPY_KEYS, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
+]
+HISTORY_PAIRS = [
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
     ("auc() over 1M rows", AUC, "percentile_cont(0.5) (a sort)", MEDIAN, 1.5),
     ("backtest() over 1M history rows", BACKTEST, "GROUP BY scored_at of the join", PLAIN_JOIN, 3.0),
@@ -172,7 +188,7 @@ def check_equal():
 def check_history():
     """Both sides of the history pairs compute the same numbers."""
     bad = psql(f"""
-        {SNAPSHOT[0]}; {SNAPSHOT[1]}; {PLAIN_INSERT[0]}; {PLAIN_INSERT[1]};
+        {ONE_SNAPSHOT}; {PLAIN_INSERT[0]}; {PLAIN_INSERT[1]};
         SELECT count(*) FROM health_score.scores s JOIN bench.plain_scores p USING (entity_key)
          WHERE abs(s.score - p.score) > 1e-9 * greatest(1, abs(p.score));
         SELECT (SELECT count(*) FROM health_score.scores) - (SELECT count(*) FROM bench.plain_scores);
@@ -201,7 +217,7 @@ def check_history():
 def check_snapshot_by_hand():
     """The hand-written snapshot writes what snapshot() writes, component by component."""
     bad = psql(f"""
-        {SNAPSHOT[0]}; {SNAPSHOT[1]}; {PLAIN_SNAPSHOT[0]}; {PLAIN_SNAPSHOT[1]};
+        {ONE_SNAPSHOT}; {PLAIN_SNAPSHOT[0]}; {PLAIN_SNAPSHOT[1]};
         SELECT count(*) FROM health_score.scores s FULL JOIN bench.plain_snapshots p USING (entity_key)
          WHERE s.band IS DISTINCT FROM p.band OR s.band_rank IS DISTINCT FROM p.band_rank
             OR s.coverage IS DISTINCT FROM p.coverage OR s.segment IS DISTINCT FROM p.segment
@@ -215,9 +231,32 @@ def check_snapshot_by_hand():
         sys.exit(f"MISMATCH: the hand-written snapshot differs from snapshot() on {bad} rows")
     print("checked: the hand-written snapshot writes the same score, band, coverage and components "
           "(n to 1e-12, points to 1e-9) as snapshot() for all 1M accounts")
-    # the rows the floor pairs copy: this snapshot's, as it wrote them
-    psql("TRUNCATE bench.finished_rows; INSERT INTO bench.finished_rows SELECT * FROM health_score.scores; "
-         "VACUUM ANALYZE bench.finished_rows;")
+
+
+def store_ten_snapshots():
+    """Ten snapshots of the month stored (days 1 to 10), their current state kept aside, and
+    the floor's tables filled as the snapshot pairs need them: the history copy holding the
+    same ten, the eleventh's rows and current state as snapshot writes them."""
+    days = "; ".join(f"SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-{d:02}', "
+                     "keep_inputs => false)" for d in range(1, 11))
+    psql(f"""
+        SET client_min_messages = warning;
+        TRUNCATE health_score_internal.score_rows, health_score.snapshots;
+        {days};
+        TRUNCATE bench.saved_state; INSERT INTO bench.saved_state SELECT * FROM health_score_internal.current_state;
+        TRUNCATE bench.history_copy; INSERT INTO bench.history_copy SELECT * FROM health_score_internal.score_rows;
+        {SNAPSHOT[1]};
+        TRUNCATE bench.finished_rows;
+        INSERT INTO bench.finished_rows SELECT * FROM health_score_internal.score_rows WHERE scored_at = '{ELEVENTH}';
+        TRUNCATE bench.finished_state; INSERT INTO bench.finished_state SELECT * FROM health_score_internal.current_state;
+        VACUUM ANALYZE;
+    """)
+    print("stored: ten snapshots of the 1M accounts (2026-01-01 to 10), the floor's tables filled")
+
+
+def store_one_snapshot():
+    """One snapshot of the 1M accounts: what backtest reads."""
+    psql(f"SET client_min_messages = warning; {ONE_SNAPSHOT}; VACUUM ANALYZE health_score_internal.score_rows;")
 
 
 def prepare_views():
@@ -225,11 +264,11 @@ def prepare_views():
     with open("tests/cluster/alerts_reference.sql") as f:
         reference = f.read().replace("pg_temp.", "bench.")
     out = psql(f"""
-        TRUNCATE health_score.scores, health_score.snapshots;
+        TRUNCATE health_score_internal.score_rows, health_score.snapshots;
         SET client_min_messages = warning;
         SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01', keep_inputs => false);
         SELECT health_score.snapshot('bench', 'bench.accounts_later', 'id', '2026-01-08', keep_inputs => false);
-        VACUUM ANALYZE health_score.scores;
+        VACUUM ANALYZE health_score_internal.score_rows;
         DROP FUNCTION IF EXISTS bench.reference_alerts, bench.reference_changes;
         {reference}
         SELECT count(*) FROM ((SELECT * FROM health_score.alerts('bench', 10, '1 day')
@@ -291,6 +330,9 @@ def main():
     m_base = statistics.median(t_base)
     print(f"{BASELINE[0]:34} {m_base:10.1f} {' '.join(f'{t:.0f}' for t in t_base):>40}")
     if history:
+        store_ten_snapshots()
+        results += report(SNAPSHOT_PAIRS)
+        store_one_snapshot()
         results += report(HISTORY_PAIRS)
         prepare_views()
         results += report(VIEW_PAIRS)

@@ -1,6 +1,10 @@
--- One round of storage.sql: empties the history, writes ten snapshots with keep_inputs =
--- :keep_inputs (each its own transaction, as a nightly job writes them), and records the growth.
-TRUNCATE health_score.scores, health_score.snapshots;
+-- One round of storage.sql: empties the history (its partitions dropped by retention), writes
+-- ten snapshots with keep_inputs = :keep_inputs (each its own transaction, as a nightly job
+-- writes them), and records the growth.
+SELECT health_score.set_retention('bench', '1 day');
+SELECT count(*) FROM health_score.apply_retention(at => '3000-01-01');
+SELECT health_score.set_retention('bench', NULL);
+TRUNCATE health_score_internal.score_rows, health_score.snapshots;
 VACUUM;
 CHECKPOINT;
 SELECT pg_catalog.pg_database_size(pg_catalog.current_database()) AS size_before \gset

@@ -930,6 +930,7 @@ DECLARE
     error_hint text;
     repeated_key text;
     replacing boolean;
+    later boolean;
     inputs_sql text := 'NULL::jsonb';
     target text;
 BEGIN
@@ -969,6 +970,10 @@ BEGIN
         SELECT s.scored_at INTO previous_at
           FROM health_score_internal.score_rows s WHERE s.model = model_name AND s.scored_at < snapshot.at LIMIT 1;
     END IF;
+    -- whether an entity has a snapshot after this one (a snapshot of an earlier time than the
+    -- latest): then bands are compared otherwise (below)
+    later := EXISTS (SELECT FROM health_score_internal.current_state c
+                      WHERE c.model = model_name AND c.scored_at > snapshot.at);
     -- rows of this model and time exist only if an earlier run wrote them: then replace them
     replacing := EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at = snapshot.at);
     RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
@@ -1020,6 +1025,7 @@ BEGIN
                                              WHEN excluded.scored_at < c.scored_at
                                               AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band_rank
                                              ELSE c.previous_band_rank END
+            RETURNING c.entity_key, c.band_rank, c.previous_band_rank
         ), worse AS (%5$s)
         SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
                -- the first 100 keys, fewer if they would not fit NOTIFY's 8000-byte payload
@@ -1036,6 +1042,9 @@ BEGIN
          ELSE '' END,
          -- each entity's band against its latest earlier snapshot (none before the first run)
          CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
+         -- no entity has a later snapshot: this one is each entity's latest, and the current
+         -- state as it updated it holds the one before
+         WHEN NOT later THEN 'SELECT k.entity_key FROM kept k WHERE k.band_rank < k.previous_band_rank'
          -- (the current state as the statement began: its latest, or its previous, is the
          -- latest earlier snapshot unless this one is earlier still)
          ELSE 'SELECT w.entity_key FROM written w

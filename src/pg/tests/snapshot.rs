@@ -218,6 +218,7 @@ fn the_current_state_stays_exact_through_random_snapshots_deletes_and_updates() 
     };
     let mut kinds = std::collections::BTreeSet::new();
     let (mut days, mut earlier, mut replaced) = (std::collections::BTreeSet::new(), 0, 0);
+    let mut worsened_total = 0;
     for step in 0..160 {
         let day = next(40);
         let op = next(13);
@@ -251,10 +252,27 @@ fn the_current_state_stays_exact_through_random_snapshots_deletes_and_updates() 
             ),
         };
         Spi::run(&statement).unwrap();
+        if op <= 5 {
+            // the run's count of worsened bands: its entities whose band rank fell from their
+            // latest snapshot before it
+            let at = format!("timestamptz '2026-01-01' + {day} * interval '1 day'");
+            let (counted, expected) = Spi::get_two::<i64, i64>(&format!(
+                "SELECT (SELECT worsened FROM health_score.snapshots WHERE model = 'churn' AND scored_at = {at}),
+                        (SELECT count(*) FROM health_score.scores s
+                          WHERE s.model = 'churn' AND s.scored_at = {at} AND s.entity_key IN (SELECT id::text FROM src)
+                            AND s.band_rank < (SELECT p.band_rank FROM health_score.scores p
+                                                WHERE p.model = 'churn' AND p.entity_key = s.entity_key AND p.scored_at < {at}
+                                                ORDER BY p.scored_at DESC LIMIT 1))"
+            ))
+            .unwrap();
+            assert_eq!(counted, expected, "worsened bands after step {step}: {statement}");
+            worsened_total += counted.unwrap_or(0);
+        }
         kinds.insert(if op <= 5 { 0 } else { op });
         assert_eq!(latest_differences(), 0, "after step {step}: {statement}");
     }
     assert_eq!(kinds.len(), 8, "every kind of change ran");
+    assert!(worsened_total > 20, "{worsened_total} bands worsened in all");
     assert!(earlier > 10 && replaced > 10, "snapshots before the latest ({earlier}) and replacing one ({replaced})");
     let rows = Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap().unwrap();
     assert!(rows > 100, "{rows} rows of history");
