@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 
-HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]  # then optionally --history or --views-only
+HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]  # then optionally --history, --snapshots-only or --views-only
 ROUNDS = 5
 
 
@@ -311,6 +311,12 @@ def report(pairs):
 
 def main():
     history = "--history" in sys.argv
+    if "--snapshots-only" in sys.argv:  # the snapshot pairs alone (they store their own history)
+        store_ten_snapshots()
+        for ours_name, m_ours, theirs_name, m_theirs, target in report(SNAPSHOT_PAIRS):
+            goal = f"target <= {target:.2f}" if target else "no target: the cost recorded"
+            print(f"ratio {ours_name} / {theirs_name}: {m_ours / m_theirs:.2f}  ({goal})")
+        return
     if "--views-only" in sys.argv:  # the alerts and latest pairs alone (they build their own history)
         prepare_views()
         results = report(VIEW_PAIRS)

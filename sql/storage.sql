@@ -54,6 +54,10 @@ CREATE TABLE health_score_internal.partitions (
 );
 COMMENT ON TABLE health_score_internal.partitions IS
     'The partitions of health_score_internal.score_rows: each holds one model''s snapshots in [from_at, to_at). Kept by pg_dump.';
+COMMENT ON COLUMN health_score_internal.partitions.model IS 'Model name';
+COMMENT ON COLUMN health_score_internal.partitions.from_at IS 'The partition holds the snapshots at or after this time';
+COMMENT ON COLUMN health_score_internal.partitions.to_at IS '... and before this time';
+COMMENT ON COLUMN health_score_internal.partitions.partition_name IS 'The table, in schema health_score_internal';
 SELECT pg_catalog.pg_extension_config_dump('health_score_internal.partitions', '');
 
 CREATE TABLE health_score.retention (
