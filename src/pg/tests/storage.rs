@@ -7,10 +7,7 @@ use crate::pg::test_support::*;
 
 fn strings(query: &str) -> Vec<String> {
     Spi::connect(|c| {
-        c.select(query, None, &[])
-            .unwrap()
-            .map(|row| row.get::<String>(1).unwrap().unwrap_or_default())
-            .collect()
+        c.select(query, None, &[]).unwrap().map(|row| row.get::<String>(1).unwrap().unwrap_or_default()).collect()
     })
 }
 
@@ -38,8 +35,8 @@ fn a_snapshot_keeps_the_record_and_reads_back_the_components_explain_gives() {
     )
     .unwrap();
     assert_eq!(differences, Some(0));
-    let components = Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores s, jsonb_object_keys(s.components)")
-        .unwrap();
+    let components =
+        Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores s, jsonb_object_keys(s.components)").unwrap();
     assert_eq!(components, Some(3 * 5), "five components (a group and four leaves) per entity");
     // the scalars as score and band give them
     assert!(close(
@@ -63,12 +60,17 @@ fn rows_written_by_hand_keep_their_components_and_follow_updates() {
     assert_eq!(row, [r#"{"x": {"n": 0.5, "points": 12}} t"#]);
     // a new partition (March) came with it
     assert_eq!(
-        strings("SELECT format('%s %s', from_at::date, to_at::date) FROM health_score.history_partitions ORDER BY from_at"),
+        strings(
+            "SELECT format('%s %s', from_at::date, to_at::date) FROM health_score.history_partitions ORDER BY from_at"
+        ),
         ["2026-01-01 2026-02-01", "2026-03-01 2026-04-01"]
     );
     // an update of the scalars keeps the record; one of the components stores them as given
     Spi::run("UPDATE health_score.scores SET score = score + 1 WHERE entity_key = '1'").unwrap();
-    assert_eq!(strings("SELECT (record IS NOT NULL)::text FROM health_score_internal.score_rows WHERE entity_key = '1'"), ["true"]);
+    assert_eq!(
+        strings("SELECT (record IS NOT NULL)::text FROM health_score_internal.score_rows WHERE entity_key = '1'"),
+        ["true"]
+    );
     let before = strings("SELECT components::text FROM health_score.scores WHERE entity_key = '2'");
     Spi::run("UPDATE health_score.scores SET components = components || '{\"extra\": {\"points\": 0, \"n\": 0}}' WHERE entity_key = '2'")
         .unwrap();
@@ -87,7 +89,10 @@ fn rows_written_by_hand_keep_their_components_and_follow_updates() {
         "INSERT INTO health_score.scores (model, model_version, entity_key, scored_at, coverage, components)
          VALUES ('churn', 1, '10', '2026-01-02', 1, NULL)",
     );
-    assert_eq!((state.as_str(), message.as_str()), ("23502", "null value in column \"components\" of health_score.scores"));
+    assert_eq!(
+        (state.as_str(), message.as_str()),
+        ("23502", "null value in column \"components\" of health_score.scores")
+    );
     // DELETE through the view
     Spi::run("DELETE FROM health_score.scores WHERE entity_key IN ('9', '1')").unwrap();
     assert_eq!(strings("SELECT entity_key FROM health_score.scores ORDER BY 1"), ["2", "3"]);
@@ -123,10 +128,7 @@ fn partitions_follow_the_period_set_and_never_overlap() {
         ]
     );
     assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores").unwrap(), Some(15));
-    assert_eq!(
-        strings("SELECT partition_by FROM health_score.retention WHERE model = 'churn'"),
-        ["year"]
-    );
+    assert_eq!(strings("SELECT partition_by FROM health_score.retention WHERE model = 'churn'"), ["year"]);
     for (call, state) in [
         ("SELECT health_score.set_partitioning('churn', 'hour')", "22023"),
         ("SELECT health_score.set_partitioning('churn', NULL)", "22023"),
@@ -158,7 +160,10 @@ fn retention_drops_whole_partitions_and_keeps_the_current_state_exact() {
     assert_eq!(error_of("SELECT health_score.set_retention('nope', '1 year')").0, "42704");
     // without a retention nothing goes; with one, the partitions wholly before at - keep
     Spi::run("SELECT health_score.set_retention('churn', NULL)").unwrap();
-    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.apply_retention(at => '2030-01-01')").unwrap(), Some(0));
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM health_score.apply_retention(at => '2030-01-01')").unwrap(),
+        Some(0)
+    );
     Spi::run("SELECT health_score.set_retention('churn', '30 days')").unwrap();
     let dropped = strings(
         "SELECT format('%s %s', dropped_model, from_at::date) FROM health_score.apply_retention(at => '2026-03-31')",
@@ -185,6 +190,9 @@ fn retention_drops_whole_partitions_and_keeps_the_current_state_exact() {
     assert_eq!(reference, Some(0));
     // the next snapshot of a dropped month creates its partition again
     Spi::run("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-20')").unwrap();
-    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.history_partitions WHERE model = 'churn'").unwrap(), Some(2));
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM health_score.history_partitions WHERE model = 'churn'").unwrap(),
+        Some(2)
+    );
     assert_eq!(error_of("SELECT * FROM health_score.apply_retention(at => 'infinity')").0, "22023");
 }
