@@ -2,7 +2,7 @@
 -- snapshots of 1M accounts stored, the whole latest view in at most 1.5x its time with one):
 -- the median of five reads of the whole view with one snapshot of the first :accounts of
 -- bench.accounts stored, and again after 29 more (keep_inputs => false, each its own
--- transaction), each after one untimed read. Run by `bash bench/run.sh --latest-scaling [accounts]`, after bench/setup.sql.
+-- transaction), each after a checkpoint and one untimed read. Run by `bash bench/run.sh --latest-scaling [accounts]`, after bench/setup.sql.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 TRUNCATE health_score_internal.score_rows, health_score.snapshots;
@@ -28,6 +28,8 @@ $$;
 SELECT health_score.snapshot('bench', 'bench.scaling_accounts', 'id', timestamptz '2026-01-01 00:00+00', keep_inputs => false);
 \o
 VACUUM ANALYZE health_score_internal.current_state;
+-- the snapshots' writes flushed first: the reads are timed, not the checkpointer's work
+CHECKPOINT;
 SELECT pg_temp.time_latest(1);
 \o /dev/null
 SELECT pg_catalog.format('SELECT health_score.snapshot(%L, %L, %L, %L::timestamptz, keep_inputs => false)',
@@ -36,6 +38,8 @@ SELECT pg_catalog.format('SELECT health_score.snapshot(%L, %L, %L, %L::timestamp
 \gexec
 \o
 VACUUM ANALYZE health_score_internal.current_state;
+-- the snapshots' writes flushed first: the reads are timed, not the checkpointer's work
+CHECKPOINT;
 SELECT pg_temp.time_latest(30);
 \echo
 \echo == the whole latest view over :accounts accounts, by snapshots stored

@@ -1396,7 +1396,7 @@ CREATE TABLE health_score.retention (
     keep         interval,
     partition_by text NOT NULL DEFAULT 'month' CHECK (partition_by IN ('day', 'week', 'month', 'quarter', 'year')),
     set_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    set_by       name NOT NULL DEFAULT CURRENT_USER
+    set_by       name NOT NULL DEFAULT SESSION_USER
 );
 COMMENT ON TABLE health_score.retention IS
     'Per model: how long its snapshots are kept (health_score.set_retention; no row or NULL: for ever) and the period of its partitions (health_score.set_partitioning; a month by default). Kept by pg_dump.';
@@ -1404,7 +1404,7 @@ COMMENT ON COLUMN health_score.retention.model IS 'Model name';
 COMMENT ON COLUMN health_score.retention.keep IS 'Snapshots older than this are dropped by health_score.apply_retention, a whole partition at a time; NULL keeps them';
 COMMENT ON COLUMN health_score.retention.partition_by IS 'The period of each new partition: day, week, month, quarter or year (UTC)';
 COMMENT ON COLUMN health_score.retention.set_at IS 'When the setting was last changed';
-COMMENT ON COLUMN health_score.retention.set_by IS 'The role that last changed it';
+COMMENT ON COLUMN health_score.retention.set_by IS 'The session''s login role (session_user) that last changed it';
 SELECT pg_catalog.pg_extension_config_dump('health_score.retention', '');
 
 -- SECURITY DEFINER (docs/security.md): a partition is created by the owner of
