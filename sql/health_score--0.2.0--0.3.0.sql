@@ -933,6 +933,7 @@ DECLARE
     later boolean;
     inputs_sql text := 'NULL::jsonb';
     target text;
+    scored_sql text := 'SELECT * FROM rows';
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
         RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
@@ -955,6 +956,27 @@ BEGIN
                                                      AND a.attnum > 0 AND NOT a.attisdropped)
          GROUP BY keys;
         inputs_sql := coalesce(inputs_sql, 'NULL::jsonb');
+    END IF;
+    -- under band hysteresis the band stored depends on each entity's band in its latest
+    -- snapshot before this one: the current state as the statement began holds it (its
+    -- latest, or its previous when this snapshot is not after the latest), else a probe
+    IF EXISTS (SELECT FROM health_score.model_versions v
+                WHERE v.name = model_name AND v.version = model_version
+                  AND (coalesce((v.config->>'band_hysteresis')::float8, 0) > 0
+                       OR EXISTS (SELECT FROM jsonb_each(v.config->'segments'->'overrides') o
+                                   WHERE coalesce((o.value->>'band_hysteresis')::float8, 0) > 0))) THEN
+        scored_sql := format($h$
+            SELECT r.entity_key, r.score, (r.b).band, (r.b).band_rank, r.coverage, r.segment, r.record, r.inputs
+              FROM (SELECT r.*, health_score_internal._band_after(%L, r.segment, r.score,
+                        CASE WHEN c.scored_at < $3 THEN c.band
+                             WHEN c.previous_at < $3 THEN c.previous_band
+                             WHEN c.scored_at IS NULL THEN NULL
+                             ELSE (SELECT p.band FROM health_score_internal.score_rows p
+                                    WHERE p.model = $1 AND p.entity_key = r.entity_key AND p.scored_at < $3
+                                    ORDER BY p.scored_at DESC LIMIT 1) END) AS b
+                      FROM rows r
+                      LEFT JOIN health_score_internal.current_state c ON c.model = $1 AND c.entity_key = r.entity_key
+                    OFFSET 0) r$h$, model_name || '@' || model_version);
     END IF;
     PERFORM health_score_internal._require_column('snapshot', snapshot.source, snapshot.key_column,
         'key_column names the column that identifies each entity, such as ''account_id''');
@@ -983,12 +1005,12 @@ BEGIN
     -- leave it alone while this says so; the setting ends with the statement's block)
     PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
     EXECUTE format($q$
-        WITH scored AS (
+        WITH rows AS (
             SELECT k AS entity_key, (e).*, inputs
               FROM (SELECT src.%1$I::text AS k,
                            health_score_internal._snapshot_record(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
                       FROM %3$s AS src OFFSET 0) rows
-        ), written AS (
+        ), scored AS (%8$s), written AS (
             INSERT INTO health_score_internal.%7$I AS t
                    (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs)
             SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, record, inputs FROM scored
@@ -1054,7 +1076,7 @@ BEGIN
                                          ELSE (SELECT p.band_rank FROM health_score_internal.score_rows p
                                                 WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
                                                 ORDER BY p.scored_at DESC LIMIT 1) END' END,
-         inputs_sql, target)
+         inputs_sql, target, scored_sql)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     PERFORM set_config('health_score.current_state_kept_by', '', true);
@@ -2084,6 +2106,135 @@ REVOKE EXECUTE ON FUNCTION health_score.set_retention(text, interval), health_sc
 GRANT EXECUTE ON FUNCTION health_score.set_retention(text, interval), health_score.set_partitioning(text, text),
     health_score_internal._set_retention(text, boolean, interval, text), health_score.apply_retention(text, timestamptz)
   TO health_score_admin;
+
+-------------------------------------------------------------------------------------------
+-- Issue 18, part 2: band hysteresis
+-------------------------------------------------------------------------------------------
+-- band(model, input, previous_band) for a caller who knows the previous band; snapshot stores
+-- the band with hysteresis from each entity's previous snapshot (health_score.snapshot below).
+CREATE FUNCTION health_score.band(model jsonb, input jsonb, previous_band text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_after_jj' LANGUAGE C IMMUTABLE PARALLEL SAFE COST 100;
+CREATE FUNCTION health_score.band(model text, input jsonb, previous_band text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_after_nj' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+CREATE FUNCTION health_score.band(model jsonb, input record, previous_band text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_after_jr' LANGUAGE C STABLE PARALLEL SAFE COST 25;
+CREATE FUNCTION health_score.band(model text, input record, previous_band text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_after_nr' LANGUAGE C STABLE PARALLEL SAFE COST 25;
+COMMENT ON FUNCTION health_score.band(jsonb, jsonb, text) IS 'Risk band with the model''s band_hysteresis: previous_band is kept while the score stays within the margin of its bounds; NULL previous_band gives the plain band';
+COMMENT ON FUNCTION health_score.band(text, jsonb, text) IS 'Risk band with band_hysteresis from a previous band, under a registered model';
+COMMENT ON FUNCTION health_score.band(jsonb, record, text) IS 'Risk band of a table row with band_hysteresis from a previous band, under an inline model';
+COMMENT ON FUNCTION health_score.band(text, record, text) IS 'Risk band of a table row with band_hysteresis from a previous band, under a registered model';
+
+-- The band a snapshot stores under a model with band hysteresis: kept from the entity's
+-- previous snapshot's band while the score stays within the margin (the spec's rule).
+CREATE TYPE health_score_internal._band AS (
+    band       text,
+    band_rank  integer
+);
+COMMENT ON TYPE health_score_internal._band IS
+    'A band and its rank (0 = the worst), as health_score_internal._band_after gives them';
+CREATE FUNCTION health_score_internal._band_after(model text, segment text, score double precision, previous_band text)
+    RETURNS health_score_internal._band
+    AS 'MODULE_PATHNAME', 'hs_band_after_stored' LANGUAGE C STABLE PARALLEL SAFE COST 5;
+COMMENT ON FUNCTION health_score_internal._band_after(text, text, double precision, text) IS
+    'The band of a score of a model version (''name@3'') under the segment override named (NULL: none), with the model''s band hysteresis from the previous band (NULL: the plain band); NULL for a NULL score';
+REVOKE EXECUTE ON FUNCTION health_score_internal._band_after(text, text, double precision, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score_internal._band_after(text, text, double precision, text) TO health_score_admin;
+
+-------------------------------------------------------------------------------------------
+-- Issue 18, part 4: parent accounts (the parent_health aggregate, sql/parent.sql)
+-------------------------------------------------------------------------------------------
+
+CREATE TYPE health_score.parent_summary AS (
+    score             double precision,
+    band              text,
+    children          bigint,
+    left_out          bigint,
+    total_weight      double precision,
+    lowest_child      text,
+    lowest_score      double precision,
+    children_per_band jsonb,
+    components        jsonb
+);
+COMMENT ON TYPE health_score.parent_summary IS 'A parent account''s health from its children''s, as health_score.parent_health returns it';
+COMMENT ON COLUMN health_score.parent_summary.score IS 'The weight-averaged score of the children counted; NULL when none is';
+COMMENT ON COLUMN health_score.parent_summary.band IS 'The band of that score under the model''s bands';
+COMMENT ON COLUMN health_score.parent_summary.children IS 'Children counted: a score and a positive, finite weight';
+COMMENT ON COLUMN health_score.parent_summary.left_out IS 'Children left out: a NULL score, or a NULL, non-positive or non-finite weight';
+COMMENT ON COLUMN health_score.parent_summary.total_weight IS 'The sum of the counted children''s weights';
+COMMENT ON COLUMN health_score.parent_summary.lowest_child IS 'The key of the counted child with the lowest score (the smallest key among ties)';
+COMMENT ON COLUMN health_score.parent_summary.lowest_score IS 'Its score';
+COMMENT ON COLUMN health_score.parent_summary.children_per_band IS 'Counted children per band, {"red": 1, "yellow": 0, "green": 2}: every band of the model, and any other band a child came with';
+COMMENT ON COLUMN health_score.parent_summary.components IS 'Per component, the weight-averaged points of the children (the top-level ones add up to score); NULL unless every counted child gave its components';
+
+CREATE FUNCTION health_score_internal._parent_trans(internal, text, text, double precision, double precision) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_parent_trans' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_parent_trans' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_trans(internal, text, text, double precision, double precision, text, jsonb) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_parent_trans' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision, text, jsonb) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_parent_trans' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_parent_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_parent_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'hs_parent_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_final(internal) RETURNS health_score.parent_summary
+    AS 'MODULE_PATHNAME', 'hs_parent_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._parent_trans(internal, text, text, double precision, double precision) IS 'parent_health transition: adds one child';
+COMMENT ON FUNCTION health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision) IS 'parent_health transition: adds one child';
+COMMENT ON FUNCTION health_score_internal._parent_trans(internal, text, text, double precision, double precision, text, jsonb) IS 'parent_health transition: adds one child, with its band and components';
+COMMENT ON FUNCTION health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision, text, jsonb) IS 'parent_health transition: adds one child, with its band and components';
+COMMENT ON FUNCTION health_score_internal._parent_combine(internal, internal) IS 'parent_health combine: merges two partial states (parallel aggregation)';
+COMMENT ON FUNCTION health_score_internal._parent_serialize(internal) IS 'parent_health serialize: state to bytea for parallel workers';
+COMMENT ON FUNCTION health_score_internal._parent_deserialize(bytea, internal) IS 'parent_health deserialize: bytea back to a state';
+COMMENT ON FUNCTION health_score_internal._parent_final(internal) IS 'parent_health final: the summary (reads the state only, so it also serves window frames)';
+
+CREATE AGGREGATE health_score.parent_health(model text, child_key text, score double precision, weight double precision) (
+    SFUNC = health_score_internal._parent_trans, STYPE = internal,
+    FINALFUNC = health_score_internal._parent_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._parent_combine, SERIALFUNC = health_score_internal._parent_serialize,
+    DESERIALFUNC = health_score_internal._parent_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE health_score.parent_health(model jsonb, child_key text, score double precision, weight double precision) (
+    SFUNC = health_score_internal._parent_trans, STYPE = internal,
+    FINALFUNC = health_score_internal._parent_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._parent_combine, SERIALFUNC = health_score_internal._parent_serialize,
+    DESERIALFUNC = health_score_internal._parent_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE health_score.parent_health(model text, child_key text, score double precision, weight double precision,
+                                            band text, components jsonb) (
+    SFUNC = health_score_internal._parent_trans, STYPE = internal,
+    FINALFUNC = health_score_internal._parent_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._parent_combine, SERIALFUNC = health_score_internal._parent_serialize,
+    DESERIALFUNC = health_score_internal._parent_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE health_score.parent_health(model jsonb, child_key text, score double precision, weight double precision,
+                                            band text, components jsonb) (
+    SFUNC = health_score_internal._parent_trans, STYPE = internal,
+    FINALFUNC = health_score_internal._parent_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._parent_combine, SERIALFUNC = health_score_internal._parent_serialize,
+    DESERIALFUNC = health_score_internal._parent_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE health_score.parent_health(text, text, double precision, double precision) IS
+    'A parent account''s health from its children: the weight-averaged score (NULL scores and NULL or non-positive weights left out, and counted), its band under the model''s bands, the lowest child, children per band (each child''s band of its score); parallel';
+COMMENT ON AGGREGATE health_score.parent_health(jsonb, text, double precision, double precision) IS
+    'A parent account''s health from its children, under an inline model';
+COMMENT ON AGGREGATE health_score.parent_health(text, text, double precision, double precision, text, jsonb) IS
+    'A parent account''s health from its children''s snapshots: with each child''s band (as stored; NULL: the band of its score) and components (as health_score.scores holds them), the weight-averaged points per component, which add up to the parent''s score';
+COMMENT ON AGGREGATE health_score.parent_health(jsonb, text, double precision, double precision, text, jsonb) IS
+    'A parent account''s health from its children''s bands and components, under an inline model';
+
+-- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
+-- them), so nobody may (docs/security.md).
+REVOKE EXECUTE ON FUNCTION
+    health_score_internal._parent_trans(internal, text, text, double precision, double precision),
+    health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision),
+    health_score_internal._parent_trans(internal, text, text, double precision, double precision, text, jsonb),
+    health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision, text, jsonb),
+    health_score_internal._parent_combine(internal, internal),
+    health_score_internal._parent_deserialize(bytea, internal),
+    health_score_internal._parent_final(internal),
+    health_score_internal._parent_serialize(internal)
+  FROM PUBLIC;
 
 -------------------------------------------------------------------------------------------
 -- Last: the privileges users granted on the extension's objects stay theirs

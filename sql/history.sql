@@ -122,6 +122,7 @@ DECLARE
     later boolean;
     inputs_sql text := 'NULL::jsonb';
     target text;
+    scored_sql text := 'SELECT * FROM rows';
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
         RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
@@ -144,6 +145,27 @@ BEGIN
                                                      AND a.attnum > 0 AND NOT a.attisdropped)
          GROUP BY keys;
         inputs_sql := coalesce(inputs_sql, 'NULL::jsonb');
+    END IF;
+    -- under band hysteresis the band stored depends on each entity's band in its latest
+    -- snapshot before this one: the current state as the statement began holds it (its
+    -- latest, or its previous when this snapshot is not after the latest), else a probe
+    IF EXISTS (SELECT FROM health_score.model_versions v
+                WHERE v.name = model_name AND v.version = model_version
+                  AND (coalesce((v.config->>'band_hysteresis')::float8, 0) > 0
+                       OR EXISTS (SELECT FROM jsonb_each(v.config->'segments'->'overrides') o
+                                   WHERE coalesce((o.value->>'band_hysteresis')::float8, 0) > 0))) THEN
+        scored_sql := format($h$
+            SELECT r.entity_key, r.score, (r.b).band, (r.b).band_rank, r.coverage, r.segment, r.record, r.inputs
+              FROM (SELECT r.*, health_score_internal._band_after(%L, r.segment, r.score,
+                        CASE WHEN c.scored_at < $3 THEN c.band
+                             WHEN c.previous_at < $3 THEN c.previous_band
+                             WHEN c.scored_at IS NULL THEN NULL
+                             ELSE (SELECT p.band FROM health_score_internal.score_rows p
+                                    WHERE p.model = $1 AND p.entity_key = r.entity_key AND p.scored_at < $3
+                                    ORDER BY p.scored_at DESC LIMIT 1) END) AS b
+                      FROM rows r
+                      LEFT JOIN health_score_internal.current_state c ON c.model = $1 AND c.entity_key = r.entity_key
+                    OFFSET 0) r$h$, model_name || '@' || model_version);
     END IF;
     PERFORM health_score_internal._require_column('snapshot', snapshot.source, snapshot.key_column,
         'key_column names the column that identifies each entity, such as ''account_id''');
@@ -172,12 +194,12 @@ BEGIN
     -- leave it alone while this says so; the setting ends with the statement's block)
     PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
     EXECUTE format($q$
-        WITH scored AS (
+        WITH rows AS (
             SELECT k AS entity_key, (e).*, inputs
               FROM (SELECT src.%1$I::text AS k,
                            health_score_internal._snapshot_record(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
                       FROM %3$s AS src OFFSET 0) rows
-        ), written AS (
+        ), scored AS (%8$s), written AS (
             INSERT INTO health_score_internal.%7$I AS t
                    (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs)
             SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, record, inputs FROM scored
@@ -243,7 +265,7 @@ BEGIN
                                          ELSE (SELECT p.band_rank FROM health_score_internal.score_rows p
                                                 WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
                                                 ORDER BY p.scored_at DESC LIMIT 1) END' END,
-         inputs_sql, target)
+         inputs_sql, target, scored_sql)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     PERFORM set_config('health_score.current_state_kept_by', '', true);

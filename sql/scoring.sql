@@ -54,6 +54,19 @@ COMMENT ON FUNCTION health_score.band(text, jsonb) IS 'Risk band name of the sco
 COMMENT ON FUNCTION health_score.band(jsonb, record) IS 'Risk band name of a table row''s score under an inline model';
 COMMENT ON FUNCTION health_score.band(text, record) IS 'Risk band name of a table row''s score under a registered model';
 
+CREATE FUNCTION health_score.band(model jsonb, input jsonb, previous_band text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_after_jj' LANGUAGE C IMMUTABLE PARALLEL SAFE COST 100;
+CREATE FUNCTION health_score.band(model text, input jsonb, previous_band text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_after_nj' LANGUAGE C STABLE PARALLEL SAFE COST 100;
+CREATE FUNCTION health_score.band(model jsonb, input record, previous_band text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_after_jr' LANGUAGE C STABLE PARALLEL SAFE COST 25;
+CREATE FUNCTION health_score.band(model text, input record, previous_band text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_after_nr' LANGUAGE C STABLE PARALLEL SAFE COST 25;
+COMMENT ON FUNCTION health_score.band(jsonb, jsonb, text) IS 'Risk band with the model''s band_hysteresis: previous_band is kept while the score stays within the margin of its bounds; NULL previous_band gives the plain band';
+COMMENT ON FUNCTION health_score.band(text, jsonb, text) IS 'Risk band with band_hysteresis from a previous band, under a registered model';
+COMMENT ON FUNCTION health_score.band(jsonb, record, text) IS 'Risk band of a table row with band_hysteresis from a previous band, under an inline model';
+COMMENT ON FUNCTION health_score.band(text, record, text) IS 'Risk band of a table row with band_hysteresis from a previous band, under a registered model';
+
 CREATE FUNCTION health_score.assess(model jsonb, input jsonb) RETURNS health_score.assessment
     AS 'MODULE_PATHNAME', 'hs_assess_jj' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.assess(model text, input jsonb) RETURNS health_score.assessment

@@ -185,6 +185,22 @@ GRANT EXECUTE ON FUNCTION
     health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
   TO health_score_admin;
 
+-- The band a snapshot stores under a model with band hysteresis: kept from the entity's
+-- previous snapshot's band while the score stays within the margin (the spec's rule).
+CREATE TYPE health_score_internal._band AS (
+    band       text,
+    band_rank  integer
+);
+COMMENT ON TYPE health_score_internal._band IS
+    'A band and its rank (0 = the worst), as health_score_internal._band_after gives them';
+CREATE FUNCTION health_score_internal._band_after(model text, segment text, score double precision, previous_band text)
+    RETURNS health_score_internal._band
+    AS 'MODULE_PATHNAME', 'hs_band_after_stored' LANGUAGE C STABLE PARALLEL SAFE COST 5;
+COMMENT ON FUNCTION health_score_internal._band_after(text, text, double precision, text) IS
+    'The band of a score of a model version (''name@3'') under the segment override named (NULL: none), with the model''s band hysteresis from the previous band (NULL: the plain band); NULL for a NULL score';
+REVOKE EXECUTE ON FUNCTION health_score_internal._band_after(text, text, double precision, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score_internal._band_after(text, text, double precision, text) TO health_score_admin;
+
 -- The view every reader and writer of snapshots uses: the columns and meaning of the table it
 -- replaced in 0.3.0, the components read back from the stored record.
 CREATE VIEW health_score.scores AS

@@ -259,6 +259,8 @@ macro_rules! four_forms {
     };
 }
 
+pub(super) use four_forms;
+
 macro_rules! columns_form {
     ($imp:ident: $name:ident/$finfo:ident) => {
         v1_function!($name, $finfo, |fcinfo| { $imp(fcinfo, ModelKind::ByType, InputKind::Columns) });

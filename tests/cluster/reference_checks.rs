@@ -60,6 +60,25 @@ fn random_models_score_through_sql_as_the_reference_says() {
                 assert_eq!(row.get::<_, Option<String>>(5), band, "{what}: band() and assess() differ");
                 assert!(close(coverage, expected.coverage), "{what}: coverage {coverage} vs {}", expected.coverage);
                 assert_eq!(segment, expected.segment, "{what}");
+                // with hysteresis from the case's previous band (the spec's signature)
+                let after: Option<String> = c
+                    .query_one(
+                        "SELECT health_score.band($1::text::jsonb, $2::text::jsonb, $3::text)",
+                        &[&model, &input, &case.previous_band],
+                    )
+                    .unwrap_or_else(|e| panic!("{what}: band with a previous band failed: {e}"))
+                    .get(0);
+                let (expected_after, bounds) = reference::band_after(
+                    &case.model,
+                    segment.as_deref(),
+                    expected.score,
+                    case.previous_band.as_deref(),
+                );
+                if after != expected_after {
+                    let s = score.unwrap();
+                    let near = bounds.iter().any(|b| (s - b).abs() <= 1e-9 * b.abs().max(1.0));
+                    assert!(near, "{what}: band after {:?}: {after:?} vs {expected_after:?}", case.previous_band);
+                }
                 if band != expected.band {
                     // either band is right for a score within 1e-9 relative of a band's min
                     let near =

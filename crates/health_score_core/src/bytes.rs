@@ -19,6 +19,7 @@ pub enum StateKind {
     Auc = 3,
     Backtest = 4,
     Fit = 5,
+    Parent = 6,
 }
 
 /// The header a state of `kind` starts with.

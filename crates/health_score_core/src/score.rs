@@ -290,6 +290,37 @@ impl Model {
         bands.get(rank).map(|b| (rank, b))
     }
 
+    /// The band of a score for an entity whose previous band is known (`band_hysteresis`):
+    /// the previous band, found by name among the bands in force, is kept while
+    /// `lo - h <= score < hi + h` (its own `min` and the next band's); otherwise, and when the
+    /// previous band is unknown or not among them, the plain band.
+    pub fn band_after(
+        &self,
+        segment: Option<usize>,
+        score: Option<f64>,
+        previous: Option<&str>,
+    ) -> Option<(usize, &Band)> {
+        let plain = self.band_of(segment, score)?;
+        let variant = self.variant(segment);
+        let (Some(bands), Some(previous), Some(s)) = (variant.bands.as_ref(), previous, score) else {
+            return Some(plain);
+        };
+        let h = variant.band_hysteresis;
+        let Some(p) = bands.iter().position(|b| b.name == previous) else { return Some(plain) };
+        let lo = bands[p].min;
+        let within_upper = bands.get(p + 1).is_none_or(|next| s < next.min + h);
+        if lo - h <= s && within_upper {
+            Some((p, &bands[p]))
+        } else {
+            Some(plain)
+        }
+    }
+
+    /// The index of the segment override named `name` (as `segment_name` gives it).
+    pub fn segment_index(&self, name: &str) -> Option<usize> {
+        self.overrides.iter().position(|(category, _)| category == name)
+    }
+
     /// Churn probability by the model's calibration, if it has one.
     pub fn churn_probability(&self, score: Option<f64>) -> Option<f64> {
         let (a, b) = self.calibration?;

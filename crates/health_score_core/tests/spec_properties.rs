@@ -47,6 +47,16 @@ proptest! {
                     let near = model.variant(eval.segment).bands.iter().flatten().any(|b| close(b.min, s));
                     prop_assert!(near, "band {:?} vs {:?} for score {:?}", band, r.band, eval.score);
                 }
+                // with hysteresis from a previous band: the spec's rule, either band accepted
+                // within 1e-9 × max(1, |bound|) of a bound it depends on
+                let previous = case.previous_band.as_deref();
+                let ours = model.band_after(eval.segment, eval.score, previous).map(|(_, b)| b.name.clone());
+                let (theirs, bounds) = reference::band_after(&case.model, r.segment.as_deref(), r.score, previous);
+                if ours != theirs {
+                    let s = eval.score.unwrap_or(0.0);
+                    let near = bounds.iter().any(|b| (s - b).abs() <= 1e-9 * b.abs().max(1.0));
+                    prop_assert!(near, "band after {:?}: {:?} vs {:?} for score {:?}\n{}", previous, ours, theirs, eval.score, case.model);
+                }
                 let rows = model.explain(&values, &eval);
                 prop_assert_eq!(rows.len(), r.rows.len());
                 for (a, b) in rows.iter().zip(r.rows.iter()) {

@@ -68,6 +68,16 @@ impl Checker {
         }
     }
 
+    pub(super) fn non_negative(&mut self, json: &Json, path: &Path) -> Option<f64> {
+        let v = self.number(json, path)?;
+        if v >= 0.0 {
+            Some(v)
+        } else {
+            self.fault(path, format!("must be 0 or more ({})", fmt_num(v)));
+            None
+        }
+    }
+
     pub(super) fn boolean(&mut self, json: &Json, path: &Path) -> Option<bool> {
         match json {
             Json::Bool(b) => Some(*b),

@@ -90,6 +90,8 @@ pub struct Variant {
     /// and no product of a weight underflows; shares are the same.
     pub working_weights: Vec<f64>,
     pub bands: Option<Vec<Band>>,
+    /// Points of margin before a known previous band is left (`band_hysteresis`, 0 = none).
+    pub band_hysteresis: f64,
     /// The components in force, children before parents, for evaluation without recursion.
     pub program: Vec<Step>,
     /// How many accumulators the program uses (one per group in force, plus the top level).

@@ -3,13 +3,14 @@
 use super::{Band, Node, OnInvalid, Step, StepKind, Variant};
 use crate::normalize::Normalizer;
 
-/// The variant of the given weights, normalizers and bands, compiled.
+/// The variant of the given weights, normalizers, bands and band hysteresis, compiled.
 pub(super) fn compile_variant(
     nodes: &[Node],
     top: &[usize],
     given: Vec<f64>,
     normalizers: Vec<Option<Normalizer>>,
     bands: Option<Vec<Band>>,
+    band_hysteresis: f64,
 ) -> Variant {
     let weights = working_weights(nodes, top, &given);
     let shares = compute_shares(nodes, top, &weights);
@@ -22,6 +23,7 @@ pub(super) fn compile_variant(
         weights: given,
         working_weights: weights,
         bands,
+        band_hysteresis,
         program,
         accumulators,
         top_weight: (top_weight, 1.0 / top_weight),

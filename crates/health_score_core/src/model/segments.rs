@@ -12,6 +12,8 @@ pub(super) struct Override {
     pub(super) weights: Vec<f64>,
     pub(super) normalizers: Vec<Option<Normalizer>>,
     pub(super) bands: Option<Vec<Band>>,
+    /// Its own band hysteresis margin; None keeps the model's.
+    pub(super) band_hysteresis: Option<f64>,
 }
 
 impl Checker {
@@ -35,7 +37,7 @@ impl Checker {
         for (category, body) in entries.unwrap_or_default() {
             let p = overrides_path.key(category);
             let Some(override_members) = self.object(body, &p) else { continue };
-            self.allow_keys(override_members, &["weights", "normalize", "bands", "description"], &p);
+            self.allow_keys(override_members, &["weights", "normalize", "bands", "band_hysteresis", "description"], &p);
             self.description(override_members, &p);
             let weights = match body.get("weights") {
                 Some(w) => self.override_weights(w, &p.key("weights"), draft),
@@ -49,8 +51,10 @@ impl Checker {
                 Some(b) => self.bands(b, &p.key("bands")),
                 None => bands.clone(),
             };
+            let band_hysteresis =
+                body.get("band_hysteresis").and_then(|h| self.non_negative(h, &p.key("band_hysteresis")));
             by_category.insert(category.clone(), overrides.len());
-            overrides.push(Override { category: category.clone(), weights, normalizers, bands });
+            overrides.push(Override { category: category.clone(), weights, normalizers, bands, band_hysteresis });
         }
         let segments = key.map(|k| {
             let slot = inputs.slot_of(k);

@@ -19,6 +19,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "min_coverage",
     "bands",
     "segments",
+    "band_hysteresis",
     "calibration",
     "description",
 ];
@@ -42,6 +43,8 @@ pub(super) fn check(json: &Json) -> Result<Model, Vec<Fault>> {
         json.get("on_invalid").map(|o| c.on_invalid(o, &root.key("on_invalid"))).unwrap_or(Some(OnInvalid::Error));
     let min_coverage = json.get("min_coverage").map(|m| c.unit(m, &root.key("min_coverage"))).unwrap_or(Some(0.0));
     let bands = json.get("bands").and_then(|b| c.bands(b, &root.key("bands")));
+    let hysteresis =
+        json.get("band_hysteresis").and_then(|h| c.non_negative(h, &root.key("band_hysteresis"))).unwrap_or(0.0);
     let calibration = json.get("calibration").and_then(|cal| {
         let p = root.key("calibration");
         let members = c.object(cal, &p)?;
@@ -94,10 +97,13 @@ pub(super) fn check(json: &Json) -> Result<Model, Vec<Fault>> {
         return Err(c.faults);
     }
     let nodes = draft.nodes;
-    let base = compile_variant(&nodes, &top, draft.weights, draft.normalizers, bands);
+    let base = compile_variant(&nodes, &top, draft.weights, draft.normalizers, bands, hysteresis);
     let overrides = overrides
         .into_iter()
-        .map(|o| (o.category, compile_variant(&nodes, &top, o.weights, o.normalizers, o.bands)))
+        .map(|o| {
+            let margin = o.band_hysteresis.unwrap_or(hysteresis);
+            (o.category, compile_variant(&nodes, &top, o.weights, o.normalizers, o.bands, margin))
+        })
         .collect();
     Ok(Model {
         scale: scale.unwrap_or(100.0),

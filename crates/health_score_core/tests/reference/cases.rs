@@ -113,6 +113,8 @@ fn build(
 pub struct Case {
     pub model: Value,
     pub input: Value,
+    /// A previous band to score with hysteresis from (a name of either list, an unknown one, none).
+    pub previous_band: Option<String>,
 }
 
 fn input_value() -> impl Strategy<Value = Value> {
@@ -141,8 +143,14 @@ pub fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec(input_value(), 40),
         prop_oneof![Just("smb"), Just("ent"), Just("other")],
         prop_oneof![Just(100.0), Just(10.0), Just(1.0)],
+        (
+            prop::option::of(prop_oneof![Just(0.0), Just(0.03), Just(0.15), Just(0.5)]),
+            prop::option::of(prop_oneof![Just(0.0), Just(0.1), Just(0.3)]),
+            prop::option::of(prop_oneof![Just("red"), Just("yellow"), Just("green"), Just("bad"), Just("good"), Just("Red")]),
+        ),
     )
-        .prop_map(|(shapes, extras, missing, invalid, min_cov, with_bands, with_segments, overrides, values, plan, scale)| {
+        .prop_map(|(shapes, extras, missing, invalid, min_cov, with_bands, with_segments, overrides, values, plan, scale, margins)| {
+            let (model_margin, override_margin, previous_band) = margins;
             let mut counter = 0;
             let mut names = Vec::new();
             let mut extras_iter = extras.into_iter();
@@ -153,6 +161,10 @@ pub fn case() -> impl Strategy<Value = Case> {
             if let Some(c) = min_cov { if c < 0.6 { model["min_coverage"] = json!(c); } }
             if with_bands {
                 model["bands"] = json!([{"name": "red", "min": 0}, {"name": "yellow", "min": 0.4 * scale}, {"name": "green", "min": 0.7 * scale}]);
+            }
+            // valid with or without bands (without, it has no effect)
+            if let Some(h) = model_margin {
+                model["band_hysteresis"] = json!(h * scale);
             }
             if with_segments {
                 let mut weights = serde_json::Map::new();
@@ -168,6 +180,9 @@ pub fn case() -> impl Strategy<Value = Case> {
                     "ent": {"weights": weights, "normalize": norms, "bands": [{"name": "bad", "min": 0}, {"name": "good", "min": 0.5 * scale}]},
                     "smb": {}
                 }});
+                if let Some(h) = override_margin {
+                    model["segments"]["overrides"]["ent"]["band_hysteresis"] = json!(h * scale);
+                }
             }
             let mut input = serde_json::Map::new();
             for (i, (name, _)) in names.iter().enumerate() {
@@ -177,6 +192,6 @@ pub fn case() -> impl Strategy<Value = Case> {
                 input.insert(format!("k{k}"), values[(k * 11 + 5) % values.len()].clone());
             }
             input.insert("plan".into(), json!(plan));
-            Case { model, input: Value::Object(input) }
+            Case { model, input: Value::Object(input), previous_band: previous_band.map(str::to_string) }
         })
 }

@@ -370,3 +370,40 @@ pub fn evaluate(model: &Value, input: &Value) -> Result<Outcome, String> {
     };
     Ok(Outcome { score, coverage: ctx.coverage, band, segment, rows })
 }
+
+/// The band with hysteresis (docs/model-format.md, Band hysteresis), from the JSON model: the
+/// bands and margin of the override named `segment` (each falling back to the model's), and
+/// the near boundaries `lo - h` and `hi + h` the outcome depends on, for the tolerance.
+pub fn band_after(
+    model: &Value,
+    segment: Option<&str>,
+    score: Option<f64>,
+    previous: Option<&str>,
+) -> (Option<String>, Vec<f64>) {
+    let ov = segment.and_then(|s| model["segments"]["overrides"].get(s));
+    let bands = ov.and_then(|o| o.get("bands")).or_else(|| model.get("bands"));
+    let h = ov
+        .and_then(|o| o.get("band_hysteresis"))
+        .or_else(|| model.get("band_hysteresis"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let (Some(bands), Some(s)) = (bands.and_then(Value::as_array), score) else { return (None, vec![]) };
+    let mins: Vec<f64> = bands.iter().map(|b| b["min"].as_f64().unwrap()).collect();
+    let names: Vec<&str> = bands.iter().map(|b| b["name"].as_str().unwrap()).collect();
+    let mut plain = 0;
+    for (i, m) in mins.iter().enumerate() {
+        if *m <= s {
+            plain = i;
+        }
+    }
+    let Some(p) = previous.and_then(|prev| names.iter().position(|n| *n == prev)) else {
+        return (Some(names[plain].to_string()), mins);
+    };
+    let lo = mins[p] - h;
+    let hi = mins.get(p + 1).map(|m| m + h);
+    let mut near = mins.clone();
+    near.push(lo);
+    near.extend(hi);
+    let keep = lo <= s && hi.is_none_or(|hi| s < hi);
+    (Some(names[if keep { p } else { plain }].to_string()), near)
+}
