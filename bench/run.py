@@ -78,7 +78,7 @@ def hand_snapshot():
 
 
 PLAIN_SNAPSHOT = ("TRUNCATE bench.plain_snapshots", hand_snapshot())
-ONE_SNAPSHOT = ("TRUNCATE health_score_internal.score_rows, health_score.snapshots; "
+ONE_SNAPSHOT = ("TRUNCATE health_score_internal.score_rows, health_score.snapshots; DELETE FROM health_score.alert_rules; "
                 "SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '2026-01-01', keep_inputs => false)")
 HAND_DOC = hand(lambda name, text=False: f"(doc->>'{name}')" if text else f"(doc->>'{name}')::float8")
 
@@ -107,6 +107,17 @@ INSERT INTO health_score_internal.current_state SELECT * FROM bench.saved_state;
 VACUUM health_score_internal.score_rows, health_score_internal.current_state"""
 SNAPSHOT = (RESET_ELEVENTH, f"SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '{ELEVENTH}', keep_inputs => false)")
 SNAPSHOT_KEEP = (RESET_ELEVENTH, f"SELECT health_score.snapshot('bench', 'bench.accounts', 'id', '{ELEVENTH}')")
+# The alert queue (issue 18): the eleventh snapshot of a source where 5% of the accounts lack
+# one input, with a coverage rule that fires for exactly those (50,000 new events each run),
+# against the same snapshot without rules.
+GAPS_VIEW = """CREATE OR REPLACE VIEW bench.accounts_gaps AS
+    SELECT id, CASE WHEN id % 20 = 0 THEN NULL ELSE logins END AS logins, active_share, adoption, days_since_login,
+           nps, open_tickets, csat, overdue_days FROM bench.accounts"""
+SNAPSHOT_GAPS = f"SELECT health_score.snapshot('bench', 'bench.accounts_gaps', 'id', '{ELEVENTH}', keep_inputs => false)"
+SNAPSHOT_RULES = (f"""{RESET_ELEVENTH}; {GAPS_VIEW}; TRUNCATE health_score.alert_events;
+SELECT health_score.set_alert_rule('bench', 'gaps', 'coverage_below', threshold => 0.99)""", SNAPSHOT_GAPS)
+SNAPSHOT_NO_RULES = (f"""{RESET_ELEVENTH}; {GAPS_VIEW}; TRUNCATE health_score.alert_events;
+SELECT health_score.drop_alert_rule('bench', 'gaps')""", SNAPSHOT_GAPS)
 PLAIN_INSERT = ("TRUNCATE bench.plain_scores",
                 f"INSERT INTO bench.plain_scores SELECT id::text, '{ELEVENTH}', {HAND_ROW} FROM bench.accounts")
 # The floor: what writing a snapshot's rows costs when nothing is left to compute, into tables
@@ -154,6 +165,7 @@ SNAPSHOT_PAIRS = [
     ("snapshot, 1M accounts, 10 stored", SNAPSHOT, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, 3.0),
     ("snapshot, 1M accounts, 10 stored", SNAPSHOT, "copying the rows it writes", COPY_WRITTEN, 1.2),
     ("snapshot keeping inputs", SNAPSHOT_KEEP, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
+    ("snapshot, rules firing for 5%", SNAPSHOT_RULES, "the same snapshot without rules", SNAPSHOT_NO_RULES, 1.2),
 ]
 HISTORY_PAIRS = [
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),

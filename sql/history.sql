@@ -123,6 +123,7 @@ DECLARE
     inputs_sql text := 'NULL::jsonb';
     target text;
     scored_sql text := 'SELECT * FROM rows';
+    raised bigint;
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
         RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
@@ -318,6 +319,11 @@ BEGIN
        SET model_version = excluded.model_version, rows_written = excluded.rows_written,
            worsened = excluded.worsened, finished_at = excluded.finished_at;
     RAISE NOTICE 'snapshot: wrote % rows of % (% worsened their band)', written, model_name, worsened;
+    -- the alert queue: the model's rules on the entities this snapshot made current
+    IF EXISTS (SELECT FROM health_score.alert_rules r WHERE r.model = model_name) THEN
+        raised := health_score_internal._raise_alert_events(model_name, snapshot.at);
+        RAISE NOTICE 'snapshot: raised % alert events', raised;
+    END IF;
     IF worsened > 0 THEN
         PERFORM pg_notify('health_score_alerts', json_build_object(
             'model', model_name, 'model_version', model_version, 'scored_at', snapshot.at,

@@ -1,6 +1,7 @@
 //! The PostgreSQL skin: converts arguments, caches compiled models, raises errors.
 //! One module per SQL concept, each loading its concept's SQL file from `sql/`.
 
+pub mod alert_queue;
 pub mod auc;
 pub mod backtest;
 pub mod drivers;

@@ -152,6 +152,25 @@ fn a_concurrent_create_extension_in_two_databases_creates_the_roles_once() {
 }
 
 /// The first column of every row a query returns.
+/// `pg_dump -Fc` of database `src`, restored by `pg_restore` into `dst` (made anew).
+fn dump_and_restore(src: &str, dst: &str) {
+    let dump = cluster_dir().join(format!("{src}.dump"));
+    let host = cluster_dir();
+    run(Command::new(bin("pg_dump"))
+        .args(["-Fc", "-U", "postgres", "-p", &port().to_string(), "-h"])
+        .arg(&host)
+        .arg("-f")
+        .arg(&dump)
+        .arg(src));
+    let mut admin = connect("postgres");
+    recreate(&mut admin, dst);
+    run(Command::new(bin("pg_restore"))
+        .args(["-U", "postgres", "-p", &port().to_string(), "-h"])
+        .arg(&host)
+        .args(["-d", dst])
+        .arg(&dump));
+}
+
 fn column<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> Vec<T> {
     c.query(sql, &[]).unwrap().iter().map(|row| row.get(0)).collect()
 }
@@ -197,6 +216,7 @@ fn psql(db: &str, sql: &str) -> String {
     text
 }
 
+mod alert_queue;
 mod broken_models;
 mod concurrency;
 mod docs;

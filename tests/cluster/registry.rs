@@ -17,21 +17,7 @@ fn dump_and_restore_keep_the_registry() {
          SELECT health_score.create_view('account_health', 'churn', 'accounts', 'id');"
     ))
     .unwrap();
-    let dump = cluster_dir().join("registry.dump");
-    let host = cluster_dir();
-    run(Command::new(bin("pg_dump"))
-        .args(["-Fc", "-U", "postgres", "-p", &port().to_string(), "-h"])
-        .arg(&host)
-        .arg("-f")
-        .arg(&dump)
-        .arg("hs_dump_src"));
-    let mut admin = connect("postgres");
-    recreate(&mut admin, "hs_dump_dst");
-    run(Command::new(bin("pg_restore"))
-        .args(["-U", "postgres", "-p", &port().to_string(), "-h"])
-        .arg(&host)
-        .args(["-d", "hs_dump_dst"])
-        .arg(&dump));
+    dump_and_restore("hs_dump_src", "hs_dump_dst");
     let mut r = connect("hs_dump_dst");
     let versions: Vec<i32> =
         column(&mut r, "SELECT version FROM health_score.models WHERE name = 'churn' ORDER BY version");

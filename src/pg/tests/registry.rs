@@ -44,6 +44,8 @@ fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
         "SELECT count(*) FROM health_score.snapshots",
         "SELECT count(health_score.score('churn', a)) FROM accounts a",
         "SELECT count(*) FROM health_score.drivers('churn', '1', '2026-01-01', '2026-01-01')",
+        "SELECT count(*) FROM health_score.alert_rules",
+        "SELECT count(*) FROM health_score.alert_events",
     ] {
         assert_eq!(error_of(query).0, "none", "{query}");
     }
@@ -53,6 +55,9 @@ fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
         "SELECT health_score.schedule('churn', 'accounts', 'id', '* * * * *')",
         "SELECT health_score.create_view('reader_view', 'churn', 'accounts', 'id')",
         "SELECT health_score.refresh_views('churn')",
+        "SELECT health_score.set_alert_rule('churn', 'r', 'band_worsened')",
+        "SELECT health_score.claim_alert_events('reader')",
+        "UPDATE health_score.alert_events SET status = 'resolved'",
         "INSERT INTO health_score.model_versions (name, version, config) VALUES ('x', 1, '{}')",
         "UPDATE health_score.scores SET score = 0",
         "DELETE FROM health_score.scores",
@@ -66,6 +71,14 @@ fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
     assert_eq!(v2, Some(2));
     let written = Spi::get_one::<i64>("SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-01')").unwrap();
     assert_eq!(written, Some(3));
+    // the admin sets rules, its snapshots raise events, and it works the queue
+    Spi::run(
+        "SELECT health_score.set_alert_rule('churn', 'thin', 'coverage_below', threshold => 0.5);
+         SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-03-01');",
+    )
+    .unwrap();
+    let claimed = Spi::get_one::<i64>("SELECT count(*) FROM health_score.claim_alert_events('admin-worker')").unwrap();
+    assert_eq!(claimed, Some(1), "entity 3 lacks most inputs");
     Spi::run("RESET ROLE").unwrap();
     // nothing a reader could abuse, dynamic SQL with a pinned search_path, hot paths without SET
     // SECURITY DEFINER only where docs/security.md says why
