@@ -134,7 +134,7 @@ impl Model {
         if !DETAIL && variant.flat {
             if let Some((total, coverage)) = Self::evaluate_flat(variant, values) {
                 let score = (coverage >= self.min_coverage - 1e-9).then_some(self.scale * clamp01(total));
-                return Ok(Summary { segment, score, coverage });
+                return Ok(Summary { segment, score, coverage: round_coverage(coverage) });
             }
         }
         let leaf = |step: &Step, slot: usize, normalizer: &Normalizer| match values.get(slot).unwrap_or(&Value::Missing)
@@ -240,7 +240,7 @@ impl Model {
         if coverage < self.min_coverage - 1e-9 {
             score = None;
         }
-        Ok(Summary { segment, score, coverage })
+        Ok(Summary { segment, score, coverage: round_coverage(coverage) })
     }
 
     /// The common case, when every leaf counts (present and valid, or imputed): no group has
@@ -384,4 +384,11 @@ impl Model {
             }
         }
     }
+}
+
+/// Coverage as reported: the sum of the shares rounded to 12 decimals, so that full coverage is
+/// exactly 1 and three tenths is 0.3 (`WHERE coverage = 1` finds the fully covered), while
+/// `min_coverage` is checked on the sum itself.
+pub fn round_coverage(sum: f64) -> f64 {
+    (sum * 1e12).round() / 1e12
 }

@@ -370,3 +370,26 @@ fn drivers_cover_both_versions_of_a_model() {
         vec![("seats", -20.0), ("nps", -10.0), ("usage", -10.0), ("logins", 10.0), ("nps", 10.0), ("voice", 10.0)]
     );
 }
+
+#[test]
+fn coverage_is_exact_for_full_and_decimal_shares() {
+    // ten leaves of weight 1 in groups of three and seven: each share is a tenth, whose sum in
+    // doubles is 0.9999999999999999 before rounding
+    let lin = json!({"type": "linear", "min": 0, "max": 1});
+    let names: Vec<String> = (0..10).map(|i| format!("x{i}")).collect();
+    let group = |from: usize, to: usize| -> Value {
+        json!({"name": format!("g{from}"), "weight": (to - from) as f64,
+               "components": names[from..to].iter().map(|n| leaf(n, 1.0, lin.clone())).collect::<Vec<_>>()})
+    };
+    let m = model(json!({"components": [group(0, 3), group(3, 10)]}));
+    let coverage = |input: Value| {
+        let json = Json::from(&input);
+        m.evaluate(&m.values_from_json(&json)).unwrap().coverage
+    };
+    let all: serde_json::Map<String, Value> = names.iter().map(|n| (n.clone(), json!(0.5))).collect();
+    assert_eq!(coverage(Value::Object(all.clone())), 1.0);
+    let three: serde_json::Map<String, Value> = names[..3].iter().map(|n| (n.clone(), json!(0.5))).collect();
+    assert_eq!(coverage(Value::Object(three)), 0.3);
+    let nine: serde_json::Map<String, Value> = names[1..].iter().map(|n| (n.clone(), json!(0.5))).collect();
+    assert_eq!(coverage(Value::Object(nine)), 0.9);
+}
