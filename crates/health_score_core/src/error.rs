@@ -181,7 +181,7 @@ pub fn reserve<T>(v: &mut Vec<T>, additional: usize, what: &str) -> Result<()> {
 }
 
 /// Longer values are cut in messages: enough to recognise the value, not a 20,000-character line.
-const MESSAGE_VALUE_CHARS: usize = 200;
+pub(crate) const MESSAGE_VALUE_CHARS: usize = 200;
 
 /// `text` as a JSON string, cut after `MESSAGE_VALUE_CHARS` characters with "…" and its
 /// length when it is longer.

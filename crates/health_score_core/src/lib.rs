@@ -11,6 +11,7 @@ pub mod fit;
 pub mod interrupts;
 pub mod json;
 pub mod limits;
+pub mod manual;
 pub mod model;
 pub mod normalize;
 pub mod parent;
