@@ -220,6 +220,7 @@ DECLARE
     config jsonb;
     target text := format('%I.%I', _generate_view.view_schema, _generate_view.view_name);
     select_list text;
+    from_sql text;
     c record;
     saved_acl aclitem[];
     g record;
@@ -271,16 +272,19 @@ BEGIN
     FOR c IN SELECT t.component, t.model_order FROM health_score_internal._components(config) t ORDER BY t.model_order LOOP
         select_list := select_list || format(', r.points[%s] AS %I', c.model_order, c.component || '_points');
     END LOOP;
-    -- the version is pinned in the view, so its columns always match the points it reads
+    -- the version is pinned in the view, so its columns always match the points it reads; the
+    -- CSM inputs active when the view is read are gathered once per query and joined by key
+    -- (read with the view owner's rights, as the source is)
+    from_sql := format('%s AS src LEFT JOIN (%s) m ON m.entity_key = src.%I::text COLLATE "C", LATERAL health_score_internal._view_row(%L, m.manual, src) AS r',
+                       _generate_view.source, health_score_internal._manual_sql(_generate_view.model, 'pg_catalog.now()'),
+                       _generate_view.key_column, _generate_view.model || '@' || shown_version);
     BEGIN
-        EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score_internal._view_row(%L, src) AS r',
-                       target, select_list, _generate_view.source, _generate_view.model || '@' || shown_version);
+        EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s', target, select_list, from_sql);
     EXCEPTION WHEN invalid_table_definition THEN
         -- the columns changed: recreate the view, with the grants it had
         SELECT cl.relacl INTO saved_acl FROM pg_class cl WHERE cl.oid = target::regclass;
         EXECUTE format('DROP VIEW %s', target);
-        EXECUTE format('CREATE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score_internal._view_row(%L, src) AS r',
-                       target, select_list, _generate_view.source, _generate_view.model || '@' || shown_version);
+        EXECUTE format('CREATE VIEW %s AS SELECT %s FROM %s', target, select_list, from_sql);
         EXECUTE format('ALTER VIEW %s OWNER TO %I', target, _generate_view.view_owner);
         FOR g IN SELECT (aclexplode(saved_acl)).* LOOP
             IF g.grantee <> 0 AND g.grantee <> owner_id THEN
@@ -933,7 +937,10 @@ DECLARE
     later boolean;
     inputs_sql text := 'NULL::jsonb';
     target text;
-    scored_sql text := 'SELECT * FROM rows';
+    banded_sql text := 'SELECT * FROM rows';
+    scored_sql text := 'SELECT * FROM banded';
+    manual_sql text := 'NULL::jsonb';
+    manual_join text := '';
     raised bigint;
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
@@ -966,18 +973,37 @@ BEGIN
                   AND (coalesce((v.config->>'band_hysteresis')::float8, 0) > 0
                        OR EXISTS (SELECT FROM jsonb_each(v.config->'segments'->'overrides') o
                                    WHERE coalesce((o.value->>'band_hysteresis')::float8, 0) > 0))) THEN
-        scored_sql := format($h$
-            SELECT r.entity_key, r.score, (r.b).band, (r.b).band_rank, r.coverage, r.segment, r.record, r.inputs
+        -- (from the model's own band where a band override forced the one stored)
+        banded_sql := format($h$
+            SELECT r.entity_key, r.score, (r.b).band, (r.b).band_rank, r.coverage, r.segment, r.record,
+                   r.band_override, r.band_override_rank, r.manual, r.inputs
               FROM (SELECT r.*, health_score_internal._band_after(%L, r.segment, r.score,
-                        CASE WHEN c.scored_at < $3 THEN c.band
-                             WHEN c.previous_at < $3 THEN c.previous_band
+                        CASE WHEN c.scored_at < $3 THEN coalesce(c.model_band, c.band)
+                             WHEN c.previous_at < $3 THEN coalesce(c.previous_model_band, c.previous_band)
                              WHEN c.scored_at IS NULL THEN NULL
-                             ELSE (SELECT p.band FROM health_score_internal.score_rows p
+                             ELSE (SELECT coalesce(p.manual->'band'->>'model_band', p.band) FROM health_score_internal.score_rows p
                                     WHERE p.model = $1 AND p.entity_key = r.entity_key AND p.scored_at < $3
                                     ORDER BY p.scored_at DESC LIMIT 1) END) AS b
                       FROM rows r
                       LEFT JOIN health_score_internal.current_state c ON c.model = $1 AND c.entity_key = r.entity_key
                     OFFSET 0) r$h$, model_name || '@' || model_version);
+    END IF;
+    -- the CSM inputs active at the snapshot's time, gathered once per entity and joined to
+    -- the source (docs/acting.md#csm-inputs); a band override replaces the band stored, and
+    -- the model's own band is kept beside it
+    IF EXISTS (SELECT FROM health_score.manual_inputs m
+                WHERE m.model = model_name AND (m.expires_at IS NULL OR m.expires_at > snapshot.at))
+       OR EXISTS (SELECT FROM health_score.band_overrides o
+                   WHERE o.model = model_name AND (o.expires_at IS NULL OR o.expires_at > snapshot.at)) THEN
+        manual_join := format(' LEFT JOIN (%s) m ON m.entity_key = src.%I::text COLLATE "C"',
+                              health_score_internal._manual_sql(model_name, '$3'), snapshot.key_column);
+        manual_sql := 'm.manual';
+        scored_sql := $o$
+            SELECT b.entity_key, b.score, coalesce(b.band_override, b.band) AS band,
+                   coalesce(b.band_override_rank, b.band_rank) AS band_rank, b.coverage, b.segment, b.record, b.inputs,
+                   CASE WHEN b.band_override IS NULL THEN b.manual
+                        ELSE jsonb_set(b.manual, '{band,model_band}', coalesce(to_jsonb(b.band), 'null'::jsonb)) END AS manual
+              FROM banded b$o$;
     END IF;
     PERFORM health_score_internal._require_column('snapshot', snapshot.source, snapshot.key_column,
         'key_column names the column that identifies each entity, such as ''account_id''');
@@ -1009,21 +1035,23 @@ BEGIN
         WITH rows AS (
             SELECT k AS entity_key, (e).*, inputs
               FROM (SELECT src.%1$I::text AS k,
-                           health_score_internal._snapshot_record(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
-                      FROM %3$s AS src OFFSET 0) rows
-        ), scored AS (%8$s), written AS (
+                           health_score_internal._snapshot_record(%2$L, %1$L, src.%1$I::text, %9$s, src) AS e, %6$s AS inputs
+                      FROM %3$s AS src%10$s OFFSET 0) rows
+        ), banded AS (%8$s), scored AS (%11$s), written AS (
             INSERT INTO health_score_internal.%7$I AS t
-                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs)
-            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, record, inputs FROM scored
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs, manual)
+            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, record, inputs, manual FROM scored
             %4$s
-            RETURNING t.entity_key, t.model_version, t.score, t.band, t.band_rank, t.coverage, t.segment
+            RETURNING t.entity_key, t.model_version, t.score, t.band, t.band_rank, t.coverage, t.segment,
+                      t.manual->'band'->>'model_band' AS model_band
         ), kept AS (
             -- the current state, from the rows written: a later snapshot becomes the latest and
             -- the latest the previous; one at the latest's time replaces it; an earlier one
             -- becomes (or replaces) the previous when it is not before it
             INSERT INTO health_score_internal.current_state AS c
-                   (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment)
-            SELECT $1, w.entity_key, $3, w.model_version, w.score, w.band, w.band_rank, w.coverage, w.segment FROM written w
+                   (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment, model_band)
+            SELECT $1, w.entity_key, $3, w.model_version, w.score, w.band, w.band_rank, w.coverage, w.segment, w.model_band
+              FROM written w
             ON CONFLICT (model, entity_key) DO UPDATE
                SET scored_at = greatest(c.scored_at, excluded.scored_at),
                    model_version = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_version ELSE c.model_version END,
@@ -1032,6 +1060,7 @@ BEGIN
                    band_rank = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band_rank ELSE c.band_rank END,
                    coverage = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.coverage ELSE c.coverage END,
                    segment = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.segment ELSE c.segment END,
+                   model_band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_band ELSE c.model_band END,
                    previous_at = CASE WHEN excluded.scored_at > c.scored_at THEN c.scored_at
                                       WHEN excluded.scored_at < c.scored_at
                                        AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.scored_at
@@ -1047,7 +1076,11 @@ BEGIN
                    previous_band_rank = CASE WHEN excluded.scored_at > c.scored_at THEN c.band_rank
                                              WHEN excluded.scored_at < c.scored_at
                                               AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band_rank
-                                             ELSE c.previous_band_rank END
+                                             ELSE c.previous_band_rank END,
+                   previous_model_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.model_band
+                                              WHEN excluded.scored_at < c.scored_at
+                                               AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.model_band
+                                              ELSE c.previous_model_band END
             RETURNING c.entity_key, c.band_rank, c.previous_band_rank
         ), worse AS (%5$s)
         SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
@@ -1061,7 +1094,7 @@ BEGIN
              'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
                  SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
                      band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
-                     record = excluded.record, components = NULL, inputs = excluded.inputs'
+                     record = excluded.record, components = NULL, inputs = excluded.inputs, manual = excluded.manual'
          ELSE '' END,
          -- each entity's band against its latest earlier snapshot (none before the first run)
          CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
@@ -1077,7 +1110,7 @@ BEGIN
                                          ELSE (SELECT p.band_rank FROM health_score_internal.score_rows p
                                                 WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
                                                 ORDER BY p.scored_at DESC LIMIT 1) END' END,
-         inputs_sql, target, scored_sql)
+         inputs_sql, target, banded_sql, manual_sql, manual_join, scored_sql)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     PERFORM set_config('health_score.current_state_kept_by', '', true);
@@ -1386,7 +1419,8 @@ CREATE TABLE health_score_internal.score_rows (
     segment       text,
     record        bytea,
     components    jsonb,
-    inputs        jsonb
+    inputs        jsonb,
+    manual        jsonb
 ) PARTITION BY RANGE (model, scored_at);
 -- Each partition has its primary key (model, entity_key, scored_at), which serves "history of
 -- one entity" and the current state's recomputation of an entity (its two latest snapshots);
@@ -1401,6 +1435,8 @@ COMMENT ON COLUMN health_score_internal.score_rows.record IS
     'The record of the leaves (core::stored), for the model version; NULL when components holds them';
 COMMENT ON COLUMN health_score_internal.score_rows.components IS
     'The components as JSONB: rows written before 0.3.0 or by hand; NULL when record holds them';
+COMMENT ON COLUMN health_score_internal.score_rows.manual IS
+    'The manual inputs and band override applied (health_score.scores.manual); NULL when none was';
 
 -- The partitions: one row each, so that snapshot finds its partition without parsing
 -- partition bounds, and retention knows what each holds.
@@ -1516,32 +1552,35 @@ CREATE TYPE health_score_internal._snapshot_record AS (
     band_rank  integer,
     coverage   double precision,
     segment    text,
-    record     bytea
+    record     bytea,
+    band_override      text,
+    band_override_rank integer,
+    manual     jsonb
 );
 COMMENT ON TYPE health_score_internal._snapshot_record IS
-    'One entity as a compact snapshot stores it: the scalars, and the record of its leaves (health_score_internal._record_components reads it)';
-CREATE FUNCTION health_score_internal._snapshot_record(model text, key_column text, entity_key text, input record)
+    'One entity as a compact snapshot stores it: the scalars, the record of its leaves (health_score_internal._record_components reads it), and the manual inputs and band override applied';
+CREATE FUNCTION health_score_internal._snapshot_record(model text, key_column text, entity_key text, manual jsonb, input record)
     RETURNS health_score_internal._snapshot_record
     AS 'MODULE_PATHNAME', 'hs_snapshot_record' LANGUAGE C STABLE PARALLEL SAFE COST 50
     SUPPORT health_score_internal._row_support;
-COMMENT ON FUNCTION health_score_internal._snapshot_record(text, text, text, record) IS
-    'A compact snapshot''s per-row work: scores one entity and keeps the record of its leaves; errors name the entity''s key';
-CREATE FUNCTION health_score_internal._snapshot_record_columns(model text, key_column text, entity_key text, row_type oid, columns text[], VARIADIC "any")
+COMMENT ON FUNCTION health_score_internal._snapshot_record(text, text, text, jsonb, record) IS
+    'A compact snapshot''s per-row work: scores one entity, its manual inputs (the JSON of health_score_internal._manual_sql, NULL for none) applied, and keeps the record of its leaves; errors name the entity''s key';
+CREATE FUNCTION health_score_internal._snapshot_record_columns(model text, key_column text, entity_key text, manual jsonb, row_type oid, columns text[], VARIADIC "any")
     RETURNS health_score_internal._snapshot_record
     AS 'MODULE_PATHNAME', 'hs_snapshot_record_columns' LANGUAGE C STABLE PARALLEL SAFE COST 50;
-COMMENT ON FUNCTION health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any") IS
+COMMENT ON FUNCTION health_score_internal._snapshot_record_columns(text, text, text, jsonb, oid, text[], "any") IS
     'health_score_internal._snapshot_record as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score_internal._record_components(model text, record bytea) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'hs_record_components' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10;
 COMMENT ON FUNCTION health_score_internal._record_components(text, bytea) IS
     'The components (per component its points and n, as health_score.scores.components holds them) that a stored record of a model version (''name@3'') gives back; 22023 for bytes that are not one';
 REVOKE EXECUTE ON FUNCTION
-    health_score_internal._snapshot_record(text, text, text, record),
-    health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
+    health_score_internal._snapshot_record(text, text, text, jsonb, record),
+    health_score_internal._snapshot_record_columns(text, text, text, jsonb, oid, text[], "any")
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    health_score_internal._snapshot_record(text, text, text, record),
-    health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
+    health_score_internal._snapshot_record(text, text, text, jsonb, record),
+    health_score_internal._snapshot_record_columns(text, text, text, jsonb, oid, text[], "any")
   TO health_score_admin;
 
 -- The history moves into the partitions, each row as it was (its components as JSONB); the
@@ -1588,10 +1627,16 @@ CREATE TABLE health_score_internal.current_state (
     previous_score     double precision,
     previous_band      text,
     previous_band_rank integer,
+    model_band         text,
+    previous_model_band text,
     PRIMARY KEY (model, entity_key)
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE health_score_internal.current_state IS
     'Per model and entity: its latest snapshot in health_score.scores and the one before (read through health_score.latest); kept by snapshot and by triggers on health_score_internal.score_rows. Kept by pg_dump.';
+COMMENT ON COLUMN health_score_internal.current_state.model_band IS
+    'When the latest snapshot''s band was forced by a band override: the model''s own band, from which band hysteresis continues; NULL otherwise';
+COMMENT ON COLUMN health_score_internal.current_state.previous_model_band IS
+    'The same of the snapshot before the latest';
 SELECT pg_catalog.pg_extension_config_dump('health_score_internal.current_state', '');
 
 -- The statement that recomputes the current state of the entities a query of (model,
@@ -1608,7 +1653,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $f$
         )
         INSERT INTO health_score_internal.current_state AS c
         SELECT k.model, k.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
-               p.scored_at, p.score, p.band, p.band_rank
+               p.scored_at, p.score, p.band, p.band_rank, l.manual->'band'->>'model_band', p.manual->'band'->>'model_band'
           FROM k
           JOIN LATERAL (SELECT s.* FROM health_score_internal.score_rows s WHERE s.model = k.model AND s.entity_key = k.entity_key
                          ORDER BY s.scored_at DESC LIMIT 1) l ON true
@@ -1618,7 +1663,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $f$
            SET scored_at = excluded.scored_at, model_version = excluded.model_version, score = excluded.score,
                band = excluded.band, band_rank = excluded.band_rank, coverage = excluded.coverage,
                segment = excluded.segment, previous_at = excluded.previous_at, previous_score = excluded.previous_score,
-               previous_band = excluded.previous_band, previous_band_rank = excluded.previous_band_rank
+               previous_band = excluded.previous_band, previous_band_rank = excluded.previous_band_rank,
+               model_band = excluded.model_band, previous_model_band = excluded.previous_model_band
     $q$, keys)
 $f$;
 COMMENT ON FUNCTION health_score_internal._current_state_sql(text) IS
@@ -1842,7 +1888,7 @@ CREATE VIEW health_score.scores AS
 SELECT r.model, r.model_version, r.entity_key, r.scored_at, r.score, r.band, r.band_rank, r.coverage, r.segment,
        coalesce(r.components, health_score_internal._record_components(r.model || '@' || r.model_version, r.record))
            AS components,
-       r.inputs
+       r.inputs, r.manual
   FROM health_score_internal.score_rows r;
 COMMENT ON VIEW health_score.scores IS
     'Score snapshots written by health_score.snapshot (scheduled with health_score.schedule): one row per model, entity and time; INSERT, UPDATE and DELETE work as on a table. Stored compactly in health_score_internal.score_rows (kept by pg_dump).';
@@ -1859,6 +1905,8 @@ COMMENT ON COLUMN health_score.scores.components IS
     'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
 COMMENT ON COLUMN health_score.scores.inputs IS
     'The raw inputs the model version read, as text ({"input key": "value", ...}; null when missing), for health_score.rescore; NULL when snapshotted with keep_inputs => false';
+COMMENT ON COLUMN health_score.scores.manual IS
+    'The CSM inputs applied: {"inputs": {"input key": {"value", "set_by", "set_at", "expires_at", "reason"}}, "band": {"band", "model_band" (the model''s own band), "set_by", ...}}; NULL when none was';
 
 -- Changes by hand through the view, row by row, as the table took them (a row written by hand
 -- keeps its components as given). The current state follows through the triggers of
@@ -1883,9 +1931,9 @@ BEGIN
         -- the table (its trigger stands aside while this says so)
         PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
         INSERT INTO health_score_internal.score_rows
-               (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
+               (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs, manual)
         VALUES (NEW.model, NEW.model_version, NEW.entity_key, NEW.scored_at, NEW.score, NEW.band, NEW.band_rank,
-                NEW.coverage, NEW.segment, NEW.components, NEW.inputs);
+                NEW.coverage, NEW.segment, NEW.components, NEW.inputs, NEW.manual);
         PERFORM set_config('health_score.current_state_kept_by', '', true);
         EXECUTE health_score_internal._current_state_sql(
             format('SELECT %L::text COLLATE "C" AS model, %L::text COLLATE "C" AS entity_key', NEW.model, NEW.entity_key));
@@ -1895,7 +1943,7 @@ BEGIN
         UPDATE health_score_internal.score_rows r
            SET model = NEW.model, model_version = NEW.model_version, entity_key = NEW.entity_key,
                scored_at = NEW.scored_at, score = NEW.score, band = NEW.band, band_rank = NEW.band_rank,
-               coverage = NEW.coverage, segment = NEW.segment, inputs = NEW.inputs,
+               coverage = NEW.coverage, segment = NEW.segment, inputs = NEW.inputs, manual = NEW.manual,
                record = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model
                                   AND NEW.model_version = OLD.model_version THEN r.record END,
                components = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model
@@ -2081,7 +2129,8 @@ BEGIN
         DELETE FROM health_score.snapshots s WHERE s.model = policy.model AND s.scored_at < kept_from;
         DELETE FROM health_score_internal.current_state c WHERE c.model = policy.model AND c.scored_at < kept_from;
         UPDATE health_score_internal.current_state c
-           SET previous_at = NULL, previous_score = NULL, previous_band = NULL, previous_band_rank = NULL
+           SET previous_at = NULL, previous_score = NULL, previous_band = NULL, previous_band_rank = NULL,
+               previous_model_band = NULL
          WHERE c.model = policy.model AND c.previous_at < kept_from;
     END LOOP;
 END
@@ -2533,19 +2582,369 @@ GRANT EXECUTE ON FUNCTION
   TO health_score_admin;
 
 -------------------------------------------------------------------------------------------
+-- Issue 18, part 1: CSM inputs (sql/csm.sql; snapshot, the generated views and the current
+-- state, above, apply and keep them)
+-------------------------------------------------------------------------------------------
+
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'health_score_csm') THEN
+        BEGIN
+            CREATE ROLE health_score_csm NOLOGIN;
+            COMMENT ON ROLE health_score_csm IS
+                'health_score: records manual inputs and band overrides of entities (account managers); also a reader';
+        EXCEPTION WHEN unique_violation OR duplicate_object THEN
+            NULL;
+        END;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('health_score_csm', 'health_score_reader', 'MEMBER') THEN
+        BEGIN
+            GRANT health_score_reader TO health_score_csm;
+        EXCEPTION WHEN unique_violation OR duplicate_object THEN
+            NULL;
+        END;
+    END IF;
+END
+$roles$;
+
+CREATE TABLE health_score.manual_inputs (
+    model      text COLLATE "C" NOT NULL,
+    entity_key text COLLATE "C" NOT NULL,
+    input      text             NOT NULL,
+    value      text             NOT NULL,
+    reason     text             NOT NULL,
+    set_by     text             NOT NULL,
+    set_at     timestamptz      NOT NULL,
+    expires_at timestamptz,
+    PRIMARY KEY (model, entity_key, input)
+);
+COMMENT ON TABLE health_score.manual_inputs IS
+    'Manual values of a model''s inputs per entity (health_score.set_manual_input): while active they replace the source''s value in snapshot, the generated views and the scoring functions'' entity forms; kept by pg_dump';
+COMMENT ON COLUMN health_score.manual_inputs.model IS 'Model name';
+COMMENT ON COLUMN health_score.manual_inputs.entity_key IS 'The entity (account) key, as text';
+COMMENT ON COLUMN health_score.manual_inputs.input IS 'The input key the value stands for';
+COMMENT ON COLUMN health_score.manual_inputs.value IS 'The value, as text (a number''s text reads as the number)';
+COMMENT ON COLUMN health_score.manual_inputs.reason IS 'Why it was recorded';
+COMMENT ON COLUMN health_score.manual_inputs.set_by IS 'Who recorded it (the role that called set_manual_input)';
+COMMENT ON COLUMN health_score.manual_inputs.set_at IS 'When it was recorded';
+COMMENT ON COLUMN health_score.manual_inputs.expires_at IS 'From this time on it no longer applies (NULL: until cleared)';
+SELECT pg_catalog.pg_extension_config_dump('health_score.manual_inputs', '');
+
+CREATE TABLE health_score.band_overrides (
+    model      text COLLATE "C" NOT NULL,
+    entity_key text COLLATE "C" NOT NULL,
+    band       text             NOT NULL,
+    reason     text             NOT NULL,
+    set_by     text             NOT NULL,
+    set_at     timestamptz      NOT NULL,
+    expires_at timestamptz,
+    PRIMARY KEY (model, entity_key)
+);
+COMMENT ON TABLE health_score.band_overrides IS
+    'Bands forced per entity (health_score.set_band_override): while active the entity''s band is this one whatever its score; kept by pg_dump';
+COMMENT ON COLUMN health_score.band_overrides.model IS 'Model name';
+COMMENT ON COLUMN health_score.band_overrides.entity_key IS 'The entity (account) key, as text';
+COMMENT ON COLUMN health_score.band_overrides.band IS 'The band forced (a band of the list applied to the entity; ignored while it is not)';
+COMMENT ON COLUMN health_score.band_overrides.reason IS 'Why it was recorded';
+COMMENT ON COLUMN health_score.band_overrides.set_by IS 'Who recorded it';
+COMMENT ON COLUMN health_score.band_overrides.set_at IS 'When it was recorded';
+COMMENT ON COLUMN health_score.band_overrides.expires_at IS 'From this time on it no longer applies (NULL: until cleared)';
+SELECT pg_catalog.pg_extension_config_dump('health_score.band_overrides', '');
+
+CREATE SEQUENCE health_score.manual_audit_id_seq;
+COMMENT ON SEQUENCE health_score.manual_audit_id_seq IS 'Numbers the changes of manual inputs and band overrides (kept by pg_dump)';
+SELECT pg_catalog.pg_extension_config_dump('health_score.manual_audit_id_seq', '');
+CREATE TABLE health_score.manual_audit (
+    id             bigint           PRIMARY KEY DEFAULT pg_catalog.nextval('health_score.manual_audit_id_seq'::pg_catalog.regclass),
+    changed_at     timestamptz      NOT NULL,
+    changed_by     text             NOT NULL,
+    model          text COLLATE "C" NOT NULL,
+    entity_key     text COLLATE "C" NOT NULL,
+    kind           text             NOT NULL CHECK (kind IN ('input', 'band')),
+    input          text,
+    old_value      text,
+    new_value      text,
+    old_expires_at timestamptz,
+    new_expires_at timestamptz,
+    reason         text,
+    CHECK ((kind = 'input') = (input IS NOT NULL))
+);
+ALTER SEQUENCE health_score.manual_audit_id_seq OWNED BY health_score.manual_audit.id;
+CREATE INDEX manual_audit_entity ON health_score.manual_audit (model, entity_key, id);
+COMMENT ON TABLE health_score.manual_audit IS
+    'Every change of a manual input or band override: who, when, the old and new value and expiry, and why; written by the recording functions alone, kept by pg_dump';
+COMMENT ON COLUMN health_score.manual_audit.id IS 'The change''s number, in the order made';
+COMMENT ON COLUMN health_score.manual_audit.changed_at IS 'When (the transaction''s time)';
+COMMENT ON COLUMN health_score.manual_audit.changed_by IS 'Who (the role that called the recording function)';
+COMMENT ON COLUMN health_score.manual_audit.model IS 'Model name';
+COMMENT ON COLUMN health_score.manual_audit.entity_key IS 'The entity';
+COMMENT ON COLUMN health_score.manual_audit.kind IS 'input (a manual input) or band (a band override)';
+COMMENT ON COLUMN health_score.manual_audit.input IS 'The input key (kind input)';
+COMMENT ON COLUMN health_score.manual_audit.old_value IS 'The value (or band) before, NULL when there was none';
+COMMENT ON COLUMN health_score.manual_audit.new_value IS 'The value (or band) after, NULL when cleared';
+COMMENT ON COLUMN health_score.manual_audit.old_expires_at IS 'The expiry before';
+COMMENT ON COLUMN health_score.manual_audit.new_expires_at IS 'The expiry after';
+COMMENT ON COLUMN health_score.manual_audit.reason IS 'Why';
+SELECT pg_catalog.pg_extension_config_dump('health_score.manual_audit', '');
+
+-- The checks the model makes of a recorded value: 22023 naming the component and its path
+-- when a leaf reading the input (in the latest version, base and every segment override)
+-- cannot use the value, or naming the bands when the band is in none of its lists.
+CREATE FUNCTION health_score_internal._check_manual_value(model text, input text, value text) RETURNS void
+    AS 'MODULE_PATHNAME', 'hs_check_manual_value' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._check_manual_value(text, text, text) IS
+    'Raises 22023 (with the component''s path) unless every leaf of the model''s latest version that reads the input can use the value';
+CREATE FUNCTION health_score_internal._check_band_override(model text, band text) RETURNS void
+    AS 'MODULE_PATHNAME', 'hs_check_band_override' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._check_band_override(text, text) IS
+    'Raises 22023 (listing the bands) unless the band is in one of the band lists of the model''s latest version';
+
+-- Every change goes through here, run as the tables' owner by the recording functions (C
+-- doors: they note the caller, become the owner for this one call and pass the caller on),
+-- so that nobody writes the tables or the audit otherwise, and the audit names the caller.
+CREATE FUNCTION health_score_internal._record_manual(kind text, model text, entity_key text, input text, value text,
+                                                     reason text, expires_at timestamptz, caller oid)
+    RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fn text := CASE WHEN _record_manual.kind = 'input' THEN
+                   CASE WHEN _record_manual.value IS NULL THEN 'clear_manual_input' ELSE 'set_manual_input' END
+               ELSE CASE WHEN _record_manual.value IS NULL THEN 'clear_band_override' ELSE 'set_band_override' END END;
+    who text := pg_catalog.pg_get_userbyid(_record_manual.caller);
+    old_value text;
+    old_expires timestamptz;
+    found_old boolean;
+BEGIN
+    IF _record_manual.model IS NULL OR _record_manual.entity_key IS NULL
+       OR (_record_manual.kind = 'input' AND _record_manual.input IS NULL) THEN
+        RAISE EXCEPTION '%: model, entity_key% must not be NULL', fn,
+            CASE WHEN _record_manual.kind = 'input' THEN ', input' ELSE '' END USING ERRCODE = '22023',
+            HINT = CASE WHEN _record_manual.value IS NULL THEN 'name what to clear'
+                        ELSE 'name the model, the entity''s key and what to record' END;
+    END IF;
+    IF strpos(_record_manual.model, '@') > 0 THEN
+        RAISE EXCEPTION '%: give the model''s name, not a version (%)', fn, left(_record_manual.model, 200)
+            USING ERRCODE = '22023', HINT = 'manual inputs belong to the model and apply to whichever version scores';
+    END IF;
+    -- 42704 with the closest names when there is no such model
+    PERFORM health_score_internal._resolve_model(_record_manual.model);
+    IF _record_manual.value IS NOT NULL THEN
+        IF coalesce(btrim(_record_manual.reason), '') = '' THEN
+            RAISE EXCEPTION '%: a reason is required', fn USING ERRCODE = '22023',
+                HINT = 'say why, such as ''champion left'': the audit keeps it';
+        END IF;
+        IF _record_manual.expires_at IS NOT NULL AND NOT isfinite(_record_manual.expires_at) THEN
+            RAISE EXCEPTION '%: expires_at must be a finite time or NULL (no expiry), not %', fn, _record_manual.expires_at
+                USING ERRCODE = '22023', HINT = 'such as now() + interval ''30 days''';
+        END IF;
+        IF _record_manual.kind = 'input' THEN
+            PERFORM health_score_internal._check_manual_value(_record_manual.model, _record_manual.input, _record_manual.value);
+        ELSE
+            PERFORM health_score_internal._check_band_override(_record_manual.model, _record_manual.value);
+        END IF;
+    END IF;
+    IF _record_manual.kind = 'input' THEN
+        SELECT m.value, m.expires_at, true INTO old_value, old_expires, found_old
+          FROM health_score.manual_inputs m
+         WHERE m.model = _record_manual.model AND m.entity_key = _record_manual.entity_key AND m.input = _record_manual.input
+           FOR UPDATE;
+        IF _record_manual.value IS NULL THEN
+            DELETE FROM health_score.manual_inputs m
+             WHERE m.model = _record_manual.model AND m.entity_key = _record_manual.entity_key AND m.input = _record_manual.input;
+        ELSE
+            INSERT INTO health_score.manual_inputs AS m (model, entity_key, input, value, reason, set_by, set_at, expires_at)
+            VALUES (_record_manual.model, _record_manual.entity_key, _record_manual.input, _record_manual.value,
+                    _record_manual.reason, who, now(), _record_manual.expires_at)
+            ON CONFLICT ON CONSTRAINT manual_inputs_pkey DO UPDATE
+               SET value = excluded.value, reason = excluded.reason, set_by = excluded.set_by,
+                   set_at = excluded.set_at, expires_at = excluded.expires_at;
+        END IF;
+    ELSE
+        SELECT o.band, o.expires_at, true INTO old_value, old_expires, found_old
+          FROM health_score.band_overrides o
+         WHERE o.model = _record_manual.model AND o.entity_key = _record_manual.entity_key
+           FOR UPDATE;
+        IF _record_manual.value IS NULL THEN
+            DELETE FROM health_score.band_overrides o
+             WHERE o.model = _record_manual.model AND o.entity_key = _record_manual.entity_key;
+        ELSE
+            INSERT INTO health_score.band_overrides AS o (model, entity_key, band, reason, set_by, set_at, expires_at)
+            VALUES (_record_manual.model, _record_manual.entity_key, _record_manual.value, _record_manual.reason, who,
+                    now(), _record_manual.expires_at)
+            ON CONFLICT ON CONSTRAINT band_overrides_pkey DO UPDATE
+               SET band = excluded.band, reason = excluded.reason, set_by = excluded.set_by,
+                   set_at = excluded.set_at, expires_at = excluded.expires_at;
+        END IF;
+    END IF;
+    -- clearing what is not there changes nothing and is not audited
+    IF _record_manual.value IS NULL AND found_old IS NULL THEN
+        RETURN false;
+    END IF;
+    INSERT INTO health_score.manual_audit
+           (changed_at, changed_by, model, entity_key, kind, input, old_value, new_value, old_expires_at, new_expires_at, reason)
+    VALUES (now(), who, _record_manual.model, _record_manual.entity_key, _record_manual.kind,
+            CASE WHEN _record_manual.kind = 'input' THEN _record_manual.input END, old_value, _record_manual.value,
+            old_expires, CASE WHEN _record_manual.value IS NOT NULL THEN _record_manual.expires_at END, _record_manual.reason);
+    IF _record_manual.value IS NOT NULL AND _record_manual.expires_at <= now() THEN
+        RAISE NOTICE '%: recorded, but it has already expired (%) and applies to nothing', fn, _record_manual.expires_at;
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._record_manual(text, text, text, text, text, text, timestamptz, oid) IS
+    'Validates, records (or clears, for a NULL value) a manual input or band override and audits the change; run as the owner by the recording functions';
+REVOKE EXECUTE ON FUNCTION health_score_internal._record_manual(text, text, text, text, text, text, timestamptz, oid) FROM PUBLIC;
+
+CREATE FUNCTION health_score.set_manual_input(model text, entity_key text, input text, value text, reason text,
+                                              expires_at timestamptz DEFAULT NULL)
+    RETURNS void AS 'MODULE_PATHNAME', 'hs_set_manual_input' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION health_score.set_manual_input(text, text, text, text, text, timestamptz) IS
+    'Records (or replaces) the manual value of one input of a model for one entity, with a reason and an optional expiry; refused (22023, with the component''s path) when a leaf of the latest version reading the input could not use it; audited';
+CREATE FUNCTION health_score.clear_manual_input(model text, entity_key text, input text, reason text DEFAULT NULL)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'hs_clear_manual_input' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION health_score.clear_manual_input(text, text, text, text) IS
+    'Removes an entity''s manual value of an input (audited); false when there was none';
+CREATE FUNCTION health_score.set_band_override(model text, entity_key text, band text, reason text,
+                                               expires_at timestamptz DEFAULT NULL)
+    RETURNS void AS 'MODULE_PATHNAME', 'hs_set_band_override' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION health_score.set_band_override(text, text, text, text, timestamptz) IS
+    'Forces an entity''s band (never its score) while active, with a reason and an optional expiry; the band must be one of the model''s; audited';
+CREATE FUNCTION health_score.clear_band_override(model text, entity_key text, reason text DEFAULT NULL)
+    RETURNS boolean AS 'MODULE_PATHNAME', 'hs_clear_band_override' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION health_score.clear_band_override(text, text, text) IS
+    'Removes an entity''s band override (audited); false when there was none';
+
+-- The query that gathers a model's manual inputs and band overrides active at a time (an SQL
+-- expression: '$3' in snapshot, 'pg_catalog.now()' in the generated views and the entity
+-- forms) into one JSON object per entity. Every name qualified: the text runs under the
+-- caller's search_path in the entity forms.
+CREATE FUNCTION health_score_internal._manual_sql(model text, at_sql text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp AS $f$
+    SELECT format($q$SELECT coalesce(i.entity_key, b.entity_key) AS entity_key,
+       pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('inputs', i.inputs, 'band', b.band)) AS manual
+  FROM (SELECT m.entity_key, pg_catalog.jsonb_object_agg(m.input, pg_catalog.jsonb_build_object(
+               'value', m.value, 'set_by', m.set_by, 'set_at', m.set_at, 'expires_at', m.expires_at, 'reason', m.reason)) AS inputs
+          FROM health_score.manual_inputs m
+         WHERE m.model OPERATOR(pg_catalog.=) %1$L
+           AND (m.expires_at IS NULL OR m.expires_at OPERATOR(pg_catalog.>) %2$s)
+         GROUP BY m.entity_key) i
+  FULL JOIN (SELECT o.entity_key, pg_catalog.jsonb_build_object('band', o.band, 'set_by', o.set_by, 'set_at', o.set_at,
+                    'expires_at', o.expires_at, 'reason', o.reason) AS band
+               FROM health_score.band_overrides o
+              WHERE o.model OPERATOR(pg_catalog.=) %1$L
+                AND (o.expires_at IS NULL OR o.expires_at OPERATOR(pg_catalog.>) %2$s)) b
+    ON b.entity_key OPERATOR(pg_catalog.=) i.entity_key$q$, model, at_sql)
+$f$;
+COMMENT ON FUNCTION health_score_internal._manual_sql(text, text) IS
+    'The query of a model''s manual inputs and band overrides active at a time (an SQL expression), one JSON object per entity';
+
+-- The entity forms: the model by name, the entity named, its active manual inputs applied
+-- (loaded once per call site and statement) and its band override shown. Not STRICT: a NULL
+-- entity_key scores the input as it is.
+CREATE FUNCTION health_score.score(model text, input jsonb, entity_key text) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'hs_score_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100;
+CREATE FUNCTION health_score.score(model text, input record, entity_key text) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'hs_score_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 40;
+CREATE FUNCTION health_score.band(model text, input jsonb, previous_band text, entity_key text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100;
+CREATE FUNCTION health_score.band(model text, input record, previous_band text, entity_key text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_band_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 40;
+CREATE FUNCTION health_score.assess(model text, input jsonb, entity_key text) RETURNS health_score.assessment
+    AS 'MODULE_PATHNAME', 'hs_assess_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100;
+CREATE FUNCTION health_score.assess(model text, input record, entity_key text) RETURNS health_score.assessment
+    AS 'MODULE_PATHNAME', 'hs_assess_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 40;
+CREATE FUNCTION health_score.explain(model text, input jsonb, entity_key text)
+    RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
+                   weight double precision, contribution double precision, status text, manual jsonb)
+    AS 'MODULE_PATHNAME', 'hs_explain_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100 ROWS 10;
+CREATE FUNCTION health_score.explain(model text, input record, entity_key text)
+    RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
+                   weight double precision, contribution double precision, status text, manual jsonb)
+    AS 'MODULE_PATHNAME', 'hs_explain_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100 ROWS 10;
+CREATE FUNCTION health_score.churn_probability(model text, input jsonb, entity_key text) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'hs_probability_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100;
+CREATE FUNCTION health_score.churn_probability(model text, input record, entity_key text) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'hs_probability_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 40;
+COMMENT ON FUNCTION health_score.score(text, jsonb, text) IS
+    'The score of an input for the entity named: its active manual inputs (health_score.manual_inputs) replace the input''s values';
+COMMENT ON FUNCTION health_score.score(text, record, text) IS
+    'The score of a table row for the entity named: its active manual inputs replace the row''s values';
+COMMENT ON FUNCTION health_score.band(text, jsonb, text, text) IS
+    'The band for the entity named: its manual inputs applied, band hysteresis from previous_band (NULL: none), its active band override in force';
+COMMENT ON FUNCTION health_score.band(text, record, text, text) IS
+    'The band of a table row for the entity named: its manual inputs applied, band hysteresis from previous_band (NULL: none), its active band override in force';
+COMMENT ON FUNCTION health_score.assess(text, jsonb, text) IS
+    'Score, band, coverage and segment for the entity named: its manual inputs applied, its band override in force';
+COMMENT ON FUNCTION health_score.assess(text, record, text) IS
+    'Score, band, coverage and segment of a table row for the entity named: its manual inputs applied, its band override in force';
+COMMENT ON FUNCTION health_score.explain(text, jsonb, text) IS
+    'explain for the entity named: its manual inputs applied, each shown in manual (value, set_by, set_at, expires_at, reason); a last row with no component and status band_override when its band is forced';
+COMMENT ON FUNCTION health_score.explain(text, record, text) IS
+    'explain of a table row for the entity named: its manual inputs applied, each shown in manual; a last row with status band_override when its band is forced';
+COMMENT ON FUNCTION health_score.churn_probability(text, jsonb, text) IS
+    'Churn probability for the entity named, its manual inputs applied';
+COMMENT ON FUNCTION health_score.churn_probability(text, record, text) IS
+    'Churn probability of a table row for the entity named, its manual inputs applied';
+
+GRANT SELECT ON health_score.manual_inputs, health_score.band_overrides, health_score.manual_audit TO health_score_reader;
+REVOKE EXECUTE ON FUNCTION
+    health_score.set_manual_input(text, text, text, text, text, timestamptz),
+    health_score.clear_manual_input(text, text, text, text),
+    health_score.set_band_override(text, text, text, text, timestamptz),
+    health_score.clear_band_override(text, text, text)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    health_score.set_manual_input(text, text, text, text, text, timestamptz),
+    health_score.clear_manual_input(text, text, text, text),
+    health_score.set_band_override(text, text, text, text, timestamptz),
+    health_score.clear_band_override(text, text, text)
+  TO health_score_admin, health_score_csm;
+
+-- what views generated since 0.3.0 call: the entity's CSM inputs applied (manual: the JSON of
+-- health_score_internal._manual_sql, NULL for none). Not STRICT: manual is NULL for most rows.
+CREATE FUNCTION health_score_internal._view_row(model text, manual jsonb, input record) RETURNS health_score_internal._view_row
+    AS 'MODULE_PATHNAME', 'hs_view_row_manual' LANGUAGE C STABLE PARALLEL SAFE COST 40
+    SUPPORT health_score_internal._row_support;
+COMMENT ON FUNCTION health_score_internal._view_row(text, jsonb, record) IS
+    'What a generated view computes per row, the entity''s manual inputs applied and its band override in force';
+CREATE FUNCTION health_score_internal._view_row_columns(model text, manual jsonb, row_type oid, columns text[], VARIADIC "any")
+    RETURNS health_score_internal._view_row
+    AS 'MODULE_PATHNAME', 'hs_view_row_manual_columns' LANGUAGE C STABLE PARALLEL SAFE COST 40;
+COMMENT ON FUNCTION health_score_internal._view_row_columns(text, jsonb, oid, text[], "any") IS
+    'health_score_internal._view_row with manual inputs as the planner passes it: the row''s columns as arguments';
+
+-- every registered view is generated anew: views apply the CSM inputs from now on (one that
+-- cannot be regenerated keeps working as it was, with a WARNING)
+DO $regenerate$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN SELECT * FROM health_score.views ORDER BY view_schema, view_name LOOP
+        BEGIN
+            PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column,
+                                                         v.view_owner, false);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'view %.% was not regenerated: %', quote_ident(v.view_schema), quote_ident(v.view_name), SQLERRM
+                USING HINT = 'fix the cause and run SELECT health_score.refresh_views(' || quote_literal(v.model) || ')';
+        END;
+    END LOOP;
+END
+$regenerate$;
+
+-------------------------------------------------------------------------------------------
 -- Last: the privileges users granted on the extension's objects stay theirs
 -------------------------------------------------------------------------------------------
 -- Every GRANT and REVOKE run by this script on one of the extension's objects recorded the
 -- object's whole ACL as the extension's initial privileges, the users' own grants on it (such
 -- as EXECUTE on snapshot to a role of theirs) included, and pg_dump leaves initial privileges
--- out. The extension's scripts grant to PUBLIC and its two roles only (the owner's own entry
+-- out. The extension's scripts grant to PUBLIC and its roles only (the owner's own entry
 -- aside): whatever else is recorded is a user's, and is taken out, so that pg_dump keeps it.
 UPDATE pg_catalog.pg_init_privs i
    SET initprivs = ARRAY(SELECT u.a FROM pg_catalog.unnest(i.initprivs) WITH ORDINALITY u(a, n),
                                          LATERAL (SELECT e.grantee, e.grantor FROM pg_catalog.aclexplode(ARRAY[u.a]) e LIMIT 1) e
                           WHERE e.grantee = 0 OR e.grantee = e.grantor
                              OR e.grantee IN (SELECT r.oid FROM pg_catalog.pg_roles r
-                                               WHERE r.rolname IN ('health_score_reader', 'health_score_admin'))
+                                               WHERE r.rolname IN ('health_score_reader', 'health_score_admin', 'health_score_csm'))
                           ORDER BY u.n)
  WHERE EXISTS (SELECT FROM pg_catalog.pg_depend d, pg_catalog.pg_extension x
                 WHERE x.extname = 'health_score' AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass

@@ -122,7 +122,10 @@ DECLARE
     later boolean;
     inputs_sql text := 'NULL::jsonb';
     target text;
-    scored_sql text := 'SELECT * FROM rows';
+    banded_sql text := 'SELECT * FROM rows';
+    scored_sql text := 'SELECT * FROM banded';
+    manual_sql text := 'NULL::jsonb';
+    manual_join text := '';
     raised bigint;
 BEGIN
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
@@ -155,18 +158,37 @@ BEGIN
                   AND (coalesce((v.config->>'band_hysteresis')::float8, 0) > 0
                        OR EXISTS (SELECT FROM jsonb_each(v.config->'segments'->'overrides') o
                                    WHERE coalesce((o.value->>'band_hysteresis')::float8, 0) > 0))) THEN
-        scored_sql := format($h$
-            SELECT r.entity_key, r.score, (r.b).band, (r.b).band_rank, r.coverage, r.segment, r.record, r.inputs
+        -- (from the model's own band where a band override forced the one stored)
+        banded_sql := format($h$
+            SELECT r.entity_key, r.score, (r.b).band, (r.b).band_rank, r.coverage, r.segment, r.record,
+                   r.band_override, r.band_override_rank, r.manual, r.inputs
               FROM (SELECT r.*, health_score_internal._band_after(%L, r.segment, r.score,
-                        CASE WHEN c.scored_at < $3 THEN c.band
-                             WHEN c.previous_at < $3 THEN c.previous_band
+                        CASE WHEN c.scored_at < $3 THEN coalesce(c.model_band, c.band)
+                             WHEN c.previous_at < $3 THEN coalesce(c.previous_model_band, c.previous_band)
                              WHEN c.scored_at IS NULL THEN NULL
-                             ELSE (SELECT p.band FROM health_score_internal.score_rows p
+                             ELSE (SELECT coalesce(p.manual->'band'->>'model_band', p.band) FROM health_score_internal.score_rows p
                                     WHERE p.model = $1 AND p.entity_key = r.entity_key AND p.scored_at < $3
                                     ORDER BY p.scored_at DESC LIMIT 1) END) AS b
                       FROM rows r
                       LEFT JOIN health_score_internal.current_state c ON c.model = $1 AND c.entity_key = r.entity_key
                     OFFSET 0) r$h$, model_name || '@' || model_version);
+    END IF;
+    -- the CSM inputs active at the snapshot's time, gathered once per entity and joined to
+    -- the source (docs/acting.md#csm-inputs); a band override replaces the band stored, and
+    -- the model's own band is kept beside it
+    IF EXISTS (SELECT FROM health_score.manual_inputs m
+                WHERE m.model = model_name AND (m.expires_at IS NULL OR m.expires_at > snapshot.at))
+       OR EXISTS (SELECT FROM health_score.band_overrides o
+                   WHERE o.model = model_name AND (o.expires_at IS NULL OR o.expires_at > snapshot.at)) THEN
+        manual_join := format(' LEFT JOIN (%s) m ON m.entity_key = src.%I::text COLLATE "C"',
+                              health_score_internal._manual_sql(model_name, '$3'), snapshot.key_column);
+        manual_sql := 'm.manual';
+        scored_sql := $o$
+            SELECT b.entity_key, b.score, coalesce(b.band_override, b.band) AS band,
+                   coalesce(b.band_override_rank, b.band_rank) AS band_rank, b.coverage, b.segment, b.record, b.inputs,
+                   CASE WHEN b.band_override IS NULL THEN b.manual
+                        ELSE jsonb_set(b.manual, '{band,model_band}', coalesce(to_jsonb(b.band), 'null'::jsonb)) END AS manual
+              FROM banded b$o$;
     END IF;
     PERFORM health_score_internal._require_column('snapshot', snapshot.source, snapshot.key_column,
         'key_column names the column that identifies each entity, such as ''account_id''');
@@ -198,21 +220,23 @@ BEGIN
         WITH rows AS (
             SELECT k AS entity_key, (e).*, inputs
               FROM (SELECT src.%1$I::text AS k,
-                           health_score_internal._snapshot_record(%2$L, %1$L, src.%1$I::text, src) AS e, %6$s AS inputs
-                      FROM %3$s AS src OFFSET 0) rows
-        ), scored AS (%8$s), written AS (
+                           health_score_internal._snapshot_record(%2$L, %1$L, src.%1$I::text, %9$s, src) AS e, %6$s AS inputs
+                      FROM %3$s AS src%10$s OFFSET 0) rows
+        ), banded AS (%8$s), scored AS (%11$s), written AS (
             INSERT INTO health_score_internal.%7$I AS t
-                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs)
-            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, record, inputs FROM scored
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs, manual)
+            SELECT $1, $2, entity_key, $3, score, band, band_rank, coverage, segment, record, inputs, manual FROM scored
             %4$s
-            RETURNING t.entity_key, t.model_version, t.score, t.band, t.band_rank, t.coverage, t.segment
+            RETURNING t.entity_key, t.model_version, t.score, t.band, t.band_rank, t.coverage, t.segment,
+                      t.manual->'band'->>'model_band' AS model_band
         ), kept AS (
             -- the current state, from the rows written: a later snapshot becomes the latest and
             -- the latest the previous; one at the latest's time replaces it; an earlier one
             -- becomes (or replaces) the previous when it is not before it
             INSERT INTO health_score_internal.current_state AS c
-                   (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment)
-            SELECT $1, w.entity_key, $3, w.model_version, w.score, w.band, w.band_rank, w.coverage, w.segment FROM written w
+                   (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment, model_band)
+            SELECT $1, w.entity_key, $3, w.model_version, w.score, w.band, w.band_rank, w.coverage, w.segment, w.model_band
+              FROM written w
             ON CONFLICT (model, entity_key) DO UPDATE
                SET scored_at = greatest(c.scored_at, excluded.scored_at),
                    model_version = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_version ELSE c.model_version END,
@@ -221,6 +245,7 @@ BEGIN
                    band_rank = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band_rank ELSE c.band_rank END,
                    coverage = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.coverage ELSE c.coverage END,
                    segment = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.segment ELSE c.segment END,
+                   model_band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_band ELSE c.model_band END,
                    previous_at = CASE WHEN excluded.scored_at > c.scored_at THEN c.scored_at
                                       WHEN excluded.scored_at < c.scored_at
                                        AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.scored_at
@@ -236,7 +261,11 @@ BEGIN
                    previous_band_rank = CASE WHEN excluded.scored_at > c.scored_at THEN c.band_rank
                                              WHEN excluded.scored_at < c.scored_at
                                               AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band_rank
-                                             ELSE c.previous_band_rank END
+                                             ELSE c.previous_band_rank END,
+                   previous_model_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.model_band
+                                              WHEN excluded.scored_at < c.scored_at
+                                               AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.model_band
+                                              ELSE c.previous_model_band END
             RETURNING c.entity_key, c.band_rank, c.previous_band_rank
         ), worse AS (%5$s)
         SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
@@ -250,7 +279,7 @@ BEGIN
              'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
                  SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
                      band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
-                     record = excluded.record, components = NULL, inputs = excluded.inputs'
+                     record = excluded.record, components = NULL, inputs = excluded.inputs, manual = excluded.manual'
          ELSE '' END,
          -- each entity's band against its latest earlier snapshot (none before the first run)
          CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
@@ -266,7 +295,7 @@ BEGIN
                                          ELSE (SELECT p.band_rank FROM health_score_internal.score_rows p
                                                 WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
                                                 ORDER BY p.scored_at DESC LIMIT 1) END' END,
-         inputs_sql, target, scored_sql)
+         inputs_sql, target, banded_sql, manual_sql, manual_join, scored_sql)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     PERFORM set_config('health_score.current_state_kept_by', '', true);

@@ -25,10 +25,16 @@ CREATE TABLE health_score_internal.current_state (
     previous_score     double precision,
     previous_band      text,
     previous_band_rank integer,
+    model_band         text,
+    previous_model_band text,
     PRIMARY KEY (model, entity_key)
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE health_score_internal.current_state IS
     'Per model and entity: its latest snapshot in health_score.scores and the one before (read through health_score.latest); kept by snapshot and by triggers on health_score_internal.score_rows. Kept by pg_dump.';
+COMMENT ON COLUMN health_score_internal.current_state.model_band IS
+    'When the latest snapshot''s band was forced by a band override: the model''s own band, from which band hysteresis continues; NULL otherwise';
+COMMENT ON COLUMN health_score_internal.current_state.previous_model_band IS
+    'The same of the snapshot before the latest';
 SELECT pg_catalog.pg_extension_config_dump('health_score_internal.current_state', '');
 
 -- The statement that recomputes the current state of the entities a query of (model,
@@ -45,7 +51,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $f$
         )
         INSERT INTO health_score_internal.current_state AS c
         SELECT k.model, k.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
-               p.scored_at, p.score, p.band, p.band_rank
+               p.scored_at, p.score, p.band, p.band_rank, l.manual->'band'->>'model_band', p.manual->'band'->>'model_band'
           FROM k
           JOIN LATERAL (SELECT s.* FROM health_score_internal.score_rows s WHERE s.model = k.model AND s.entity_key = k.entity_key
                          ORDER BY s.scored_at DESC LIMIT 1) l ON true
@@ -55,7 +61,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $f$
            SET scored_at = excluded.scored_at, model_version = excluded.model_version, score = excluded.score,
                band = excluded.band, band_rank = excluded.band_rank, coverage = excluded.coverage,
                segment = excluded.segment, previous_at = excluded.previous_at, previous_score = excluded.previous_score,
-               previous_band = excluded.previous_band, previous_band_rank = excluded.previous_band_rank
+               previous_band = excluded.previous_band, previous_band_rank = excluded.previous_band_rank,
+               model_band = excluded.model_band, previous_model_band = excluded.previous_model_band
     $q$, keys)
 $f$;
 COMMENT ON FUNCTION health_score_internal._current_state_sql(text) IS

@@ -92,7 +92,8 @@ BEGIN
         DELETE FROM health_score.snapshots s WHERE s.model = policy.model AND s.scored_at < kept_from;
         DELETE FROM health_score_internal.current_state c WHERE c.model = policy.model AND c.scored_at < kept_from;
         UPDATE health_score_internal.current_state c
-           SET previous_at = NULL, previous_score = NULL, previous_band = NULL, previous_band_rank = NULL
+           SET previous_at = NULL, previous_score = NULL, previous_band = NULL, previous_band_rank = NULL,
+               previous_model_band = NULL
          WHERE c.model = policy.model AND c.previous_at < kept_from;
     END LOOP;
 END

@@ -27,7 +27,8 @@ CREATE TABLE health_score_internal.score_rows (
     segment       text,
     record        bytea,
     components    jsonb,
-    inputs        jsonb
+    inputs        jsonb,
+    manual        jsonb
 ) PARTITION BY RANGE (model, scored_at);
 -- Each partition has its primary key (model, entity_key, scored_at), which serves "history of
 -- one entity" and the current state's recomputation of an entity (its two latest snapshots);
@@ -42,6 +43,8 @@ COMMENT ON COLUMN health_score_internal.score_rows.record IS
     'The record of the leaves (core::stored), for the model version; NULL when components holds them';
 COMMENT ON COLUMN health_score_internal.score_rows.components IS
     'The components as JSONB: rows written before 0.3.0 or by hand; NULL when record holds them';
+COMMENT ON COLUMN health_score_internal.score_rows.manual IS
+    'The manual inputs and band override applied (health_score.scores.manual); NULL when none was';
 
 -- The partitions: one row each, so that snapshot finds its partition without parsing
 -- partition bounds, and retention knows what each holds.
@@ -157,32 +160,35 @@ CREATE TYPE health_score_internal._snapshot_record AS (
     band_rank  integer,
     coverage   double precision,
     segment    text,
-    record     bytea
+    record     bytea,
+    band_override      text,
+    band_override_rank integer,
+    manual     jsonb
 );
 COMMENT ON TYPE health_score_internal._snapshot_record IS
-    'One entity as a compact snapshot stores it: the scalars, and the record of its leaves (health_score_internal._record_components reads it)';
-CREATE FUNCTION health_score_internal._snapshot_record(model text, key_column text, entity_key text, input record)
+    'One entity as a compact snapshot stores it: the scalars, the record of its leaves (health_score_internal._record_components reads it), and the manual inputs and band override applied';
+CREATE FUNCTION health_score_internal._snapshot_record(model text, key_column text, entity_key text, manual jsonb, input record)
     RETURNS health_score_internal._snapshot_record
     AS 'MODULE_PATHNAME', 'hs_snapshot_record' LANGUAGE C STABLE PARALLEL SAFE COST 50
     SUPPORT health_score_internal._row_support;
-COMMENT ON FUNCTION health_score_internal._snapshot_record(text, text, text, record) IS
-    'A compact snapshot''s per-row work: scores one entity and keeps the record of its leaves; errors name the entity''s key';
-CREATE FUNCTION health_score_internal._snapshot_record_columns(model text, key_column text, entity_key text, row_type oid, columns text[], VARIADIC "any")
+COMMENT ON FUNCTION health_score_internal._snapshot_record(text, text, text, jsonb, record) IS
+    'A compact snapshot''s per-row work: scores one entity, its manual inputs (the JSON of health_score_internal._manual_sql, NULL for none) applied, and keeps the record of its leaves; errors name the entity''s key';
+CREATE FUNCTION health_score_internal._snapshot_record_columns(model text, key_column text, entity_key text, manual jsonb, row_type oid, columns text[], VARIADIC "any")
     RETURNS health_score_internal._snapshot_record
     AS 'MODULE_PATHNAME', 'hs_snapshot_record_columns' LANGUAGE C STABLE PARALLEL SAFE COST 50;
-COMMENT ON FUNCTION health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any") IS
+COMMENT ON FUNCTION health_score_internal._snapshot_record_columns(text, text, text, jsonb, oid, text[], "any") IS
     'health_score_internal._snapshot_record as the planner passes it: the row''s columns as arguments';
 CREATE FUNCTION health_score_internal._record_components(model text, record bytea) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'hs_record_components' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10;
 COMMENT ON FUNCTION health_score_internal._record_components(text, bytea) IS
     'The components (per component its points and n, as health_score.scores.components holds them) that a stored record of a model version (''name@3'') gives back; 22023 for bytes that are not one';
 REVOKE EXECUTE ON FUNCTION
-    health_score_internal._snapshot_record(text, text, text, record),
-    health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
+    health_score_internal._snapshot_record(text, text, text, jsonb, record),
+    health_score_internal._snapshot_record_columns(text, text, text, jsonb, oid, text[], "any")
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    health_score_internal._snapshot_record(text, text, text, record),
-    health_score_internal._snapshot_record_columns(text, text, text, oid, text[], "any")
+    health_score_internal._snapshot_record(text, text, text, jsonb, record),
+    health_score_internal._snapshot_record_columns(text, text, text, jsonb, oid, text[], "any")
   TO health_score_admin;
 
 -- The band a snapshot stores under a model with band hysteresis: kept from the entity's
@@ -207,7 +213,7 @@ CREATE VIEW health_score.scores AS
 SELECT r.model, r.model_version, r.entity_key, r.scored_at, r.score, r.band, r.band_rank, r.coverage, r.segment,
        coalesce(r.components, health_score_internal._record_components(r.model || '@' || r.model_version, r.record))
            AS components,
-       r.inputs
+       r.inputs, r.manual
   FROM health_score_internal.score_rows r;
 COMMENT ON VIEW health_score.scores IS
     'Score snapshots written by health_score.snapshot (scheduled with health_score.schedule): one row per model, entity and time; INSERT, UPDATE and DELETE work as on a table. Stored compactly in health_score_internal.score_rows (kept by pg_dump).';
@@ -224,6 +230,8 @@ COMMENT ON COLUMN health_score.scores.components IS
     'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
 COMMENT ON COLUMN health_score.scores.inputs IS
     'The raw inputs the model version read, as text ({"input key": "value", ...}; null when missing), for health_score.rescore; NULL when snapshotted with keep_inputs => false';
+COMMENT ON COLUMN health_score.scores.manual IS
+    'The CSM inputs applied: {"inputs": {"input key": {"value", "set_by", "set_at", "expires_at", "reason"}}, "band": {"band", "model_band" (the model''s own band), "set_by", ...}}; NULL when none was';
 
 -- Changes by hand through the view, row by row, as the table took them (a row written by hand
 -- keeps its components as given). The current state follows through the triggers of
@@ -248,9 +256,9 @@ BEGIN
         -- the table (its trigger stands aside while this says so)
         PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
         INSERT INTO health_score_internal.score_rows
-               (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
+               (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs, manual)
         VALUES (NEW.model, NEW.model_version, NEW.entity_key, NEW.scored_at, NEW.score, NEW.band, NEW.band_rank,
-                NEW.coverage, NEW.segment, NEW.components, NEW.inputs);
+                NEW.coverage, NEW.segment, NEW.components, NEW.inputs, NEW.manual);
         PERFORM set_config('health_score.current_state_kept_by', '', true);
         EXECUTE health_score_internal._current_state_sql(
             format('SELECT %L::text COLLATE "C" AS model, %L::text COLLATE "C" AS entity_key', NEW.model, NEW.entity_key));
@@ -260,7 +268,7 @@ BEGIN
         UPDATE health_score_internal.score_rows r
            SET model = NEW.model, model_version = NEW.model_version, entity_key = NEW.entity_key,
                scored_at = NEW.scored_at, score = NEW.score, band = NEW.band, band_rank = NEW.band_rank,
-               coverage = NEW.coverage, segment = NEW.segment, inputs = NEW.inputs,
+               coverage = NEW.coverage, segment = NEW.segment, inputs = NEW.inputs, manual = NEW.manual,
                record = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model
                                   AND NEW.model_version = OLD.model_version THEN r.record END,
                components = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model

@@ -20,6 +20,18 @@ CREATE FUNCTION health_score_internal._view_row_columns(model text, row_type oid
     AS 'MODULE_PATHNAME', 'hs_view_row_columns' LANGUAGE C STABLE PARALLEL SAFE COST 40;
 COMMENT ON FUNCTION health_score_internal._view_row_columns(text, oid, text[], "any") IS
     'health_score_internal._view_row as the planner passes it: the row''s columns as arguments';
+-- what views generated since 0.3.0 call: the entity's CSM inputs applied (manual: the JSON of
+-- health_score_internal._manual_sql, NULL for none). Not STRICT: manual is NULL for most rows.
+CREATE FUNCTION health_score_internal._view_row(model text, manual jsonb, input record) RETURNS health_score_internal._view_row
+    AS 'MODULE_PATHNAME', 'hs_view_row_manual' LANGUAGE C STABLE PARALLEL SAFE COST 40
+    SUPPORT health_score_internal._row_support;
+COMMENT ON FUNCTION health_score_internal._view_row(text, jsonb, record) IS
+    'What a generated view computes per row, the entity''s manual inputs applied and its band override in force';
+CREATE FUNCTION health_score_internal._view_row_columns(model text, manual jsonb, row_type oid, columns text[], VARIADIC "any")
+    RETURNS health_score_internal._view_row
+    AS 'MODULE_PATHNAME', 'hs_view_row_manual_columns' LANGUAGE C STABLE PARALLEL SAFE COST 40;
+COMMENT ON FUNCTION health_score_internal._view_row_columns(text, jsonb, oid, text[], "any") IS
+    'health_score_internal._view_row with manual inputs as the planner passes it: the row''s columns as arguments';
 
 CREATE TABLE health_score.views (
     view_schema   name        NOT NULL,
@@ -58,6 +70,7 @@ DECLARE
     config jsonb;
     target text := format('%I.%I', _generate_view.view_schema, _generate_view.view_name);
     select_list text;
+    from_sql text;
     c record;
     saved_acl aclitem[];
     g record;
@@ -109,16 +122,19 @@ BEGIN
     FOR c IN SELECT t.component, t.model_order FROM health_score_internal._components(config) t ORDER BY t.model_order LOOP
         select_list := select_list || format(', r.points[%s] AS %I', c.model_order, c.component || '_points');
     END LOOP;
-    -- the version is pinned in the view, so its columns always match the points it reads
+    -- the version is pinned in the view, so its columns always match the points it reads; the
+    -- CSM inputs active when the view is read are gathered once per query and joined by key
+    -- (read with the view owner's rights, as the source is)
+    from_sql := format('%s AS src LEFT JOIN (%s) m ON m.entity_key = src.%I::text COLLATE "C", LATERAL health_score_internal._view_row(%L, m.manual, src) AS r',
+                       _generate_view.source, health_score_internal._manual_sql(_generate_view.model, 'pg_catalog.now()'),
+                       _generate_view.key_column, _generate_view.model || '@' || shown_version);
     BEGIN
-        EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score_internal._view_row(%L, src) AS r',
-                       target, select_list, _generate_view.source, _generate_view.model || '@' || shown_version);
+        EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT %s FROM %s', target, select_list, from_sql);
     EXCEPTION WHEN invalid_table_definition THEN
         -- the columns changed: recreate the view, with the grants it had
         SELECT cl.relacl INTO saved_acl FROM pg_class cl WHERE cl.oid = target::regclass;
         EXECUTE format('DROP VIEW %s', target);
-        EXECUTE format('CREATE VIEW %s AS SELECT %s FROM %s AS src, LATERAL health_score_internal._view_row(%L, src) AS r',
-                       target, select_list, _generate_view.source, _generate_view.model || '@' || shown_version);
+        EXECUTE format('CREATE VIEW %s AS SELECT %s FROM %s', target, select_list, from_sql);
         EXECUTE format('ALTER VIEW %s OWNER TO %I', target, _generate_view.view_owner);
         FOR g IN SELECT (aclexplode(saved_acl)).* LOOP
             IF g.grantee <> 0 AND g.grantee <> owner_id THEN

@@ -4,6 +4,7 @@
 pub mod alert_queue;
 pub mod auc;
 pub mod backtest;
+pub mod csm;
 pub mod drivers;
 pub mod fit;
 pub mod fmgr;

@@ -56,7 +56,7 @@ fn internal(message: String) -> Error {
 
 /// Runs one of the extension's registry functions as the registry's owner, the caller's oid
 /// appended to `args`, and returns its single by-value result.
-unsafe fn call_as_owner<T: pgrx::FromDatum + pgrx::IntoDatum>(
+pub(super) unsafe fn call_as_owner<T: pgrx::FromDatum + pgrx::IntoDatum>(
     query: &str,
     args: Vec<DatumWithOid<'_>>,
 ) -> Result<Option<T>, Error> {

@@ -3,6 +3,7 @@
 
 use pgrx::pg_sys;
 
+use crate::core::manual::Manual;
 use crate::core::{Error, Evaluation, Model, NodeResult, Scratch, Summary, Value};
 
 use super::jsonb::JsonbRef;
@@ -32,6 +33,18 @@ pub(super) enum InputKind {
     Columns,
 }
 
+/// Where a call's CSM inputs (docs/acting.md#csm-inputs) come from.
+#[derive(Clone, Copy)]
+pub(super) enum ManualFrom {
+    /// The call scores the input as it is.
+    Nothing,
+    /// The argument at this position: the entity's JSON as `_manual_sql` gathers it (NULL: none).
+    Json(usize),
+    /// The entity key at this position (NULL: none): the model's active manual inputs are
+    /// loaded once per call site.
+    Entity(usize),
+}
+
 #[derive(Default)]
 pub(super) struct Site {
     model: ModelSlot,
@@ -43,6 +56,12 @@ pub(super) struct Site {
     pub(super) rows: u64,
     /// For snapshot's components.
     pub(super) components: super::snapshot::ComponentsWriter,
+    /// The CSM inputs of the row being scored (None: it has none), and per input slot of the
+    /// model the manual input applied to it.
+    pub(super) manual: Option<std::rc::Rc<Manual>>,
+    pub(super) manual_applied: Vec<Option<usize>>,
+    /// The entity forms' manual inputs, loaded at the first call.
+    entities: Option<super::csm::Entities>,
     /// Buffers reused across rows; always left empty between calls.
     values: Vec<Value<'static>>,
     scratch: Scratch,
@@ -55,6 +74,22 @@ pub(super) unsafe fn evaluate_call<R>(
     model_kind: ModelKind,
     input_kind: InputKind,
     input_at: usize,
+    want_text: bool,
+    detail: bool,
+    f: impl FnOnce(&mut Site, &std::rc::Rc<super::models::Compiled>, &[Value<'_>], &Summary, &[NodeResult]) -> R,
+) -> Result<Option<R>, Error> {
+    evaluate_call_manual(fcinfo, model_kind, input_kind, input_at, ManualFrom::Nothing, want_text, detail, f)
+}
+
+/// `evaluate_call` with the entity's CSM inputs applied over the input's values: `f` finds
+/// them in `site.manual` and `site.manual_applied`.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn evaluate_call_manual<R>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    model_kind: ModelKind,
+    input_kind: InputKind,
+    input_at: usize,
+    manual_from: ManualFrom,
     want_text: bool,
     detail: bool,
     f: impl FnOnce(&mut Site, &std::rc::Rc<super::models::Compiled>, &[Value<'_>], &Summary, &[NodeResult]) -> R,
@@ -118,6 +153,28 @@ pub(super) unsafe fn evaluate_call<R>(
                 return Ok(None);
             }
         }
+    }
+    site.manual = match manual_from {
+        ManualFrom::Nothing => None,
+        ManualFrom::Json(at) => arg(fcinfo, at).map(|d| super::csm::manual_of_datum(d)),
+        ManualFrom::Entity(at) => match arg(fcinfo, at) {
+            Some(key) => {
+                let spec = super::text_arg(model_datum);
+                let (name, _) = models::parse_model_ref(&spec)?;
+                let entities = match site.entities.take() {
+                    Some(loaded) if loaded.model == name => loaded,
+                    _ => super::csm::Entities::load(name)?,
+                };
+                let manual = entities.get(&super::text_arg(key));
+                site.entities = Some(entities);
+                manual
+            }
+            None => None,
+        },
+    };
+    if let Some(manual) = &site.manual {
+        site.manual_applied = manual.apply(model, &mut values);
+        owns = true;
     }
     let mut scratch = std::mem::take(&mut site.scratch);
     let summary = if want_text || detail {

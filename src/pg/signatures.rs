@@ -471,14 +471,14 @@ pub const DECLARED: &[Declared] = &[
     Declared { symbol: "hs_record_components", args: &["text", "bytea"], returns: "jsonb", strict: true, set: false },
     Declared {
         symbol: "hs_snapshot_record",
-        args: &["text", "text", "text", "record"],
+        args: &["text", "text", "text", "jsonb", "record"],
         returns: "health_score_internal._snapshot_record",
         strict: false,
         set: false,
     },
     Declared {
         symbol: "hs_snapshot_record_columns",
-        args: &["text", "text", "text", "oid", "text[]", "\"any\""],
+        args: &["text", "text", "text", "jsonb", "oid", "text[]", "\"any\""],
         returns: "health_score_internal._snapshot_record",
         strict: false,
         set: false,
@@ -528,6 +528,126 @@ pub const DECLARED: &[Declared] = &[
         strict: false,
         set: false,
     },
+    Declared {
+        symbol: "hs_view_row_manual",
+        args: &["text", "jsonb", "record"],
+        returns: "health_score_internal._view_row",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_view_row_manual_columns",
+        args: &["text", "jsonb", "oid", "text[]", "\"any\""],
+        returns: "health_score_internal._view_row",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_check_manual_value",
+        args: &["text", "text", "text"],
+        returns: "void",
+        strict: true,
+        set: false,
+    },
+    Declared { symbol: "hs_check_band_override", args: &["text", "text"], returns: "void", strict: true, set: false },
+    Declared {
+        symbol: "hs_set_manual_input",
+        args: &["text", "text", "text", "text", "text", "timestamp with time zone"],
+        returns: "void",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_clear_manual_input",
+        args: &["text", "text", "text", "text"],
+        returns: "boolean",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_set_band_override",
+        args: &["text", "text", "text", "text", "timestamp with time zone"],
+        returns: "void",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_clear_band_override",
+        args: &["text", "text", "text"],
+        returns: "boolean",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_score_entity_j",
+        args: &["text", "jsonb", "text"],
+        returns: "double precision",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_probability_entity_j",
+        args: &["text", "jsonb", "text"],
+        returns: "double precision",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_band_entity_j",
+        args: &["text", "jsonb", "text", "text"],
+        returns: "text",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_assess_entity_j",
+        args: &["text", "jsonb", "text"],
+        returns: "health_score.assessment",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_explain_entity_j",
+        args: &["text", "jsonb", "text"],
+        returns: "record",
+        strict: false,
+        set: true,
+    },
+    Declared {
+        symbol: "hs_score_entity_r",
+        args: &["text", "record", "text"],
+        returns: "double precision",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_probability_entity_r",
+        args: &["text", "record", "text"],
+        returns: "double precision",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_band_entity_r",
+        args: &["text", "record", "text", "text"],
+        returns: "text",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_assess_entity_r",
+        args: &["text", "record", "text"],
+        returns: "health_score.assessment",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_explain_entity_r",
+        args: &["text", "record", "text"],
+        returns: "record",
+        strict: false,
+        set: true,
+    },
 ];
 
 /// The result columns (name, type) of the C functions that return rows of their own
@@ -542,6 +662,8 @@ pub const RESULT_COLUMNS: &[(&str, &[(&str, &str)])] = &[
     ("hs_explain_jr", EXPLAIN_COLUMNS),
     ("hs_explain_nj", EXPLAIN_COLUMNS),
     ("hs_explain_nr", EXPLAIN_COLUMNS),
+    ("hs_explain_entity_j", EXPLAIN_ENTITY_COLUMNS),
+    ("hs_explain_entity_r", EXPLAIN_ENTITY_COLUMNS),
     ("hs_validate", &[("path", "text"), ("message", "text")]),
 ];
 
@@ -556,6 +678,20 @@ pub const EXPLAIN_COLUMNS: &[(&str, &str)] = &[
     ("weight", "double precision"),
     ("contribution", "double precision"),
     ("status", "text"),
+];
+
+/// The entity form of `explain` (`csm::explain_entity`): explain's columns, then what was
+/// recorded of a manual input the row's value came from.
+pub const EXPLAIN_ENTITY_COLUMNS: &[(&str, &str)] = &[
+    ("component", "text"),
+    ("parent", "text"),
+    ("input", "text"),
+    ("raw", "text"),
+    ("normalized", "double precision"),
+    ("weight", "double precision"),
+    ("contribution", "double precision"),
+    ("status", "text"),
+    ("manual", "jsonb"),
 ];
 
 #[cfg(any(test, feature = "pg_test"))]

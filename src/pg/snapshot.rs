@@ -8,10 +8,11 @@ use pgrx::pg_sys;
 
 use crate::core::{stored, Error, NodeResult};
 
+use super::csm::{applied_json, override_band};
 use super::jsonb_build::{finish, key_order as key_order_of, start, write_number, write_object, write_string};
 use super::models::{Compiled, ModelArg, ModelSlot};
 use super::result_desc;
-use super::scoring::{evaluate_call, InputKind, ModelKind, Site};
+use super::scoring::{evaluate_call_manual, InputKind, ManualFrom, ModelKind, Site};
 use super::{
     arg, bytea_bytes, bytea_datum, c_symbol, call_site, detoast_packed, float8_datum, raising, return_null, text_arg,
     text_datum, utf8, v1_function, varlena_bytes, TextArg,
@@ -24,8 +25,10 @@ pgrx::extension_sql_file!(
     requires = ["roles", "registry", "scoring", "storage"]
 );
 
-/// The row's model argument is 0, the key column's name 1, the key 2, the row from 3 on.
+/// The row's model argument is 0, the key column's name 1, the key 2, the row from 3 on; the
+/// compact forms take the entity's manual inputs at 3 and the row from 4 on.
 const INPUT_AT: usize = 3;
+const MANUAL_AT: usize = 3;
 
 /// Long snapshots say how far they are every this many rows.
 const PROGRESS_EVERY: u64 = 100_000;
@@ -98,11 +101,16 @@ unsafe fn snapshot_row(
         });
     };
     let key = text_arg(key);
-    let outcome = evaluate_call(
+    let (input_at, manual_from) = match detail {
+        Detail::Components => (INPUT_AT, ManualFrom::Nothing),
+        Detail::Record => (MANUAL_AT + 1, ManualFrom::Json(MANUAL_AT)),
+    };
+    let outcome = evaluate_call_manual(
         fcinfo,
         ModelKind::Named,
         input_kind,
-        INPUT_AT,
+        input_at,
+        manual_from,
         false,
         true,
         |site: &mut Site, compiled, _, s, nodes| {
@@ -112,6 +120,7 @@ unsafe fn snapshot_row(
             }
             let model = &compiled.model;
             let band = model.band_of(s.segment, s.score);
+            let detail_kind = detail;
             let detail = match detail {
                 Detail::Components => site.components.write(compiled, s.score, s.segment, nodes),
                 Detail::Record => bytea_datum(&[&stored::encode(model, s.segment, nodes)]),
@@ -124,9 +133,38 @@ unsafe fn snapshot_row(
                 float8_datum(s.coverage),
                 model.segment_name(s.segment).map(text_datum).unwrap_or(zero),
                 detail,
+                zero,
+                zero,
+                zero,
             ];
-            let mut nulls = [s.score.is_none(), band.is_none(), band.is_none(), false, s.segment.is_none(), false];
+            let mut nulls = [
+                s.score.is_none(),
+                band.is_none(),
+                band.is_none(),
+                false,
+                s.segment.is_none(),
+                false,
+                true,
+                true,
+                true,
+            ];
+            // the compact forms also say which band override and manual inputs applied
+            if let (Detail::Record, Some(manual)) = (detail_kind, site.manual.as_deref()) {
+                let forced = override_band(model, s.segment, Some(manual));
+                if let Some((rank, band)) = forced {
+                    (values[6], values[7]) = (text_datum(&band.name), pg_sys::Datum::from(rank as i32));
+                    (nulls[6], nulls[7]) = (false, false);
+                }
+                if let Some(shown) = applied_json(manual, &site.manual_applied, forced.is_some()) {
+                    (values[8], nulls[8]) = (shown, false);
+                }
+            }
+            let width = match detail_kind {
+                Detail::Components => 6,
+                Detail::Record => 9,
+            };
             let desc = result_desc(fcinfo, &mut site.result_desc);
+            debug_assert_eq!((*desc).natts as usize, width);
             let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
             pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
         },

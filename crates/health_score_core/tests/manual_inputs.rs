@@ -33,7 +33,8 @@ fn message(e: Error) -> (String, &'static str) {
 #[test]
 fn a_value_every_leaf_can_use_is_accepted() {
     let m = model();
-    for (input, value) in [("logins", "12"), ("logins", " 3.5e1 "), ("csm_sentiment", "at_risk"), ("plan", "anything")] {
+    for (input, value) in [("logins", "12"), ("logins", " 3.5e1 "), ("csm_sentiment", "at_risk"), ("plan", "anything")]
+    {
         assert_eq!(m.check_manual_value(input, value), Ok(()), "{input} = {value}");
     }
 }
