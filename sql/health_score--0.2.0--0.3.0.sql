@@ -2842,29 +2842,29 @@ COMMENT ON FUNCTION health_score_internal._manual_sql(text, text) IS
 -- (loaded once per call site and statement) and its band override shown. Not STRICT: a NULL
 -- entity_key scores the input as it is.
 CREATE FUNCTION health_score.score(model text, input jsonb, entity_key text) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_score_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100;
+    AS 'MODULE_PATHNAME', 'hs_score_entity_j' LANGUAGE C STABLE PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.score(model text, input record, entity_key text) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_score_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 40;
+    AS 'MODULE_PATHNAME', 'hs_score_entity_r' LANGUAGE C STABLE PARALLEL SAFE COST 40;
 CREATE FUNCTION health_score.band(model text, input jsonb, previous_band text, entity_key text) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_band_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100;
+    AS 'MODULE_PATHNAME', 'hs_band_entity_j' LANGUAGE C STABLE PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.band(model text, input record, previous_band text, entity_key text) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_band_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 40;
+    AS 'MODULE_PATHNAME', 'hs_band_entity_r' LANGUAGE C STABLE PARALLEL SAFE COST 40;
 CREATE FUNCTION health_score.assess(model text, input jsonb, entity_key text) RETURNS health_score.assessment
-    AS 'MODULE_PATHNAME', 'hs_assess_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100;
+    AS 'MODULE_PATHNAME', 'hs_assess_entity_j' LANGUAGE C STABLE PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.assess(model text, input record, entity_key text) RETURNS health_score.assessment
-    AS 'MODULE_PATHNAME', 'hs_assess_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 40;
+    AS 'MODULE_PATHNAME', 'hs_assess_entity_r' LANGUAGE C STABLE PARALLEL SAFE COST 40;
 CREATE FUNCTION health_score.explain(model text, input jsonb, entity_key text)
     RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
                    weight double precision, contribution double precision, status text, manual jsonb)
-    AS 'MODULE_PATHNAME', 'hs_explain_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100 ROWS 10;
+    AS 'MODULE_PATHNAME', 'hs_explain_entity_j' LANGUAGE C STABLE PARALLEL SAFE COST 100 ROWS 10;
 CREATE FUNCTION health_score.explain(model text, input record, entity_key text)
     RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
                    weight double precision, contribution double precision, status text, manual jsonb)
-    AS 'MODULE_PATHNAME', 'hs_explain_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100 ROWS 10;
+    AS 'MODULE_PATHNAME', 'hs_explain_entity_r' LANGUAGE C STABLE PARALLEL SAFE COST 100 ROWS 10;
 CREATE FUNCTION health_score.churn_probability(model text, input jsonb, entity_key text) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_probability_entity_j' LANGUAGE C STABLE PARALLEL RESTRICTED COST 100;
+    AS 'MODULE_PATHNAME', 'hs_probability_entity_j' LANGUAGE C STABLE PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.churn_probability(model text, input record, entity_key text) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_probability_entity_r' LANGUAGE C STABLE PARALLEL RESTRICTED COST 40;
+    AS 'MODULE_PATHNAME', 'hs_probability_entity_r' LANGUAGE C STABLE PARALLEL SAFE COST 40;
 COMMENT ON FUNCTION health_score.score(text, jsonb, text) IS
     'The score of an input for the entity named: its active manual inputs (health_score.manual_inputs) replace the input''s values';
 COMMENT ON FUNCTION health_score.score(text, record, text) IS

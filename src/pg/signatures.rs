@@ -658,12 +658,12 @@ pub const RESULT_COLUMNS: &[(&str, &[(&str, &str)])] = &[
         &[("component", "text"), ("parent", "text"), ("model_order", "integer"), ("description", "text")],
     ),
     ("hs_explain_columns", EXPLAIN_COLUMNS),
+    ("hs_explain_entity_j", EXPLAIN_ENTITY_COLUMNS),
+    ("hs_explain_entity_r", EXPLAIN_ENTITY_COLUMNS),
     ("hs_explain_jj", EXPLAIN_COLUMNS),
     ("hs_explain_jr", EXPLAIN_COLUMNS),
     ("hs_explain_nj", EXPLAIN_COLUMNS),
     ("hs_explain_nr", EXPLAIN_COLUMNS),
-    ("hs_explain_entity_j", EXPLAIN_ENTITY_COLUMNS),
-    ("hs_explain_entity_r", EXPLAIN_ENTITY_COLUMNS),
     ("hs_validate", &[("path", "text"), ("message", "text")]),
 ];
 

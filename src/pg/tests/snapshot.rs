@@ -362,7 +362,7 @@ fn a_stored_record_gives_back_the_components_a_snapshot_writes() {
     )
     .unwrap();
     let compared = "FROM seg_rows r, health_score_internal._snapshot_row('seg@1', 'id', r.id::text, r) a,
-                         health_score_internal._snapshot_record('seg@1', 'id', r.id::text, r) b";
+                         health_score_internal._snapshot_record('seg@1', 'id', r.id::text, NULL, r) b";
     let differ = Spi::get_one::<i64>(&format!(
         "SELECT count(*) {compared}
           WHERE a.score IS DISTINCT FROM b.score OR a.band IS DISTINCT FROM b.band
@@ -386,14 +386,14 @@ fn a_stored_record_gives_back_the_components_a_snapshot_writes() {
     .unwrap();
     assert!(record.unwrap() * 4 < components.unwrap(), "{record:?} vs {components:?}");
     // bytes that are not a record of that version: 22023
-    for bad in ["'\\x01'", "'\\x0200'", "(SELECT b.record || '\\x00'::bytea FROM seg_rows r, health_score_internal._snapshot_record('seg@1', 'id', r.id::text, r) b LIMIT 1)"] {
+    for bad in ["'\\x01'", "'\\x0200'", "(SELECT b.record || '\\x00'::bytea FROM seg_rows r, health_score_internal._snapshot_record('seg@1', 'id', r.id::text, NULL, r) b LIMIT 1)"] {
         let (state, message) = error_of(&format!("SELECT health_score_internal._record_components('seg@1', {bad})"));
         assert_eq!(state, "22023", "{bad}: {message}");
         assert!(message.contains("not a stored record of seg@1"), "{message}");
     }
     let (state, _) = error_of(
         "SELECT health_score_internal._record_components('seg@2', b.record)
-           FROM seg_rows r, health_score_internal._snapshot_record('seg@1', 'id', r.id::text, r) b LIMIT 1",
+           FROM seg_rows r, health_score_internal._snapshot_record('seg@1', 'id', r.id::text, NULL, r) b LIMIT 1",
     );
     assert_eq!(state, "22023");
 }
