@@ -118,6 +118,13 @@ SNAPSHOT_RULES = (f"""{RESET_ELEVENTH}; {GAPS_VIEW}; TRUNCATE health_score.alert
 SELECT health_score.set_alert_rule('bench', 'gaps', 'coverage_below', threshold => 0.99)""", SNAPSHOT_GAPS)
 SNAPSHOT_NO_RULES = (f"""{RESET_ELEVENTH}; {GAPS_VIEW}; TRUNCATE health_score.alert_events;
 SELECT health_score.drop_alert_rule('bench', 'gaps')""", SNAPSHOT_GAPS)
+# CSM inputs (issue 18): the eleventh snapshot with 10,000 active manual inputs (1% of the
+# accounts, each replacing its nps), against the same snapshot without any.
+MANUAL_INPUTS = """TRUNCATE health_score.manual_inputs;
+INSERT INTO health_score.manual_inputs (model, entity_key, input, value, reason, set_by, set_at)
+SELECT 'bench', id::text, 'nps', 'detractor', 'benchmark', 'bench', now() FROM bench.accounts WHERE id % 100 = 0"""
+SNAPSHOT_MANUAL = (f"{RESET_ELEVENTH}; {MANUAL_INPUTS}", SNAPSHOT[1])
+SNAPSHOT_NO_MANUAL = (f"{RESET_ELEVENTH}; TRUNCATE health_score.manual_inputs", SNAPSHOT[1])
 PLAIN_INSERT = ("TRUNCATE bench.plain_scores",
                 f"INSERT INTO bench.plain_scores SELECT id::text, '{ELEVENTH}', {HAND_ROW} FROM bench.accounts")
 # The floor: what writing a snapshot's rows costs when nothing is left to compute, into tables
@@ -166,6 +173,7 @@ SNAPSHOT_PAIRS = [
     ("snapshot, 1M accounts, 10 stored", SNAPSHOT, "copying the rows it writes", COPY_WRITTEN, 1.2),
     ("snapshot keeping inputs", SNAPSHOT_KEEP, "INSERT ... SELECT hand-written SQL", PLAIN_INSERT, None),
     ("snapshot, rules firing for 5%", SNAPSHOT_RULES, "the same snapshot without rules", SNAPSHOT_NO_RULES, 1.2),
+    ("snapshot, 10,000 manual inputs", SNAPSHOT_MANUAL, "the same snapshot without any", SNAPSHOT_NO_MANUAL, 1.1),
 ]
 HISTORY_PAIRS = [
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
@@ -324,8 +332,10 @@ def report(pairs):
 def main():
     history = "--history" in sys.argv
     if "--snapshots-only" in sys.argv:  # the snapshot pairs alone (they store their own history)
+        # --only=TEXT: just the pairs whose name contains TEXT
+        only = next((a[len("--only="):] for a in sys.argv if a.startswith("--only=")), "")
         store_ten_snapshots()
-        for ours_name, m_ours, theirs_name, m_theirs, target in report(SNAPSHOT_PAIRS):
+        for ours_name, m_ours, theirs_name, m_theirs, target in report([p for p in SNAPSHOT_PAIRS if only in p[0]]):
             goal = f"target <= {target:.2f}" if target else "no target: the cost recorded"
             print(f"ratio {ours_name} / {theirs_name}: {m_ours / m_theirs:.2f}  ({goal})")
         return

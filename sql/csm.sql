@@ -205,7 +205,8 @@ BEGIN
             CASE WHEN _record_manual.kind = 'input' THEN _record_manual.input END, old_value, _record_manual.value,
             old_expires, CASE WHEN _record_manual.value IS NOT NULL THEN _record_manual.expires_at END, _record_manual.reason);
     IF _record_manual.value IS NOT NULL AND _record_manual.expires_at <= now() THEN
-        RAISE NOTICE '%: recorded, but it has already expired (%) and applies to nothing', fn, _record_manual.expires_at;
+        RAISE NOTICE '%: recorded, but it expired at % already: it applies only to snapshots of earlier times', fn,
+            _record_manual.expires_at;
     END IF;
     RETURN true;
 END
@@ -305,7 +306,25 @@ COMMENT ON FUNCTION health_score.churn_probability(text, jsonb, text) IS
 COMMENT ON FUNCTION health_score.churn_probability(text, record, text) IS
     'Churn probability of a table row for the entity named, its manual inputs applied';
 
-GRANT SELECT ON health_score.manual_inputs, health_score.band_overrides, health_score.manual_audit TO health_score_reader;
+-- What the stored snapshots show of the CSM inputs applied (the rows of health_score.scores
+-- written with some: their manual inputs, and the model's own band under a band override)
+CREATE VIEW health_score.manual_applied AS
+SELECT r.model, r.entity_key, r.scored_at, r.score, r.band, r.manual->'band'->>'model_band' AS model_band, r.manual
+  FROM health_score_internal.score_rows r
+ WHERE r.manual IS NOT NULL;
+COMMENT ON VIEW health_score.manual_applied IS
+    'The snapshot rows (health_score.scores) that CSM inputs changed: which manual inputs replaced a value and which band override forced the band';
+COMMENT ON COLUMN health_score.manual_applied.model IS 'Model name';
+COMMENT ON COLUMN health_score.manual_applied.entity_key IS 'The entity';
+COMMENT ON COLUMN health_score.manual_applied.scored_at IS 'The snapshot time';
+COMMENT ON COLUMN health_score.manual_applied.score IS 'The score stored (manual inputs applied)';
+COMMENT ON COLUMN health_score.manual_applied.band IS 'The band stored (the override''s when one was in force)';
+COMMENT ON COLUMN health_score.manual_applied.model_band IS 'Under a band override: the model''s own band, from which band hysteresis continues; NULL otherwise';
+COMMENT ON COLUMN health_score.manual_applied.manual IS
+    '{"inputs": {"<input>": {"value", "set_by", "set_at", "expires_at", "reason"}}, "band": {"band", "model_band", "set_by", "set_at", "expires_at", "reason"}}: what was recorded of each one applied';
+
+GRANT SELECT ON health_score.manual_inputs, health_score.band_overrides, health_score.manual_audit,
+    health_score.manual_applied TO health_score_reader;
 REVOKE EXECUTE ON FUNCTION
     health_score.set_manual_input(text, text, text, text, text, timestamptz),
     health_score.clear_manual_input(text, text, text, text),

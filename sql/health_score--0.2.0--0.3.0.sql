@@ -1436,7 +1436,7 @@ COMMENT ON COLUMN health_score_internal.score_rows.record IS
 COMMENT ON COLUMN health_score_internal.score_rows.components IS
     'The components as JSONB: rows written before 0.3.0 or by hand; NULL when record holds them';
 COMMENT ON COLUMN health_score_internal.score_rows.manual IS
-    'The manual inputs and band override applied (health_score.scores.manual); NULL when none was';
+    'The manual inputs and band override applied (health_score.manual_applied shows them); NULL when none was';
 
 -- The partitions: one row each, so that snapshot finds its partition without parsing
 -- partition bounds, and retention knows what each holds.
@@ -1888,7 +1888,7 @@ CREATE VIEW health_score.scores AS
 SELECT r.model, r.model_version, r.entity_key, r.scored_at, r.score, r.band, r.band_rank, r.coverage, r.segment,
        coalesce(r.components, health_score_internal._record_components(r.model || '@' || r.model_version, r.record))
            AS components,
-       r.inputs, r.manual
+       r.inputs
   FROM health_score_internal.score_rows r;
 COMMENT ON VIEW health_score.scores IS
     'Score snapshots written by health_score.snapshot (scheduled with health_score.schedule): one row per model, entity and time; INSERT, UPDATE and DELETE work as on a table. Stored compactly in health_score_internal.score_rows (kept by pg_dump).';
@@ -1905,8 +1905,6 @@ COMMENT ON COLUMN health_score.scores.components IS
     'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
 COMMENT ON COLUMN health_score.scores.inputs IS
     'The raw inputs the model version read, as text ({"input key": "value", ...}; null when missing), for health_score.rescore; NULL when snapshotted with keep_inputs => false';
-COMMENT ON COLUMN health_score.scores.manual IS
-    'The CSM inputs applied: {"inputs": {"input key": {"value", "set_by", "set_at", "expires_at", "reason"}}, "band": {"band", "model_band" (the model''s own band), "set_by", ...}}; NULL when none was';
 
 -- Changes by hand through the view, row by row, as the table took them (a row written by hand
 -- keeps its components as given). The current state follows through the triggers of
@@ -1931,9 +1929,9 @@ BEGIN
         -- the table (its trigger stands aside while this says so)
         PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
         INSERT INTO health_score_internal.score_rows
-               (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs, manual)
+               (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
         VALUES (NEW.model, NEW.model_version, NEW.entity_key, NEW.scored_at, NEW.score, NEW.band, NEW.band_rank,
-                NEW.coverage, NEW.segment, NEW.components, NEW.inputs, NEW.manual);
+                NEW.coverage, NEW.segment, NEW.components, NEW.inputs);
         PERFORM set_config('health_score.current_state_kept_by', '', true);
         EXECUTE health_score_internal._current_state_sql(
             format('SELECT %L::text COLLATE "C" AS model, %L::text COLLATE "C" AS entity_key', NEW.model, NEW.entity_key));
@@ -1943,7 +1941,7 @@ BEGIN
         UPDATE health_score_internal.score_rows r
            SET model = NEW.model, model_version = NEW.model_version, entity_key = NEW.entity_key,
                scored_at = NEW.scored_at, score = NEW.score, band = NEW.band, band_rank = NEW.band_rank,
-               coverage = NEW.coverage, segment = NEW.segment, inputs = NEW.inputs, manual = NEW.manual,
+               coverage = NEW.coverage, segment = NEW.segment, inputs = NEW.inputs,
                record = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model
                                   AND NEW.model_version = OLD.model_version THEN r.record END,
                components = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model
@@ -2786,7 +2784,8 @@ BEGIN
             CASE WHEN _record_manual.kind = 'input' THEN _record_manual.input END, old_value, _record_manual.value,
             old_expires, CASE WHEN _record_manual.value IS NOT NULL THEN _record_manual.expires_at END, _record_manual.reason);
     IF _record_manual.value IS NOT NULL AND _record_manual.expires_at <= now() THEN
-        RAISE NOTICE '%: recorded, but it has already expired (%) and applies to nothing', fn, _record_manual.expires_at;
+        RAISE NOTICE '%: recorded, but it expired at % already: it applies only to snapshots of earlier times', fn,
+            _record_manual.expires_at;
     END IF;
     RETURN true;
 END
@@ -2886,7 +2885,25 @@ COMMENT ON FUNCTION health_score.churn_probability(text, jsonb, text) IS
 COMMENT ON FUNCTION health_score.churn_probability(text, record, text) IS
     'Churn probability of a table row for the entity named, its manual inputs applied';
 
-GRANT SELECT ON health_score.manual_inputs, health_score.band_overrides, health_score.manual_audit TO health_score_reader;
+-- What the stored snapshots show of the CSM inputs applied (the rows of health_score.scores
+-- written with some: their manual inputs, and the model's own band under a band override)
+CREATE VIEW health_score.manual_applied AS
+SELECT r.model, r.entity_key, r.scored_at, r.score, r.band, r.manual->'band'->>'model_band' AS model_band, r.manual
+  FROM health_score_internal.score_rows r
+ WHERE r.manual IS NOT NULL;
+COMMENT ON VIEW health_score.manual_applied IS
+    'The snapshot rows (health_score.scores) that CSM inputs changed: which manual inputs replaced a value and which band override forced the band';
+COMMENT ON COLUMN health_score.manual_applied.model IS 'Model name';
+COMMENT ON COLUMN health_score.manual_applied.entity_key IS 'The entity';
+COMMENT ON COLUMN health_score.manual_applied.scored_at IS 'The snapshot time';
+COMMENT ON COLUMN health_score.manual_applied.score IS 'The score stored (manual inputs applied)';
+COMMENT ON COLUMN health_score.manual_applied.band IS 'The band stored (the override''s when one was in force)';
+COMMENT ON COLUMN health_score.manual_applied.model_band IS 'Under a band override: the model''s own band, from which band hysteresis continues; NULL otherwise';
+COMMENT ON COLUMN health_score.manual_applied.manual IS
+    '{"inputs": {"<input>": {"value", "set_by", "set_at", "expires_at", "reason"}}, "band": {"band", "model_band", "set_by", "set_at", "expires_at", "reason"}}: what was recorded of each one applied';
+
+GRANT SELECT ON health_score.manual_inputs, health_score.band_overrides, health_score.manual_audit,
+    health_score.manual_applied TO health_score_reader;
 REVOKE EXECUTE ON FUNCTION
     health_score.set_manual_input(text, text, text, text, text, timestamptz),
     health_score.clear_manual_input(text, text, text, text),

@@ -44,7 +44,7 @@ COMMENT ON COLUMN health_score_internal.score_rows.record IS
 COMMENT ON COLUMN health_score_internal.score_rows.components IS
     'The components as JSONB: rows written before 0.3.0 or by hand; NULL when record holds them';
 COMMENT ON COLUMN health_score_internal.score_rows.manual IS
-    'The manual inputs and band override applied (health_score.scores.manual); NULL when none was';
+    'The manual inputs and band override applied (health_score.manual_applied shows them); NULL when none was';
 
 -- The partitions: one row each, so that snapshot finds its partition without parsing
 -- partition bounds, and retention knows what each holds.
@@ -213,7 +213,7 @@ CREATE VIEW health_score.scores AS
 SELECT r.model, r.model_version, r.entity_key, r.scored_at, r.score, r.band, r.band_rank, r.coverage, r.segment,
        coalesce(r.components, health_score_internal._record_components(r.model || '@' || r.model_version, r.record))
            AS components,
-       r.inputs, r.manual
+       r.inputs
   FROM health_score_internal.score_rows r;
 COMMENT ON VIEW health_score.scores IS
     'Score snapshots written by health_score.snapshot (scheduled with health_score.schedule): one row per model, entity and time; INSERT, UPDATE and DELETE work as on a table. Stored compactly in health_score_internal.score_rows (kept by pg_dump).';
@@ -230,8 +230,6 @@ COMMENT ON COLUMN health_score.scores.components IS
     'Per component (groups too): {"points": contribution to the score, "n": normalized value}, as health_score.explain gives them';
 COMMENT ON COLUMN health_score.scores.inputs IS
     'The raw inputs the model version read, as text ({"input key": "value", ...}; null when missing), for health_score.rescore; NULL when snapshotted with keep_inputs => false';
-COMMENT ON COLUMN health_score.scores.manual IS
-    'The CSM inputs applied: {"inputs": {"input key": {"value", "set_by", "set_at", "expires_at", "reason"}}, "band": {"band", "model_band" (the model''s own band), "set_by", ...}}; NULL when none was';
 
 -- Changes by hand through the view, row by row, as the table took them (a row written by hand
 -- keeps its components as given). The current state follows through the triggers of
@@ -256,9 +254,9 @@ BEGIN
         -- the table (its trigger stands aside while this says so)
         PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
         INSERT INTO health_score_internal.score_rows
-               (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs, manual)
+               (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs)
         VALUES (NEW.model, NEW.model_version, NEW.entity_key, NEW.scored_at, NEW.score, NEW.band, NEW.band_rank,
-                NEW.coverage, NEW.segment, NEW.components, NEW.inputs, NEW.manual);
+                NEW.coverage, NEW.segment, NEW.components, NEW.inputs);
         PERFORM set_config('health_score.current_state_kept_by', '', true);
         EXECUTE health_score_internal._current_state_sql(
             format('SELECT %L::text COLLATE "C" AS model, %L::text COLLATE "C" AS entity_key', NEW.model, NEW.entity_key));
@@ -268,7 +266,7 @@ BEGIN
         UPDATE health_score_internal.score_rows r
            SET model = NEW.model, model_version = NEW.model_version, entity_key = NEW.entity_key,
                scored_at = NEW.scored_at, score = NEW.score, band = NEW.band, band_rank = NEW.band_rank,
-               coverage = NEW.coverage, segment = NEW.segment, inputs = NEW.inputs, manual = NEW.manual,
+               coverage = NEW.coverage, segment = NEW.segment, inputs = NEW.inputs,
                record = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model
                                   AND NEW.model_version = OLD.model_version THEN r.record END,
                components = CASE WHEN r.record IS NOT NULL AND NEW.components = OLD.components AND NEW.model = OLD.model

@@ -19,7 +19,7 @@ use super::scoring::{evaluate_call_manual, InputKind, ManualFrom, ModelKind};
 use super::{arg, float8_datum, raising, result_desc, return_null, text_arg, text_datum, v1_function, TextArg};
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
-pgrx::extension_sql_file!("../../sql/csm.sql", name = "csm", requires = ["roles", "registry", "scoring"]);
+pgrx::extension_sql_file!("../../sql/csm.sql", name = "csm", requires = ["roles", "registry", "scoring", "storage"]);
 
 /// A model's active manual inputs and band overrides by entity key, as the entity forms load
 /// them once per call site (and so per statement), with the caller's rights.

@@ -262,6 +262,16 @@ fn item_4_a_hostile_search_path_runs_nothing_planted() {
         "SELECT health_score.calibrate('churn', 'accounts', 'churned')".into(),
         "SELECT health_score.fit('churn', 'accounts', 'churned', '{\"holdout\": 0.25, \"key_column\": \"id\"}')".into(),
         "SELECT count(*) FROM health_score.fit_report('churn', 'accounts', 'churned')".into(),
+        "SELECT health_score.set_manual_input('churn', '5', 'logins', '9', 'planted?', now() + interval '1 day')"
+            .into(),
+        "SELECT health_score.set_band_override('churn', '6', 'red', 'planted?')".into(),
+        "SELECT health_score.score('churn', a, id), health_score.band('churn', a, NULL, id) FROM accounts a".into(),
+        "SELECT (health_score.assess('churn', '{\"logins\": 5}'::jsonb, '5')).band".into(),
+        "SELECT count(*) FROM health_score.explain('churn', '{\"logins\": 5}'::jsonb, '6')".into(),
+        "SELECT count(*) FROM account_health".into(),
+        "SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-02-02', true)".into(),
+        "SELECT health_score.clear_manual_input('churn', '5', 'logins', 'done')".into(),
+        "SELECT health_score.clear_band_override('churn', '6')".into(),
         "SELECT health_score.drop_view('account_health')".into(),
     ] {
         su.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {:?}", e.as_db_error()));
@@ -824,4 +834,69 @@ fn item_12_messages_are_short_and_references_strict() {
         let total = e.message().len() + e.detail().map_or(0, str::len) + e.hint().map_or(0, str::len);
         assert!(total < 2000, "{shown}: {total} characters");
     }
+}
+
+/// Issue 18, part 1: account managers record manual inputs and band overrides through the
+/// recording functions alone, each audited under their own name; nobody writes the tables or
+/// the audit otherwise, and a reader records nothing.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn csm_inputs_are_recorded_through_the_functions_alone_and_audited() {
+    let db = "hs_sec_csm";
+    let mut su = database(db);
+    su.batch_execute(&format!("SELECT health_score.set_model('churn', '{BANDED}')")).unwrap();
+    let mut csm = login(&mut su, db, "hs_sec_csm_am", "health_score_csm");
+    let mut reader = login(&mut su, db, "hs_sec_csm_reader", "health_score_reader");
+    let mut admin = login(&mut su, db, "hs_sec_csm_admin", "health_score_admin");
+    csm.batch_execute(
+        "SELECT health_score.set_manual_input('churn', 'acme', 'logins', '2', 'usage dropped after the reorg');
+         SELECT health_score.set_band_override('churn', 'acme', 'red', 'escalation');",
+    )
+    .unwrap();
+    admin.batch_execute("SELECT health_score.set_manual_input('churn', 'globex', 'logins', '30', 'pilot')").unwrap();
+    // nobody but the recording functions writes the tables or the audit, not even an admin
+    for sql in [
+        "INSERT INTO health_score.manual_inputs VALUES ('churn', 'x', 'logins', '1', 'r', 'someone', now(), NULL)",
+        "UPDATE health_score.manual_inputs SET value = '50'",
+        "DELETE FROM health_score.band_overrides",
+        "INSERT INTO health_score.manual_audit (changed_at, changed_by, model, entity_key, kind, input) VALUES (now(), 'x', 'churn', 'a', 'input', 'logins')",
+        "UPDATE health_score.manual_audit SET changed_by = 'someone else'",
+        "DELETE FROM health_score.manual_audit",
+        "TRUNCATE health_score.manual_audit",
+        "SELECT health_score_internal._record_manual('input', 'churn', 'x', 'logins', '1', 'r', NULL, 10::oid)",
+    ] {
+        assert_eq!(error(&mut csm, sql), "42501", "{sql}");
+        assert_eq!(error(&mut admin, sql), "42501", "{sql}");
+    }
+    // and an account manager is no admin
+    for sql in [
+        "SELECT health_score.set_model('churn', '{\"components\": []}')",
+        "SELECT health_score.snapshot('churn', 'pg_class', 'oid')",
+    ] {
+        assert_eq!(error(&mut csm, sql), "42501", "{sql}");
+    }
+    for sql in [
+        "SELECT health_score.set_manual_input('churn', 'acme', 'logins', '1', 'r')",
+        "SELECT health_score.clear_manual_input('churn', 'acme', 'logins')",
+        "SELECT health_score.set_band_override('churn', 'acme', 'green', 'r')",
+        "SELECT health_score.clear_band_override('churn', 'acme')",
+        "DELETE FROM health_score.manual_audit",
+    ] {
+        assert_eq!(error(&mut reader, sql), "42501", "{sql}");
+    }
+    // a value the model refuses is refused for the account manager too, and audits nothing
+    assert_eq!(
+        error(&mut csm, "SELECT health_score.set_manual_input('churn', 'acme', 'logins', 'lots', 'r')"),
+        "22023"
+    );
+    let audit: Vec<String> = column(
+        &mut reader,
+        "SELECT changed_by || ':' || kind || ':' || entity_key || ':' || new_value FROM health_score.manual_audit ORDER BY id",
+    );
+    assert_eq!(
+        audit,
+        ["hs_sec_csm_am:input:acme:2", "hs_sec_csm_am:band:acme:red", "hs_sec_csm_admin:input:globex:30"]
+    );
+    let set_by: Vec<String> = column(&mut reader, "SELECT set_by FROM health_score.manual_inputs ORDER BY entity_key");
+    assert_eq!(set_by, ["hs_sec_csm_am", "hs_sec_csm_admin"]);
 }

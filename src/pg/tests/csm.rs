@@ -136,12 +136,12 @@ fn snapshot_applies_active_manual_inputs_and_shows_them_until_they_expire() {
         text(
             "SELECT manual->'inputs'->'csm_sentiment'->>'value' || ' by ' || (manual->'inputs'->'csm_sentiment'->>'set_by' = current_user)::text
                     || ' until ' || (manual->'inputs'->'csm_sentiment'->>'expires_at')::timestamptz::date
-               FROM health_score.scores WHERE entity_key = 'a' AND scored_at = '2026-05-01'"
+               FROM health_score.manual_applied WHERE entity_key = 'a' AND scored_at = '2026-05-01'"
         ),
         Some("at_risk by true until 2026-06-01".into())
     );
     assert_eq!(
-        Spi::get_one::<i64>("SELECT count(*) FROM health_score.scores WHERE manual IS NOT NULL").unwrap(),
+        Spi::get_one::<i64>("SELECT count(*) FROM health_score.manual_applied").unwrap(),
         Some(3)
     );
     // the stored inputs are the source's, as rescore reads them
@@ -171,8 +171,9 @@ fn a_band_override_forces_the_band_and_hysteresis_continues_from_the_models_own(
     .unwrap();
     let rows = Spi::connect(|c| {
         c.select(
-            "SELECT band || ':' || band_rank || ':' || coalesce(manual->'band'->>'model_band', '-')
-               FROM health_score.scores ORDER BY scored_at",
+            "SELECT s.band || ':' || s.band_rank || ':' || coalesce(m.model_band, '-')
+               FROM health_score.scores s LEFT JOIN health_score.manual_applied m USING (model, entity_key, scored_at)
+              ORDER BY scored_at",
             None,
             &[],
         )
