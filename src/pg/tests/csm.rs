@@ -55,7 +55,8 @@ fn recording_validates_every_value_and_audits_every_change() {
         Some("neutral call went well 2030-01-01".into())
     );
     assert_eq!(
-        Spi::get_one::<bool>("SELECT health_score.clear_manual_input('csm', 'a', 'csm_sentiment', 'resolved')").unwrap(),
+        Spi::get_one::<bool>("SELECT health_score.clear_manual_input('csm', 'a', 'csm_sentiment', 'resolved')")
+            .unwrap(),
         Some(true)
     );
     assert_eq!(
@@ -93,7 +94,10 @@ fn account_managers_record_readers_read_and_nobody_writes_the_tables_directly() 
     )
     .unwrap();
     assert_eq!(text("SELECT set_by FROM health_score.manual_inputs"), Some("hs_test_csm".into()));
-    assert_eq!(text("SELECT string_agg(DISTINCT changed_by, ',') FROM health_score.manual_audit"), Some("hs_test_csm".into()));
+    assert_eq!(
+        text("SELECT string_agg(DISTINCT changed_by, ',') FROM health_score.manual_audit"),
+        Some("hs_test_csm".into())
+    );
     for forged in [
         "INSERT INTO health_score.manual_audit (changed_at, changed_by, model, entity_key, kind, input) VALUES (now(), 'x', 'csm', 'a', 'input', 'logins')",
         "UPDATE health_score.manual_inputs SET value = '50'",
@@ -140,10 +144,7 @@ fn snapshot_applies_active_manual_inputs_and_shows_them_until_they_expire() {
         ),
         Some("at_risk by true until 2026-06-01".into())
     );
-    assert_eq!(
-        Spi::get_one::<i64>("SELECT count(*) FROM health_score.manual_applied").unwrap(),
-        Some(3)
-    );
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.manual_applied").unwrap(), Some(3));
     // the stored inputs are the source's, as rescore reads them
     assert_eq!(
         text("SELECT inputs->>'csm_sentiment' FROM health_score.scores WHERE entity_key = 'a' AND scored_at = '2026-05-01'"),
