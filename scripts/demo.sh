@@ -2,7 +2,9 @@
 # The demo, from a clean clone (re-runnable): installs what is missing, builds and installs the
 # extension (release), starts PostgreSQL 15 in .demo/ on port 54329, loads a few thousand demo
 # accounts with 90 days of daily snapshots and a health model, and prints the ten riskiest
-# accounts and what costs them most, who got worse lately and why, and the steepest trends.
+# accounts and what costs them most, who got worse lately and why, and the steepest trends;
+# then acting on the score: a CSM note that changes a score and expires, a flapping account
+# held steady, the alert queue drained by a small consumer, a parent with three subsidiaries.
 #   bash scripts/demo.sh          run it
 #   bash scripts/demo.sh stop     stop the demo server
 set -euo pipefail
@@ -106,6 +108,23 @@ SELECT health_score.set_model('customer_health',
        AS version \gset
 \echo registered the fitted weights as customer_health version :version
 SQL
+
+psql -d "$DB" -q -f scripts/demo_acting.sql
+# a small consumer of the alert queue, as a worker that sends e-mail would be: claim a batch
+# (FOR UPDATE SKIP LOCKED, with a lease), send each event on, mark it done
+sent=0
+while :; do
+  batch=$(psql -d "$DB" -qAt -F ' ' -c "SELECT id, entity_key, rule, baseline_band || '->' || band
+                                          FROM health_score.claim_alert_events('demo-mailer', 25)")
+  [ -n "$batch" ] || break
+  while read -r id entity rule change; do
+    sent=$((sent + 1))
+    [ "$sent" -le 5 ] && echo "  to the team of account $entity: $rule ($change)"
+    psql -d "$DB" -qAt -c "SELECT health_score.complete_alert_event($id, 'demo-mailer')" >/dev/null
+  done <<< "$batch"
+done
+echo "  ... $sent events sent by the consumer; left in the queue: $(psql -d "$DB" -qAt -c \
+  "SELECT count(*) FROM health_score.alert_events WHERE status IN ('open', 'claimed')")"
 
 cat <<EOF
 

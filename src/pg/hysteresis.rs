@@ -4,6 +4,7 @@
 
 use pgrx::pg_sys;
 
+use crate::core::error::shortened;
 use crate::core::Error;
 
 use super::models::{ModelArg, ModelSlot};
@@ -44,7 +45,11 @@ v1_function!(hs_band_after_stored, pg_finfo_hs_band_after_stored, |fcinfo| {
             let name = text_arg(name);
             let Some(index) = compiled.segment_index(&name) else {
                 return Err(Error::InvalidArgument {
-                    message: format!("_band_after: {} has no segment override \"{name}\"", text_arg(model)),
+                    message: format!(
+                        "_band_after: {} has no segment override \"{}\"",
+                        shortened(&text_arg(model), 200),
+                        shortened(&name, 200)
+                    ),
                     hint: Some("pass the segment a score of this model version was computed under".into()),
                 });
             };

@@ -136,9 +136,7 @@ impl ParentState {
     }
 
     fn band_of(&self, score: f64) -> Option<String> {
-        let bands = self.bands.as_ref()?;
-        let rank = bands.partition_point(|b| b.min <= score).saturating_sub(1);
-        bands.get(rank).map(|b| b.name.clone())
+        crate::score::band_in(self.bands.as_ref()?, score).map(|(_, b)| b.name.clone())
     }
 
     pub fn finish(&self) -> ParentHealth {

@@ -282,12 +282,7 @@ impl Model {
 
     /// The band a score falls in, with its rank (0 = the worst), by the bands in force.
     pub fn band_of(&self, segment: Option<usize>, score: Option<f64>) -> Option<(usize, &Band)> {
-        let bands = self.variant(segment).bands.as_ref()?;
-        let s = score?;
-        let rank = bands.partition_point(|b| b.min <= s);
-        // a score below every band (impossible for scores in [0, scale]) takes the worst band
-        let rank = rank.saturating_sub(1);
-        bands.get(rank).map(|b| (rank, b))
+        band_in(self.variant(segment).bands.as_ref()?, score?)
     }
 
     /// The band of a score for an entity whose previous band is known (`band_hysteresis`):
@@ -384,6 +379,13 @@ impl Model {
             }
         }
     }
+}
+
+/// The band of a list (ascending by `min`) a score falls in, with its rank (0 = the worst).
+pub fn band_in(bands: &[Band], score: f64) -> Option<(usize, &Band)> {
+    // a score below every band (impossible for scores in [0, scale]) takes the worst band
+    let rank = bands.partition_point(|b| b.min <= score).saturating_sub(1);
+    bands.get(rank).map(|b| (rank, b))
 }
 
 /// Coverage as reported: the sum of the shares rounded to 12 decimals, so that full coverage is
