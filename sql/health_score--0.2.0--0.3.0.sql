@@ -259,6 +259,10 @@ BEGIN
     SELECT v.config INTO config FROM health_score.model_versions v
      WHERE v.name = _generate_view.model AND v.version = shown_version;
     PERFORM health_score_internal._require_column('create_view', _generate_view.source, _generate_view.key_column);
+    -- every input the version reads must be a column of a type it can read: the BI tool would
+    -- otherwise sync the view and fail on its first question
+    PERFORM health_score_internal._check_source('create_view', _generate_view.model || '@' || shown_version,
+                                                _generate_view.source);
     IF _generate_view.key_column IN ('score', 'band', 'coverage', 'segment')
        OR EXISTS (SELECT FROM health_score_internal._components(config) t WHERE t.component || '_points' = _generate_view.key_column) THEN
         RAISE EXCEPTION 'create_view: the key column % would clash with a column of the view', quote_ident(left(_generate_view.key_column, 200))
@@ -2917,6 +2921,10 @@ GRANT EXECUTE ON FUNCTION
     health_score.clear_band_override(text, text, text)
   TO health_score_admin, health_score_csm;
 
+CREATE FUNCTION health_score_internal._check_source(caller text, model text, source regclass) RETURNS void
+    AS 'MODULE_PATHNAME', 'hs_check_source' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._check_source(text, text, regclass) IS
+    'Raises 42703 naming every input of a model version (''name@3'') the relation has no column for, then 42804 naming every numeric input whose column is not numeric';
 -- what views generated since 0.3.0 call: the entity's CSM inputs applied (manual: the JSON of
 -- health_score_internal._manual_sql, NULL for none). Not STRICT: manual is NULL for most rows.
 CREATE FUNCTION health_score_internal._view_row(model text, manual jsonb, input record) RETURNS health_score_internal._view_row

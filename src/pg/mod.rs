@@ -52,6 +52,8 @@ fn raise_as(e: &Error, kind: &Error) -> ! {
         Error::UnknownModel { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
         Error::UndefinedColumn { .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
         Error::DatatypeMismatch { .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        Error::SourceColumns { types: false, .. } => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        Error::SourceColumns { types: true, .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
         Error::LimitExceeded { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         Error::OutOfMemory { .. } => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
         Error::ForEntity { error, .. } => raise_as(e, error),

@@ -51,6 +51,29 @@ fn kind_of(base_type: pg_sys::Oid) -> Kind {
     }
 }
 
+fn is_numeric(kind: Kind) -> bool {
+    matches!(kind, Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Float4 | Kind::Float8 | Kind::Numeric)
+}
+
+/// What keeps a relation's rows from being scored, all of it: the inputs with no column of
+/// their name, and the numeric inputs whose column is of another type (with that type).
+///
+/// # Safety
+/// Must run inside a call (it reads the catalogs).
+pub unsafe fn source_problems(model: &Model, columns: &[(String, pg_sys::Oid)]) -> (Vec<String>, Vec<(String, String)>) {
+    let (mut missing, mut mismatched) = (Vec::new(), Vec::new());
+    for slot in &model.inputs {
+        match columns.iter().find(|(name, _)| *name == slot.key) {
+            None => missing.push(slot.key.clone()),
+            Some((_, typid)) if slot.numeric && !is_numeric(kind_of(pg_sys::getBaseType(*typid))) => {
+                mismatched.push((slot.key.clone(), type_name(*typid)))
+            }
+            Some(_) => {}
+        }
+    }
+    (missing, mismatched)
+}
+
 unsafe fn type_name(typid: pg_sys::Oid) -> String {
     // "???" for an oid that names no type (a hand-typed call of an internal function)
     let name = pg_sys::format_type_extended(typid, -1, pg_sys::FORMAT_TYPE_ALLOW_INVALID as pg_sys::bits16);
@@ -81,9 +104,7 @@ impl ColumnPlan {
                 return Err(Error::UndefinedColumn { input: slot.key.clone(), row_type: type_name(row_type) });
             };
             let kind = kind_of(pg_sys::getBaseType(field.typid));
-            let numeric_kind =
-                matches!(kind, Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Float4 | Kind::Float8 | Kind::Numeric);
-            if slot.numeric && !numeric_kind {
+            if slot.numeric && !is_numeric(kind) {
                 return Err(Error::DatatypeMismatch {
                     input: slot.key.clone(),
                     column_type: type_name(field.typid),

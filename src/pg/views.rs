@@ -8,7 +8,8 @@ use crate::core::Error;
 use super::csm::override_band;
 use super::result_desc;
 use super::scoring::{evaluate_call_manual, InputKind, ManualFrom, ModelKind, Site};
-use super::{float8_datum, return_null, text_datum, v1_function};
+use super::{arg, float8_datum, return_null, text_arg, text_datum, v1_function};
+use crate::core::error::shortened;
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
 pgrx::extension_sql_file!(
@@ -65,6 +66,70 @@ v1_function!(hs_view_row_columns, pg_finfo_hs_view_row_columns, |fcinfo| {
 v1_function!(hs_view_row_manual, pg_finfo_hs_view_row_manual, |fcinfo| { view_row(fcinfo, InputKind::Row, true) });
 v1_function!(hs_view_row_manual_columns, pg_finfo_hs_view_row_manual_columns, |fcinfo| {
     view_row(fcinfo, InputKind::Columns, true)
+});
+
+// _check_source(caller text, model text, source regclass): before a view of the source is
+// generated, 42703 naming every input of the model version ('name@3') the source has no column
+// for, then 42804 naming every numeric input whose column is not numeric; "caller" prefixes
+// the message.
+v1_function!(hs_check_source, pg_finfo_hs_check_source, |fcinfo| {
+    let (Some(caller), Some(model), Some(source)) = (arg(fcinfo, 0), arg(fcinfo, 1), arg(fcinfo, 2)) else {
+        return Ok(return_null(fcinfo));
+    };
+    let compiled = super::models::resolve_name(&text_arg(model))?;
+    let relid = pg_sys::Oid::from(source.value() as u32);
+    let row_type = pg_sys::get_rel_type_id(relid);
+    if row_type == pg_sys::InvalidOid {
+        return Ok(return_null(fcinfo));
+    }
+    let desc = pg_sys::lookup_rowtype_tupdesc(row_type, -1);
+    let columns: Vec<(String, pg_sys::Oid)> = super::tuple_desc_attributes(desc)
+        .iter()
+        .filter(|a| !a.attisdropped)
+        .map(|a| (std::ffi::CStr::from_ptr(a.attname.data.as_ptr()).to_string_lossy().into_owned(), a.atttypid))
+        .collect();
+    pg_sys::DecrTupleDescRefCount(desc);
+    let (missing, mismatched) = super::row::source_problems(&compiled.model, &columns);
+    let relation = {
+        let name = pg_sys::format_type_extended(row_type, -1, 0);
+        std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+    };
+    let quoted = |names: &mut dyn Iterator<Item = &String>| {
+        names.map(|n| format!("\"{}\"", shortened(n, 100))).collect::<Vec<_>>().join(", ")
+    };
+    let caller = text_arg(caller);
+    if !missing.is_empty() {
+        let listed: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(Error::SourceColumns {
+            types: false,
+            message: format!(
+                "{caller}: {relation} has no column for the input{} {} of {}",
+                if missing.len() > 1 { "s" } else { "" },
+                quoted(&mut missing.iter()),
+                text_arg(model)
+            ),
+            hint: format!(
+                "its columns: {}; name the columns as the model's inputs in a view of the source",
+                shortened(&listed.join(", "), 200)
+            ),
+        });
+    }
+    if !mismatched.is_empty() {
+        let described: Vec<String> =
+            mismatched.iter().map(|(input, ty)| format!("\"{}\" ({ty})", shortened(input, 100))).collect();
+        return Err(Error::SourceColumns {
+            types: true,
+            message: format!(
+                "{caller}: the numeric input{} {} of {} {} not numeric in {relation}",
+                if mismatched.len() > 1 { "s" } else { "" },
+                described.join(", "),
+                text_arg(model),
+                if mismatched.len() > 1 { "are" } else { "is" }
+            ),
+            hint: "numeric normalizers read smallint, integer, bigint, numeric, real or double precision columns; cast the column in a view of the source".into(),
+        });
+    }
+    Ok(return_null(fcinfo))
 });
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -218,6 +218,7 @@ fn psql(db: &str, sql: &str) -> String {
 
 mod alert_queue;
 mod broken_models;
+mod csm;
 mod concurrency;
 mod docs;
 mod fit;

@@ -51,6 +51,9 @@ pub enum Error {
     UndefinedColumn { input: String, row_type: String },
     /// A table row's column has a type the input cannot be read from (42804).
     DatatypeMismatch { input: String, column_type: String, wanted: String },
+    /// A source checked as a whole (`create_view`) lacks columns for some inputs (42703) or has
+    /// columns of types they cannot be read from (42804, `types`): every one named.
+    SourceColumns { types: bool, message: String, hint: String },
     /// More data than a computation supports (54000).
     LimitExceeded { message: String, hint: String },
     /// Memory for a computation could not be had (53200), as PostgreSQL reports it: an
@@ -68,6 +71,8 @@ impl Error {
             Error::UnknownModel { .. } => "42704",
             Error::UndefinedColumn { .. } => "42703",
             Error::DatatypeMismatch { .. } => "42804",
+            Error::SourceColumns { types: false, .. } => "42703",
+            Error::SourceColumns { types: true, .. } => "42804",
             Error::LimitExceeded { .. } => "54000",
             Error::OutOfMemory { .. } => "53200",
             Error::ForEntity { error, .. } => error.sqlstate(),
@@ -101,6 +106,7 @@ impl Error {
                 format!("input \"{input}\" is a column of type {column_type}, but {wanted} is needed")
             }
             Error::LimitExceeded { message, .. } => message.clone(),
+            Error::SourceColumns { message, .. } => message.clone(),
             Error::OutOfMemory { what, bytes } => format!("out of memory: {what} needed {bytes} more bytes"),
             Error::ForEntity { key, error } => {
                 format!("entity_key {}: {}", quoted_excerpt(key), error.message())
@@ -162,6 +168,7 @@ impl Error {
                     .to_string(),
             ),
             Error::LimitExceeded { hint, .. } => Some(hint.clone()),
+            Error::SourceColumns { hint, .. } => Some(hint.clone()),
             Error::OutOfMemory { .. } => Some("work on fewer rows at a time, or give the server more memory".into()),
             Error::ForEntity { error, .. } => error.hint(),
         }
