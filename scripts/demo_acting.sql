@@ -9,18 +9,19 @@ SET client_min_messages = warning;
 \echo
 \echo '== Acting on the score (docs/acting.md)'
 \echo
--- an smb promoter whose champion just left
-SELECT min(id) AS csm_id FROM demo.account_signals WHERE plan = 'smb' AND nps = 'promoter' \gset
-SELECT health_score.set_alert_rule('customer_health', 'fell_a_band', 'band_worsened');
-SELECT health_score.set_manual_input('customer_health', :'csm_id', 'nps', 'detractor',
-                                     'champion left; the new VP has not been onboarded', '2026-11-23');
+-- a healthy smb account whose escalations run through its partner's help desk, which the
+-- data does not see
+SELECT min(id) AS csm_id FROM demo.account_signals WHERE plan = 'smb' AND open_tickets = 0 \gset
+SELECT health_score.set_alert_rule('customer_health', 'fell_a_band', 'band_worsened') AS rule_set \gset
+SELECT health_score.set_manual_input('customer_health', :'csm_id', 'open_tickets', '8',
+                                     'eight escalations open at the partner''s help desk', '2026-11-23') AS noted \gset
 SELECT health_score.snapshot('customer_health', 'demo.account_signals', 'id', '2026-11-21') AS written \gset
 SELECT health_score.snapshot('customer_health', 'demo.account_signals', 'id', '2026-11-24') AS written \gset
-\echo 'A CSM note that changes a score and expires: account' :csm_id 'is a promoter in the data, but its'
-\echo 'account manager records nps = detractor until 23 November (set_manual_input); the snapshots'
-\echo 'of 21 and 24 November:'
+\echo 'A CSM note that changes a score and expires: account' :csm_id 'has no open tickets in the data,'
+\echo 'but its account manager records open_tickets = 8 until 23 November (set_manual_input); the'
+\echo 'snapshots of 20 (before), 21 and 24 November:'
 SELECT s.scored_at::date AS day, round(s.score::numeric, 1) AS score, s.band,
-       m.manual->'inputs'->'nps'->>'value' AS manual_nps, m.manual->'inputs'->'nps'->>'reason' AS reason
+       m.manual->'inputs'->'open_tickets'->>'value' AS manual_tickets, m.manual->'inputs'->'open_tickets'->>'reason' AS reason
   FROM health_score.scores s LEFT JOIN health_score.manual_applied m USING (model, entity_key, scored_at)
  WHERE s.model = 'customer_health' AND s.entity_key = :'csm_id' AND s.scored_at >= '2026-11-20'
  ORDER BY s.scored_at;

@@ -202,6 +202,8 @@ UPDATE health_score.views w
                                WHERE c.oid = 'health_score.model_versions'::pg_catalog.regclass));
 ALTER TABLE health_score.views ALTER COLUMN view_owner SET NOT NULL;
 COMMENT ON COLUMN health_score.views.view_owner IS 'The role that created the view: it owns the view, which reads its source with this role''s rights';
+ALTER TABLE health_score.views ADD COLUMN carried text[] NOT NULL DEFAULT '{}';
+COMMENT ON COLUMN health_score.views.carried IS 'The source columns the view carries through after the key (''{*}'': all of them)';
 REVOKE INSERT, UPDATE, DELETE ON health_score.views FROM health_score_admin;
 
 DROP FUNCTION health_score_internal._generate_view(name, name, text, regclass, text);
@@ -212,7 +214,7 @@ DROP FUNCTION health_score_internal._generate_view(name, name, text, regclass, t
 -- check of view_owner, and hands the view to view_owner: the view reads its source with
 -- view_owner's rights, never the owner's or those of whoever registered a new version.
 CREATE FUNCTION health_score_internal._generate_view(view_schema name, view_name name, model text, source regclass,
-                                            key_column text, view_owner name, creating boolean)
+                                            key_column text, view_owner name, creating boolean, carried text[])
     RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -227,6 +229,8 @@ DECLARE
     result regclass;
     owner_id oid := to_regrole(quote_ident(_generate_view.view_owner));
     existing record;
+    carried_columns text[];
+    clash text;
 BEGIN
     IF owner_id IS NULL THEN
         RAISE EXCEPTION 'create_view: the role % that created view % no longer exists', quote_ident(_generate_view.view_owner), target
@@ -263,16 +267,47 @@ BEGIN
     -- otherwise sync the view and fail on its first question
     PERFORM health_score_internal._check_source('create_view', _generate_view.model || '@' || shown_version,
                                                 _generate_view.source);
-    IF _generate_view.key_column IN ('score', 'band', 'coverage', 'segment')
-       OR EXISTS (SELECT FROM health_score_internal._components(config) t WHERE t.component || '_points' = _generate_view.key_column) THEN
-        RAISE EXCEPTION 'create_view: the key column % would clash with a column of the view', quote_ident(left(_generate_view.key_column, 200))
-            USING ERRCODE = '42701', HINT = 'rename the key column in a view of the source';
+    -- the source columns carried through beside the key ('*': all of them), in the source's order
+    IF _generate_view.carried = ARRAY['*'] THEN
+        SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}') INTO carried_columns
+          FROM pg_attribute a
+         WHERE a.attrelid = _generate_view.source AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.attname <> _generate_view.key_column;
+    ELSE
+        carried_columns := coalesce(_generate_view.carried, '{}');
+        SELECT string_agg(quote_ident(left(u.col, 200)), ', ' ORDER BY u.o) INTO clash
+          FROM unnest(carried_columns) WITH ORDINALITY u(col, o)
+         WHERE u.col IS NOT NULL AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = _generate_view.source
+                                                 AND a.attname = u.col AND a.attnum > 0 AND NOT a.attisdropped);
+        IF clash IS NOT NULL OR array_position(carried_columns, NULL) IS NOT NULL THEN
+            clash := coalesce(clash, 'NULL');
+            RAISE EXCEPTION 'create_view: % has no column %', _generate_view.source, coalesce(clash, 'NULL') USING ERRCODE = '42703',
+                HINT = health_score_internal._columns_hint(_generate_view.source) || '; or ''{*}'' for all of them';
+        END IF;
+        SELECT string_agg(quote_ident(left(u.col, 200)), ', ') INTO clash
+          FROM (SELECT d.col FROM unnest(carried_columns) d(col) GROUP BY d.col
+                 HAVING count(*) > 1 OR d.col = _generate_view.key_column) u;
+        IF clash IS NOT NULL THEN
+            RAISE EXCEPTION 'create_view: column % is carried twice (or is the key, which the view has already)', clash
+                USING ERRCODE = '42701', HINT = 'name each source column once, the key column not at all';
+        END IF;
+    END IF;
+    SELECT string_agg(quote_ident(left(k.col, 200)), ', ') INTO clash
+      FROM unnest(array_append(carried_columns, _generate_view.key_column)) k(col)
+     WHERE k.col IN ('score', 'band', 'coverage', 'segment_override')
+        OR EXISTS (SELECT FROM health_score_internal._components(config) t WHERE t.component || '_points' = k.col);
+    IF clash IS NOT NULL THEN
+        RAISE EXCEPTION 'create_view: the source column % would clash with a column of the view', clash
+            USING ERRCODE = '42701', HINT = 'rename the column in a view of the source';
     END IF;
     IF EXISTS (SELECT FROM health_score_internal._components(config) t WHERE octet_length(t.component || '_points') > 63) THEN
         RAISE EXCEPTION 'create_view: a component name is too long for a column name ending in _points (63 bytes at most)'
             USING ERRCODE = '42622', HINT = 'component names of up to 56 bytes fit; rename the component in a new version of the model';
     END IF;
-    select_list := format('src.%I, r.score, r.band, r.coverage, r.segment', _generate_view.key_column);
+    select_list := format('src.%I', _generate_view.key_column)
+                   || coalesce((SELECT string_agg(format(', src.%I', u.col), '' ORDER BY u.o)
+                                  FROM unnest(carried_columns) WITH ORDINALITY u(col, o)), '')
+                   || ', r.score, r.band, r.coverage, r.segment AS segment_override';
     FOR c IN SELECT t.component, t.model_order FROM health_score_internal._components(config) t ORDER BY t.model_order LOOP
         select_list := select_list || format(', r.points[%s] AS %I', c.model_order, c.component || '_points');
     END LOOP;
@@ -313,42 +348,54 @@ BEGIN
     EXECUTE format('COMMENT ON COLUMN %s.score IS %L', target, 'Health score (0 to the model''s scale); NULL when coverage is below min_coverage');
     EXECUTE format('COMMENT ON COLUMN %s.band IS %L', target, 'Risk band of the score');
     EXECUTE format('COMMENT ON COLUMN %s.coverage IS %L', target, 'Share of the model covered by present, valid inputs (0 to 1)');
-    EXECUTE format('COMMENT ON COLUMN %s.segment IS %L', target, 'Segment override applied, NULL for the base model');
+    EXECUTE format('COMMENT ON COLUMN %s.segment_override IS %L', target,
+                   'The segment override of the model applied to the row, NULL for the base model');
+    FOR c IN SELECT u.col AS name, col_description(_generate_view.source, a.attnum) AS description
+               FROM unnest(carried_columns) u(col)
+               JOIN pg_attribute a ON a.attrelid = _generate_view.source AND a.attname = u.col LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', target, c.name,
+                       coalesce(c.description || '. ', '') || format('From %s.%I', _generate_view.source, c.name));
+    END LOOP;
     FOR c IN SELECT t.component, t.parent, t.description FROM health_score_internal._components(config) t LOOP
         EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', target, c.component || '_points',
                        coalesce(c.description || '. ', '') || format('Points the component %s contributes to the score%s',
                                 c.component, coalesce(' (part of ' || c.parent || ')', '')));
     END LOOP;
-    INSERT INTO health_score.views AS v (view_schema, view_name, model, model_version, source, key_column, view_owner)
+    INSERT INTO health_score.views AS v (view_schema, view_name, model, model_version, source, key_column, view_owner, carried)
     VALUES (_generate_view.view_schema, _generate_view.view_name, _generate_view.model, shown_version,
-            _generate_view.source, _generate_view.key_column, _generate_view.view_owner)
+            _generate_view.source, _generate_view.key_column, _generate_view.view_owner, coalesce(_generate_view.carried, '{}'))
     ON CONFLICT ON CONSTRAINT views_pkey DO UPDATE
        SET model = excluded.model, model_version = excluded.model_version, source = excluded.source,
-           key_column = excluded.key_column, refreshed_at = excluded.refreshed_at, view_owner = excluded.view_owner;
+           key_column = excluded.key_column, refreshed_at = excluded.refreshed_at, view_owner = excluded.view_owner,
+           carried = excluded.carried;
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION health_score_internal._generate_view(name, name, text, regclass, text, name, boolean) IS
+COMMENT ON FUNCTION health_score_internal._generate_view(name, name, text, regclass, text, name, boolean, text[]) IS
     'Generates or regenerates one view of health_score.views for the latest version of its model, owned by view_owner; run as the registry''s owner';
 
-CREATE FUNCTION health_score_internal._create_view(view_schema name, view_name name, model text, source regclass, key_column text)
+CREATE FUNCTION health_score_internal._create_view(view_schema name, view_name name, model text, source regclass, key_column text,
+                                                  carried text[])
     RETURNS regclass
     AS 'MODULE_PATHNAME', 'hs_create_view' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION health_score_internal._create_view(name, name, text, regclass, text) IS
+COMMENT ON FUNCTION health_score_internal._create_view(name, name, text, regclass, text, text[]) IS
     'Generates a view owned by the caller and registers it: health_score.create_view once the name is parsed';
 
 -- No SET search_path here: an unqualified view name goes, as CREATE VIEW would put it, in the
 -- caller's current schema. So every name below is qualified, operators and types included
 -- (a caller's search_path may put a planted public.= ahead of pg_catalog's), and the SQL is
--- built (and run with a pinned search_path) by _generate_view.
-CREATE OR REPLACE FUNCTION health_score.create_view(view_name text, model text, source regclass, key_column text)
+-- built (and run with a pinned search_path) by _generate_view. columns: the source columns
+-- carried through after the key, in the order given ('{*}': all of them), so that a BI tool
+-- whose role may not read the source can still slice by them.
+CREATE FUNCTION health_score.create_view(view_name text, model text, source regclass, key_column text, columns text[])
     RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
     parts pg_catalog.text[];
     schema_name pg_catalog.name;
 BEGIN
-    IF create_view.view_name IS NULL OR create_view.model IS NULL OR create_view.source IS NULL OR create_view.key_column IS NULL THEN
+    IF create_view.view_name IS NULL OR create_view.model IS NULL OR create_view.source IS NULL OR create_view.key_column IS NULL
+       OR create_view.columns IS NULL THEN
         RAISE EXCEPTION 'create_view: no argument may be NULL' USING ERRCODE = '22023',
             HINT = 'for example health_score.create_view(''account_health'', ''churn'', ''accounts'', ''account_id'')';
     END IF;
@@ -372,11 +419,19 @@ BEGIN
             HINT = 'create the schema first, or name the view without a schema to create it in the current one';
     END IF;
     RETURN health_score_internal._create_view(schema_name, parts[pg_catalog.cardinality(parts)], create_view.model,
-                                     create_view.source, create_view.key_column);
+                                     create_view.source, create_view.key_column, create_view.columns);
 END
 $$;
+COMMENT ON FUNCTION health_score.create_view(text, text, regclass, text, text[]) IS
+    'Creates or replaces a plain view over a source: its key, the source columns named (''{*}'': all), score, band, coverage, segment_override and one <component>_points column per component, with comments; follows new model versions automatically';
+CREATE OR REPLACE FUNCTION health_score.create_view(view_name text, model text, source regclass, key_column text)
+    RETURNS regclass
+LANGUAGE sql AS $$
+    SELECT health_score.create_view(create_view.view_name, create_view.model, create_view.source, create_view.key_column,
+                                    '{}'::pg_catalog.text[])
+$$;
 COMMENT ON FUNCTION health_score.create_view(text, text, regclass, text) IS
-    'Creates or replaces a plain view over a source: its key, score, band, coverage, segment and one <component>_points column per component, with comments from the model; follows new model versions automatically';
+    'create_view carrying no source column: the key, score, band, coverage, segment_override and one <component>_points column per component';
 
 -- SECURITY DEFINER (docs/security.md): regenerates views of any owner, each for its owner
 CREATE OR REPLACE FUNCTION health_score.refresh_views(model text) RETURNS integer
@@ -386,7 +441,8 @@ DECLARE
     refreshed integer := 0;
 BEGIN
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = refresh_views.model ORDER BY w.view_schema, w.view_name LOOP
-        PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
+        PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false,
+                                                     v.carried);
         refreshed := refreshed + 1;
     END LOOP;
     RETURN refreshed;
@@ -406,7 +462,8 @@ BEGIN
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = NEW.name AND w.model_version < NEW.version
               ORDER BY w.view_schema, w.view_name LOOP
         BEGIN
-            PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false);
+            PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false,
+                                                         v.carried);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'view %.% still shows % version %: %', quote_ident(v.view_schema), quote_ident(v.view_name),
                 v.model, v.model_version, SQLERRM
@@ -457,12 +514,14 @@ COMMENT ON FUNCTION health_score_internal._forget_view(name, name) IS
 
 REVOKE EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
                            health_score.drop_view(regclass), health_score_internal._forget_view(name, name),
-                           health_score_internal._create_view(name, name, text, regclass, text),
-                           health_score_internal._generate_view(name, name, text, regclass, text, name, boolean)
+                           health_score_internal._create_view(name, name, text, regclass, text, text[]),
+                           health_score_internal._generate_view(name, name, text, regclass, text, name, boolean, text[]),
+                           health_score.create_view(text, text, regclass, text, text[])
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
                           health_score.drop_view(regclass), health_score_internal._forget_view(name, name),
-                          health_score_internal._create_view(name, name, text, regclass, text)
+                          health_score_internal._create_view(name, name, text, regclass, text, text[]),
+                          health_score.create_view(text, text, regclass, text, text[])
    TO health_score_admin;
 
 -- Issue 15, item 4: inlined SQL functions and create_view (no pinned search_path) qualify
@@ -2938,8 +2997,9 @@ CREATE FUNCTION health_score_internal._view_row_columns(model text, manual jsonb
 COMMENT ON FUNCTION health_score_internal._view_row_columns(text, jsonb, oid, text[], "any") IS
     'health_score_internal._view_row with manual inputs as the planner passes it: the row''s columns as arguments';
 
--- every registered view is generated anew: views apply the CSM inputs from now on (one that
--- cannot be regenerated keeps working as it was, with a WARNING)
+-- every registered view is generated anew: views apply the CSM inputs from now on, and name
+-- the override applied segment_override (one that cannot be regenerated keeps working as it
+-- was, with a WARNING)
 DO $regenerate$
 DECLARE
     v record;
@@ -2947,7 +3007,7 @@ BEGIN
     FOR v IN SELECT * FROM health_score.views ORDER BY view_schema, view_name LOOP
         BEGIN
             PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column,
-                                                         v.view_owner, false);
+                                                         v.view_owner, false, v.carried);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'view %.% was not regenerated: %', quote_ident(v.view_schema), quote_ident(v.view_name), SQLERRM
                 USING HINT = 'fix the cause and run SELECT health_score.refresh_views(' || quote_literal(v.model) || ')';

@@ -91,8 +91,8 @@ v1_function!(hs_set_model, pg_finfo_hs_set_model, |fcinfo| {
 });
 
 // _create_view(view_schema name, view_name name, model text, source regclass, key_column
-// text) RETURNS regclass, STRICT: the view is the caller's, checked and built by
-// _generate_view
+// text, carried text[]) RETURNS regclass, STRICT: the view is the caller's, checked and built
+// by _generate_view
 v1_function!(hs_create_view, pg_finfo_hs_create_view, |fcinfo| {
     let args = vec![
         optional(fcinfo, 0, pg_sys::NAMEOID),
@@ -100,9 +100,10 @@ v1_function!(hs_create_view, pg_finfo_hs_create_view, |fcinfo| {
         optional(fcinfo, 2, pg_sys::TEXTOID),
         optional(fcinfo, 3, pg_sys::REGCLASSOID),
         optional(fcinfo, 4, pg_sys::TEXTOID),
+        optional(fcinfo, 5, pg_sys::TEXTARRAYOID),
     ];
     let view = call_as_owner::<pg_sys::Oid>(
-        "SELECT health_score_internal._generate_view($1, $2, $3, $4, $5, pg_catalog.pg_get_userbyid($6), true)::pg_catalog.oid",
+        "SELECT health_score_internal._generate_view($1, $2, $3, $4, $5, pg_catalog.pg_get_userbyid($7), true, $6)::pg_catalog.oid",
         args,
     )?;
     Ok(view.map(pg_sys::Datum::from).unwrap_or_else(|| return_null(fcinfo)))

@@ -172,7 +172,7 @@ pub const DECLARED: &[Declared] = &[
     Declared { symbol: "hs_components", args: &["jsonb"], returns: "record", strict: true, set: true },
     Declared {
         symbol: "hs_create_view",
-        args: &["name", "name", "text", "regclass", "text"],
+        args: &["name", "name", "text", "regclass", "text", "text[]"],
         returns: "regclass",
         strict: true,
         set: false,

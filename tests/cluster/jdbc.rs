@@ -30,7 +30,7 @@ fn a_jdbc_client_syncs_the_views_and_runs_dashboard_queries() {
            UPDATE accounts SET tickets = tickets + 2 WHERE id % 5 = 0;
            SELECT health_score.snapshot('churn', 'accounts', 'id', '2026-01-14');
            CREATE SCHEMA analytics;
-           SELECT health_score.create_view('analytics."Account Health"', 'churn', 'accounts', 'id');
+           SELECT health_score.create_view('analytics."Account Health"', 'churn', 'accounts', 'id', columns => '{plan}');
            GRANT USAGE ON SCHEMA analytics TO health_score_reader;
            DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hs_metabase') THEN CREATE ROLE hs_metabase LOGIN; END IF; END $$;
            GRANT health_score_reader TO hs_metabase;"#,
@@ -58,7 +58,8 @@ fn a_jdbc_client_syncs_the_views_and_runs_dashboard_queries() {
         ("analytics.Account Health.score", "float8"),
         ("analytics.Account Health.band", "text"),
         ("analytics.Account Health.coverage", "float8"),
-        ("analytics.Account Health.segment", "text"),
+        ("analytics.Account Health.plan", "text"),
+        ("analytics.Account Health.segment_override", "text"),
         ("analytics.Account Health.usage_points", "float8"),
         ("analytics.Account Health.logins_points", "float8"),
         ("analytics.Account Health.tickets_points", "float8"),
@@ -70,11 +71,11 @@ fn a_jdbc_client_syncs_the_views_and_runs_dashboard_queries() {
     }
     let uncommented: Vec<_> = lines.iter().filter(|l| l[0] == "COLUMN" && l[3] != "true").collect();
     assert!(uncommented.is_empty(), "columns without a comment: {uncommented:?}");
-    // accounts by band per segment, as assess() gives them
+    // accounts by band per plan (carried through the view), as assess() gives them
     let expected: Vec<String> = c
         .query(
-            "SELECT coalesce(s.segment, 'base') || '\t' || s.band || '\t' || count(*)
-               FROM accounts a, health_score.assess('churn', a) s GROUP BY s.segment, s.band ORDER BY 1",
+            "SELECT a.plan || '\t' || s.band || '\t' || count(*)
+               FROM accounts a, health_score.assess('churn', a) s GROUP BY a.plan, s.band ORDER BY 1",
             &[],
         )
         .unwrap()

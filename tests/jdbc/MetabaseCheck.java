@@ -37,9 +37,9 @@ public class MetabaseCheck {
                 }
             }
             String view = "\"" + viewSchema.replace("\"", "\"\"") + "\".\"" + viewName.replace("\"", "\"\"") + "\"";
-            // accounts by band per segment
+            // accounts by band per plan, a source column the view carries
             try (PreparedStatement q = c.prepareStatement(
-                    "SELECT coalesce(segment, 'base'), band, count(*) FROM " + view + " GROUP BY 1, 2 ORDER BY 1, 2");
+                    "SELECT plan, band, count(*) FROM " + view + " GROUP BY 1, 2 ORDER BY 1, 2");
                  ResultSet r = q.executeQuery()) {
                 while (r.next()) {
                     System.out.println("BANDS\t" + r.getString(1) + "\t" + r.getString(2) + "\t" + r.getLong(3));

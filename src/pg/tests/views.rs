@@ -21,7 +21,7 @@ fn generated_views_show_points_follow_new_versions_and_keep_grants() {
     .unwrap();
     assert_eq!(
         columns.as_deref(),
-        Some("id:integer,score:double precision,band:text,coverage:double precision,segment:text,usage_points:double precision,logins_points:double precision,seats_points:double precision,nps_points:double precision,overdue_points:double precision")
+        Some("id:integer,score:double precision,band:text,coverage:double precision,segment_override:text,usage_points:double precision,logins_points:double precision,seats_points:double precision,nps_points:double precision,overdue_points:double precision")
     );
     // the same scores as score(), and the top-level points add up to them
     let mismatches = Spi::get_one::<i64>(
@@ -64,7 +64,7 @@ fn generated_views_show_points_follow_new_versions_and_keep_grants() {
     .unwrap();
     assert_eq!(
         columns.as_deref(),
-        Some("id,score,band,coverage,segment,usage_points,logins_points,seats_points,nps_points")
+        Some("id,score,band,coverage,segment_override,usage_points,logins_points,seats_points,nps_points")
     );
     let still = Spi::get_one::<bool>(
         "SELECT has_table_privilege('hs_test_viewer', 'public.\"we\"\"ird name\"', 'SELECT')
@@ -74,4 +74,77 @@ fn generated_views_show_points_follow_new_versions_and_keep_grants() {
     assert_eq!(still, Some(true));
     assert_eq!(Spi::get_one::<i32>("SELECT model_version FROM health_score.views").unwrap(), Some(2));
     assert_eq!(Spi::get_one::<i32>("SELECT health_score.refresh_views('churn')").unwrap(), Some(1));
+}
+
+#[pg_test]
+fn create_view_refuses_a_source_without_the_models_inputs_naming_every_one() {
+    setup_model();
+    install_error_helper();
+    Spi::run(
+        "CREATE TABLE thin (id int, logins text, nps text);
+         CREATE TABLE wrong_types (id int, logins text, active text, nps text, overdue date);",
+    )
+    .unwrap();
+    let (state, message) = error_of("SELECT health_score.create_view('v_thin', 'churn', 'thin', 'id')");
+    assert_eq!(state, "42703");
+    assert!(message.contains("has no column for the inputs \"active\", \"overdue\" of churn@1"), "{message}");
+    let (state, message) = error_of("SELECT health_score.create_view('v_types', 'churn', 'wrong_types', 'id')");
+    assert_eq!(state, "42804");
+    assert!(message.contains("\"logins\" (text), \"active\" (text), \"overdue\" (date)"), "{message}");
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM health_score.views").unwrap(), Some(0));
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM pg_class WHERE relname IN ('v_thin', 'v_types')").unwrap(),
+        Some(0)
+    );
+}
+
+#[pg_test]
+fn create_view_carries_source_columns_through_and_names_the_override_segment_override() {
+    setup_accounts();
+    install_error_helper();
+    Spi::run(
+        "ALTER TABLE accounts ADD COLUMN plan text DEFAULT 'smb', ADD COLUMN arr numeric DEFAULT 1000;
+         COMMENT ON COLUMN accounts.arr IS 'Annual recurring revenue';
+         SELECT health_score.create_view('sliced', 'churn', 'accounts', 'id', columns => '{plan, arr}');
+         SELECT health_score.create_view('everything', 'churn', 'accounts', 'id', '{*}');",
+    )
+    .unwrap();
+    let columns = |view: &str| {
+        Spi::get_one::<String>(&format!(
+            "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '{view}'::regclass AND attnum > 0"
+        ))
+        .unwrap()
+        .unwrap_or_default()
+    };
+    let computed =
+        "score,band,coverage,segment_override,usage_points,logins_points,seats_points,nps_points,overdue_points";
+    assert_eq!(columns("sliced"), format!("id,plan,arr,{computed}"));
+    assert_eq!(columns("everything"), format!("id,logins,active,nps,overdue,plan,arr,{computed}"));
+    assert_eq!(
+        Spi::get_one::<String>("SELECT col_description('sliced'::regclass, 3)").unwrap().as_deref(),
+        Some("Annual recurring revenue. From public.accounts.arr")
+    );
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT sum(arr)::int8 FROM sliced WHERE plan = 'smb' AND score IS NOT NULL").unwrap(),
+        Some(3000)
+    );
+    // the carried columns survive a new version, and '{*}' takes the source's new columns
+    Spi::run(
+        "ALTER TABLE accounts ADD COLUMN region text;
+         SELECT health_score.set_model('churn', config) FROM health_score.models WHERE name = 'churn' AND version = 1;",
+    )
+    .unwrap();
+    assert_eq!(columns("sliced"), format!("id,plan,arr,{computed}"));
+    assert_eq!(columns("everything"), format!("id,logins,active,nps,overdue,plan,arr,region,{computed}"));
+    for (columns, state) in
+        [("'{nope, arr}'", "42703"), ("'{plan, plan}'", "42701"), ("'{id}'", "42701"), ("NULL", "22023")]
+    {
+        assert_eq!(
+            error_of(&format!("SELECT health_score.create_view('bad', 'churn', 'accounts', 'id', {columns})")).0,
+            state,
+            "{columns}"
+        );
+    }
+    Spi::run("ALTER TABLE accounts ADD COLUMN score int").unwrap();
+    assert_eq!(error_of("SELECT health_score.create_view('bad', 'churn', 'accounts', 'id', '{score}')").0, "42701");
 }
