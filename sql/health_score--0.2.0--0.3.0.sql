@@ -2997,19 +2997,139 @@ CREATE FUNCTION health_score_internal._view_row_columns(model text, manual jsonb
 COMMENT ON FUNCTION health_score_internal._view_row_columns(text, jsonb, oid, text[], "any") IS
     'health_score_internal._view_row with manual inputs as the planner passes it: the row''s columns as arguments';
 
--- every registered view is generated anew: views apply the CSM inputs from now on, and name
--- the override applied segment_override (one that cannot be regenerated keeps working as it
--- was, with a WARNING)
-DO $regenerate$
+-------------------------------------------------------------------------------------------
+-- Issue 19: generated views whose source is dropped lose their registration with them
+-------------------------------------------------------------------------------------------
+
+-- registrations of views already gone (dropped with their source before this version) are
+-- removed, naming the view, so that none is regenerated below
+DO $gone$
 DECLARE
     v record;
 BEGIN
+    FOR v IN DELETE FROM health_score.views w
+              WHERE to_regclass(quote_ident(w.view_schema) || '.' || quote_ident(w.view_name)) IS NULL
+             RETURNING w.view_schema, w.view_name, w.model LOOP
+        RAISE WARNING 'the generated view %.% of model % no longer exists; its registration is removed',
+            quote_ident(v.view_schema), quote_ident(v.view_name), v.model
+            USING HINT = 'create it again with health_score.create_view';
+    END LOOP;
+END
+$gone$;
+
+-- A generated view dropped with its source (DROP ... CASCADE, as dbt rebuilds a relation) or
+-- by hand takes its registration with it: no registration is left naming a view that is gone
+-- and a source by a bare OID, for refresh_views and every set_model to trip over. Losing a
+-- view with its source is reported (a WARNING with the create_view call that makes it again);
+-- dropping the view itself is what the user asked for. PL/pgSQL that never fails: an event
+-- trigger's error would stop every DROP in the database.
+-- SECURITY DEFINER (docs/security.md): health_score.views is the registry owner's to write; it
+-- deletes only the registrations of views the statement has just dropped.
+CREATE FUNCTION health_score_internal._forget_dropped_views() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v record;
+BEGIN
+    IF to_regclass('health_score.views') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR v IN WITH dropped AS (SELECT * FROM pg_event_trigger_dropped_objects())
+             DELETE FROM health_score.views w
+              WHERE EXISTS (SELECT FROM dropped d WHERE d.object_type = 'view'
+                                                    AND d.schema_name = w.view_schema AND d.object_name = w.view_name)
+             RETURNING w.view_schema, w.view_name, w.model, w.key_column, w.carried,
+                       (SELECT d.object_identity FROM dropped d
+                         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = w.source::oid AND d.objsubid = 0) AS source_name
+    LOOP
+        CONTINUE WHEN v.source_name IS NULL;
+        RAISE WARNING 'health_score: the generated view %.% was dropped with its source %; its registration is removed',
+            quote_ident(v.view_schema), quote_ident(v.view_name), v.source_name
+            USING HINT = format('once the source is back, create the view again: SELECT health_score.create_view(%L, %L, %L, %L%s)',
+                                quote_ident(v.view_schema) || '.' || quote_ident(v.view_name), v.model, v.source_name,
+                                v.key_column, CASE WHEN v.carried = '{}' THEN '' ELSE format(', %L', v.carried) END);
+    END LOOP;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'health_score: the registrations of dropped generated views were not removed: %', SQLERRM
+        USING HINT = 'SELECT health_score_internal._forget_view(view_schema, view_name) for each gone view of health_score.views';
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._forget_dropped_views() IS
+    'Event trigger function: removes the registrations (health_score.views) of generated views a statement dropped, with a WARNING when their source went with them';
+CREATE EVENT TRIGGER health_score_forget_dropped_views ON sql_drop
+    EXECUTE FUNCTION health_score_internal._forget_dropped_views();
+COMMENT ON EVENT TRIGGER health_score_forget_dropped_views IS
+    'Removes the registrations of generated views that a DROP (of the view, or of its source with CASCADE) took with it';
+-- PostgreSQL calls it itself
+REVOKE EXECUTE ON FUNCTION health_score_internal._forget_dropped_views() FROM PUBLIC;
+
+-- Issue 19, item 5: trend's common reading as scalar columns (sql/trend.sql)
+-- The common reading of trend, flat: per entity of a model, the trend of its snapshots in a
+-- window, as scalar columns (a composite column reaches BI tools and pandas as a string).
+CREATE FUNCTION health_score.trends(model text, since interval DEFAULT '90 days', until timestamptz DEFAULT now())
+    RETURNS TABLE (entity_key text, n bigint, first_at timestamptz, first_score double precision, last_at timestamptz,
+                   last_score double precision, delta double precision, pct_change double precision,
+                   slope_per_day double precision, min_score double precision, max_score double precision)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score_internal._require_model_name('trends', trends.model);
+    IF trends.since IS NULL OR trends.until IS NULL OR trends.since < interval '0' OR NOT isfinite(trends.until) THEN
+        RAISE EXCEPTION 'trends: since must be a positive interval and until a finite time, not % and %',
+            coalesce(trends.since::text, 'NULL'), coalesce(trends.until::text, 'NULL') USING ERRCODE = '22023',
+            HINT = 'for example health_score.trends(''churn'', ''30 days'') for the last thirty days';
+    END IF;
+    RETURN QUERY
+    SELECT t.entity_key::text, (t.s).n, (t.s).first_at, (t.s).first_score, (t.s).last_at, (t.s).last_score, (t.s).delta,
+           (t.s).pct_change, (t.s).slope_per_day, (t.s).min_score, (t.s).max_score
+      FROM (SELECT s.entity_key, health_score.trend(s.scored_at, s.score) AS s
+              FROM health_score.scores s
+             WHERE s.model = trends.model AND s.scored_at > trends.until - trends.since AND s.scored_at <= trends.until
+             GROUP BY s.entity_key) t;
+END
+$$;
+COMMENT ON FUNCTION health_score.trends(text, interval, timestamptz) IS
+    'Per entity of a model: the trend (health_score.trend) of its snapshots in (until - since, until], as scalar columns for BI tools and dataframes';
+
+-- Issue 19, item 6: the extension's comment (\dx) says where to start, as the control file's
+-- does for a fresh install
+COMMENT ON EXTENSION health_score IS 'Explainable customer health scores in SQL. Start with health_score.set_model (a model as JSONB), then score, assess and explain a row; snapshot, latest and create_view for history and BI tools. Reference: docs/reference.md';
+
+-- every registered view is generated anew: views apply the CSM inputs from now on, and name
+-- the override applied segment_override. A view created inside this script would become a
+-- member of the extension (which pg_dump leaves out, and DROP EXTENSION drops), and so would
+-- the privileges granted on it (initial privileges, which pg_dump leaves out too): each view
+-- is dropped, generated and given its grants back, then freed of both records, so that it is
+-- the user's view it was. One that cannot be dropped (a view of the user's depends on it)
+-- keeps working as it was, with a WARNING.
+DO $regenerate$
+DECLARE
+    v record;
+    target text;
+    saved_acl aclitem[];
+    owner_id oid;
+    g record;
+    regenerated regclass;
+BEGIN
     FOR v IN SELECT * FROM health_score.views ORDER BY view_schema, view_name LOOP
+        target := quote_ident(v.view_schema) || '.' || quote_ident(v.view_name);
         BEGIN
-            PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column,
-                                                         v.view_owner, false, v.carried);
+            SELECT cl.relacl, cl.relowner INTO saved_acl, owner_id FROM pg_class cl WHERE cl.oid = target::regclass;
+            EXECUTE format('DROP VIEW %s', target);
+            regenerated := health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column,
+                                                                v.view_owner, false, v.carried);
+            FOR g IN SELECT (aclexplode(saved_acl)).* LOOP
+                IF g.grantee <> 0 AND g.grantee <> owner_id THEN
+                    EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, target, g.grantee::regrole,
+                                   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+                ELSIF g.grantee = 0 THEN
+                    EXECUTE format('GRANT %s ON %s TO PUBLIC', g.privilege_type, target);
+                END IF;
+            END LOOP;
+            DELETE FROM pg_depend d
+             WHERE d.classid = 'pg_class'::regclass AND d.objid = regenerated
+               AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e';
+            DELETE FROM pg_init_privs i WHERE i.classoid = 'pg_class'::regclass AND i.objoid = regenerated;
         EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'view %.% was not regenerated: %', quote_ident(v.view_schema), quote_ident(v.view_name), SQLERRM
+            RAISE WARNING 'view % was not regenerated: %', target, SQLERRM
                 USING HINT = 'fix the cause and run SELECT health_score.refresh_views(' || quote_literal(v.model) || ')';
         END;
     END LOOP;

@@ -58,3 +58,29 @@ REVOKE EXECUTE ON FUNCTION
     health_score_internal._trend_serialize(internal),
     health_score_internal._trend_trans(internal, timestamptz, double precision)
   FROM PUBLIC;
+
+-- The common reading of trend, flat: per entity of a model, the trend of its snapshots in a
+-- window, as scalar columns (a composite column reaches BI tools and pandas as a string).
+CREATE FUNCTION health_score.trends(model text, since interval DEFAULT '90 days', until timestamptz DEFAULT now())
+    RETURNS TABLE (entity_key text, n bigint, first_at timestamptz, first_score double precision, last_at timestamptz,
+                   last_score double precision, delta double precision, pct_change double precision,
+                   slope_per_day double precision, min_score double precision, max_score double precision)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score_internal._require_model_name('trends', trends.model);
+    IF trends.since IS NULL OR trends.until IS NULL OR trends.since < interval '0' OR NOT isfinite(trends.until) THEN
+        RAISE EXCEPTION 'trends: since must be a positive interval and until a finite time, not % and %',
+            coalesce(trends.since::text, 'NULL'), coalesce(trends.until::text, 'NULL') USING ERRCODE = '22023',
+            HINT = 'for example health_score.trends(''churn'', ''30 days'') for the last thirty days';
+    END IF;
+    RETURN QUERY
+    SELECT t.entity_key::text, (t.s).n, (t.s).first_at, (t.s).first_score, (t.s).last_at, (t.s).last_score, (t.s).delta,
+           (t.s).pct_change, (t.s).slope_per_day, (t.s).min_score, (t.s).max_score
+      FROM (SELECT s.entity_key, health_score.trend(s.scored_at, s.score) AS s
+              FROM health_score.scores s
+             WHERE s.model = trends.model AND s.scored_at > trends.until - trends.since AND s.scored_at <= trends.until
+             GROUP BY s.entity_key) t;
+END
+$$;
+COMMENT ON FUNCTION health_score.trends(text, interval, timestamptz) IS
+    'Per entity of a model: the trend (health_score.trend) of its snapshots in (until - since, until], as scalar columns for BI tools and dataframes';

@@ -370,6 +370,51 @@ $$;
 COMMENT ON FUNCTION health_score_internal._forget_view(name, name) IS
     'Removes the registration of a generated view that no longer exists (health_score.drop_view)';
 
+-- A generated view dropped with its source (DROP ... CASCADE, as dbt rebuilds a relation) or
+-- by hand takes its registration with it: no registration is left naming a view that is gone
+-- and a source by a bare OID, for refresh_views and every set_model to trip over. Losing a
+-- view with its source is reported (a WARNING with the create_view call that makes it again);
+-- dropping the view itself is what the user asked for. PL/pgSQL that never fails: an event
+-- trigger's error would stop every DROP in the database.
+-- SECURITY DEFINER (docs/security.md): health_score.views is the registry owner's to write; it
+-- deletes only the registrations of views the statement has just dropped.
+CREATE FUNCTION health_score_internal._forget_dropped_views() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v record;
+BEGIN
+    IF to_regclass('health_score.views') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR v IN WITH dropped AS (SELECT * FROM pg_event_trigger_dropped_objects())
+             DELETE FROM health_score.views w
+              WHERE EXISTS (SELECT FROM dropped d WHERE d.object_type = 'view'
+                                                    AND d.schema_name = w.view_schema AND d.object_name = w.view_name)
+             RETURNING w.view_schema, w.view_name, w.model, w.key_column, w.carried,
+                       (SELECT d.object_identity FROM dropped d
+                         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = w.source::oid AND d.objsubid = 0) AS source_name
+    LOOP
+        CONTINUE WHEN v.source_name IS NULL;
+        RAISE WARNING 'health_score: the generated view %.% was dropped with its source %; its registration is removed',
+            quote_ident(v.view_schema), quote_ident(v.view_name), v.source_name
+            USING HINT = format('once the source is back, create the view again: SELECT health_score.create_view(%L, %L, %L, %L%s)',
+                                quote_ident(v.view_schema) || '.' || quote_ident(v.view_name), v.model, v.source_name,
+                                v.key_column, CASE WHEN v.carried = '{}' THEN '' ELSE format(', %L', v.carried) END);
+    END LOOP;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'health_score: the registrations of dropped generated views were not removed: %', SQLERRM
+        USING HINT = 'SELECT health_score_internal._forget_view(view_schema, view_name) for each gone view of health_score.views';
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._forget_dropped_views() IS
+    'Event trigger function: removes the registrations (health_score.views) of generated views a statement dropped, with a WARNING when their source went with them';
+CREATE EVENT TRIGGER health_score_forget_dropped_views ON sql_drop
+    EXECUTE FUNCTION health_score_internal._forget_dropped_views();
+COMMENT ON EVENT TRIGGER health_score_forget_dropped_views IS
+    'Removes the registrations of generated views that a DROP (of the view, or of its source with CASCADE) took with it';
+-- PostgreSQL calls it itself
+REVOKE EXECUTE ON FUNCTION health_score_internal._forget_dropped_views() FROM PUBLIC;
+
 GRANT SELECT ON health_score.views TO health_score_reader;
 REVOKE EXECUTE ON FUNCTION health_score.create_view(text, text, regclass, text), health_score.refresh_views(text),
                            health_score.drop_view(regclass), health_score_internal._forget_view(name, name),

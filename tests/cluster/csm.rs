@@ -45,7 +45,7 @@ fn manual_inputs_overrides_and_audit_survive_dump_and_restore() {
     // logins 2 and 3 of 10 instead of 8: scores 20 and 30 (red); 3 is green again without its override
     let bands: Vec<String> = column(
         &mut r,
-        "SELECT entity_key || ' ' || score || ' ' || band FROM health_score.scores WHERE scored_at = '2026-01-02' ORDER BY 1",
+        "SELECT entity_key || ' ' || round(score::numeric, 9)::float8 || ' ' || band FROM health_score.scores WHERE scored_at = '2026-01-02' ORDER BY 1",
     );
     assert_eq!(bands, ["1 20 red", "2 30 red", "3 80 green"]);
 }

@@ -53,7 +53,7 @@ fn item_1_an_admin_cannot_plant_a_view_registration() {
         "INSERT INTO health_score.views VALUES ('public', 'leak', 'churn', 0, 'accounts_secret', 'ssn', now(), 'postgres')",
         "UPDATE health_score.views SET source = 'accounts_secret'",
         "DELETE FROM health_score.views",
-        "SELECT health_score_internal._generate_view('public', 'leak', 'churn', 'accounts_secret', 'ssn', 'postgres', true)",
+        "SELECT health_score_internal._generate_view('public', 'leak', 'churn', 'accounts_secret', 'ssn', 'postgres', true, '{}')",
     ] {
         assert_eq!(error(&mut admin, sql), "42501", "{sql}");
     }

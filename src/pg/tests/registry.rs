@@ -89,7 +89,7 @@ fn the_reader_reads_and_scores_but_writes_nothing_and_the_admin_writes() {
     .unwrap();
     assert_eq!(
         definer.as_deref(),
-        Some("_ensure_partition,_forget_view,_lock,_set_retention,apply_retention,refresh_views")
+        Some("_ensure_partition,_forget_dropped_views,_forget_view,_lock,_set_retention,apply_retention,refresh_views")
     );
     let unpinned = Spi::get_one::<i64>(
         "SELECT count(*) FROM pg_proc WHERE pronamespace IN ('health_score'::regnamespace, 'health_score_internal'::regnamespace)

@@ -74,3 +74,42 @@ fn trend_runs_in_parallel_and_over_window_frames() {
     .unwrap();
     assert_eq!(mismatches, Some(0));
 }
+
+#[pg_test]
+fn trends_gives_each_entitys_trend_in_a_window_as_columns() {
+    install_error_helper();
+    Spi::run(
+        r#"SELECT health_score.set_model('t', '{"components": [{"name": "x", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 100}}]}');
+           CREATE TABLE src (id text, x float8);
+           INSERT INTO src SELECT 'e' || g, g * 10 FROM generate_series(1, 3) g;
+           SELECT health_score.snapshot('t', 'src', 'id', '2026-01-01');
+           UPDATE src SET x = x + 7 WHERE id = 'e1';
+           SELECT health_score.snapshot('t', 'src', 'id', '2026-01-03');
+           UPDATE src SET x = x - 4;
+           SELECT health_score.snapshot('t', 'src', 'id', '2026-01-10');"#,
+    )
+    .unwrap();
+    // the same by plain SQL over the window (2026-01-02, 2026-01-10]
+    let mismatches = Spi::get_one::<i64>(
+        "WITH w AS (SELECT entity_key, scored_at, score FROM health_score.scores
+                     WHERE model = 't' AND scored_at > '2026-01-02' AND scored_at <= '2026-01-10'),
+              plain AS (SELECT entity_key, count(*) AS n, min(score) AS lo, max(score) AS hi,
+                               regr_slope(score, extract(epoch FROM scored_at) / 86400) AS slope,
+                               (array_agg(score ORDER BY scored_at))[1] AS first,
+                               (array_agg(score ORDER BY scored_at DESC))[1] AS last
+                          FROM w GROUP BY entity_key)
+         SELECT count(*) FROM plain p FULL JOIN health_score.trends('t', '8 days', '2026-01-10') t USING (entity_key)
+          WHERE t.n IS DISTINCT FROM p.n OR t.min_score IS DISTINCT FROM p.lo OR t.max_score IS DISTINCT FROM p.hi
+             OR abs(t.slope_per_day - p.slope) > 1e-9 OR t.first_score IS DISTINCT FROM p.first
+             OR t.last_score IS DISTINCT FROM p.last OR abs(t.delta - (p.last - p.first)) > 1e-9",
+    )
+    .unwrap();
+    assert_eq!(mismatches, Some(0));
+    assert_eq!(
+        Spi::get_one::<i64>("SELECT count(*) FROM health_score.trends('t', '8 days', '2026-01-10')").unwrap(),
+        Some(3)
+    );
+    assert_eq!(error_of("SELECT * FROM health_score.trends('nope')").0, "42704");
+    assert_eq!(error_of("SELECT * FROM health_score.trends('t@1')").0, "22023");
+    assert_eq!(error_of("SELECT * FROM health_score.trends('t', '-1 day')").0, "22023");
+}

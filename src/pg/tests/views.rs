@@ -148,3 +148,32 @@ fn create_view_carries_source_columns_through_and_names_the_override_segment_ove
     Spi::run("ALTER TABLE accounts ADD COLUMN score int").unwrap();
     assert_eq!(error_of("SELECT health_score.create_view('bad', 'churn', 'accounts', 'id', '{score}')").0, "42701");
 }
+
+#[pg_test]
+fn a_view_dropped_with_its_source_or_by_hand_takes_its_registration_with_it() {
+    setup_accounts();
+    install_error_helper();
+    Spi::run(
+        "CREATE TABLE rebuilt AS SELECT * FROM accounts;
+         SELECT health_score.create_view('from_rebuilt', 'churn', 'rebuilt', 'id', '{nps}');
+         SELECT health_score.create_view('by_hand', 'churn', 'accounts', 'id');
+         SELECT health_score.create_view('kept', 'churn', 'accounts', 'id');",
+    )
+    .unwrap();
+    // as dbt rebuilds a relation
+    Spi::run("DROP TABLE rebuilt CASCADE; CREATE TABLE rebuilt AS SELECT * FROM accounts; DROP VIEW by_hand;").unwrap();
+    assert_eq!(
+        Spi::get_one::<String>("SELECT string_agg(view_name, ',' ORDER BY view_name) FROM health_score.views").unwrap(),
+        Some("kept".into())
+    );
+    // nothing is left for a new version to trip over, and the view can be made again
+    Spi::run(
+        "SELECT health_score.set_model('churn', config) FROM health_score.models WHERE name = 'churn' AND version = 1;
+         SELECT health_score.create_view('from_rebuilt', 'churn', 'rebuilt', 'id', '{nps}');",
+    )
+    .unwrap();
+    assert_eq!(Spi::get_one::<i32>("SELECT health_score.refresh_views('churn')").unwrap(), Some(2));
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM from_rebuilt WHERE nps IS NOT NULL").unwrap(), Some(2));
+    // other drops are untouched, and a failing lookup never stops a drop
+    Spi::run("CREATE TABLE unrelated (x int); DROP TABLE unrelated;").unwrap();
+}
