@@ -60,7 +60,10 @@ fn is_numeric(kind: Kind) -> bool {
 ///
 /// # Safety
 /// Must run inside a call (it reads the catalogs).
-pub unsafe fn source_problems(model: &Model, columns: &[(String, pg_sys::Oid)]) -> (Vec<String>, Vec<(String, String)>) {
+pub unsafe fn source_problems(
+    model: &Model,
+    columns: &[(String, pg_sys::Oid)],
+) -> (Vec<String>, Vec<(String, String)>) {
     let (mut missing, mut mismatched) = (Vec::new(), Vec::new());
     for slot in &model.inputs {
         match columns.iter().find(|(name, _)| *name == slot.key) {

@@ -542,7 +542,13 @@ pub const DECLARED: &[Declared] = &[
         strict: false,
         set: false,
     },
-    Declared { symbol: "hs_check_source", args: &["text", "text", "regclass"], returns: "void", strict: true, set: false },
+    Declared {
+        symbol: "hs_check_source",
+        args: &["text", "text", "regclass"],
+        returns: "void",
+        strict: true,
+        set: false,
+    },
     Declared {
         symbol: "hs_check_manual_value",
         args: &["text", "text", "text"],

@@ -218,8 +218,8 @@ fn psql(db: &str, sql: &str) -> String {
 
 mod alert_queue;
 mod broken_models;
-mod csm;
 mod concurrency;
+mod csm;
 mod docs;
 mod fit;
 #[path = "../../crates/health_score_core/tests/fit_reference/mod.rs"]

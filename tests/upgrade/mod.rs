@@ -162,6 +162,18 @@ fn every_frozen_version_updates_to_the_default_like_a_fresh_install() {
                 first_difference(&before, &after)
             ));
         }
+        // the generated view was regenerated (it names the override segment_override) and is the
+        // user's view still: no member of the extension, its grant kept
+        let regenerated: Vec<String> = column(
+            &mut connect(&db),
+            "SELECT format('%s %s %s', a.attname, has_table_privilege('hs_upgrade_bi', c.oid, 'SELECT'),
+                           EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e'))
+               FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+              WHERE c.relname = 'upgrade_account_health' AND a.attname LIKE 'segment%'",
+        );
+        if regenerated != ["segment_override t f"] {
+            failures.push(format!("{version}: the generated view was not regenerated as the user's: {regenerated:?}"));
+        }
         // a dump of the updated install restores as it is (its history partitions and privileges
         // included; before catalog(), which revokes the direct grant) into a database without the extension
         let updated_file = cluster_dir().join(format!("updated-from-{version}.dump"));
