@@ -159,3 +159,66 @@ COMMENT ON FUNCTION health_score_internal._explain_columns(text, oid, text[], "a
 
 -- the planner calls its support function itself
 REVOKE EXECUTE ON FUNCTION health_score_internal._row_support(internal) FROM PUBLIC;
+
+CREATE FUNCTION health_score_internal._jsonb_of(input text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'hs_jsonb_of' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._jsonb_of(text) IS
+    'text as jsonb, for the text forms of the scoring functions (a model or an input): 22023 with the text cut short when it is not JSON';
+-- The forms for untyped literals: score('m', '{"x": 1}') or score('m', NULL) matches no form
+-- above better than another (a jsonb and a record input are of different kinds), and
+-- PostgreSQL would call the call ambiguous. A literal's type is text first: these forms read
+-- the input as jsonb, and the model as inline JSON when it is an object, else as a name.
+-- (Inlined SQL, so every name is qualified; CASE drops the arm a constant model rules out.)
+CREATE FUNCTION health_score.score(model text, input text) RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pg_catalog.left(pg_catalog.ltrim(score.model), 1) OPERATOR(pg_catalog.=) '{'
+                THEN health_score.score(health_score_internal._jsonb_of(score.model), health_score_internal._jsonb_of(score.input))
+                ELSE health_score.score(score.model, health_score_internal._jsonb_of(score.input)) END
+$$;
+CREATE FUNCTION health_score.band(model text, input text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pg_catalog.left(pg_catalog.ltrim(band.model), 1) OPERATOR(pg_catalog.=) '{'
+                THEN health_score.band(health_score_internal._jsonb_of(band.model), health_score_internal._jsonb_of(band.input))
+                ELSE health_score.band(band.model, health_score_internal._jsonb_of(band.input)) END
+$$;
+CREATE FUNCTION health_score.band(model text, input text, previous_band text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pg_catalog.left(pg_catalog.ltrim(band.model), 1) OPERATOR(pg_catalog.=) '{'
+                THEN health_score.band(health_score_internal._jsonb_of(band.model), health_score_internal._jsonb_of(band.input), band.previous_band)
+                ELSE health_score.band(band.model, health_score_internal._jsonb_of(band.input), band.previous_band) END
+$$;
+CREATE FUNCTION health_score.assess(model text, input text) RETURNS health_score.assessment
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pg_catalog.left(pg_catalog.ltrim(assess.model), 1) OPERATOR(pg_catalog.=) '{'
+                THEN health_score.assess(health_score_internal._jsonb_of(assess.model), health_score_internal._jsonb_of(assess.input))
+                ELSE health_score.assess(assess.model, health_score_internal._jsonb_of(assess.input)) END
+$$;
+CREATE FUNCTION health_score.churn_probability(model text, input text) RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pg_catalog.left(pg_catalog.ltrim(churn_probability.model), 1) OPERATOR(pg_catalog.=) '{'
+                THEN health_score.churn_probability(health_score_internal._jsonb_of(churn_probability.model), health_score_internal._jsonb_of(churn_probability.input))
+                ELSE health_score.churn_probability(churn_probability.model, health_score_internal._jsonb_of(churn_probability.input)) END
+$$;
+CREATE FUNCTION health_score.explain(model text, input text)
+    RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
+                   weight double precision, contribution double precision, status text)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    -- (both forms are STRICT: the one whose model is NULL returns no row)
+    SELECT e.* FROM health_score.explain(CASE WHEN pg_catalog.left(pg_catalog.ltrim(explain.model), 1) OPERATOR(pg_catalog.=) '{'
+                                              THEN health_score_internal._jsonb_of(explain.model) END, health_score_internal._jsonb_of(explain.input)) e
+    UNION ALL
+    SELECT e.* FROM health_score.explain(CASE WHEN pg_catalog.left(pg_catalog.ltrim(explain.model), 1) OPERATOR(pg_catalog.<>) '{'
+                                              THEN explain.model END, health_score_internal._jsonb_of(explain.input)) e
+$$;
+COMMENT ON FUNCTION health_score.score(text, text) IS
+    'score for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';
+COMMENT ON FUNCTION health_score.band(text, text) IS
+    'band for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';
+COMMENT ON FUNCTION health_score.band(text, text, text) IS
+    'band with a previous band for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';
+COMMENT ON FUNCTION health_score.assess(text, text) IS
+    'assess for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';
+COMMENT ON FUNCTION health_score.churn_probability(text, text) IS
+    'churn_probability for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';
+COMMENT ON FUNCTION health_score.explain(text, text) IS
+    'explain for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';

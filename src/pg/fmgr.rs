@@ -358,6 +358,7 @@ pub mod builtins {
     unsafe extern "C-unwind" {
         pub fn numeric_out(fcinfo: FunctionCallInfo) -> Datum;
         pub fn float8_numeric(fcinfo: FunctionCallInfo) -> Datum;
+        pub fn jsonb_in(fcinfo: FunctionCallInfo) -> Datum;
         /// Called without pgrx's per-call guard on the per-row path: it cannot fail on a
         /// tuple PostgreSQL itself built, and the guard (a sigsetjmp) costs more than it does.
         pub fn heap_deform_tuple(

@@ -336,6 +336,33 @@ four_forms!(assess_fn: hs_assess_jj/pg_finfo_hs_assess_jj, hs_assess_nj/pg_finfo
 four_forms!(explain_fn: hs_explain_jj/pg_finfo_hs_explain_jj, hs_explain_nj/pg_finfo_hs_explain_nj, hs_explain_jr/pg_finfo_hs_explain_jr, hs_explain_nr/pg_finfo_hs_explain_nr);
 four_forms!(probability_fn: hs_probability_jj/pg_finfo_hs_probability_jj, hs_probability_nj/pg_finfo_hs_probability_nj, hs_probability_jr/pg_finfo_hs_probability_jr, hs_probability_nr/pg_finfo_hs_probability_nr);
 
+// _jsonb_of(input text) → jsonb: the text forms' input (or inline model), parsed by jsonb_in; text that
+// is not JSON is 22023 with the text cut short (jsonb_in's own error would quote all of it).
+v1_function!(hs_jsonb_of, pg_finfo_hs_jsonb_of, |fcinfo| {
+    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    let text = super::text_arg(d);
+    let Ok(c_text) = std::ffi::CString::new(text.as_bytes()) else {
+        return Err(not_json(&text));
+    };
+    let parsed = pgrx::PgTryBuilder::new(|| {
+        Some(pg_sys::DirectFunctionCall1Coll(
+            Some(super::builtins::jsonb_in),
+            pg_sys::InvalidOid,
+            pg_sys::Datum::from(c_text.as_ptr()),
+        ))
+    })
+    .catch_others(|_| None)
+    .execute();
+    parsed.ok_or_else(|| not_json(&text))
+});
+
+fn not_json(text: &str) -> Error {
+    Error::InvalidArgument {
+        message: format!("not JSON: {}", crate::core::error::quoted_excerpt(text)),
+        hint: Some("an input is a JSON object of input key to value, such as '{\"logins\": 12}'; a model given inline is a JSON object too".into()),
+    }
+}
+
 // validate(model jsonb) → (path, message): every fault of a model, none when it is valid.
 #[pgrx::pg_extern(sql = false)]
 fn validate(

@@ -542,6 +542,7 @@ pub const DECLARED: &[Declared] = &[
         strict: false,
         set: false,
     },
+    Declared { symbol: "hs_jsonb_of", args: &["text"], returns: "jsonb", strict: true, set: false },
     Declared {
         symbol: "hs_check_source",
         args: &["text", "text", "regclass"],

@@ -159,6 +159,11 @@ impl Error {
                 }
                 Some(hint)
             }
+            // ROW(a.*) and other anonymous records carry no column names at all
+            Error::UndefinedColumn { row_type, .. } if row_type == "record" => Some(
+                "an anonymous record (such as ROW(a.*)) has no column names: pass the table's row itself (score('m', a) for FROM accounts a) or cast it to a named row type"
+                    .to_string(),
+            ),
             Error::UndefinedColumn { .. } => Some(
                 "every input the model reads must be a column of the row; rename the column in a view, or set the component's \"input\""
                     .to_string(),

@@ -197,3 +197,46 @@ fn components_come_in_model_order_with_parents_and_descriptions() {
     .unwrap();
     assert_eq!(rows.as_deref(), Some("u/-/1/usage l/u/2/- g/u/3/- d/g/4/deep a/u/5/- z/-/6/-"));
 }
+
+#[pg_test]
+fn untyped_literals_and_text_inputs_score_without_a_cast() {
+    setup_model();
+    install_error_helper();
+    let input = r#"{"logins": 10, "active": 9, "nps": "passive", "overdue": 0}"#;
+    let typed = sql_f64(&format!("SELECT health_score.score('churn', '{input}'::jsonb)"));
+    assert!(typed.is_some());
+    assert_eq!(sql_f64(&format!("SELECT health_score.score('churn', '{input}')")), typed);
+    assert_eq!(sql_f64("SELECT health_score.score('churn', NULL)"), None);
+    assert_eq!(sql_f64(&format!("SELECT health_score.score('churn', '{input}'::text)")), typed);
+    // an inline model as a literal too
+    let model = crate::pg::test_support::MODEL.replace('\n', " ");
+    assert_eq!(sql_f64(&format!("SELECT health_score.score('{model}', '{input}')")), typed);
+    let same = Spi::get_one::<bool>(&format!(
+        "SELECT health_score.band('churn', '{input}') = health_score.band('churn', '{input}'::jsonb)
+            AND health_score.band('churn', '{input}', 'green') = health_score.band('churn', '{input}'::jsonb, 'green')
+            AND health_score.assess('churn', '{input}') = health_score.assess('churn', '{input}'::jsonb)
+            AND health_score.churn_probability('churn', '{input}') = health_score.churn_probability('churn', '{input}'::jsonb)
+            AND (SELECT count(*) FROM health_score.explain('churn', '{input}')) = 5"
+    ))
+    .unwrap();
+    assert_eq!(same, Some(true));
+    // ROW(a.*) loses the column names: the hint says what to pass instead
+    Spi::run("CREATE TABLE lit (logins int, active int, nps text, overdue int); INSERT INTO lit VALUES (1, 2, 'passive', 0);")
+        .unwrap();
+    let (state, message) = error_of("SELECT health_score.score('churn', ROW(l.*)) FROM lit l");
+    assert_eq!(state, "42703", "{message}");
+    Spi::run(
+        "CREATE FUNCTION pg_temp.row_hint() RETURNS text LANGUAGE plpgsql AS $$
+         DECLARE h text;
+         BEGIN
+             PERFORM health_score.score('churn', ROW(l.*)) FROM lit l;
+             RETURN NULL;
+         EXCEPTION WHEN OTHERS THEN
+             GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+             RETURN h;
+         END $$",
+    )
+    .unwrap();
+    let hint = Spi::get_one::<String>("SELECT pg_temp.row_hint()").unwrap().unwrap_or_default();
+    assert!(hint.contains("ROW(a.*)") && hint.contains("named row type"), "{hint}");
+}
