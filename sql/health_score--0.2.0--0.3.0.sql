@@ -1419,6 +1419,13 @@ BEGIN
     PERFORM health_score_internal._require_column('schedule', schedule.source, schedule.key_column);
     job_name := 'health_score ' || schedule.model || ' ' || schedule.source::text;
     command := format('SELECT health_score.snapshot(%L, %L::regclass, %L)', schedule.model, schedule.source::text, schedule.key_column);
+    -- pg_cron's schema is its owner's: without USAGE the call below would say only "permission
+    -- denied for schema cron"
+    IF NOT has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'schedule: role % may not use pg_cron (no USAGE on schema cron)', quote_ident(current_user)
+            USING ERRCODE = '42501',
+            HINT = format('a superuser grants it: GRANT USAGE ON SCHEMA cron TO %I; the job then runs as this role, which needs health_score_admin', current_user);
+    END IF;
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, schedule.cron_expr, command;
     RETURN job_id;
 END
@@ -3152,6 +3159,39 @@ COMMENT ON FUNCTION health_score.churn_probability(text, text) IS
     'churn_probability for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';
 COMMENT ON FUNCTION health_score.explain(text, text) IS
     'explain for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';
+-- ... and for a json (not jsonb) input with the model by name, as the jsonb form
+CREATE FUNCTION health_score.score(model text, input json) RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.score(score.model, score.input::pg_catalog.jsonb)
+$$;
+CREATE FUNCTION health_score.band(model text, input json) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.band(band.model, band.input::pg_catalog.jsonb)
+$$;
+CREATE FUNCTION health_score.band(model text, input json, previous_band text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.band(band.model, band.input::pg_catalog.jsonb, band.previous_band)
+$$;
+CREATE FUNCTION health_score.assess(model text, input json) RETURNS health_score.assessment
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.assess(assess.model, assess.input::pg_catalog.jsonb)
+$$;
+CREATE FUNCTION health_score.churn_probability(model text, input json) RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.churn_probability(churn_probability.model, churn_probability.input::pg_catalog.jsonb)
+$$;
+CREATE FUNCTION health_score.explain(model text, input json)
+    RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
+                   weight double precision, contribution double precision, status text)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT e.* FROM health_score.explain(explain.model, explain.input::pg_catalog.jsonb) e
+$$;
+COMMENT ON FUNCTION health_score.score(text, json) IS 'score of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.band(text, json) IS 'band of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.band(text, json, text) IS 'band with a previous band of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.assess(text, json) IS 'assess of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.churn_probability(text, json) IS 'churn_probability of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.explain(text, json) IS 'explain of a json input, as of the same input as jsonb';
 
 -- Issue 19, item 6: the extension's comment (\dx) says where to start, as the control file's
 -- does for a fresh install
@@ -3188,9 +3228,13 @@ BEGIN
                     EXECUTE format('GRANT %s ON %s TO PUBLIC', g.privilege_type, target);
                 END IF;
             END LOOP;
+            -- the view, its row type and that type's array type
             DELETE FROM pg_depend d
-             WHERE d.classid = 'pg_class'::regclass AND d.objid = regenerated
-               AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e';
+             WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+               AND ((d.classid = 'pg_class'::regclass AND d.objid = regenerated)
+                    OR (d.classid = 'pg_type'::regclass
+                        AND d.objid IN (SELECT t.oid FROM pg_type t JOIN pg_class c ON t.oid IN (c.reltype, (SELECT a.typarray FROM pg_type a WHERE a.oid = c.reltype))
+                                         WHERE c.oid = regenerated)));
             DELETE FROM pg_init_privs i WHERE i.classoid = 'pg_class'::regclass AND i.objoid = regenerated;
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'view % was not regenerated: %', target, SQLERRM

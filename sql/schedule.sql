@@ -21,6 +21,13 @@ BEGIN
     PERFORM health_score_internal._require_column('schedule', schedule.source, schedule.key_column);
     job_name := 'health_score ' || schedule.model || ' ' || schedule.source::text;
     command := format('SELECT health_score.snapshot(%L, %L::regclass, %L)', schedule.model, schedule.source::text, schedule.key_column);
+    -- pg_cron's schema is its owner's: without USAGE the call below would say only "permission
+    -- denied for schema cron"
+    IF NOT has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'schedule: role % may not use pg_cron (no USAGE on schema cron)', quote_ident(current_user)
+            USING ERRCODE = '42501',
+            HINT = format('a superuser grants it: GRANT USAGE ON SCHEMA cron TO %I; the job then runs as this role, which needs health_score_admin', current_user);
+    END IF;
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id USING job_name, schedule.cron_expr, command;
     RETURN job_id;
 END

@@ -222,3 +222,36 @@ COMMENT ON FUNCTION health_score.churn_probability(text, text) IS
     'churn_probability for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';
 COMMENT ON FUNCTION health_score.explain(text, text) IS
     'explain for untyped literals and text: the input read as jsonb, the model inline when it is a JSON object, else by name';
+-- ... and for a json (not jsonb) input with the model by name, as the jsonb form
+CREATE FUNCTION health_score.score(model text, input json) RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.score(score.model, score.input::pg_catalog.jsonb)
+$$;
+CREATE FUNCTION health_score.band(model text, input json) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.band(band.model, band.input::pg_catalog.jsonb)
+$$;
+CREATE FUNCTION health_score.band(model text, input json, previous_band text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.band(band.model, band.input::pg_catalog.jsonb, band.previous_band)
+$$;
+CREATE FUNCTION health_score.assess(model text, input json) RETURNS health_score.assessment
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.assess(assess.model, assess.input::pg_catalog.jsonb)
+$$;
+CREATE FUNCTION health_score.churn_probability(model text, input json) RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT health_score.churn_probability(churn_probability.model, churn_probability.input::pg_catalog.jsonb)
+$$;
+CREATE FUNCTION health_score.explain(model text, input json)
+    RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
+                   weight double precision, contribution double precision, status text)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT e.* FROM health_score.explain(explain.model, explain.input::pg_catalog.jsonb) e
+$$;
+COMMENT ON FUNCTION health_score.score(text, json) IS 'score of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.band(text, json) IS 'band of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.band(text, json, text) IS 'band with a previous band of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.assess(text, json) IS 'assess of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.churn_probability(text, json) IS 'churn_probability of a json input, as of the same input as jsonb';
+COMMENT ON FUNCTION health_score.explain(text, json) IS 'explain of a json input, as of the same input as jsonb';

@@ -209,12 +209,23 @@ v1_function!(hs_clear_band_override, pg_finfo_hs_clear_band_override, |fcinfo| {
     Ok(pg_sys::Datum::from(cleared.unwrap_or(false)))
 });
 
-fn input_kind(json: bool) -> InputKind {
-    if json {
-        InputKind::Json
-    } else {
-        InputKind::Row
-    }
+/// An entity form's evaluation: the model by name (argument 0), the input (1, jsonb or a
+/// row), the entity key at `entity_at`; `explain` asks for the values' text and the detail.
+unsafe fn evaluate_entity<R>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    json: bool,
+    entity_at: usize,
+    explain: bool,
+    f: impl FnOnce(
+        &mut super::scoring::Site,
+        &Rc<super::models::Compiled>,
+        &[crate::core::Value<'_>],
+        &crate::core::Summary,
+        &[crate::core::NodeResult],
+    ) -> R,
+) -> Result<Option<R>, Error> {
+    let input = if json { InputKind::Json } else { InputKind::Row };
+    evaluate_call_manual(fcinfo, ModelKind::Named, input, 1, ManualFrom::Entity(entity_at), explain, explain, f)
 }
 
 /// score(model text, input, entity_key text) and churn_probability's same form.
@@ -223,16 +234,14 @@ unsafe fn score_entity(
     json: bool,
     probability: bool,
 ) -> Result<pg_sys::Datum, Error> {
-    let outcome = evaluate_call_manual(
-        fcinfo,
-        ModelKind::Named,
-        input_kind(json),
-        1,
-        ManualFrom::Entity(2),
-        false,
-        false,
-        |_, model, _, s, _| if probability { model.churn_probability(s.score) } else { s.score },
-    )?;
+    let outcome =
+        evaluate_entity(
+            fcinfo,
+            json,
+            2,
+            false,
+            |_, model, _, s, _| if probability { model.churn_probability(s.score) } else { s.score },
+        )?;
     Ok(outcome.flatten().map(float8_datum).unwrap_or_else(|| return_null(fcinfo)))
 }
 
@@ -240,50 +249,32 @@ unsafe fn score_entity(
 /// band, then the entity's band override.
 unsafe fn band_entity(fcinfo: pg_sys::FunctionCallInfo, json: bool) -> Result<pg_sys::Datum, Error> {
     let previous = arg(fcinfo, 2).map(|d| text_arg(d));
-    let band = evaluate_call_manual(
-        fcinfo,
-        ModelKind::Named,
-        input_kind(json),
-        1,
-        ManualFrom::Entity(3),
-        false,
-        false,
-        |site, model, _, s, _| {
-            override_band(model, s.segment, site.manual.as_deref())
-                .or_else(|| model.band_after(s.segment, s.score, previous.as_deref()))
-                .map(|(_, b)| text_datum(&b.name))
-        },
-    )?;
+    let band = evaluate_entity(fcinfo, json, 3, false, |site, model, _, s, _| {
+        override_band(model, s.segment, site.manual.as_deref())
+            .or_else(|| model.band_after(s.segment, s.score, previous.as_deref()))
+            .map(|(_, b)| text_datum(&b.name))
+    })?;
     Ok(band.flatten().unwrap_or_else(|| return_null(fcinfo)))
 }
 
 /// assess(model text, input, entity_key text): the band override in force.
 unsafe fn assess_entity(fcinfo: pg_sys::FunctionCallInfo, json: bool) -> Result<pg_sys::Datum, Error> {
-    let datum = evaluate_call_manual(
-        fcinfo,
-        ModelKind::Named,
-        input_kind(json),
-        1,
-        ManualFrom::Entity(2),
-        false,
-        false,
-        |site, model, _, s, _| {
-            let band =
-                override_band(model, s.segment, site.manual.as_deref()).or_else(|| model.band_of(s.segment, s.score));
-            let segment = model.segment_name(s.segment);
-            let zero = pg_sys::Datum::from(0usize);
-            let mut values = [
-                s.score.map(float8_datum).unwrap_or(zero),
-                band.map(|(_, b)| text_datum(&b.name)).unwrap_or(zero),
-                float8_datum(s.coverage),
-                segment.map(text_datum).unwrap_or(zero),
-            ];
-            let mut nulls = [s.score.is_none(), band.is_none(), false, segment.is_none()];
-            let desc = result_desc(fcinfo, &mut site.result_desc);
-            let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
-        },
-    )?;
+    let datum = evaluate_entity(fcinfo, json, 2, false, |site, model, _, s, _| {
+        let band =
+            override_band(model, s.segment, site.manual.as_deref()).or_else(|| model.band_of(s.segment, s.score));
+        let segment = model.segment_name(s.segment);
+        let zero = pg_sys::Datum::from(0usize);
+        let mut values = [
+            s.score.map(float8_datum).unwrap_or(zero),
+            band.map(|(_, b)| text_datum(&b.name)).unwrap_or(zero),
+            float8_datum(s.coverage),
+            segment.map(text_datum).unwrap_or(zero),
+        ];
+        let mut nulls = [s.score.is_none(), band.is_none(), false, segment.is_none()];
+        let desc = result_desc(fcinfo, &mut site.result_desc);
+        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
+    })?;
     Ok(datum.unwrap_or_else(|| return_null(fcinfo)))
 }
 
@@ -293,58 +284,49 @@ type ExplainRow = ([Option<pg_sys::Datum>; 8], Option<pg_sys::Datum>);
 /// explain(model text, input, entity_key text): explain's rows with, per leaf whose value is a
 /// manual input, what was recorded; and a last row for a band override in force.
 unsafe fn explain_entity(fcinfo: pg_sys::FunctionCallInfo, json: bool) -> Result<pg_sys::Datum, Error> {
-    let rows = evaluate_call_manual(
-        fcinfo,
-        ModelKind::Named,
-        input_kind(json),
-        1,
-        ManualFrom::Entity(2),
-        true,
-        true,
-        |site, model, values, s, nodes| -> Vec<ExplainRow> {
-            let eval = Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes: nodes.to_vec() };
-            let manual = site.manual.as_deref();
-            let detail_of = |input: &Option<String>| -> Option<pg_sys::Datum> {
-                let manual = manual?;
-                let slot = model.inputs.iter().position(|slot| Some(&slot.key) == input.as_ref())?;
-                let i = (*site.manual_applied.get(slot)?)?;
-                Some(jsonb_datum(to_serde(&manual.inputs[i].detail)))
-            };
-            let text = |s: &Option<String>| s.as_deref().map(text_datum);
-            let mut rows: Vec<ExplainRow> = model
-                .explain(values, &eval)
-                .into_iter()
-                .map(|row| {
-                    let cells = [
-                        Some(text_datum(&row.component)),
-                        text(&row.parent),
-                        text(&row.input),
-                        text(&row.raw),
-                        row.normalized.map(float8_datum),
-                        Some(float8_datum(row.weight)),
-                        row.contribution.map(float8_datum),
-                        Some(text_datum(row.status.as_str())),
-                    ];
-                    (cells, detail_of(&row.input))
-                })
-                .collect();
-            if let (Some((_, forced)), Some(band)) =
-                (override_band(model, s.segment, manual), manual.and_then(|m| m.band.as_ref()))
-            {
-                let mut detail = to_serde(&band.detail);
-                if let serde_json::Value::Object(fields) = &mut detail {
-                    let own = model.band_of(s.segment, s.score).map(|(_, b)| b.name.clone());
-                    fields.insert("model_band".into(), own.map_or(serde_json::Value::Null, serde_json::Value::String));
-                }
-                let status = Some(text_datum("band_override"));
-                rows.push((
-                    [None, None, None, Some(text_datum(&forced.name)), None, None, None, status],
-                    Some(jsonb_datum(detail)),
-                ));
+    let rows = evaluate_entity(fcinfo, json, 2, true, |site, model, values, s, nodes| -> Vec<ExplainRow> {
+        let eval = Evaluation { segment: s.segment, score: s.score, coverage: s.coverage, nodes: nodes.to_vec() };
+        let manual = site.manual.as_deref();
+        let detail_of = |input: &Option<String>| -> Option<pg_sys::Datum> {
+            let manual = manual?;
+            let slot = model.inputs.iter().position(|slot| Some(&slot.key) == input.as_ref())?;
+            let i = (*site.manual_applied.get(slot)?)?;
+            Some(jsonb_datum(to_serde(&manual.inputs[i].detail)))
+        };
+        let text = |s: &Option<String>| s.as_deref().map(text_datum);
+        let mut rows: Vec<ExplainRow> = model
+            .explain(values, &eval)
+            .into_iter()
+            .map(|row| {
+                let cells = [
+                    Some(text_datum(&row.component)),
+                    text(&row.parent),
+                    text(&row.input),
+                    text(&row.raw),
+                    row.normalized.map(float8_datum),
+                    Some(float8_datum(row.weight)),
+                    row.contribution.map(float8_datum),
+                    Some(text_datum(row.status.as_str())),
+                ];
+                (cells, detail_of(&row.input))
+            })
+            .collect();
+        if let (Some((_, forced)), Some(band)) =
+            (override_band(model, s.segment, manual), manual.and_then(|m| m.band.as_ref()))
+        {
+            let mut detail = to_serde(&band.detail);
+            if let serde_json::Value::Object(fields) = &mut detail {
+                let own = model.band_of(s.segment, s.score).map(|(_, b)| b.name.clone());
+                fields.insert("model_band".into(), own.map_or(serde_json::Value::Null, serde_json::Value::String));
             }
-            rows
-        },
-    )?;
+            let status = Some(text_datum("band_override"));
+            rows.push((
+                [None, None, None, Some(text_datum(&forced.name)), None, None, None, status],
+                Some(jsonb_datum(detail)),
+            ));
+        }
+        rows
+    })?;
     pg_sys::InitMaterializedSRF(fcinfo, 0);
     let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
     let zero = pg_sys::Datum::from(0usize);

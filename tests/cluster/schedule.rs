@@ -37,6 +37,20 @@ fn pg_cron_runs_a_scheduled_snapshot() {
     assert!(c.query_one("SELECT health_score.unschedule($1)", &[&job]).unwrap().get::<_, bool>(0));
     let left: i64 = c.query_one("SELECT count(*) FROM cron.job WHERE jobid = $1", &[&job]).unwrap().get(0);
     assert_eq!(left, 0);
+    // an admin without USAGE on pg_cron's schema is told which grant it needs
+    c.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hs_cron_admin') THEN
+             CREATE ROLE hs_cron_admin LOGIN; END IF; END $$;
+         GRANT health_score_admin TO hs_cron_admin; GRANT SELECT ON cron_accounts TO hs_cron_admin;",
+    )
+    .unwrap();
+    let mut admin = connect_as("postgres", "hs_cron_admin");
+    let err = admin
+        .query_one("SELECT health_score.schedule('cron_model', 'cron_accounts', 'id', '* * * * *')", &[])
+        .unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "42501");
+    assert_eq!(db.hint(), Some("a superuser grants it: GRANT USAGE ON SCHEMA cron TO hs_cron_admin; the job then runs as this role, which needs health_score_admin"));
     // without pg_cron in the database, a clear error
     let mut other = database("hs_no_cron");
     other

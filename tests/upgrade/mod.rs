@@ -167,7 +167,8 @@ fn every_frozen_version_updates_to_the_default_like_a_fresh_install() {
         let regenerated: Vec<String> = column(
             &mut connect(&db),
             "SELECT format('%s %s %s', a.attname, has_table_privilege('hs_upgrade_bi', c.oid, 'SELECT'),
-                           EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e'))
+                           EXISTS (SELECT FROM pg_depend d WHERE d.deptype = 'e'
+                                      AND d.objid IN (c.oid, c.reltype, (SELECT t.typarray FROM pg_type t WHERE t.oid = c.reltype))))
                FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
               WHERE c.relname = 'upgrade_account_health' AND a.attname LIKE 'segment%'",
         );

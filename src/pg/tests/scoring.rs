@@ -208,6 +208,11 @@ fn untyped_literals_and_text_inputs_score_without_a_cast() {
     assert_eq!(sql_f64(&format!("SELECT health_score.score('churn', '{input}')")), typed);
     assert_eq!(sql_f64("SELECT health_score.score('churn', NULL)"), None);
     assert_eq!(sql_f64(&format!("SELECT health_score.score('churn', '{input}'::text)")), typed);
+    assert_eq!(sql_f64(&format!("SELECT health_score.score('churn', '{input}'::json)")), typed);
+    assert_eq!(
+        Spi::get_one::<i64>(&format!("SELECT count(*) FROM health_score.explain('churn', '{input}'::json)")).unwrap(),
+        Some(5)
+    );
     // an inline model as a literal too
     let model = crate::pg::test_support::MODEL.replace('\n', " ");
     assert_eq!(sql_f64(&format!("SELECT health_score.score('{model}', '{input}')")), typed);
