@@ -24,7 +24,6 @@ pgrx::extension_sql_file!("../../sql/csm.sql", name = "csm", requires = ["roles"
 /// A model's active manual inputs and band overrides by entity key, as the entity forms load
 /// them once per call site (and so per statement), with the caller's rights.
 pub(super) struct Entities {
-    pub model: String,
     by_key: HashMap<String, Rc<Manual>>,
 }
 
@@ -53,7 +52,7 @@ impl Entities {
             }
             Ok(by_key)
         })?;
-        Ok(Entities { model: model.to_string(), by_key })
+        Ok(Entities { by_key })
     }
 
     pub fn get(&self, key: &str) -> Option<Rc<Manual>> {
@@ -152,12 +151,12 @@ unsafe fn record(
     kind: &str,
     positions: [Option<usize>; 5],
 ) -> Result<Option<bool>, Error> {
-    let types = [pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID];
+    // (every one of the five is text)
     let mut args = vec![DatumWithOid::from(kind)];
-    for (slot, position) in positions.iter().enumerate() {
+    for position in positions {
         args.push(match position.and_then(|p| arg(fcinfo, p)) {
-            Some(d) => DatumWithOid::new(d, types[slot]),
-            None => DatumWithOid::null_oid(types[slot]),
+            Some(d) => DatumWithOid::new(d, pg_sys::TEXTOID),
+            None => DatumWithOid::null_oid(pg_sys::TEXTOID),
         });
     }
     // the reason and the expiry come after the model, key, input and value

@@ -60,8 +60,8 @@ pub(super) struct Site {
     /// model the manual input applied to it.
     pub(super) manual: Option<std::rc::Rc<Manual>>,
     pub(super) manual_applied: Vec<Option<usize>>,
-    /// The entity forms' manual inputs, loaded at the first call.
-    entities: Option<super::csm::Entities>,
+    /// The entity forms' manual inputs, loaded at the first call (again when the model changes).
+    entities: Option<(std::rc::Rc<super::models::Compiled>, super::csm::Entities)>,
     /// Buffers reused across rows; always left empty between calls.
     values: Vec<Value<'static>>,
     scratch: Scratch,
@@ -159,14 +159,17 @@ pub(super) unsafe fn evaluate_call_manual<R>(
         ManualFrom::Json(at) => arg(fcinfo, at).map(|d| super::csm::manual_of_datum(d)),
         ManualFrom::Entity(at) => match arg(fcinfo, at) {
             Some(key) => {
-                let spec = super::text_arg(model_datum);
-                let (name, _) = models::parse_model_ref(&spec)?;
-                let entities = match site.entities.take() {
-                    Some(loaded) if loaded.model == name => loaded,
-                    _ => super::csm::Entities::load(name)?,
+                // the model's name is parsed, and its manual inputs read, once per model
+                let (for_model, entities) = match site.entities.take() {
+                    Some((for_model, loaded)) if std::rc::Rc::ptr_eq(&for_model, &compiled) => (for_model, loaded),
+                    _ => {
+                        let spec = super::text_arg(model_datum);
+                        let (name, _) = models::parse_model_ref(&spec)?;
+                        (compiled.clone(), super::csm::Entities::load(name)?)
+                    }
                 };
                 let manual = entities.get(&super::text_arg(key));
-                site.entities = Some(entities);
+                site.entities = Some((for_model, entities));
                 manual
             }
             None => None,
