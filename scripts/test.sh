@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone, as root or not (re-runnable):
 #   1. installs what is missing (scripts/setup.sh: Debian's PostgreSQL 15, PyPI's 16–18,
-#      cargo-pgrx), then checks formatting and lints (rustfmt, clippy with warnings as errors)
+#      cargo-pgrx, dbt), then checks formatting and lints (rustfmt, clippy with warnings as errors)
 #      where the toolchain has them;
 #   2. the pure core's unit and property tests (`cargo test -p health_score_core`, no server);
 #   3. on PostgreSQL 15: `cargo pgrx test pg15` (the skin's unit tests and the #[pg_test]s),
 #      then installs the extension with its frozen scripts and runs the tests
 #      that need a cluster of their own (tests/cluster/: dump and restore, concurrent
-#      sessions, pg_cron, the JDBC client, the documentation's SQL examples against their
-#      printed output, and the upgrade test from every frozen version, tests/upgrade);
+#      sessions, pg_cron, the JDBC client, the example dbt project, the documentation's SQL
+#      examples against their printed output, and the upgrade test from every frozen
+#      version, tests/upgrade);
 #   4. on PostgreSQL 16, 17 and 18: the same, but for what needs pg_cron (15 only);
 #   5. the Debian package: builds postgresql-15-health-score, installs it, runs the README's
 #      tour against it, removes it and reinstalls from source (scripts/package-test.sh).

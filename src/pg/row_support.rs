@@ -5,8 +5,9 @@
 //! Why: passing a whole row makes the executor build a composite datum per row (form a tuple,
 //! copy it) only for the function to take it apart again, which costs more than scoring. The
 //! rewrite hands the function the columns the scan has already read. Rows that are not a
-//! plain whole-row reference of a named row type (`ROW(...)` of anonymous type, a `record`
-//! variable) keep the record path, which gives the same results.
+//! plain whole-row reference of a named row type of the same query level (`ROW(...)` of
+//! anonymous type, a `record` variable, an outer query's row) keep the record path, which
+//! gives the same results.
 
 use std::ffi::{CStr, CString};
 
@@ -59,7 +60,11 @@ unsafe fn columns_of(row: *mut pg_sys::Node) -> Option<(pg_sys::Oid, Vec<Column>
     match (*row).type_ {
         pg_sys::NodeTag::T_Var => {
             let var = row as *mut pg_sys::Var;
-            if (*var).varattno != 0 || (*var).vartype == pg_sys::RECORDOID {
+            // A row of an outer query (a LATERAL subquery's reference, a correlated subquery)
+            // stays whole: the outer query has already chosen the columns its scan emits, and
+            // column references added now would find no column to read ("variable not found
+            // in subplan target list").
+            if (*var).varattno != 0 || (*var).vartype == pg_sys::RECORDOID || (*var).varlevelsup > 0 {
                 return None;
             }
             let fields = row_fields((*var).vartype)?;

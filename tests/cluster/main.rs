@@ -3,11 +3,12 @@
 //! scripts/cluster.sh; scripts/test.sh runs them with `--ignored` after `cargo pgrx install`.
 //! This file is the harness (the cluster, connections, psql, one query helper); the tests are
 //! laid out by concern: `registry` (dump and restore, other sessions, roles), `concurrency`,
-//! `schedule` (pg_cron), `jdbc` (a BI client), `docs` (the documentation's examples against
-//! their output), `reference_checks` (random models against the reference implementation,
-//! random broken models, `alerts` against plain SQL), `fit`, `upgrade` (tests/upgrade/) and
-//! `security` (tests/security/, one test per attack). The roles race test stays here, so that
-//! its name sorts first and it runs while the fresh cluster has no roles.
+//! `schedule` (pg_cron), `jdbc` (a BI client), `dbt` (the example project, examples/dbt),
+//! `docs` (the documentation's examples against their output), `reference_checks` (random
+//! models against the reference implementation, random broken models, `alerts` against plain
+//! SQL), `fit`, `upgrade` (tests/upgrade/) and `security` (tests/security/, one test per
+//! attack). The roles race test stays here, so that its name sorts first and it runs while
+//! the fresh cluster has no roles.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -220,6 +221,7 @@ mod alert_queue;
 mod broken_models;
 mod concurrency;
 mod csm;
+mod dbt;
 mod docs;
 mod fit;
 #[path = "../../crates/health_score_core/tests/fit_reference/mod.rs"]

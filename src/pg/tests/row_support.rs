@@ -68,3 +68,31 @@ fn a_null_row_from_an_outer_join_scores_null() {
     // person 2 has no usage row at all: NULL, not a score of zeroes
     assert_eq!(scores.as_deref(), Some("50,NULL"));
 }
+
+#[pg_test]
+fn a_row_of_an_outer_query_is_scored_whole() {
+    setup_model();
+    Spi::run(
+        "CREATE TABLE outer_rows (id int, logins int, active numeric, nps text, overdue int);
+         INSERT INTO outer_rows VALUES (1, 12, 30, 'passive', 0), (2, NULL, 5, NULL, 3);",
+    )
+    .unwrap();
+    // a LATERAL subquery that cannot be pulled up (LIMIT) and a correlated subquery reach the
+    // row as an outer reference, which must not be split into columns the outer scan lacks
+    let lateral = Spi::get_one::<String>(
+        "SELECT string_agg(o.id || ':' || d.component, ',' ORDER BY o.id)
+           FROM outer_rows o
+           LEFT JOIN LATERAL (SELECT e.component FROM health_score.explain('churn', o) e
+                               WHERE e.input IS NOT NULL AND e.normalized IS NOT NULL
+                               ORDER BY e.weight * (1 - e.normalized) DESC, e.component LIMIT 1) d ON true",
+    )
+    .unwrap();
+    assert!(lateral.is_some_and(|l| l.starts_with("1:") && l.contains(",2:")));
+    for id in [1, 2] {
+        let correlated = sql_f64(&format!(
+            "SELECT (SELECT health_score.score('churn', o) OFFSET 0) FROM outer_rows o WHERE o.id = {id}"
+        ));
+        let direct = sql_f64(&format!("SELECT health_score.score('churn', o) FROM outer_rows o WHERE o.id = {id}"));
+        assert!(close(correlated, direct) && direct.is_some(), "row {id}");
+    }
+}
