@@ -13,14 +13,13 @@ use super::interrupts::{self, Ticker};
 use super::json::Json;
 use super::model::Model;
 use super::score::{NodeResult, Status};
+use super::solver::{self, Bounds, Compensated, Minimum, Objective, BLOCK};
 
 /// The largest β a leaf may take: health weights are at least 1e-6.
 pub const UPPER: f64 = -1e-6;
-/// The fit stops when the projected gradient's norm is below this.
-pub const TOLERANCE: f64 = 1e-10;
+pub use super::solver::TOLERANCE;
 /// The L2 penalty when the options name none.
 pub const DEFAULT_L2: f64 = 1e-4;
-const MAX_ITERATIONS: usize = 200;
 /// Each class needs at least this many rows.
 pub const MIN_CLASS_ROWS: u64 = 10;
 
@@ -193,7 +192,9 @@ impl Problem {
         debug_assert_eq!(p.x.len(), p.y.len() * k);
         p
     }
+}
 
+impl Objective for Problem {
     /// The objective, its gradient and its Hessian (row-major, `(k+1)²`) at θ. Sums run in
     /// blocks whose totals are added with compensation: over a million rows a plain running
     /// sum loses more than the 1e-10 the projected gradient must reach.
@@ -215,12 +216,8 @@ impl Problem {
                 let (y, c) = (self.y[i], self.count[i]);
                 v[1..].copy_from_slice(&self.x[i * k..(i + 1) * k]);
                 let z = linear(theta, &v[1..]);
-                // σ(z), 1 − σ(z) and the log-loss from one exponential, none of them by
-                // cancellation (so p − y stays exact when p is near 1)
-                let e = (-z.abs()).exp();
-                let (p, q) = if z >= 0.0 { (1.0 / (1.0 + e), e / (1.0 + e)) } else { (e / (1.0 + e), 1.0 / (1.0 + e)) };
-                let softplus_abs = e.ln_1p();
-                loss_part += c * if y == 1.0 { (-z).max(0.0) + softplus_abs } else { z.max(0.0) + softplus_abs };
+                let (p, q, loss) = solver::logistic_terms(z, y);
+                loss_part += c * loss;
                 let r = c * if y == 1.0 { -q } else { p };
                 let w = c * p * q;
                 // the upper triangle, row by row, as slices (no bounds checks in the inner loop)
@@ -285,67 +282,8 @@ fn ordered_bits(v: f64) -> u64 {
     }
 }
 
-/// Rows summed plainly before their total joins the compensated sum.
-const BLOCK: usize = 256;
-
-/// Neumaier's compensated sum.
-#[derive(Debug, Clone, Copy, Default)]
-struct Compensated {
-    sum: f64,
-    carry: f64,
-}
-
-impl Compensated {
-    fn add(&mut self, v: f64) {
-        let t = self.sum + v;
-        self.carry += if self.sum.abs() >= v.abs() { (self.sum - t) + v } else { (v - t) + self.sum };
-        self.sum = t;
-    }
-
-    fn total(&self) -> f64 {
-        self.sum + self.carry
-    }
-}
-
 fn linear(theta: &[f64], x: &[f64]) -> f64 {
     theta[0] + theta[1..].iter().zip(x).map(|(b, x)| b * x).sum::<f64>()
-}
-
-/// θ − P(θ − g): the projected gradient, whose norm is 0 exactly at the constrained optimum.
-fn projected_gradient(theta: &[f64], g: &[f64]) -> Vec<f64> {
-    theta.iter().zip(g).enumerate().map(|(a, (&t, &gi))| if a == 0 { gi } else { t - (t - gi).min(UPPER) }).collect()
-}
-
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
-/// Solves `h x = rhs` for a symmetric positive definite `h` (Cholesky); None when it is not.
-fn solve_spd(h: &[f64], rhs: &[f64]) -> Option<Vec<f64>> {
-    let n = rhs.len();
-    let mut l = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let s = h[i * n + j] - (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum::<f64>();
-            if i == j {
-                if s.is_nan() || s <= 0.0 {
-                    return None;
-                }
-                l[i * n + i] = s.sqrt();
-            } else {
-                l[i * n + j] = s / l[j * n + j];
-            }
-        }
-    }
-    let mut y = vec![0.0; n];
-    for i in 0..n {
-        y[i] = (rhs[i] - (0..i).map(|k| l[i * n + k] * y[k]).sum::<f64>()) / l[i * n + i];
-    }
-    let mut x = vec![0.0; n];
-    for i in (0..n).rev() {
-        x[i] = (y[i] - (i + 1..n).map(|k| l[k * n + i] * x[k]).sum::<f64>()) / l[i * n + i];
-    }
-    Some(x)
 }
 
 /// Fits the designs `x` (row-major, `leaves` per row; NaN columns are leaves the segment
@@ -365,97 +303,18 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
     let k = problem.columns.len();
     let d = k + 1;
     let rate = churned as f64 / y.len() as f64;
-    let mut theta = vec![UPPER; d];
-    theta[0] = (rate / (1.0 - rate)).ln();
-    let mut iterations = 0;
-    let (mut f, mut g, mut h) = problem.derivatives(&theta);
-    // Once below the tolerance, up to POLISH more steps are kept while they lower the projected
-    // gradient: a gradient of 1e-10 can still leave β off by 1e-10 / λ, and Newton's quadratic
-    // convergence makes the extra steps nearly free in iterations.
-    const POLISH: usize = 2;
-    let mut polish = POLISH;
-    let mut before_polish: Option<(Vec<f64>, f64, Vec<f64>, f64)> = None;
-    loop {
-        let pg = projected_gradient(&theta, &g);
-        let pg_norm = norm(&pg);
-        if let Some((t, f0, g0, norm0)) = before_polish.take() {
-            if pg_norm >= norm0 {
-                (theta, f, g) = (t, f0, g0);
-                break;
-            }
-        }
-        if pg_norm < TOLERANCE {
-            if polish == 0 || pg_norm == 0.0 {
-                break;
-            }
-            polish -= 1;
-            before_polish = Some((theta.clone(), f, g.clone(), pg_norm));
-        }
-        if iterations == MAX_ITERATIONS {
-            return Err(Error::InvalidArgument {
-                message: format!(
-                    "fit: no convergence after {MAX_ITERATIONS} iterations (projected gradient {pg_norm:e})"
-                ),
-                hint: Some("a larger options.l2 makes the problem better conditioned".into()),
-            });
-        }
-        iterations += 1;
-        // Bertsekas's active set: at (or within ε of) the bound, with the gradient pushing
-        // through it. Those move by the gradient (and are projected back); the rest by Newton.
-        let eps = pg_norm.min(1e-6);
-        let active: Vec<bool> = (0..d).map(|a| a > 0 && theta[a] >= UPPER - eps && g[a] < 0.0).collect();
-        let free: Vec<usize> = (0..d).filter(|&a| !active[a]).collect();
-        let hf: Vec<f64> =
-            free.iter().flat_map(|&a| free.iter().map(move |&b| (a, b))).map(|(a, b)| h[a * d + b]).collect();
-        let gf: Vec<f64> = free.iter().map(|&a| -g[a]).collect();
-        let mut direction: Vec<f64> = g.iter().map(|&gi| -gi).collect();
-        // without a Newton step (never expected: the Hessian is positive definite), steepest
-        // descent on the free variables too
-        if let Some(step) = solve_spd(&hf, &gf) {
-            for (i, &a) in free.iter().enumerate() {
-                direction[a] = step[i];
-            }
-        }
-        let mut alpha = 1.0;
-        let mut accepted = None;
-        for _ in 0..60 {
-            let trial: Vec<f64> = theta
-                .iter()
-                .zip(&direction)
-                .enumerate()
-                .map(|(a, (&t, &dv))| if a == 0 { t + alpha * dv } else { (t + alpha * dv).min(UPPER) })
-                .collect();
-            let decrease: f64 = (0..d).map(|a| g[a] * (theta[a] - trial[a])).sum();
-            // the derivatives come with the objective, in the same pass over the rows: the full
-            // step is nearly always taken, and then they are the next iteration's
-            let (ft, gt, ht) = problem.derivatives(&trial);
-            // the slack absorbs rounding in f, which near the optimum is larger than the decrease
-            if ft <= f - 1e-4 * decrease + 4.0 * f64::EPSILON * f.abs() {
-                accepted = Some((trial, ft, gt, ht));
-                break;
-            }
-            alpha *= 0.5;
-        }
-        let Some(next) = accepted else {
-            if let Some((t, f0, g0, _)) = before_polish.take() {
-                (theta, f, g) = (t, f0, g0);
-                break;
-            }
-            return Err(Error::InvalidArgument {
-                message: format!("fit: the line search stalled (projected gradient {pg_norm:e})"),
-                hint: Some("a larger options.l2 makes the problem better conditioned".into()),
-            });
-        };
-        (theta, f, g, h) = next;
-    }
-    let gradient_norm = norm(&projected_gradient(&theta, &g));
+    let mut start = vec![UPPER; d];
+    start[0] = (rate / (1.0 - rate)).ln();
+    let mut bounds = Bounds { lower: vec![f64::NEG_INFINITY; d], upper: vec![UPPER; d] };
+    bounds.upper[0] = f64::INFINITY;
+    let Minimum { theta, objective, gradient_norm, iterations } = solver::minimize(&problem, start, &bounds, "fit")?;
     let mut beta = vec![0.0; leaves];
     let mut at_bound = vec![false; leaves];
     for (i, &j) in problem.columns.iter().enumerate() {
         beta[j] = theta[i + 1];
         at_bound[j] = theta[i + 1] == UPPER;
     }
-    Ok(Solution { intercept: theta[0], beta, at_bound, iterations, gradient_norm, objective: f })
+    Ok(Solution { intercept: theta[0], beta, at_bound, iterations, gradient_norm, objective })
 }
 
 /// The model with fitted weights: `fits` are (segment, leaf weights in model order) with
