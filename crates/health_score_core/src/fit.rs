@@ -71,7 +71,7 @@ impl Model {
 
     /// The `n` of the nearest group above `id` that was imputed as a whole, unless a group on
     /// the way counted (then `id` was left out and its siblings reweighted).
-    fn imputed_ancestor(&self, id: usize, nodes: &[NodeResult]) -> Option<f64> {
+    pub(crate) fn imputed_ancestor(&self, id: usize, nodes: &[NodeResult]) -> Option<f64> {
         let mut at = self.nodes[id].parent;
         while let Some(g) = at {
             match nodes[g].status {
@@ -350,6 +350,15 @@ pub fn apply(json: &Json, model: &Model, fits: &[(Option<usize>, Vec<f64>)], by_
         }
     }
     out
+}
+
+/// Sets the weights of the model's components from its leaves' weights (model order), a group
+/// weighing the sum of its leaves.
+pub fn tree_weights_json(json: &mut Json, model: &Model, leaf_weights: &[f64]) {
+    let w = model.tree_weights(leaf_weights);
+    if let Some(components) = member_mut(json, "components") {
+        set_weights(components, model, &w);
+    }
 }
 
 fn set_weights(components: &mut Json, model: &Model, w: &[f64]) {

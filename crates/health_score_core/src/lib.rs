@@ -16,6 +16,7 @@ pub mod model;
 pub mod normalize;
 pub mod parent;
 pub mod score;
+pub mod shapes;
 pub mod solver;
 pub mod stored;
 pub mod trend;

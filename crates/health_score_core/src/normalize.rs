@@ -108,6 +108,10 @@ impl<T> Categories<T> {
 }
 
 impl<T: Copy> Categories<T> {
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
     pub fn insert(&mut self, key: String, value: T) {
         match self.0.binary_search_by(|(k, _)| by_length_then_bytes(k, &key)) {
             Ok(i) => self.0[i].1 = value,
