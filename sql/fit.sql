@@ -68,6 +68,9 @@ DECLARE
     holdout double precision := 0;
     key_column text;
     held text := 'false';
+    shapes boolean := false;
+    shape_key text;
+    design jsonb;
     solutions text;
     result jsonb;
 BEGIN
@@ -76,10 +79,27 @@ BEGIN
         RAISE EXCEPTION 'fit: options must be a JSON object' USING ERRCODE = '22023',
             HINT = 'for example ''{"l2": 0.001, "by_segment": true, "holdout": 0.2, "key_column": "account_id"}''';
     END IF;
-    SELECT k INTO unknown_key FROM jsonb_object_keys(opts) k WHERE k NOT IN ('l2', 'by_segment', 'holdout', 'key_column') LIMIT 1;
+    SELECT k INTO unknown_key FROM jsonb_object_keys(opts) k
+     WHERE k NOT IN ('l2', 'by_segment', 'holdout', 'key_column', 'shapes',
+                     'knots', 'min_category_rows', 'smoothness', 'monotone', 'refit_impute') LIMIT 1;
     IF unknown_key IS NOT NULL THEN
         RAISE EXCEPTION 'fit: options.%: unknown option', left(unknown_key, 200) USING ERRCODE = '22023',
-            HINT = 'the options are l2, by_segment, holdout and key_column';
+            HINT = 'the options are l2, by_segment, holdout, key_column and shapes; with "shapes": true also knots, min_category_rows, smoothness, monotone and refit_impute';
+    END IF;
+    IF opts ? 'shapes' THEN
+        IF jsonb_typeof(opts -> 'shapes') IS DISTINCT FROM 'boolean' THEN
+            RAISE EXCEPTION 'fit: options.shapes: must be true or false, not %', left((opts -> 'shapes')::text, 200) USING ERRCODE = '22023',
+                HINT = 'true fits each leaf''s normalizer (a curve, or a map''s values) with the weights';
+        END IF;
+        shapes := (opts ->> 'shapes')::boolean;
+    END IF;
+    IF NOT shapes THEN
+        SELECT k INTO shape_key FROM jsonb_object_keys(opts) k
+         WHERE k IN ('knots', 'min_category_rows', 'smoothness', 'monotone', 'refit_impute') LIMIT 1;
+        IF shape_key IS NOT NULL THEN
+            RAISE EXCEPTION 'fit: options.%: applies only with "shapes": true', shape_key USING ERRCODE = '22023',
+                HINT = 'add "shapes": true to fit each leaf''s normalizer too';
+        END IF;
     END IF;
     IF opts ? 'l2' THEN
         IF jsonb_typeof(opts -> 'l2') IS DISTINCT FROM 'number' OR (opts ->> 'l2')::numeric < 0 OR (opts ->> 'l2')::numeric > 1e6 THEN
@@ -94,6 +114,10 @@ BEGIN
                 HINT = 'true fits each segment''s weights separately; false (the default) fits one set and drops the overrides'' weights';
         END IF;
         by_segment := (opts ->> 'by_segment')::boolean;
+        IF by_segment AND shapes THEN
+            RAISE EXCEPTION 'fit: options.by_segment: not with "shapes": true' USING ERRCODE = '22023',
+                HINT = 'shapes are fitted over every row (the overrides'' weights and normalizers dropped); fit by_segment weights on the fitted model afterwards';
+        END IF;
     END IF;
     IF opts ? 'holdout' THEN
         IF jsonb_typeof(opts -> 'holdout') IS DISTINCT FROM 'number' OR (opts ->> 'holdout')::numeric < 0 OR (opts ->> 'holdout')::numeric >= 1 THEN
@@ -122,10 +146,26 @@ BEGIN
         PERFORM health_score_internal._require_column('fit', _fit.source, key_column);
         held := format('health_score_internal._held_out(src.%I::text, %s)', key_column, holdout);
     END IF;
-    EXECUTE format('SELECT health_score_internal._fit(health_score_internal._fit_row($1, $2, src), %s, $3) FROM %s AS src WHERE NOT %s',
-                   outcome, _fit.source, held)
-       INTO solutions USING health_score_internal._fit_design_model(_fit.config, by_segment)::jsonb, by_segment, l2;
-    result := health_score_internal._fit_apply(_fit.config, by_segment, solutions)::jsonb;
+    IF shapes THEN
+        -- one shape per leaf for every row: the overrides lose their weights and normalizers
+        design := _fit.config;
+        IF jsonb_typeof(design -> 'segments' -> 'overrides') = 'object' THEN
+            design := jsonb_set(design, '{segments,overrides}',
+                                (SELECT coalesce(jsonb_object_agg(o.key, CASE WHEN jsonb_typeof(o.value) = 'object'
+                                                                              THEN o.value - 'weights' - 'normalize'
+                                                                              ELSE o.value END), '{}')
+                                   FROM jsonb_each(design -> 'segments' -> 'overrides') o));
+        END IF;
+        EXECUTE format('SELECT health_score_internal._fit_shapes(health_score_internal._fit_shape_row($1, src), %s, $2) FROM %s AS src WHERE NOT %s',
+                       outcome, _fit.source, held)
+           INTO solutions USING design, jsonb_build_object('model', _fit.config, 'options', opts);
+        result := solutions::jsonb;
+    ELSE
+        EXECUTE format('SELECT health_score_internal._fit(health_score_internal._fit_row($1, $2, src), %s, $3) FROM %s AS src WHERE NOT %s',
+                       outcome, _fit.source, held)
+           INTO solutions USING health_score_internal._fit_design_model(_fit.config, by_segment)::jsonb, by_segment, l2;
+        result := health_score_internal._fit_apply(_fit.config, by_segment, solutions)::jsonb;
+    END IF;
     PERFORM health_score_internal._require_valid_model(result -> 'model');
     RETURN result || jsonb_build_object('held_out', held, 'model_sql', _fit.model_sql, 'outcome_sql', outcome);
 END
@@ -144,14 +184,15 @@ LANGUAGE sql STABLE AS $$
       FROM health_score_internal._model_sql(fit.model) m
 $$;
 COMMENT ON FUNCTION health_score.fit(text, regclass, text, jsonb) IS
-    'The model with weights fitted to outcomes: L2-regularised logistic regression of the outcome on each leaf''s n, health weights >= 1e-6, a group weighing the sum of its leaves; calibration dropped. Options: l2 (1e-4), by_segment (false), holdout (0), key_column. Register the result with set_model';
+    'The model with weights fitted to outcomes: L2-regularised logistic regression of the outcome on each leaf''s n, health weights >= 1e-6, a group weighing the sum of its leaves; calibration dropped. With "shapes": true each leaf''s normalizer is fitted too (a curve through knots at quantiles, a map''s values). Options: l2 (1e-4), by_segment (false), holdout (0), key_column, shapes (false), knots (6), min_category_rows (10), smoothness (1e-3), monotone, refit_impute (false). Register the result with set_model';
 COMMENT ON FUNCTION health_score.fit(jsonb, regclass, text, jsonb) IS 'fit with an inline model';
 
 CREATE FUNCTION health_score_internal._fit_report(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
     RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
                    at_bound boolean, rows_used bigint, rows_excluded bigint,
                    auc_before double precision, auc_after double precision,
-                   holdout_auc_before double precision, holdout_auc_after double precision)
+                   holdout_auc_before double precision, holdout_auc_after double precision,
+                   old_normalizer jsonb, new_normalizer jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     fitted jsonb := health_score_internal._fit(_fit_report.model_sql, _fit_report.config, _fit_report.source,
@@ -170,7 +211,7 @@ BEGIN
     RETURN QUERY
         SELECT s ->> 'segment', c ->> 'component', c ->> 'parent', (c ->> 'old_weight')::float8, (c ->> 'new_weight')::float8,
                (c ->> 'at_bound')::boolean, (s ->> 'rows')::bigint, (s ->> 'excluded')::bigint,
-               aucs[1], aucs[2], aucs[3], aucs[4]
+               aucs[1], aucs[2], aucs[3], aucs[4], c -> 'old_normalizer', c -> 'new_normalizer'
           FROM jsonb_array_elements(fitted -> 'segments') WITH ORDINALITY sg(s, sord),
                jsonb_array_elements(s -> 'components') WITH ORDINALITY cm(c, cord)
          ORDER BY sord, cord;
@@ -182,7 +223,8 @@ CREATE FUNCTION health_score.fit_report(model text, source regclass, outcome_col
     RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
                    at_bound boolean, rows_used bigint, rows_excluded bigint,
                    auc_before double precision, auc_after double precision,
-                   holdout_auc_before double precision, holdout_auc_after double precision)
+                   holdout_auc_before double precision, holdout_auc_after double precision,
+                   old_normalizer jsonb, new_normalizer jsonb)
 LANGUAGE sql STABLE AS $$
     SELECT r.* FROM health_score_internal._model_sql(fit_report.model) m,
                     health_score_internal._fit_report(m.model_sql, m.config, fit_report.source, fit_report.outcome_column, fit_report.options) r
@@ -191,13 +233,14 @@ CREATE FUNCTION health_score.fit_report(model jsonb, source regclass, outcome_co
     RETURNS TABLE (segment text, component text, parent text, old_weight double precision, new_weight double precision,
                    at_bound boolean, rows_used bigint, rows_excluded bigint,
                    auc_before double precision, auc_after double precision,
-                   holdout_auc_before double precision, holdout_auc_after double precision)
+                   holdout_auc_before double precision, holdout_auc_after double precision,
+                   old_normalizer jsonb, new_normalizer jsonb)
 LANGUAGE sql STABLE AS $$
     SELECT r.* FROM health_score_internal._model_sql(fit_report.model) m,
                     health_score_internal._fit_report(m.model_sql, m.config, fit_report.source, fit_report.outcome_column, fit_report.options) r
 $$;
 COMMENT ON FUNCTION health_score.fit_report(text, regclass, text, jsonb) IS
-    'What fit changes, per fitted segment (NULL = the base model) and component in model order: old and new weight, whether the leaf sits at the 1e-6 bound, rows used and left out (a leaf reweighted away), and the AUC before and after, in-sample and on the holdout';
+    'What fit changes, per fitted segment (NULL = the base model) and component in model order: old and new weight, whether the leaf sits at the 1e-6 bound, rows used and left out (a leaf reweighted away), the AUC before and after, in-sample and on the holdout, and each leaf''s normalizer before and after';
 COMMENT ON FUNCTION health_score.fit_report(jsonb, regclass, text, jsonb) IS 'fit_report with an inline model';
 
 -- No role calls these support functions (PostgreSQL checks the aggregate owner's right to

@@ -316,6 +316,16 @@ fn apply(
     let mut fits = Vec::new();
     let mut report = Vec::new();
     let leaves = model.leaves();
+    // weights alone leave every normalizer as it was: the base model's, or the override's
+    let base_normalizers = crate::core::shapes::normalizers_by_name(json);
+    let normalizer_of = |segment: Option<usize>, name: &str| {
+        let overridden = segment.and_then(|s| {
+            json.get("segments")?.get("overrides")?.get(&model.overrides[s].0)?.get("normalize")?.get(name).cloned()
+        });
+        overridden
+            .or_else(|| base_normalizers.get(name).cloned())
+            .map(|n| serde_json::from_str::<serde_json::Value>(&n.to_text()).unwrap_or_default())
+    };
     for code in codes {
         let Some(s) = fitted.iter().find(|s| s["segment"].as_i64() == Some(code) && s["rows"].as_u64() > Some(0))
         else {
@@ -350,9 +360,11 @@ fn apply(
             .enumerate()
             .map(|(id, node)| {
                 let bound = leaves.iter().position(|&l| l == id).map(|i| at_bound[i]);
+                let normalizer = normalizer_of(segment, &node.name);
                 serde_json::json!({
                     "component": node.name, "parent": node.parent.map(|p| model.nodes[p].name.clone()),
                     "old_weight": old[id], "new_weight": new_tree[id], "at_bound": bound,
+                    "old_normalizer": normalizer, "new_normalizer": normalizer,
                 })
             })
             .collect();

@@ -7,6 +7,7 @@ pub mod backtest;
 pub mod csm;
 pub mod drivers;
 pub mod fit;
+pub mod fit_shapes;
 pub mod fmgr;
 pub mod hysteresis;
 pub mod jsonb;

@@ -20,6 +20,7 @@ pub enum StateKind {
     Backtest = 4,
     Fit = 5,
     Parent = 6,
+    FitShapes = 7,
 }
 
 /// The header a state of `kind` starts with.

@@ -328,6 +328,10 @@ impl ShapeData {
         self.y.len()
     }
 
+    pub fn churned(&self) -> usize {
+        self.y.iter().filter(|&&c| c).count()
+    }
+
     /// Adds a row of observations (leaves in model order).
     pub fn add(&mut self, observations: &[Observation<'_>], churned: bool) -> Result<(), Error> {
         let mut bytes = Vec::new();
@@ -1063,6 +1067,22 @@ fn set_member(fields: &mut Vec<(String, Json)>, key: &str, value: Json) {
         Some((_, v)) => *v = value,
         None => fields.push((key.to_string(), value)),
     }
+}
+
+/// Each leaf's `normalize` object by the leaf's name, from a model's JSON.
+pub fn normalizers_by_name(model: &Json) -> HashMap<String, Json> {
+    fn walk(components: Option<&Json>, out: &mut HashMap<String, Json>) {
+        let Some(Json::Array(items)) = components else { return };
+        for item in items {
+            if let (Some(Json::String(name)), Some(normalize)) = (item.get("name"), item.get("normalize")) {
+                out.insert(name.clone(), normalize.clone());
+            }
+            walk(item.get("components"), out);
+        }
+    }
+    let mut out = HashMap::new();
+    walk(model.get("components"), &mut out);
+    out
 }
 
 /// The component object named `name`, anywhere in the model's tree.

@@ -1,0 +1,208 @@
+//! `fit` and `fit_report` with `"shapes": true` (SQL in `sql/fit_shapes.sql`): the per-row
+//! observations, the `_fit_shapes` aggregate that collects them and fits weights and shapes in
+//! its final function, returning the fitted model with its report. Plain V1 functions for the
+//! per-row work, a hand-written `CREATE AGGREGATE` (pgrx issue #2351).
+
+use pgrx::pg_sys;
+
+use crate::core::shapes::{self, ShapeData, ShapeOptions};
+use crate::core::{Error, Json, Model};
+
+use super::jsonb::JsonbRef;
+use super::scoring::{evaluate_call, InputKind, ModelKind};
+use super::{
+    aggregate_state, arg, bytea_bytes, bytea_datum, c_symbol, partial_state_functions, raising, return_null,
+    v1_function,
+};
+
+pgrx::extension_sql_file!("../../sql/fit_shapes.sql", name = "fit_shapes", requires = ["fit"]);
+
+thread_local! {
+    /// The encoding buffer reused across rows.
+    static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `_fit_shape_row(model jsonb, input)`: the row's observations of each leaf, encoded
+/// (`shapes::encode_observations`); empty when a leaf was reweighted away.
+unsafe fn fit_shape_row(fcinfo: pg_sys::FunctionCallInfo, input_kind: InputKind) -> Result<pg_sys::Datum, Error> {
+    let mut buf = ENCODED.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let datum =
+        evaluate_call(fcinfo, ModelKind::Inline, input_kind, 1, false, true, |_, compiled, values, _, nodes| {
+            match shapes::observe(&compiled.model, nodes, values) {
+                Some(observations) => shapes::encode_observations(&observations, &mut buf),
+                None => buf.clear(),
+            }
+            bytea_datum(&[&buf])
+        })?;
+    ENCODED.with(|b| *b.borrow_mut() = buf);
+    Ok(datum.unwrap_or_else(|| return_null(fcinfo)))
+}
+
+v1_function!(hs_fit_shape_row, pg_finfo_hs_fit_shape_row, |fcinfo| { fit_shape_row(fcinfo, InputKind::Row) });
+v1_function!(hs_fit_shape_row_columns, pg_finfo_hs_fit_shape_row_columns, |fcinfo| {
+    fit_shape_row(fcinfo, InputKind::Columns)
+});
+
+/// The aggregate's state: the settings (`{"model", "options"}`) from its first row, the rows.
+#[derive(Default)]
+struct ShapeState {
+    settings: Option<Json>,
+    data: Option<ShapeData>,
+    outcome_unknown: u64,
+}
+
+fn model_of(settings: &Json) -> Result<Model, Error> {
+    Model::parse(settings.get("model").unwrap_or(&Json::Null))
+}
+
+impl ShapeState {
+    fn data(&mut self) -> Result<&mut ShapeData, Error> {
+        if self.data.is_none() {
+            let settings = self
+                .settings
+                .as_ref()
+                .ok_or_else(|| Error::InvalidArgument { message: "_fit_shapes: no settings".into(), hint: None })?;
+            self.data = Some(ShapeData::new(&model_of(settings)?));
+        }
+        Ok(self.data.as_mut().expect("set above"))
+    }
+
+    fn combine(&mut self, other: &ShapeState) -> Result<(), Error> {
+        if self.settings.is_none() {
+            self.settings = other.settings.clone();
+        }
+        self.outcome_unknown += other.outcome_unknown;
+        if let Some(theirs) = &other.data {
+            match &mut self.data {
+                Some(mine) => mine.append(theirs)?,
+                None => self.data = Some(theirs.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        let settings = self.settings.as_ref().map(Json::to_text).unwrap_or_default();
+        out.extend_from_slice(&(settings.len() as u64).to_le_bytes());
+        out.extend_from_slice(settings.as_bytes());
+        out.extend_from_slice(&self.outcome_unknown.to_le_bytes());
+        if let Some(data) = &self.data {
+            out.push(1);
+            data.to_bytes(&mut out)?;
+        } else {
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<ShapeState> {
+        let mut r = crate::core::bytes::Reader::new(bytes);
+        let n = r.u64()? as usize;
+        let text = std::str::from_utf8(r.take(n)?).ok()?;
+        let settings = if text.is_empty() {
+            None
+        } else {
+            Some(Json::from(&serde_json::from_str::<serde_json::Value>(text).ok()?))
+        };
+        let outcome_unknown = r.u64()?;
+        let data = match r.u8()? {
+            0 => None,
+            _ => Some(ShapeData::from_bytes(r.rest())?),
+        };
+        Some(ShapeState { settings, data, outcome_unknown })
+    }
+}
+
+// _fit_shapes(design bytea, churned boolean, settings jsonb): a NULL design (a NULL row) is
+// skipped; the settings are read from the first row.
+v1_function!(hs_fit_shapes_trans, pg_finfo_hs_fit_shapes_trans, |fcinfo| {
+    let state = aggregate_state::<ShapeState>(fcinfo, "_fit_shapes")?;
+    if (*state).settings.is_none() {
+        if let Some(settings) = arg(fcinfo, 3) {
+            (*state).settings = Some(JsonbRef::from_datum(settings).to_json());
+        }
+    }
+    if let Some(design) = arg(fcinfo, 1) {
+        match arg(fcinfo, 2).map(|d| d.value() != 0) {
+            Some(churned) => (*state).data()?.add_encoded(bytea_bytes(design), churned)?,
+            None => (*state).outcome_unknown += 1,
+        }
+    }
+    Ok(pg_sys::Datum::from(state))
+});
+
+partial_state_functions!(
+    ShapeState,
+    crate::core::bytes::StateKind::FitShapes,
+    "_fit_shapes",
+    combine: fit_shapes_combine => fit_shapes_combine_wrapper as hs_fit_shapes_combine, pg_finfo_hs_fit_shapes_combine,
+    serialize: fit_shapes_serialize => fit_shapes_serialize_wrapper as hs_fit_shapes_serialize, pg_finfo_hs_fit_shapes_serialize,
+    deserialize: fit_shapes_deserialize => fit_shapes_deserialize_wrapper as hs_fit_shapes_deserialize, pg_finfo_hs_fit_shapes_deserialize
+);
+
+// The fitted model and its report as JSON text, in the form _fit_apply gives for weights:
+// {"model", "segments": [{"segment": null, "rows", "churned", "excluded", "intercept",
+// "iterations", "gradient_norm", "components": [{"component", "parent", "old_weight",
+// "new_weight", "at_bound", "old_normalizer", "new_normalizer", "direction"}]}], "rows_used",
+// "rows_excluded", "outcome_unknown"}.
+#[pgrx::pg_extern(sql = false)]
+fn fit_shapes_final(state: pgrx::Internal) -> Option<String> {
+    let empty = ShapeState::default();
+    let state = unsafe { state.get::<ShapeState>() }.unwrap_or(&empty);
+    raising(|| Ok(Some(fit_shapes_result(state)?.to_string())))
+}
+
+fn no_rows() -> Error {
+    Error::InvalidArgument {
+        message: "fit: the design has no rows (no account with a known outcome whose leaves all count)".into(),
+        hint: Some("rows where a leaf is left out by \"reweight\" cannot be fitted; give such components \"missing\": \"zero\" or an impute".into()),
+    }
+}
+c_symbol!(hs_fit_shapes_final, pg_finfo_hs_fit_shapes_final => fit_shapes_final_wrapper);
+
+fn fit_shapes_result(state: &ShapeState) -> Result<serde_json::Value, Error> {
+    let settings = state.settings.as_ref().ok_or_else(no_rows)?;
+    let json = settings.get("model").cloned().unwrap_or(Json::Null);
+    let model = model_of(settings)?;
+    let options = ShapeOptions::from_json(settings.get("options").unwrap_or(&Json::Null), &model)?;
+    let empty = ShapeData::new(&model);
+    let data = state.data.as_ref().unwrap_or(&empty);
+    if data.rows() == 0 {
+        return Err(no_rows());
+    }
+    let fit = shapes::fit_shapes(&model, data, &options)?;
+    let fitted = shapes::apply_shapes(&json, &model, &fit);
+    let weights: Vec<f64> = fit.leaves.iter().map(|l| l.weight).collect();
+    let new_tree = model.tree_weights(&weights);
+    let leaves = model.leaves();
+    let to_value = |j: &Json| serde_json::from_str::<serde_json::Value>(&j.to_text()).unwrap_or_default();
+    let (old_normalizers, new_normalizers) = (shapes::normalizers_by_name(&json), shapes::normalizers_by_name(&fitted));
+    let components: Vec<serde_json::Value> = model
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(id, node)| {
+            let shape = leaves.iter().position(|&l| l == id).map(|i| &fit.leaves[i]);
+            let old_normalizer = old_normalizers.get(&node.name).map(to_value);
+            let new_normalizer = new_normalizers.get(&node.name).map(to_value);
+            serde_json::json!({
+                "component": node.name, "parent": node.parent.map(|p| model.nodes[p].name.clone()),
+                "old_weight": model.base.weights[id], "new_weight": new_tree[id],
+                "at_bound": shape.map(|s| s.at_bound),
+                "old_normalizer": old_normalizer, "new_normalizer": new_normalizer,
+                "direction": shape.and_then(|s| s.direction).map(|d| d.as_str()),
+            })
+        })
+        .collect();
+    let churned = data.churned();
+    Ok(serde_json::json!({
+        "model": to_value(&fitted),
+        "segments": [{
+            "segment": null, "rows": fit.rows, "churned": churned, "excluded": fit.excluded,
+            "intercept": fit.intercept, "iterations": fit.iterations, "gradient_norm": fit.gradient_norm,
+            "components": components,
+        }],
+        "rows_used": fit.rows, "rows_excluded": fit.excluded, "outcome_unknown": state.outcome_unknown,
+    }))
+}
