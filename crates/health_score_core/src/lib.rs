@@ -19,6 +19,7 @@ pub mod score;
 pub mod shapes;
 pub mod solver;
 pub mod stored;
+pub mod suggest;
 pub mod trend;
 pub mod value;
 

@@ -287,7 +287,7 @@ pub fn encode_observations(observations: &[Observation<'_>], out: &mut Vec<u8>) 
 
 /// One leaf's observations over the rows.
 #[derive(Debug, Clone, PartialEq)]
-enum Column {
+pub(crate) enum Column {
     /// NaN where imputed.
     Numeric(Vec<f64>),
     /// Per row an index into `names` (IMPUTED where imputed).
@@ -297,8 +297,8 @@ enum Column {
 /// The rows of a fit of shapes, as collected (in any order, from any number of workers).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapeData {
-    columns: Vec<Column>,
-    y: Vec<bool>,
+    pub(crate) columns: Vec<Column>,
+    pub(crate) y: Vec<bool>,
     /// Rows with an outcome left out of the fit (a leaf reweighted away).
     pub excluded: u64,
 }
@@ -324,6 +324,72 @@ impl ShapeData {
         ShapeData { columns, y: Vec::new(), excluded: 0 }
     }
 
+    /// With columns added after the model's leaves: numeric ones, then categorical ones.
+    pub fn with_extra(mut self, numeric: usize, categorical: usize) -> ShapeData {
+        self.columns.extend((0..numeric).map(|_| Column::Numeric(Vec::new())));
+        self.columns.extend((0..categorical).map(|_| Column::Categorical {
+            ids: Vec::new(),
+            names: Vec::new(),
+            index: HashMap::new(),
+        }));
+        self
+    }
+
+    /// How many distinct categories column `c` holds (0 for a numeric column).
+    pub fn categories(&self, c: usize) -> usize {
+        match &self.columns[c] {
+            Column::Categorical { names, .. } => names.len(),
+            Column::Numeric(_) => 0,
+        }
+    }
+
+    /// The first category column `c` saw, if it is categorical and saw one.
+    pub fn first_category(&self, c: usize) -> Option<&str> {
+        match &self.columns[c] {
+            Column::Categorical { names, .. } => names.first().map(String::as_str),
+            Column::Numeric(_) => None,
+        }
+    }
+
+    /// What row `row` shows of column `c`.
+    pub fn observation(&self, row: usize, c: usize) -> Observation<'_> {
+        match &self.columns[c] {
+            Column::Numeric(v) if v[row].is_nan() => Observation::Imputed,
+            Column::Numeric(v) => Observation::Number(v[row]),
+            Column::Categorical { ids, .. } if ids[row] == IMPUTED => Observation::Imputed,
+            Column::Categorical { ids, names, .. } => Observation::Category(names[ids[row] as usize].as_str().into()),
+        }
+    }
+
+    pub fn churned_at(&self, row: usize) -> bool {
+        self.y[row]
+    }
+
+    /// A copy holding only the given columns, in that order.
+    pub fn select(&self, columns: &[usize]) -> Result<ShapeData, Error> {
+        let mut out = ShapeData { columns: Vec::new(), y: Vec::new(), excluded: self.excluded };
+        reserve(&mut out.y, self.y.len(), "fit")?;
+        out.y.extend_from_slice(&self.y);
+        for &c in columns {
+            let column = match &self.columns[c] {
+                Column::Numeric(v) => {
+                    let mut copy = Vec::new();
+                    reserve(&mut copy, v.len(), "fit")?;
+                    copy.extend_from_slice(v);
+                    Column::Numeric(copy)
+                }
+                Column::Categorical { ids, names, index } => {
+                    let mut copy = Vec::new();
+                    reserve(&mut copy, ids.len(), "fit")?;
+                    copy.extend_from_slice(ids);
+                    Column::Categorical { ids: copy, names: names.clone(), index: index.clone() }
+                }
+            };
+            out.columns.push(column);
+        }
+        Ok(out)
+    }
+
     pub fn rows(&self) -> usize {
         self.y.len()
     }
@@ -342,13 +408,31 @@ impl ShapeData {
     /// Adds a row from its encoded observations (`encode_observations`); an empty encoding is
     /// a row left out.
     pub fn add_encoded(&mut self, bytes: &[u8], churned: bool) -> Result<(), Error> {
+        self.add_parts(bytes, &[], churned)
+    }
+
+    /// Adds a row whose first columns come encoded and whose last `extra.len()` columns (the
+    /// columns `with_extra` added) come as observations.
+    pub fn add_parts(&mut self, bytes: &[u8], extra: &[Observation<'_>], churned: bool) -> Result<(), Error> {
         if bytes.is_empty() {
             self.excluded += 1;
             return Ok(());
         }
         let mut r = Reader::new(bytes);
         reserve(&mut self.y, 1, "fit")?;
-        for column in &mut self.columns {
+        let encoded = self.columns.len().checked_sub(extra.len()).ok_or_else(malformed)?;
+        for (column, observation) in self.columns[encoded..].iter_mut().zip(extra) {
+            match (column, observation) {
+                (Column::Numeric(values), Observation::Number(v)) => push(values, *v)?,
+                (Column::Numeric(values), _) => push(values, f64::NAN)?,
+                (Column::Categorical { ids, names, index }, Observation::Category(c)) => {
+                    let id = intern(names, index, c)?;
+                    push(ids, id)?;
+                }
+                (Column::Categorical { ids, .. }, _) => push(ids, IMPUTED)?,
+            }
+        }
+        for column in &mut self.columns[..encoded] {
             let tag = r.u8().ok_or_else(malformed)?;
             match (column, tag) {
                 (Column::Numeric(values), 0) => push(values, f64::NAN)?,
@@ -546,6 +630,30 @@ pub struct LeafLogOdds {
     pub imputed: Option<f64>,
 }
 
+impl LeafShape {
+    /// The log-odds the leaf adds for a row showing `observation`.
+    pub fn log_odds_of(&self, observation: &Observation<'_>) -> f64 {
+        self.log_odds.of(observation)
+    }
+
+    /// The `n` a missing value takes on the fitted shape's scale (clamped to [0, 1]): where its
+    /// fitted log-odds fall between the leaf's healthiest and least healthy values. None when
+    /// no row imputed the leaf.
+    pub fn imputed_value(&self) -> Option<f64> {
+        let u = self.log_odds.imputed?;
+        let healths = self
+            .log_odds
+            .knots
+            .iter()
+            .map(|k| -k.1)
+            .chain(self.log_odds.categories.iter().map(|c| -c.1))
+            .chain(self.log_odds.other.map(|o| -o));
+        let lo = healths.clone().fold(f64::INFINITY, f64::min);
+        let hi = healths.fold(f64::NEG_INFINITY, f64::max);
+        Some(unit(-u, lo, hi - lo))
+    }
+}
+
 impl LeafLogOdds {
     fn of(&self, observation: &Observation<'_>) -> f64 {
         match observation {
@@ -596,9 +704,11 @@ struct Rows {
     keys: Vec<f64>,
     y: Vec<f64>,
     count: Vec<f64>,
+    /// Per row the log-odds added to the regression's (0 without an offset).
+    offset: Vec<f64>,
 }
 
-fn canonical_rows(data: &ShapeData) -> (Rows, Vec<Vec<String>>) {
+fn canonical_rows(data: &ShapeData, offset: Option<&[f64]>) -> (Rows, Vec<Vec<String>>) {
     let leaves = data.columns.len();
     let rows = data.y.len();
     // categories ranked by their sorted names, so that the order they arrived in does not matter
@@ -630,13 +740,18 @@ fn canonical_rows(data: &ShapeData) -> (Rows, Vec<Vec<String>>) {
             }
         }
     };
-    let mut dense = Vec::with_capacity(rows * leaves);
+    // the offset sorts (and merges) as one more key
+    let width = leaves + offset.is_some() as usize;
+    let mut dense = Vec::with_capacity(rows * width);
     for row in 0..rows {
         for leaf in 0..leaves {
             dense.push(key(row, leaf));
         }
+        if let Some(o) = offset {
+            dense.push(o[row]);
+        }
     }
-    let at = |i: usize| &dense[i * leaves..(i + 1) * leaves];
+    let at = |i: usize| &dense[i * width..(i + 1) * width];
     let mut order: Vec<usize> = (0..rows).collect();
     let mut ticker = super::interrupts::Ticker::default();
     order.sort_unstable_by(|&a, &b| {
@@ -650,7 +765,7 @@ fn canonical_rows(data: &ShapeData) -> (Rows, Vec<Vec<String>>) {
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
     });
-    let mut out = Rows { keys: Vec::new(), y: Vec::new(), count: Vec::new() };
+    let mut out = Rows { keys: Vec::new(), y: Vec::new(), count: Vec::new(), offset: Vec::new() };
     let mut last: Option<usize> = None;
     for &i in &order {
         if let Some(l) = last {
@@ -659,7 +774,8 @@ fn canonical_rows(data: &ShapeData) -> (Rows, Vec<Vec<String>>) {
                 continue;
             }
         }
-        out.keys.extend_from_slice(at(i));
+        out.keys.extend_from_slice(&at(i)[..leaves]);
+        out.offset.push(offset.map_or(0.0, |o| o[i]));
         out.y.push(if data.y[i] { 1.0 } else { 0.0 });
         out.count.push(1.0);
         last = Some(i);
@@ -765,7 +881,7 @@ impl Objective for Problem {
             for i in start..end {
                 self.features(i, &mut f);
                 let (y, c) = (self.rows.y[i], self.rows.count[i]);
-                let z: f64 = f.iter().map(|&(a, v)| u[a] * v).sum();
+                let z: f64 = self.rows.offset[i] + f.iter().map(|&(a, v)| u[a] * v).sum::<f64>();
                 let (p, q, l) = solver::logistic_terms(z, y);
                 loss_part += c * l;
                 let r = c * if y == 1.0 { -q } else { p };
@@ -819,6 +935,17 @@ impl Objective for Problem {
 
 /// Fits every leaf's shape and weight to the outcomes of `data`.
 pub fn fit_shapes(model: &Model, data: &ShapeData, options: &ShapeOptions) -> Result<ShapeFit, Error> {
+    fit_shapes_with_offset(model, data, options, None)
+}
+
+/// `fit_shapes` with a log-odds per row added to the regression's (the rest of a model already
+/// fitted, when one more leaf is tried on top of it).
+pub fn fit_shapes_with_offset(
+    model: &Model,
+    data: &ShapeData,
+    options: &ShapeOptions,
+    offset: Option<&[f64]>,
+) -> Result<ShapeFit, Error> {
     let churned = data.y.iter().filter(|&&c| c).count() as u64;
     let retained = data.y.len() as u64 - churned;
     if churned < MIN_CLASS_ROWS || retained < MIN_CLASS_ROWS {
@@ -830,7 +957,7 @@ pub fn fit_shapes(model: &Model, data: &ShapeData, options: &ShapeOptions) -> Re
         });
     }
     let leaf_ids = model.leaves();
-    let (rows, sorted_names) = canonical_rows(data);
+    let (rows, sorted_names) = canonical_rows(data, offset);
     let mut bases = Vec::new();
     let mut imputed = Vec::new();
     let mut penalty = vec![0.0];
@@ -917,7 +1044,8 @@ pub fn fit_shapes(model: &Model, data: &ShapeData, options: &ShapeOptions) -> Re
     let problem = Problem { rows, leaves: leaf_ids.len(), bases, imputed, penalty, blocks };
     let rate = churned as f64 / data.y.len() as f64;
     let mut start = vec![0.0; d];
-    start[0] = (rate / (1.0 - rate)).ln();
+    // the offset, where there is one, already holds the base rate
+    start[0] = if offset.is_some() { 0.0 } else { (rate / (1.0 - rate)).ln() };
     let Minimum { theta, iterations, gradient_norm, .. } =
         solver::minimize(&problem, start, &Bounds { lower, upper }, "fit")?;
     let u = problem.to_u(&theta);

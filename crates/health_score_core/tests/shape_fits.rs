@@ -277,3 +277,102 @@ fn bad_options_name_the_option() {
         assert!(err.to_string().contains(fragment), "{options}: {err}");
     }
 }
+
+/// `suggest` on rows with a planted strong column, a weak one, a category that matters, a
+/// column equal to the outcome and an identifier: the strong column ranks first, the leak
+/// last and flagged, the identifier is left out, and each suggestion is a component that
+/// `add_components` adds to the model.
+#[test]
+fn suggest_ranks_a_planted_column_first_and_flags_a_leak() {
+    use health_score_core::suggest::{add_components, suggest, Candidate, SuggestData, SuggestOptions};
+    let (json, m) = model(json!({"components": [
+        {"name": "logins", "weight": 2, "normalize": {"type": "linear", "min": 0, "max": 30}},
+        {"name": "tickets", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 10, "invert": true}}]}));
+    let candidates = [
+        Candidate { column: "Seat Use".into(), categorical: false },
+        Candidate { column: "noise".into(), categorical: false },
+        Candidate { column: "region".into(), categorical: true },
+        Candidate { column: "cancelled".into(), categorical: true },
+        Candidate { column: "email".into(), categorical: true },
+    ];
+    let mut d = SuggestData::new(&m, 2, 3);
+    let mut draws = Draws(21);
+    let mut bytes = Vec::new();
+    for i in 0..6000 {
+        let (logins, tickets, seats, noise) =
+            (30.0 * draws.next(), (10.0 * draws.next()).floor(), draws.next(), draws.next());
+        let region = ["north", "south", "east", "west"][i % 4];
+        let y = churned(
+            &mut draws,
+            1.0 - 0.05 * logins + 0.1 * tickets - 4.0 * seats + if region == "east" { 0.7 } else { 0.0 },
+        );
+        health_score_core::shapes::encode_observations(
+            &[Observation::Number(logins), Observation::Number(tickets)],
+            &mut bytes,
+        );
+        let email = format!("user{i}@example.com");
+        let cancelled = if y { "yes" } else { "no" };
+        d.add(
+            &bytes,
+            &[Some(seats), if i % 7 == 3 { None } else { Some(noise) }],
+            &[Some(region), Some(cancelled), Some(&email)],
+            y,
+            i % 5 == 0,
+            20,
+        )
+        .unwrap();
+    }
+    let options = SuggestOptions::from_json(&Json::from(&json!({})), &m).unwrap();
+    let found = suggest(&json, &m, &candidates, &d, &options).unwrap();
+    let order: Vec<(&str, bool, bool)> =
+        found.suggestions.iter().map(|s| (s.column.as_str(), s.leak, s.exact)).collect();
+    assert_eq!(order[0], ("Seat Use", false, true), "{order:?}");
+    assert_eq!(order[1].0, "region", "{order:?}");
+    assert_eq!(order.last().unwrap(), &("cancelled", true, false), "{order:?}");
+    assert_eq!(found.too_many_categories, ["email"]);
+    let top = &found.suggestions[0];
+    assert!(
+        top.holdout_auc > found.baseline_holdout_auc + 0.05,
+        "{} vs {}",
+        top.holdout_auc,
+        found.baseline_holdout_auc
+    );
+    assert_eq!(top.component.get("name"), Some(&Json::String("seat_use".into())));
+    assert_eq!(top.component.get("input"), Some(&Json::String("Seat Use".into())));
+    // the noise column has missing values: its component imputes them
+    let noise = found.suggestions.iter().find(|s| s.column == "noise").unwrap();
+    assert!(noise.component.get("missing").is_some(), "{}", noise.component.to_text());
+    let all: Vec<Json> = found.suggestions.iter().filter(|s| !s.leak).map(|s| s.component.clone()).collect();
+    let extended = add_components(&json, &Json::Array(all), None).unwrap();
+    assert!(Model::parse(&extended).is_ok());
+}
+
+/// `add_components` keeps weights, renames a clashing name, adds under a group, and refuses
+/// what would make the model invalid.
+#[test]
+fn add_components_renames_clashes_and_checks_the_result() {
+    use health_score_core::suggest::add_components;
+    let (json, _) = model(json!({"components": [
+        {"name": "usage", "weight": 2, "components": [
+            {"name": "logins", "weight": 1, "normalize": {"type": "linear", "min": 0, "max": 30}}]},
+        {"name": "logins_2", "weight": 1, "input": "x", "normalize": {"type": "linear", "min": 0, "max": 1}}]}));
+    let new = Json::from(&json!([
+        {"name": "logins", "weight": 0.5, "input": "logins_7d", "normalize": {"type": "linear", "min": 0, "max": 7}},
+        {"name": "seats", "weight": 3, "normalize": {"type": "linear", "min": 0, "max": 1}}]));
+    let out: Value = serde_json::from_str(&add_components(&json, &new, None).unwrap().to_text()).unwrap();
+    let names: Vec<&str> = out["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["usage", "logins_2", "logins_3", "seats"]);
+    assert_eq!(out["components"][2]["weight"], 0.5);
+    let under: Value = serde_json::from_str(&add_components(&json, &new, Some("usage")).unwrap().to_text()).unwrap();
+    assert_eq!(under["components"][0]["components"].as_array().unwrap().len(), 3);
+    for (components, parent, fragment) in [
+        (json!({"name": "x"}), None, "must be a JSON array"),
+        (json!([1]), None, "components[0] must be an object"),
+        (json!([{"name": "y", "weight": -1, "normalize": {"type": "linear", "min": 0, "max": 1}}]), None, "weight"),
+        (json!([]), Some("logins"), "no group named"),
+    ] {
+        let err = add_components(&json, &Json::from(&components), parent).unwrap_err();
+        assert_eq!(err.sqlstate(), "22023");
+        assert!(err.to_string().contains(fragment), "{components}: {err}");
+    }
+}

@@ -1,0 +1,523 @@
+//! Suggested components: which of a source's other columns would most improve a model, each
+//! as a component with a fitted normalizer, ranked by the holdout AUC it gains; and
+//! `add_components`, which adds components to a model.
+//!
+//! The model's shapes are fitted once on the training rows; each candidate column is then
+//! fitted alone on top of that fit's log-odds (an offset), which ranks every candidate for
+//! the cost of a one-leaf fit. The best `exact` candidates are fitted again together with the
+//! model's leaves (weights and shapes), and their holdout AUC is that of the fitted model
+//! scored as the scoring functions score it. A candidate whose fitted term alone separates
+//! the training rows (almost) perfectly leaks the outcome: it is flagged and ranked last.
+
+use super::auc::AucState;
+use super::error::Error;
+use super::json::Json;
+use super::model::Model;
+use super::shapes::{self, Direction, Observation, ShapeData, ShapeFit, ShapeOptions};
+use super::value::Value;
+
+/// Candidates fitted jointly with the model when the options name no number.
+pub const DEFAULT_EXACT: usize = 10;
+/// A text column with more distinct values than this is not a candidate, by default.
+pub const DEFAULT_MAX_CATEGORIES: usize = 20;
+/// The training AUC of a candidate's term alone from which it is taken for a leak.
+pub const LEAK_AUC: f64 = 0.999;
+
+/// A column of the source that might become a component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub column: String,
+    pub categorical: bool,
+}
+
+/// The rows a suggestion reads: the model's leaves and every candidate, split into the
+/// training rows and the held-out ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuggestData {
+    pub train: ShapeData,
+    pub holdout: ShapeData,
+}
+
+impl SuggestData {
+    /// Empty, for `model`'s leaves and the candidates (numeric ones first, as `add` takes them).
+    pub fn new(model: &Model, numeric: usize, categorical: usize) -> SuggestData {
+        SuggestData {
+            train: ShapeData::new(model).with_extra(numeric, categorical),
+            holdout: ShapeData::new(model).with_extra(numeric, categorical),
+        }
+    }
+
+    /// Adds a row: the model's encoded observations, then each candidate's value (None for
+    /// NULL, a non-finite number or a category past `max_categories` distinct ones).
+    pub fn add(
+        &mut self,
+        leaves: &[u8],
+        numbers: &[Option<f64>],
+        categories: &[Option<&str>],
+        churned: bool,
+        held: bool,
+        max_categories: usize,
+    ) -> Result<(), Error> {
+        let data = if held { &mut self.holdout } else { &mut self.train };
+        let first_category = data.columns.len() - categories.len();
+        let mut extra: Vec<Observation<'_>> = numbers
+            .iter()
+            .map(|v| match v {
+                Some(x) if x.is_finite() => Observation::Number(*x),
+                _ => Observation::Imputed,
+            })
+            .collect();
+        for (i, c) in categories.iter().enumerate() {
+            // past the limit a column only counts distinct values no more: it is dropped later
+            let full = data.categories(first_category + i) > max_categories;
+            extra.push(match c {
+                Some(text) if !full => Observation::Category((*text).into()),
+                _ => Observation::Imputed,
+            });
+        }
+        data.add_parts(leaves, &extra, churned)
+    }
+
+    pub fn append(&mut self, other: &SuggestData) -> Result<(), Error> {
+        self.train.append(&other.train)?;
+        self.holdout.append(&other.holdout)
+    }
+
+    pub fn to_bytes(&self, out: &mut Vec<u8>) -> Result<(), Error> {
+        let mut train = Vec::new();
+        self.train.to_bytes(&mut train)?;
+        out.extend_from_slice(&(train.len() as u64).to_le_bytes());
+        out.extend_from_slice(&train);
+        self.holdout.to_bytes(out)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<SuggestData> {
+        let mut r = super::bytes::Reader::new(bytes);
+        let n = r.u64()? as usize;
+        let train = ShapeData::from_bytes(r.take(n)?)?;
+        let holdout = ShapeData::from_bytes(r.rest())?;
+        Some(SuggestData { train, holdout })
+    }
+}
+
+/// One suggested component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    pub rank: usize,
+    pub column: String,
+    pub component: Json,
+    pub holdout_auc: f64,
+    /// `holdout_auc` less the model's own (with its shapes fitted) on the same rows.
+    pub gain: f64,
+    pub leak: bool,
+    /// Whether `holdout_auc` comes from the joint fit (else from the fit on top).
+    pub exact: bool,
+}
+
+/// What `suggest` found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestions {
+    /// The holdout AUC of the model with its own shapes fitted.
+    pub baseline_holdout_auc: f64,
+    pub suggestions: Vec<Suggestion>,
+    /// Text columns left out for having more distinct values than the limit.
+    pub too_many_categories: Vec<String>,
+}
+
+/// A component name from a column name: lower case, `_` for any other character, a leading
+/// `c_` where it does not start with a letter, at most 63 characters.
+pub fn component_name(column: &str) -> String {
+    let mut name: String =
+        column.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name = format!("c_{name}");
+    }
+    name.chars().take(63).collect()
+}
+
+/// `name`, or `name_2`, `name_3`, … : the first that `taken` does not hold (cut to 63
+/// characters with its suffix).
+fn unique_name(name: &str, taken: &dyn Fn(&str) -> bool) -> String {
+    if !taken(name) {
+        return name.to_string();
+    }
+    (2..)
+        .map(|n| {
+            let suffix = format!("_{n}");
+            let head: String = name.chars().take(63 - suffix.len()).collect();
+            head + &suffix
+        })
+        .find(|candidate| !taken(candidate))
+        .expect("some suffix is free")
+}
+
+fn every_name(components: &Json, out: &mut Vec<String>) {
+    let Json::Array(items) = components else { return };
+    for item in items {
+        if let Some(Json::String(name)) = item.get("name") {
+            out.push(name.clone());
+        }
+        if let Some(children) = item.get("components") {
+            every_name(children, out);
+        }
+    }
+}
+
+fn bad(message: String, hint: &str) -> Error {
+    Error::InvalidArgument { message, hint: Some(hint.into()) }
+}
+
+/// The model with `components` (a JSON array of component objects) added at its top level,
+/// or under the group named `parent`; weights as given, and a name already in the model
+/// renamed `<name>_2`, `<name>_3`, …. The result must be a valid model.
+pub fn add_components(model: &Json, components: &Json, parent: Option<&str>) -> Result<Json, Error> {
+    Model::parse(model)?;
+    let Json::Array(new) = components else {
+        return Err(bad(
+            format!("add_components: components must be a JSON array of components, not {}", components.kind()),
+            "for example '[{\"name\": \"seats\", \"weight\": 1, \"normalize\": {\"type\": \"linear\", \"min\": 0, \"max\": 50}}]'",
+        ));
+    };
+    let mut names = Vec::new();
+    every_name(model.get("components").unwrap_or(&Json::Null), &mut names);
+    let mut added = Vec::new();
+    for (i, component) in new.iter().enumerate() {
+        let Json::Object(fields) = component else {
+            return Err(bad(
+                format!("add_components: components[{i}] must be an object, not {}", component.kind()),
+                "each element is a component: name, weight, and normalize or components",
+            ));
+        };
+        let mut fields = fields.clone();
+        let mut inner = Vec::new();
+        every_name(fields.iter().find(|(k, _)| k == "components").map_or(&Json::Null, |(_, v)| v), &mut inner);
+        if let Some((_, Json::String(name))) = fields.iter_mut().find(|(k, _)| k == "name") {
+            *name = unique_name(name, &|n| names.iter().any(|m| m == n));
+            names.push(name.clone());
+        }
+        // names inside an added group are kept (a clash is the model check's to report), and
+        // taken for the components added after it
+        names.extend(inner);
+        added.push(Json::Object(fields));
+    }
+    let mut out = model.clone();
+    let target = match parent {
+        None => top_components(&mut out),
+        Some(p) => group_components(&mut out, p).ok_or_else(|| {
+            bad(
+                format!("add_components: the model has no group named \"{}\"", p.chars().take(200).collect::<String>()),
+                "name a group of the model (a component with components), or pass NULL for the top level",
+            )
+        })?,
+    };
+    target.extend(added);
+    Model::parse(&out).map_err(|e| match e {
+        Error::InvalidModel(faults) => Error::InvalidArgument {
+            message: format!(
+                "add_components: the model with the components added is not valid: {}",
+                faults.first().map(|f| f.to_string()).unwrap_or_default()
+            ),
+            hint: Some("the path names the component; each needs a unique name, a weight > 0 and a normalizer".into()),
+        },
+        other => other,
+    })?;
+    Ok(out)
+}
+
+fn top_components(model: &mut Json) -> &mut Vec<Json> {
+    let Json::Object(members) = model else { unreachable!("a parsed model is an object") };
+    match members.iter().position(|(k, _)| k == "components") {
+        Some(i) => match &mut members[i].1 {
+            Json::Array(items) => items,
+            _ => unreachable!("a parsed model's components are an array"),
+        },
+        None => unreachable!("a parsed model has components"),
+    }
+}
+
+fn group_components<'a>(model: &'a mut Json, name: &str) -> Option<&'a mut Vec<Json>> {
+    fn walk<'a>(items: &'a mut [Json], name: &str) -> Option<&'a mut Vec<Json>> {
+        for item in items.iter_mut() {
+            let Json::Object(fields) = item else { continue };
+            let is_it = fields.iter().any(|(k, v)| k == "name" && matches!(v, Json::String(s) if s == name));
+            let Some(i) = fields.iter().position(|(k, _)| k == "components") else { continue };
+            let Json::Array(children) = &mut fields[i].1 else { continue };
+            if is_it {
+                return Some(children);
+            }
+            if let Some(found) = walk(children, name) {
+                return Some(found);
+            }
+        }
+        None
+    }
+    walk(top_components(model), name)
+}
+
+/// The options of `suggest`: those of a fit of shapes, and its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuggestOptions {
+    pub shapes: ShapeOptions,
+    pub exact: usize,
+    pub max_categories: usize,
+}
+
+impl SuggestOptions {
+    pub fn from_json(options: &Json, model: &Model) -> Result<SuggestOptions, Error> {
+        let mut out = SuggestOptions {
+            shapes: ShapeOptions::from_json(options, model)?,
+            exact: DEFAULT_EXACT,
+            max_categories: DEFAULT_MAX_CATEGORIES,
+        };
+        let whole = |key: &str, lo: f64, hi: f64| -> Result<Option<usize>, Error> {
+            match options.get(key) {
+                None => Ok(None),
+                Some(Json::Number(n)) if n.fract() == 0.0 && (lo..=hi).contains(n) => Ok(Some(*n as usize)),
+                Some(other) => Err(Error::InvalidArgument {
+                    message: format!(
+                        "suggest: options.{key}: must be a whole number from {lo} to {hi}, not {}",
+                        other.to_text()
+                    ),
+                    hint: None,
+                }),
+            }
+        };
+        if let Some(n) = whole("exact", 0.0, 1000.0)? {
+            out.exact = n;
+        }
+        if let Some(n) = whole("max_categories", 1.0, 10000.0)? {
+            out.max_categories = n;
+        }
+        Ok(out)
+    }
+}
+
+/// The AUC of `score` (low = churn risk) over rows with outcomes `churned`; 0.5 when a class
+/// is empty.
+fn auc_of(scores: impl Iterator<Item = (f64, bool)>) -> f64 {
+    let mut state = AucState::default();
+    for (s, c) in scores {
+        // scores are finite: log-odds and scores of a valid model
+        let _ = state.add(s, c);
+    }
+    state.finish().unwrap_or(0.5)
+}
+
+/// A leaf placeholder for a candidate: any number, or any category, is valid; a missing value
+/// is imputed (the fit gives it its own term).
+fn placeholder(name: &str, column: &str, categorical: bool, first_category: Option<&str>) -> Json {
+    let normalize = if categorical {
+        Json::Object(vec![
+            ("type".into(), Json::String("map".into())),
+            ("values".into(), Json::Object(vec![(first_category.unwrap_or("").to_string(), Json::Number(0.5))])),
+            ("default".into(), Json::Number(0.5)),
+        ])
+    } else {
+        Json::Object(vec![
+            ("type".into(), Json::String("linear".into())),
+            ("min".into(), Json::Number(0.0)),
+            ("max".into(), Json::Number(1.0)),
+        ])
+    };
+    Json::Object(vec![
+        ("name".into(), Json::String(name.into())),
+        ("input".into(), Json::String(column.into())),
+        ("weight".into(), Json::Number(1.0)),
+        ("missing".into(), Json::Object(vec![("impute".into(), Json::Number(0.5))])),
+        ("normalize".into(), normalize),
+    ])
+}
+
+/// The holdout AUC of a fitted model over `rows` (its leaves' columns in model order), each
+/// scored as the scoring functions score it: a number or category as the input, an imputed
+/// observation as a missing input.
+fn holdout_auc(model: &Model, data: &ShapeData, columns: &[usize]) -> f64 {
+    let leaves = model.leaves();
+    let scores = (0..data.rows()).filter_map(|row| {
+        let mut values = vec![Value::Missing; model.inputs.len()];
+        for (&leaf, &c) in leaves.iter().zip(columns) {
+            let slot = model.nodes[leaf].slot.expect("a leaf reads an input");
+            match data.observation(row, c) {
+                Observation::Number(x) => values[slot] = Value::number_from(x),
+                Observation::Category(text) => values[slot] = Value::Text(text.into_owned().into()),
+                Observation::Imputed => {}
+            }
+        }
+        let score = model.evaluate(&values).ok()?.score?;
+        Some((score, data.churned_at(row)))
+    });
+    auc_of(scores)
+}
+
+/// Ranks the candidates (after the model's leaves in `data`, numeric ones first) by the
+/// holdout AUC each gains when added to `model_json` and fitted with it.
+pub fn suggest(
+    model_json: &Json,
+    model: &Model,
+    candidates: &[Candidate],
+    data: &SuggestData,
+    options: &SuggestOptions,
+) -> Result<Suggestions, Error> {
+    if data.holdout.rows() == 0 {
+        return Err(bad(
+            "suggest: no held-out rows to measure the AUC on".into(),
+            "a larger options.holdout, or more accounts with a known outcome",
+        ));
+    }
+    let leaves = model.leaves().len();
+    let leaf_columns: Vec<usize> = (0..leaves).collect();
+    let base_train = data.train.select(&leaf_columns)?;
+    let base = shapes::fit_shapes(model, &base_train, &options.shapes)?;
+    let base_json = shapes::apply_shapes(model_json, model, &base);
+    let base_model = Model::parse(&base_json)?;
+    let baseline = holdout_auc(&base_model, &data.holdout, &leaf_columns);
+    let log_odds = |fit: &ShapeFit, d: &ShapeData, row: usize, columns: &[usize]| {
+        let observations: Vec<Observation<'_>> = columns.iter().map(|&c| d.observation(row, c)).collect();
+        fit.log_odds(&observations)
+    };
+    let train_offset: Vec<f64> =
+        (0..data.train.rows()).map(|r| log_odds(&base, &data.train, r, &leaf_columns)).collect();
+    let holdout_offset: Vec<f64> =
+        (0..data.holdout.rows()).map(|r| log_odds(&base, &data.holdout, r, &leaf_columns)).collect();
+    // a candidate's weight on the scale of the model's own top level: its fitted log-odds range
+    // times the hand model's top-level weight per unit of the fitted one
+    let hand_top: f64 = model.top.iter().map(|&c| model.base.weights[c]).sum();
+    let fitted_top: f64 = base.leaves.iter().map(|l| l.weight).sum();
+    let scale = hand_top / fitted_top;
+
+    let mut taken: Vec<String> = model.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut too_many = Vec::new();
+    let mut tried = Vec::new();
+    for (i, candidate) in candidates.iter().enumerate() {
+        let column = leaves + i;
+        if candidate.categorical && data.train.categories(column) > options.max_categories {
+            too_many.push(candidate.column.clone());
+            continue;
+        }
+        let name = unique_name(&component_name(&candidate.column), &|n| taken.iter().any(|m| m == n));
+        taken.push(name.clone());
+        let first = data.train.first_category(column).map(str::to_string);
+        let one = Json::Object(vec![(
+            "components".into(),
+            Json::Array(vec![placeholder(&name, &candidate.column, candidate.categorical, first.as_deref())]),
+        )]);
+        let one_model = Model::parse(&one)?;
+        let mut one_options = options.shapes.clone();
+        one_options.monotone.push((name.clone(), Direction::Free));
+        let train = data.train.select(&[column])?;
+        let Ok(term) = shapes::fit_shapes_with_offset(&one_model, &train, &one_options, Some(&train_offset)) else {
+            continue;
+        };
+        let on_train = auc_of(
+            (0..train.rows()).map(|r| (-term.leaves[0].log_odds_of(&train.observation(r, 0)), train.churned_at(r))),
+        );
+        let leak = on_train >= LEAK_AUC;
+        let approx = auc_of((0..data.holdout.rows()).map(|r| {
+            let t = term.leaves[0].log_odds_of(&data.holdout.observation(r, column));
+            (-(holdout_offset[r] + t), data.holdout.churned_at(r))
+        }));
+        let component = component_of(
+            &shapes::apply_shapes(&one, &one_model, &term),
+            &name,
+            term.leaves[0].weight * scale,
+            &term.leaves[0],
+        );
+        tried.push((i, name, leak, approx, component, one_options));
+    }
+    // the best candidates that do not leak, fitted with the model's leaves
+    tried.sort_by(|a, b| {
+        a.2.cmp(&b.2).then(b.3.total_cmp(&a.3)).then_with(|| candidates[a.0].column.cmp(&candidates[b.0].column))
+    });
+    let mut suggestions = Vec::new();
+    for (n, (i, name, leak, approx, component, one_options)) in tried.into_iter().enumerate() {
+        let column = leaves + i;
+        let mut s = Suggestion {
+            rank: 0,
+            column: candidates[i].column.clone(),
+            component,
+            holdout_auc: approx,
+            gain: approx - baseline,
+            leak,
+            exact: false,
+        };
+        if !leak && n < options.exact {
+            let first = match s.component.get("normalize").and_then(|n| n.get("values")) {
+                Some(Json::Object(values)) => values.first().map(|v| v.0.clone()),
+                _ => None,
+            };
+            let added = placeholder(&name, &candidates[i].column, candidates[i].categorical, first.as_deref());
+            let joint_json = add_components(model_json, &Json::Array(vec![added]), None)?;
+            let joint = Model::parse(&joint_json)?;
+            let mut columns = leaf_columns.clone();
+            columns.push(column);
+            let mut joint_options = options.shapes.clone();
+            joint_options.monotone = one_options.monotone.clone();
+            if let Ok(fit) = shapes::fit_shapes(&joint, &data.train.select(&columns)?, &joint_options) {
+                let fitted_json = shapes::apply_shapes(&joint_json, &joint, &fit);
+                let fitted = Model::parse(&fitted_json)?;
+                let own = fit.leaves.last().expect("the candidate's leaf");
+                let joint_top: f64 = fit.leaves[..leaves].iter().map(|l| l.weight).sum();
+                s.component = component_of(&fitted_json, &name, own.weight * hand_top / joint_top, own);
+                s.holdout_auc = holdout_auc(&fitted, &data.holdout, &columns);
+                s.gain = s.holdout_auc - baseline;
+                s.exact = true;
+            }
+        }
+        suggestions.push(s);
+    }
+    suggestions.sort_by(|a, b| {
+        a.leak
+            .cmp(&b.leak)
+            .then(b.exact.cmp(&a.exact))
+            .then(b.holdout_auc.total_cmp(&a.holdout_auc))
+            .then_with(|| a.column.cmp(&b.column))
+    });
+    for (n, s) in suggestions.iter_mut().enumerate() {
+        s.rank = n + 1;
+    }
+    Ok(Suggestions { baseline_holdout_auc: baseline, suggestions, too_many_categories: too_many })
+}
+
+/// The suggested component: the fitted leaf `name` of `fitted`, with `weight`, and the impute
+/// value of its fitted term for a missing value (when some row had none).
+fn component_of(fitted: &Json, name: &str, weight: f64, shape: &shapes::LeafShape) -> Json {
+    let normalize = shapes::normalizers_by_name(fitted).remove(name).unwrap_or(Json::Null);
+    let input = find_input(fitted, name).unwrap_or_else(|| name.to_string());
+    let mut fields = vec![
+        ("name".to_string(), Json::String(name.into())),
+        ("input".to_string(), Json::String(input)),
+        ("weight".to_string(), Json::Number(weight)),
+    ];
+    if let Some(v) = shape.imputed_value() {
+        fields.push(("missing".into(), Json::Object(vec![("impute".into(), Json::Number(v))])));
+    }
+    fields.push(("normalize".into(), normalize));
+    Json::Object(fields)
+}
+
+fn find_input(model: &Json, name: &str) -> Option<String> {
+    fn walk(components: Option<&Json>, name: &str) -> Option<String> {
+        let Some(Json::Array(items)) = components else { return None };
+        items.iter().find_map(|item| match (item.get("name"), item.get("input")) {
+            (Some(Json::String(n)), Some(Json::String(input))) if n == name => Some(input.clone()),
+            _ => walk(item.get("components"), name),
+        })
+    }
+    walk(model.get("components"), name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::is_valid_name;
+
+    #[test]
+    fn component_names_follow_the_rule() {
+        for (column, name) in [("MonthlyCharges", "monthlycharges"), ("2nd plan", "c_2nd_plan"), ("tenure", "tenure")] {
+            assert_eq!(component_name(column), name);
+            assert!(is_valid_name(&component_name(column)));
+        }
+        assert_eq!(component_name(&"x".repeat(80)).len(), 63);
+        assert_eq!(unique_name("a", &|n| n == "a" || n == "a_2"), "a_3");
+    }
+}
