@@ -70,7 +70,6 @@ DECLARE
     held text := 'false';
     shapes boolean := false;
     shape_key text;
-    design jsonb;
     solutions text;
     result jsonb;
 BEGIN
@@ -147,18 +146,9 @@ BEGIN
         held := format('health_score_internal._held_out(src.%I::text, %s)', key_column, holdout);
     END IF;
     IF shapes THEN
-        -- one shape per leaf for every row: the overrides lose their weights and normalizers
-        design := _fit.config;
-        IF jsonb_typeof(design -> 'segments' -> 'overrides') = 'object' THEN
-            design := jsonb_set(design, '{segments,overrides}',
-                                (SELECT coalesce(jsonb_object_agg(o.key, CASE WHEN jsonb_typeof(o.value) = 'object'
-                                                                              THEN o.value - 'weights' - 'normalize'
-                                                                              ELSE o.value END), '{}')
-                                   FROM jsonb_each(design -> 'segments' -> 'overrides') o));
-        END IF;
         EXECUTE format('SELECT health_score_internal._fit_shapes(health_score_internal._fit_shape_row($1, src), %s, $2) FROM %s AS src WHERE NOT %s',
                        outcome, _fit.source, held)
-           INTO solutions USING design, jsonb_build_object('model', _fit.config, 'options', opts);
+           INTO solutions USING health_score_internal._shape_design_model(_fit.config), jsonb_build_object('model', _fit.config, 'options', opts);
         result := solutions::jsonb;
     ELSE
         EXECUTE format('SELECT health_score_internal._fit(health_score_internal._fit_row($1, $2, src), %s, $3) FROM %s AS src WHERE NOT %s',

@@ -37,6 +37,22 @@ CREATE AGGREGATE health_score_internal._fit_shapes(design bytea, churned boolean
 COMMENT ON AGGREGATE health_score_internal._fit_shapes(bytea, boolean, jsonb) IS
     'Weights and shapes fitted to the outcome over the observations of _fit_shape_row; settings is {"model", "options"}; the fitted model and its report as JSON text';
 
+CREATE FUNCTION health_score_internal._shape_design_model(config jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jsonb_typeof(config -> 'segments' -> 'overrides') = 'object' THEN
+        RETURN jsonb_set(config, '{segments,overrides}',
+                         (SELECT coalesce(jsonb_object_agg(o.key, CASE WHEN jsonb_typeof(o.value) = 'object'
+                                                                       THEN o.value - 'weights' - 'normalize'
+                                                                       ELSE o.value END), '{}')
+                            FROM jsonb_each(config -> 'segments' -> 'overrides') o));
+    END IF;
+    RETURN config;
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._shape_design_model(jsonb) IS
+    'The model a fit of shapes reads rows with: one shape per leaf for every row, so the overrides lose their weights and normalizers';
+
 -- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
 -- them), so nobody may (docs/security.md).
 REVOKE EXECUTE ON FUNCTION

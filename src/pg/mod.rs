@@ -25,6 +25,7 @@ pub mod scoring;
 pub mod signatures;
 pub mod snapshot;
 pub mod storage;
+pub mod suggest;
 pub mod trend;
 pub mod version;
 pub mod views;

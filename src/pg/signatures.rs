@@ -22,6 +22,13 @@ pub struct Declared {
 
 pub const DECLARED: &[Declared] = &[
     Declared {
+        symbol: "hs_add_components",
+        args: &["jsonb", "jsonb", "text"],
+        returns: "jsonb",
+        strict: false,
+        set: false,
+    },
+    Declared {
         symbol: "hs_assess_columns",
         args: &["jsonb", "oid", "text[]", "\"any\""],
         returns: "health_score.assessment",
@@ -511,6 +518,29 @@ pub const DECLARED: &[Declared] = &[
         symbol: "hs_snapshot_record_columns",
         args: &["text", "text", "text", "jsonb", "oid", "text[]", "\"any\""],
         returns: "health_score_internal._snapshot_record",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_suggest_combine",
+        args: &["internal", "internal"],
+        returns: "internal",
+        strict: false,
+        set: false,
+    },
+    Declared {
+        symbol: "hs_suggest_deserialize",
+        args: &["bytea", "internal"],
+        returns: "internal",
+        strict: true,
+        set: false,
+    },
+    Declared { symbol: "hs_suggest_final", args: &["internal"], returns: "text", strict: false, set: false },
+    Declared { symbol: "hs_suggest_serialize", args: &["internal"], returns: "bytea", strict: true, set: false },
+    Declared {
+        symbol: "hs_suggest_trans",
+        args: &["internal", "bytea", "boolean", "boolean", "double precision[]", "text[]", "jsonb"],
+        returns: "internal",
         strict: false,
         set: false,
     },

@@ -235,5 +235,6 @@ mod registry;
 mod schedule;
 #[path = "../security/mod.rs"]
 mod security;
+mod suggest;
 #[path = "../upgrade/mod.rs"]
 mod upgrade;

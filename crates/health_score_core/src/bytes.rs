@@ -21,6 +21,7 @@ pub enum StateKind {
     Fit = 5,
     Parent = 6,
     FitShapes = 7,
+    Suggest = 8,
 }
 
 /// The header a state of `kind` starts with.
