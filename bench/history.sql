@@ -36,15 +36,6 @@ SELECT id::text AS account, date '2026-01-01' + (1 + (id * 7) % 90) AS churned_o
   FROM bench.accounts WHERE id % 10 = 3;
 VACUUM ANALYZE bench.churns;
 
--- outcomes for fit(): the 1M accounts with a churn flag drawn from a logistic process of
--- their raw signals (deterministic)
-SELECT setseed(0.7);
-CREATE TABLE bench.fit_accounts AS
-SELECT a.*, random() < 1 / (1 + exp(-(1.5 - 0.004 * a.logins - 1.2 * a.adoption + 0.02 * a.days_since_login
-                                    + 0.15 * a.open_tickets - 0.4 * a.csat))) AS churned
-  FROM bench.accounts a;
-VACUUM ANALYZE bench.fit_accounts;
-
 -- a second week for alerts() and latest: the same accounts with fewer logins and staler
 -- logins for some, so that scores move and bands fall (deterministic)
 CREATE VIEW bench.accounts_later AS

@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 
-HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]  # then optionally --history, --snapshots-only or --views-only
+HOST, PORT, DB = sys.argv[1], sys.argv[2], sys.argv[3]  # then optionally --history, --snapshots-only, --views-only or --fit-only
 ROUNDS = 5
 
 
@@ -151,6 +151,8 @@ PLAIN_JOIN = ("SELECT count(*) FROM (SELECT s.scored_at, count(*) FROM health_sc
               "LEFT JOIN bench.churns c ON c.account = s.entity_key WHERE s.model = 'bench' GROUP BY s.scored_at) x")
 FIT = "SELECT health_score.fit('bench', 'bench.fit_accounts', 'churned')"
 SCORE_PASS = "SELECT count(health_score.score('bench', a)) FROM bench.fit_accounts a"
+FIT_SHAPES = "SELECT health_score.fit('bench', 'bench.fit_accounts', 'churned', '{\"shapes\": true}')"
+SUGGEST = "SELECT count(*) FROM health_score.suggest('bench', 'bench.suggest_accounts', 'churned')"
 # alerts() and latest over two weekly snapshots of the 1M accounts, against plain SQL: the
 # reference of the cluster tests (tests/cluster/alerts_reference.sql: one lookup per entity through the
 # primary key, drivers from each version's tree) and latest as DISTINCT ON with a lookup of the
@@ -179,7 +181,11 @@ HISTORY_PAIRS = [
     ("trend() over 10M points", TREND, "count/min/max/regr_slope", PLAIN_TREND, 1.0),
     ("auc() over 1M rows", AUC, "percentile_cont(0.5) (a sort)", MEDIAN, 1.5),
     ("backtest() over 1M history rows", BACKTEST, "GROUP BY scored_at of the join", PLAIN_JOIN, 3.0),
+]
+FIT_PAIRS = [
     ("fit() over 1M rows x 8 leaves", FIT, "count(score()): one scoring pass", SCORE_PASS, 10.0),
+    ("fit() with shapes, 1M rows x 8 leaves", FIT_SHAPES, "count(score()): one scoring pass", SCORE_PASS, 20.0),
+    ("suggest(), 1M rows x 20 columns", SUGGEST, "count(score()): one scoring pass", SCORE_PASS, 60.0),
 ]
 
 
@@ -339,6 +345,10 @@ def main():
             goal = f"target <= {target:.2f}" if target else "no target: the cost recorded"
             print(f"ratio {ours_name} / {theirs_name}: {m_ours / m_theirs:.2f}  ({goal})")
         return
+    if "--fit-only" in sys.argv:  # fit, fit with shapes and suggest alone
+        for ours_name, m_ours, theirs_name, m_theirs, target in report(FIT_PAIRS):
+            print(f"ratio {ours_name} / {theirs_name}: {m_ours / m_theirs:.2f}  (target <= {target:.2f})")
+        return
     if "--views-only" in sys.argv:  # the alerts and latest pairs alone (they build their own history)
         prepare_views()
         results = report(VIEW_PAIRS)
@@ -362,6 +372,7 @@ def main():
         results += report(SNAPSHOT_PAIRS)
         store_one_snapshot()
         results += report(HISTORY_PAIRS)
+        results += report(FIT_PAIRS)
         prepare_views()
         results += report(VIEW_PAIRS)
     print()

@@ -3,11 +3,12 @@
 # cluster with default settings in target/bench-cluster-pg<major>, loads 1M accounts and 10M history
 # points, and prints the timings and ratios of health_score against hand-written SQL
 # (bench/run.py): scoring, snapshots and trends.
-#   bash bench/run.sh [--pg 15|16|17|18] [--no-history] [--snapshots-only [--only TEXT]] [--storage [accounts]] [--latest-scaling [accounts]]
+#   bash bench/run.sh [--pg 15|16|17|18] [--no-history] [--snapshots-only [--only TEXT]] [--fit-only] [--storage [accounts]] [--latest-scaling [accounts]]
 # --pg runs it on another PostgreSQL major (set up by scripts/setup.sh, in its own cluster);
 # --no-history leaves out the snapshot, alerts and latest pairs (the longest part);
 # --snapshots-only times the snapshot pairs alone (ten snapshots stored, then the eleventh),
 # --only TEXT just those whose name contains TEXT (such as "manual inputs");
+# --fit-only times fit (weights, then weights and shapes) and suggest against one scoring pass;
 # --storage measures instead what a stored snapshot row takes on disk (bench/storage.sql: ten
 # snapshots of that many accounts, 100000 unless given, without and with inputs kept);
 # --latest-scaling times the whole latest view over that many accounts (300000 unless given)
@@ -21,10 +22,11 @@ while [ $# -gt 0 ]; do
     --pg) major=$2; shift 2 ;;
     --no-history) history=; shift ;;
     --snapshots-only) history=--snapshots-only; shift ;;
+    --fit-only) history=--fit-only; shift ;;
     --only) only=--only=$2; shift 2 ;;
     --storage) storage=100000; shift; case "${1:-}" in [0-9]*) storage=$1; shift ;; esac ;;
     --latest-scaling) latest_scaling=300000; shift; case "${1:-}" in [0-9]*) latest_scaling=$1; shift ;; esac ;;
-    *) echo "usage: $0 [--pg 15|16|17|18] [--no-history] [--snapshots-only [--only TEXT]] [--storage [accounts]] [--latest-scaling [accounts]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--pg 15|16|17|18] [--no-history] [--snapshots-only [--only TEXT]] [--fit-only] [--storage [accounts]] [--latest-scaling [accounts]]" >&2; exit 2 ;;
   esac
 done
 export HS_PG_MAJOR=$major
@@ -54,6 +56,7 @@ if [ -n "$latest_scaling" ]; then
   psql -d bench -q -v accounts="$latest_scaling" -f bench/latest_scaling.sql
   exit 0
 fi
-psql -d bench -q -f bench/history.sql >/dev/null
+psql -d bench -q -f bench/fit.sql >/dev/null
+[ "$history" = --fit-only ] || psql -d bench -q -f bench/history.sql >/dev/null
 echo "== timing (PostgreSQL $(psql -d bench -qAt -c 'SHOW server_version'), $(nproc) cores, default settings)"
 PGUSER=postgres python3 bench/run.py "$DIR" "$PORT" bench $history ${only:+"$only"}

@@ -273,7 +273,7 @@ fn prefetch(range: std::ops::Range<*const f64>) {
 }
 
 /// `v`'s bits as an unsigned integer in `f64::total_cmp`'s order.
-fn ordered_bits(v: f64) -> u64 {
+pub(crate) fn ordered_bits(v: f64) -> u64 {
     let bits = v.to_bits();
     if bits >> 63 == 1 {
         !bits

@@ -691,6 +691,8 @@ impl ShapeFit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapeFit {
     pub intercept: f64,
+    /// The solver's variables (intercept, then each leaf's), a start for a nearby fit.
+    pub(crate) theta: Vec<f64>,
     pub leaves: Vec<LeafShape>,
     pub rows: u64,
     pub excluded: u64,
@@ -708,10 +710,9 @@ struct Rows {
     offset: Vec<f64>,
 }
 
-fn canonical_rows(data: &ShapeData, offset: Option<&[f64]>) -> (Rows, Vec<Vec<String>>) {
-    let leaves = data.columns.len();
-    let rows = data.y.len();
-    // categories ranked by their sorted names, so that the order they arrived in does not matter
+/// Per column, its categories' names sorted, and each category id's rank among them (empty
+/// for a numeric column).
+fn category_ranks(data: &ShapeData) -> (Vec<Vec<String>>, Vec<Vec<f64>>) {
     let mut sorted_names = Vec::new();
     let mut ranks: Vec<Vec<f64>> = Vec::new();
     for column in &data.columns {
@@ -729,34 +730,53 @@ fn canonical_rows(data: &ShapeData, offset: Option<&[f64]>) -> (Rows, Vec<Vec<St
             ranks.push(Vec::new());
         }
     }
-    let key = |row: usize, leaf: usize| match &data.columns[leaf] {
+    (sorted_names, ranks)
+}
+
+/// Row `row`'s key in column `c`: the number, or the category's rank; NaN where imputed.
+fn key(data: &ShapeData, ranks: &[Vec<f64>], row: usize, c: usize) -> f64 {
+    match &data.columns[c] {
         Column::Numeric(v) => v[row],
         Column::Categorical { ids, .. } => {
             let id = ids[row];
             if id == IMPUTED {
                 f64::NAN
             } else {
-                ranks[leaf][id as usize]
+                ranks[c][id as usize]
             }
         }
-    };
+    }
+}
+
+/// The rows' order by outcome and then every column's key (and the offset), which depends
+/// only on the rows, not on the order they arrived in.
+fn sorted_order(data: &ShapeData, ranks: &[Vec<f64>], offset: Option<&[f64]>) -> (Vec<usize>, Vec<f64>, usize) {
+    let columns = data.columns.len();
+    let rows = data.y.len();
     // the offset sorts (and merges) as one more key
-    let width = leaves + offset.is_some() as usize;
+    let width = columns + offset.is_some() as usize;
     let mut dense = Vec::with_capacity(rows * width);
     for row in 0..rows {
-        for leaf in 0..leaves {
-            dense.push(key(row, leaf));
+        for c in 0..columns {
+            dense.push(key(data, ranks, row, c));
         }
         if let Some(o) = offset {
             dense.push(o[row]);
         }
     }
     let at = |i: usize| &dense[i * width..(i + 1) * width];
-    let mut order: Vec<usize> = (0..rows).collect();
+    // (outcome, first key) packed in one integer: most comparisons end there, without reading
+    // the rows' keys scattered in memory
+    let mut order: Vec<(u64, usize)> = (0..rows)
+        .map(|i| {
+            let lead = if width > 0 { super::fit::ordered_bits(dense[i * width]) } else { 0 };
+            ((data.y[i] as u64) << 63 | lead >> 1, i)
+        })
+        .collect();
     let mut ticker = super::interrupts::Ticker::default();
-    order.sort_unstable_by(|&a, &b| {
+    order.sort_unstable_by(|&(ka, a), &(kb, b)| {
         ticker.tick();
-        data.y[a].cmp(&data.y[b]).then_with(|| {
+        ka.cmp(&kb).then_with(|| {
             at(a)
                 .iter()
                 .zip(at(b))
@@ -765,35 +785,58 @@ fn canonical_rows(data: &ShapeData, offset: Option<&[f64]>) -> (Rows, Vec<Vec<St
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
     });
+    (order.into_iter().map(|(_, i)| i).collect(), dense, width)
+}
+
+/// The rows of `columns` in the order of `order` (from `sorted_order`): with `merge`, equal
+/// rows (outcome, keys and offset) as one row with a count.
+fn rows_in_order(
+    data: &ShapeData,
+    ranks: &[Vec<f64>],
+    columns: &[usize],
+    order: &[usize],
+    offset: Option<&[f64]>,
+    merge: bool,
+) -> Rows {
     let mut out = Rows { keys: Vec::new(), y: Vec::new(), count: Vec::new(), offset: Vec::new() };
+    out.keys.reserve(order.len() * columns.len());
     let mut last: Option<usize> = None;
-    for &i in &order {
-        if let Some(l) = last {
-            if data.y[l] == data.y[i] && at(l).iter().zip(at(i)).all(|(a, b)| a.to_bits() == b.to_bits()) {
+    let same = |l: usize, i: usize| {
+        data.y[l] == data.y[i]
+            && offset.is_none_or(|o| o[l].to_bits() == o[i].to_bits())
+            && columns.iter().all(|&c| key(data, ranks, l, c).to_bits() == key(data, ranks, i, c).to_bits())
+    };
+    for &i in order {
+        if let Some(l) = last.filter(|_| merge) {
+            if same(l, i) {
                 *out.count.last_mut().expect("a row was pushed") += 1.0;
                 continue;
             }
         }
-        out.keys.extend_from_slice(&at(i)[..leaves]);
+        out.keys.extend(columns.iter().map(|&c| key(data, ranks, i, c)));
         out.offset.push(offset.map_or(0.0, |o| o[i]));
         out.y.push(if data.y[i] { 1.0 } else { 0.0 });
         out.count.push(1.0);
         last = Some(i);
     }
-    (out, sorted_names)
+    out
 }
 
-/// `knots` values at evenly spaced quantiles of the sorted `values` (the lowest and highest
-/// included), without repeats.
-fn quantile_knots(sorted: &[f64], knots: usize) -> Vec<f64> {
+/// `knots` values at evenly spaced quantiles of `values` (the lowest and highest included),
+/// without repeats; each found by selection, not by sorting all of them.
+fn quantile_knots(mut values: Vec<f64>, knots: usize) -> Vec<f64> {
     let mut out: Vec<f64> = Vec::new();
-    if sorted.is_empty() {
+    if values.is_empty() {
         return out;
     }
-    let last = (sorted.len() - 1) as f64;
+    let last = (values.len() - 1) as f64;
+    let mut lower = 0;
     for k in 0..knots {
         let at = (k as f64 * last / (knots - 1) as f64).round() as usize;
-        let v = sorted[at];
+        // the positions rise, so each selection only looks above the one before
+        let (_, v, _) = values[lower..].select_nth_unstable_by(at - lower, f64::total_cmp);
+        let v = *v;
+        lower = at;
         if out.last() != Some(&v) {
             out.push(v);
         }
@@ -814,6 +857,28 @@ struct Problem {
 }
 
 impl Problem {
+    /// The same problem over one row in `n` (in the rows' order).
+    fn every(&self, n: usize) -> Problem {
+        let picked: Vec<usize> = (0..self.rows.y.len()).step_by(n).collect();
+        let rows = Rows {
+            keys: picked
+                .iter()
+                .flat_map(|&i| self.rows.keys[i * self.leaves..(i + 1) * self.leaves].iter().copied())
+                .collect(),
+            y: picked.iter().map(|&i| self.rows.y[i]).collect(),
+            count: picked.iter().map(|&i| self.rows.count[i]).collect(),
+            offset: picked.iter().map(|&i| self.rows.offset[i]).collect(),
+        };
+        Problem {
+            rows,
+            leaves: self.leaves,
+            bases: self.bases.clone(),
+            imputed: self.imputed.clone(),
+            penalty: self.penalty.clone(),
+            blocks: self.blocks.clone(),
+        }
+    }
+
     /// The row's nonzero features in u-space (variable, value), ascending by variable.
     fn features(&self, row: usize, out: &mut Vec<(usize, f64)>) {
         out.clear();
@@ -848,7 +913,8 @@ impl Problem {
                 Basis::Fixed => {}
             }
         }
-        out.sort_unstable_by_key(|e| e.0);
+        // the variables were numbered leaf by leaf, so the features come in ascending order
+        debug_assert!(out.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     /// u from δ: prefix sums within each curve block.
@@ -889,8 +955,11 @@ impl Objective for Problem {
                 for (n, &(a, va)) in f.iter().enumerate() {
                     g_part[a] += r * va;
                     let wa = w * va;
+                    let row = &mut h[a * d..(a + 1) * d];
                     for &(b, vb) in &f[n..] {
-                        h[a * d + b] += wa * vb;
+                        // SAFETY: every feature's variable is below d (`features` numbers them so);
+                        // the bounds check of this innermost loop is most of its cost
+                        unsafe { *row.get_unchecked_mut(b) += wa * vb };
                     }
                 }
             }
@@ -935,16 +1004,42 @@ impl Objective for Problem {
 
 /// Fits every leaf's shape and weight to the outcomes of `data`.
 pub fn fit_shapes(model: &Model, data: &ShapeData, options: &ShapeOptions) -> Result<ShapeFit, Error> {
-    fit_shapes_with_offset(model, data, options, None)
+    fit_in(model, data, options, FitSetup::default())
 }
 
-/// `fit_shapes` with a log-odds per row added to the regression's (the rest of a model already
-/// fitted, when one more leaf is tried on top of it).
-pub fn fit_shapes_with_offset(
+/// How a fit reads its rows, beyond the plain case (the data's columns are the model's leaves).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FitSetup<'a> {
+    /// The data's columns that are the model's leaves, in model order.
+    pub columns: Option<&'a [usize]>,
+    /// Per row a log-odds added to the regression's (a fitted model, when one more leaf is
+    /// tried on top of it).
+    pub offset: Option<&'a [f64]>,
+    /// The rows' order (`data_order` of the whole data), used as it is, rows not merged: one
+    /// sort serves every fit over a subset of the columns.
+    pub order: Option<&'a [usize]>,
+    /// Where the solver starts (a solution of a nearby problem with the same variables).
+    pub start: Option<&'a [f64]>,
+}
+
+/// The order of `data`'s rows by outcome and every column (categories by name): what a fit of
+/// any of its columns may use as `FitSetup::order`.
+pub(crate) fn data_order(data: &ShapeData) -> Vec<usize> {
+    let (_, ranks) = category_ranks(data);
+    sorted_order(data, &ranks, None).0
+}
+
+/// Rows the solver first runs on, one in this many, before the whole data: it finds the
+/// active bounds and gets near the optimum on a fraction of the cost; the whole data's
+/// solution is the same one (the problem is strictly convex), reached in fewer full passes.
+const WARM_START_EVERY: usize = 16;
+const WARM_START_FROM: usize = 100_000;
+
+pub(crate) fn fit_in(
     model: &Model,
     data: &ShapeData,
     options: &ShapeOptions,
-    offset: Option<&[f64]>,
+    setup: FitSetup<'_>,
 ) -> Result<ShapeFit, Error> {
     let churned = data.y.iter().filter(|&&c| c).count() as u64;
     let retained = data.y.len() as u64 - churned;
@@ -957,7 +1052,16 @@ pub fn fit_shapes_with_offset(
         });
     }
     let leaf_ids = model.leaves();
-    let (rows, sorted_names) = canonical_rows(data, offset);
+    let all: Vec<usize> = (0..leaf_ids.len()).collect();
+    let columns = setup.columns.unwrap_or(&all);
+    let (sorted_names, ranks) = category_ranks(data);
+    let rows = match setup.order {
+        Some(order) => rows_in_order(data, &ranks, columns, order, setup.offset, false),
+        None => {
+            let (order, _, _) = sorted_order(data, &ranks, setup.offset);
+            rows_in_order(data, &ranks, columns, &order, setup.offset, true)
+        }
+    };
     let mut bases = Vec::new();
     let mut imputed = Vec::new();
     let mut penalty = vec![0.0];
@@ -971,12 +1075,11 @@ pub fn fit_shapes_with_offset(
         penalty.len() - 1
     };
     for (leaf, &id) in leaf_ids.iter().enumerate() {
-        let column = &data.columns[leaf];
+        let column = &data.columns[columns[leaf]];
         let basis = match column {
             Column::Numeric(values) => {
-                let mut seen: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-                seen.sort_unstable_by(f64::total_cmp);
-                let knots = quantile_knots(&seen, options.knots);
+                let seen: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+                let knots = quantile_knots(seen, options.knots);
                 if knots.len() < 2 {
                     Basis::Fixed
                 } else {
@@ -1007,7 +1110,7 @@ pub fn fit_shapes_with_offset(
                     rows_of[i as usize] += 1;
                 }
                 // rows per category in the canonical order of the sorted names
-                let sorted = &sorted_names[leaf];
+                let sorted = &sorted_names[columns[leaf]];
                 let Column::Categorical { index, .. } = column else { unreachable!("a categorical column") };
                 let rows: Vec<u64> = sorted.iter().map(|n| rows_of[index[n] as usize]).collect();
                 let mut var_of = Vec::new();
@@ -1042,12 +1145,27 @@ pub fn fit_shapes_with_offset(
     // keeps them at 0
     let d = penalty.len();
     let problem = Problem { rows, leaves: leaf_ids.len(), bases, imputed, penalty, blocks };
-    let rate = churned as f64 / data.y.len() as f64;
-    let mut start = vec![0.0; d];
-    // the offset, where there is one, already holds the base rate
-    start[0] = if offset.is_some() { 0.0 } else { (rate / (1.0 - rate)).ln() };
+    let bounds = Bounds { lower, upper };
+    let start = match setup.start {
+        Some(s) if s.len() == d => s.to_vec(),
+        _ => {
+            let rate = churned as f64 / data.y.len() as f64;
+            let mut start = vec![0.0; d];
+            // the offset, where there is one, already holds the base rate
+            start[0] = if setup.offset.is_some() { 0.0 } else { (rate / (1.0 - rate)).ln() };
+            if problem.rows.y.len() >= WARM_START_FROM {
+                let some = problem.every(WARM_START_EVERY);
+                if let Ok(m) = solver::minimize_polished(&some, start.clone(), &bounds, "fit", 0) {
+                    start = m.theta;
+                }
+            }
+            start
+        }
+    };
+    // no polish past the tolerance: each step is a pass over every row, and the shapes' values
+    // are not read to 1e-10 as fit's weights are
     let Minimum { theta, iterations, gradient_norm, .. } =
-        solver::minimize(&problem, start, &Bounds { lower, upper }, "fit")?;
+        solver::minimize_polished(&problem, start, &bounds, "fit", 0)?;
     let u = problem.to_u(&theta);
     let leaves = leaf_ids
         .iter()
@@ -1056,6 +1174,7 @@ pub fn fit_shapes_with_offset(
         .collect();
     Ok(ShapeFit {
         intercept: theta[0],
+        theta,
         leaves,
         rows: data.y.len() as u64,
         excluded: data.excluded,

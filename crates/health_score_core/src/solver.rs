@@ -119,20 +119,25 @@ fn solve_spd(h: &[f64], rhs: &[f64]) -> Option<Vec<f64>> {
 
 /// Minimises `objective` within `bounds` from `theta` (which must lie within them). `what`
 /// names the caller in errors.
-pub fn minimize(
+pub fn minimize(objective: &impl Objective, theta: Vec<f64>, bounds: &Bounds, what: &str) -> Result<Minimum, Error> {
+    // Once below the tolerance, up to two more steps are kept while they lower the projected
+    // gradient: a gradient of 1e-10 can still leave β off by 1e-10 / λ, and Newton's quadratic
+    // convergence makes the extra steps nearly free in iterations.
+    minimize_polished(objective, theta, bounds, what, 2)
+}
+
+/// `minimize`, with up to `polish` steps kept past the tolerance.
+pub fn minimize_polished(
     objective: &impl Objective,
     mut theta: Vec<f64>,
     bounds: &Bounds,
     what: &str,
+    polish: usize,
 ) -> Result<Minimum, Error> {
     let d = theta.len();
     let mut iterations = 0;
     let (mut f, mut g, mut h) = objective.derivatives(&theta);
-    // Once below the tolerance, up to POLISH more steps are kept while they lower the projected
-    // gradient: a gradient of 1e-10 can still leave β off by 1e-10 / λ, and Newton's quadratic
-    // convergence makes the extra steps nearly free in iterations.
-    const POLISH: usize = 2;
-    let mut polish = POLISH;
+    let mut polish = polish;
     let mut before_polish: Option<(Vec<f64>, f64, Vec<f64>, f64)> = None;
     loop {
         let pg = projected_gradient(&theta, &g, bounds);

@@ -366,8 +366,12 @@ pub fn suggest(
     }
     let leaves = model.leaves().len();
     let leaf_columns: Vec<usize> = (0..leaves).collect();
-    let base_train = data.train.select(&leaf_columns)?;
-    let base = shapes::fit_shapes(model, &base_train, &options.shapes)?;
+    // one order of the training rows serves every fit below
+    let order = shapes::data_order(&data.train);
+    fn on<'a>(columns: &'a [usize], order: &'a [usize]) -> shapes::FitSetup<'a> {
+        shapes::FitSetup { columns: Some(columns), order: Some(order), ..Default::default() }
+    }
+    let base = shapes::fit_in(model, &data.train, &options.shapes, on(&leaf_columns, &order))?;
     let base_json = shapes::apply_shapes(model_json, model, &base);
     let base_model = Model::parse(&base_json)?;
     let baseline = holdout_auc(&base_model, &data.holdout, &leaf_columns);
@@ -404,12 +408,14 @@ pub fn suggest(
         let one_model = Model::parse(&one)?;
         let mut one_options = options.shapes.clone();
         one_options.monotone.push((name.clone(), Direction::Free));
-        let train = data.train.select(&[column])?;
-        let Ok(term) = shapes::fit_shapes_with_offset(&one_model, &train, &one_options, Some(&train_offset)) else {
+        let own = [column];
+        let setup = shapes::FitSetup { offset: Some(&train_offset), ..on(&own, &order) };
+        let Ok(term) = shapes::fit_in(&one_model, &data.train, &one_options, setup) else {
             continue;
         };
         let on_train = auc_of(
-            (0..train.rows()).map(|r| (-term.leaves[0].log_odds_of(&train.observation(r, 0)), train.churned_at(r))),
+            (0..data.train.rows())
+                .map(|r| (-term.leaves[0].log_odds_of(&data.train.observation(r, column)), data.train.churned_at(r))),
         );
         let leak = on_train >= LEAK_AUC;
         let approx = auc_of((0..data.holdout.rows()).map(|r| {
@@ -422,14 +428,18 @@ pub fn suggest(
             term.leaves[0].weight * scale,
             &term.leaves[0],
         );
-        tried.push((i, name, leak, approx, component, one_options));
+        // the joint fit starts from the model's solution with this term's beside it
+        let mut start = base.theta.clone();
+        start[0] += term.theta[0];
+        start.extend_from_slice(&term.theta[1..]);
+        tried.push((i, name, leak, approx, component, one_options, start));
     }
     // the best candidates that do not leak, fitted with the model's leaves
     tried.sort_by(|a, b| {
         a.2.cmp(&b.2).then(b.3.total_cmp(&a.3)).then_with(|| candidates[a.0].column.cmp(&candidates[b.0].column))
     });
     let mut suggestions = Vec::new();
-    for (n, (i, name, leak, approx, component, one_options)) in tried.into_iter().enumerate() {
+    for (n, (i, name, leak, approx, component, one_options, start)) in tried.into_iter().enumerate() {
         let column = leaves + i;
         let mut s = Suggestion {
             rank: 0,
@@ -452,7 +462,8 @@ pub fn suggest(
             columns.push(column);
             let mut joint_options = options.shapes.clone();
             joint_options.monotone = one_options.monotone.clone();
-            if let Ok(fit) = shapes::fit_shapes(&joint, &data.train.select(&columns)?, &joint_options) {
+            let setup = shapes::FitSetup { start: Some(&start), ..on(&columns, &order) };
+            if let Ok(fit) = shapes::fit_in(&joint, &data.train, &joint_options, setup) {
                 let fitted_json = shapes::apply_shapes(&joint_json, &joint, &fit);
                 let fitted = Model::parse(&fitted_json)?;
                 let own = fit.leaves.last().expect("the candidate's leaf");
