@@ -109,6 +109,7 @@ SELECT health_score.set_model('customer_health',
 \echo registered the fitted weights as customer_health version :version
 SQL
 
+psql -d "$DB" -q -f scripts/demo_proving.sql
 psql -d "$DB" -q -f scripts/demo_acting.sql
 # a small consumer of the alert queue, as a worker that sends e-mail would be: claim a batch
 # (FOR UPDATE SKIP LOCKED, with a lease), send each event on, mark it done
