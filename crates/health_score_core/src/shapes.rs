@@ -846,6 +846,7 @@ fn quantile_knots(mut values: Vec<f64>, knots: usize) -> Vec<f64> {
 
 /// The regression: rows, each leaf's basis, and the penalty and bounds of each variable.
 struct Problem {
+    /// The rows' outcomes, counts and offsets (their keys are in `codes` and `lambdas`).
     rows: Rows,
     leaves: usize,
     bases: Vec<Basis>,
@@ -854,17 +855,64 @@ struct Problem {
     penalty: Vec<f64>,
     /// The curve blocks (first variable, length): u = prefix sums of δ within each.
     blocks: Vec<(usize, usize)>,
+    /// Per row and leaf (row-major) what the row shows, found once instead of on every pass:
+    /// `NOTHING`, a variable with weight 1 (`DIRECT` set: a category, or imputed), or the
+    /// curve's knot interval `i`, whose knots weigh `1 − λ` and `λ` (`lambdas`).
+    codes: Vec<u32>,
+    lambdas: Vec<f64>,
 }
 
+const NOTHING: u32 = u32::MAX;
+const DIRECT: u32 = 1 << 31;
+
 impl Problem {
+    fn new(
+        rows: Rows,
+        leaves: usize,
+        bases: Vec<Basis>,
+        imputed: Vec<Option<usize>>,
+        penalty: Vec<f64>,
+        blocks: Vec<(usize, usize)>,
+    ) -> Problem {
+        let n = rows.y.len();
+        let mut codes = Vec::with_capacity(n * leaves);
+        let mut lambdas = Vec::with_capacity(n * leaves);
+        for row in 0..n {
+            for (leaf, &x) in rows.keys[row * leaves..(row + 1) * leaves].iter().enumerate() {
+                let (code, lambda) = if x.is_nan() {
+                    (imputed[leaf].map_or(NOTHING, |v| v as u32 | DIRECT), 0.0)
+                } else {
+                    match &bases[leaf] {
+                        Basis::Curve { knots, .. } => {
+                            let k = knots.len();
+                            if x <= knots[0] {
+                                (0, 0.0)
+                            } else if x >= knots[k - 1] {
+                                ((k - 2) as u32, 1.0)
+                            } else {
+                                // the knot interval [t_i, t_i+1) holding x
+                                let i = knots.partition_point(|&t| t <= x) - 1;
+                                (i as u32, (x - knots[i]) / (knots[i + 1] - knots[i]))
+                            }
+                        }
+                        Basis::Map { var_of, .. } => (var_of[x as usize] as u32 | DIRECT, 0.0),
+                        Basis::Fixed => (NOTHING, 0.0),
+                    }
+                };
+                codes.push(code);
+                lambdas.push(lambda);
+            }
+        }
+        let rows = Rows { keys: Vec::new(), ..rows };
+        Problem { rows, leaves, bases, imputed, penalty, blocks, codes, lambdas }
+    }
+
     /// The same problem over one row in `n` (in the rows' order).
     fn every(&self, n: usize) -> Problem {
         let picked: Vec<usize> = (0..self.rows.y.len()).step_by(n).collect();
+        let cells = |i: usize| i * self.leaves..(i + 1) * self.leaves;
         let rows = Rows {
-            keys: picked
-                .iter()
-                .flat_map(|&i| self.rows.keys[i * self.leaves..(i + 1) * self.leaves].iter().copied())
-                .collect(),
+            keys: Vec::new(),
             y: picked.iter().map(|&i| self.rows.y[i]).collect(),
             count: picked.iter().map(|&i| self.rows.count[i]).collect(),
             offset: picked.iter().map(|&i| self.rows.offset[i]).collect(),
@@ -876,6 +924,8 @@ impl Problem {
             imputed: self.imputed.clone(),
             penalty: self.penalty.clone(),
             blocks: self.blocks.clone(),
+            codes: picked.iter().flat_map(|&i| self.codes[cells(i)].iter().copied()).collect(),
+            lambdas: picked.iter().flat_map(|&i| self.lambdas[cells(i)].iter().copied()).collect(),
         }
     }
 
@@ -883,34 +933,23 @@ impl Problem {
     fn features(&self, row: usize, out: &mut Vec<(usize, f64)>) {
         out.clear();
         out.push((0, 1.0));
-        let keys = &self.rows.keys[row * self.leaves..(row + 1) * self.leaves];
-        for (leaf, &x) in keys.iter().enumerate() {
-            if x.is_nan() {
-                if let Some(v) = self.imputed[leaf] {
-                    out.push((v, 1.0));
-                }
+        let cells = row * self.leaves..(row + 1) * self.leaves;
+        for ((leaf, &code), &lambda) in self.codes[cells.clone()].iter().enumerate().zip(&self.lambdas[cells]) {
+            if code == NOTHING {
                 continue;
             }
-            match &self.bases[leaf] {
-                Basis::Curve { knots, first, .. } => {
-                    let k = knots.len();
-                    if x <= knots[0] {
-                        continue;
-                    }
-                    if x >= knots[k - 1] {
-                        out.push((first + k - 2, 1.0));
-                        continue;
-                    }
-                    // the knot interval [t_i, t_i+1) holding x
-                    let i = knots.partition_point(|&t| t <= x) - 1;
-                    let lambda = (x - knots[i]) / (knots[i + 1] - knots[i]);
-                    if i >= 1 {
-                        out.push((first + i - 1, 1.0 - lambda));
-                    }
-                    out.push((first + i, lambda));
-                }
-                Basis::Map { var_of, .. } => out.push((var_of[x as usize], 1.0)),
-                Basis::Fixed => {}
+            if code & DIRECT != 0 {
+                out.push(((code & !DIRECT) as usize, 1.0));
+                continue;
+            }
+            let Basis::Curve { first, .. } = &self.bases[leaf] else { continue };
+            let i = code as usize;
+            // a knot weighing exactly 0 adds nothing: it is left out
+            if i >= 1 && lambda != 1.0 {
+                out.push((first + i - 1, 1.0 - lambda));
+            }
+            if lambda != 0.0 {
+                out.push((first + i, lambda));
             }
         }
         // the variables were numbered leaf by leaf, so the features come in ascending order
@@ -1144,7 +1183,7 @@ pub(crate) fn fit_in(
     // a Map that turned out Fixed still holds its variables: they get no rows, and the penalty
     // keeps them at 0
     let d = penalty.len();
-    let problem = Problem { rows, leaves: leaf_ids.len(), bases, imputed, penalty, blocks };
+    let problem = Problem::new(rows, leaf_ids.len(), bases, imputed, penalty, blocks);
     let bounds = Bounds { lower, upper };
     let start = match setup.start {
         Some(s) if s.len() == d => s.to_vec(),
