@@ -5,6 +5,7 @@
 
 use pgrx::pg_sys;
 
+use crate::core::bytes::Reader;
 use crate::core::shapes::{self, ShapeData, ShapeOptions};
 use crate::core::{Error, Json, Model};
 
@@ -83,9 +84,7 @@ impl ShapeState {
 
     fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
-        let settings = self.settings.as_ref().map(Json::to_text).unwrap_or_default();
-        out.extend_from_slice(&(settings.len() as u64).to_le_bytes());
-        out.extend_from_slice(settings.as_bytes());
+        write_settings(self.settings.as_ref(), &mut out);
         out.extend_from_slice(&self.outcome_unknown.to_le_bytes());
         if let Some(data) = &self.data {
             out.push(1);
@@ -97,14 +96,8 @@ impl ShapeState {
     }
 
     fn from_bytes(bytes: &[u8]) -> Option<ShapeState> {
-        let mut r = crate::core::bytes::Reader::new(bytes);
-        let n = r.u64()? as usize;
-        let text = std::str::from_utf8(r.take(n)?).ok()?;
-        let settings = if text.is_empty() {
-            None
-        } else {
-            Some(Json::from(&serde_json::from_str::<serde_json::Value>(text).ok()?))
-        };
+        let mut r = Reader::new(bytes);
+        let settings = read_settings(&mut r)?;
         let outcome_unknown = r.u64()?;
         let data = match r.u8()? {
             0 => None,
@@ -112,6 +105,24 @@ impl ShapeState {
         };
         Some(ShapeState { settings, data, outcome_unknown })
     }
+}
+
+/// The settings an aggregate read from its first row, as its serialized state carries them
+/// (a worker's state may be the only one that saw a row).
+pub(super) fn write_settings(settings: Option<&Json>, out: &mut Vec<u8>) {
+    let text = settings.map(Json::to_text).unwrap_or_default();
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// `write_settings` read back: None for bytes that are not settings, Some(None) for none.
+pub(super) fn read_settings(r: &mut Reader<'_>) -> Option<Option<Json>> {
+    let n = r.u64()? as usize;
+    let text = std::str::from_utf8(r.take(n)?).ok()?;
+    if text.is_empty() {
+        return Some(None);
+    }
+    Some(Some(Json::from(&serde_json::from_str::<serde_json::Value>(text).ok()?)))
 }
 
 // _fit_shapes(design bytea, churned boolean, settings jsonb): a NULL design (a NULL row) is

@@ -7,6 +7,7 @@ use pgrx::pg_sys;
 use crate::core::suggest::{self, Candidate, SuggestData, SuggestOptions};
 use crate::core::{Error, Json, Model};
 
+use super::fit_shapes::{read_settings, write_settings};
 use super::jsonb::JsonbRef;
 use super::{
     aggregate_state, arg, bytea_bytes, c_symbol, partial_state_functions, raising, v1_function, JsonbArg, TextArg,
@@ -64,9 +65,7 @@ impl SuggestState {
 
     fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
-        let settings = self.settings.as_ref().map(Json::to_text).unwrap_or_default();
-        out.extend_from_slice(&(settings.len() as u64).to_le_bytes());
-        out.extend_from_slice(settings.as_bytes());
+        write_settings(self.settings.as_ref(), &mut out);
         out.extend_from_slice(&(self.max_categories as u64).to_le_bytes());
         if let Some(data) = &self.data {
             data.to_bytes(&mut out)?;
@@ -76,15 +75,13 @@ impl SuggestState {
 
     fn from_bytes(bytes: &[u8]) -> Option<SuggestState> {
         let mut r = crate::core::bytes::Reader::new(bytes);
-        let n = r.u64()? as usize;
-        let text = std::str::from_utf8(r.take(n)?).ok()?;
+        let settings = read_settings(&mut r)?;
         let max_categories = r.u64()? as usize;
-        if text.is_empty() {
+        if settings.is_none() {
             return Some(SuggestState::default());
         }
-        let settings = Json::from(&serde_json::from_str::<serde_json::Value>(text).ok()?);
         let data = SuggestData::from_bytes(r.rest())?;
-        Some(SuggestState { settings: Some(settings), max_categories, data: Some(data) })
+        Some(SuggestState { settings, max_categories, data: Some(data) })
     }
 }
 

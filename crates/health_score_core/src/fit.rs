@@ -139,29 +139,7 @@ impl Problem {
         // a leaf its segment excludes is NaN in every row of that segment
         let columns: Vec<usize> = (0..leaves).filter(|&j| rows == 0 || !x[j].is_nan()).collect();
         let row = |i: usize| &x[i * leaves..(i + 1) * leaves];
-        // Sorted by (outcome, first column) as one local key, then by the whole row: reading
-        // rows scattered in memory on every comparison made the sort most of the fit's time.
-        let first = columns.first().copied();
-        let mut order: Vec<(u64, usize)> = (0..rows)
-            .map(|i| {
-                let lead = first.map_or(0, |j| ordered_bits(x[i * leaves + j]));
-                // the outcome in the top bit, the column's order in the rest (its lowest bit is lost:
-                // equal keys fall back to the whole row)
-                ((y[i] as u64) << 63 | lead >> 1, i)
-            })
-            .collect();
-        let mut ticker = Ticker::default();
-        order.sort_unstable_by(|&(ka, a), &(kb, b)| {
-            ticker.tick();
-            ka.cmp(&kb).then_with(|| {
-                row(a)
-                    .iter()
-                    .zip(row(b))
-                    .map(|(p, q)| p.total_cmp(q))
-                    .find(|o| o.is_ne())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-        });
+        let order = sorted_rows(x, leaves, columns.first().copied(), y);
         let k = columns.len();
         let mut p = Problem {
             x: Vec::with_capacity(rows * columns.len()),
@@ -172,10 +150,10 @@ impl Problem {
             l2,
         };
         let mut last: Option<usize> = None;
-        for (n, &(_, i)) in order.iter().enumerate() {
+        for (n, &i) in order.iter().enumerate() {
             // rows are read in sorted order, scattered over the design: ask for one ahead of
             // time, or each read waits for memory (most of this loop's time without it)
-            if let Some(&(_, ahead)) = order.get(n + PREFETCH_ROWS_AHEAD) {
+            if let Some(&ahead) = order.get(n + PREFETCH_ROWS_AHEAD) {
                 prefetch(x[ahead * leaves..(ahead + 1) * leaves].as_ptr_range());
             }
             if let Some(l) = last {
@@ -253,6 +231,36 @@ impl Objective for Problem {
     }
 }
 
+/// The rows of `keys` (row-major, `width` a row) sorted by outcome and then by the whole row
+/// (`f64::total_cmp` key by key): an order that depends only on the rows, not on the order
+/// they came in. `lead` is the first key that can differ between rows (None: none can).
+pub(crate) fn sorted_rows(keys: &[f64], width: usize, lead: Option<usize>, y: &[bool]) -> Vec<usize> {
+    let row = |i: usize| &keys[i * width..(i + 1) * width];
+    // Sorted by (outcome, lead key) as one local integer, then by the whole row: reading rows
+    // scattered in memory on every comparison made the sort most of the fit's time.
+    let mut order: Vec<(u64, usize)> = (0..y.len())
+        .map(|i| {
+            let bits = lead.map_or(0, |j| ordered_bits(keys[i * width + j]));
+            // the outcome in the top bit, the key's order in the rest (its lowest bit is lost:
+            // equal integers fall back to the whole row)
+            ((y[i] as u64) << 63 | bits >> 1, i)
+        })
+        .collect();
+    let mut ticker = Ticker::default();
+    order.sort_unstable_by(|&(ka, a), &(kb, b)| {
+        ticker.tick();
+        ka.cmp(&kb).then_with(|| {
+            row(a)
+                .iter()
+                .zip(row(b))
+                .map(|(p, q)| p.total_cmp(q))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    order.into_iter().map(|(_, i)| i).collect()
+}
+
 const PREFETCH_ROWS_AHEAD: usize = 16;
 
 /// Hints the CPU to load the memory of `range` into cache (a no-op off x86-64).
@@ -273,7 +281,7 @@ fn prefetch(range: std::ops::Range<*const f64>) {
 }
 
 /// `v`'s bits as an unsigned integer in `f64::total_cmp`'s order.
-pub(crate) fn ordered_bits(v: f64) -> u64 {
+fn ordered_bits(v: f64) -> u64 {
     let bits = v.to_bits();
     if bits >> 63 == 1 {
         !bits

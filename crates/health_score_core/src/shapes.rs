@@ -750,7 +750,7 @@ fn key(data: &ShapeData, ranks: &[Vec<f64>], row: usize, c: usize) -> f64 {
 
 /// The rows' order by outcome and then every column's key (and the offset), which depends
 /// only on the rows, not on the order they arrived in.
-fn sorted_order(data: &ShapeData, ranks: &[Vec<f64>], offset: Option<&[f64]>) -> (Vec<usize>, Vec<f64>, usize) {
+fn sorted_order(data: &ShapeData, ranks: &[Vec<f64>], offset: Option<&[f64]>) -> Vec<usize> {
     let columns = data.columns.len();
     let rows = data.y.len();
     // the offset sorts (and merges) as one more key
@@ -764,28 +764,7 @@ fn sorted_order(data: &ShapeData, ranks: &[Vec<f64>], offset: Option<&[f64]>) ->
             dense.push(o[row]);
         }
     }
-    let at = |i: usize| &dense[i * width..(i + 1) * width];
-    // (outcome, first key) packed in one integer: most comparisons end there, without reading
-    // the rows' keys scattered in memory
-    let mut order: Vec<(u64, usize)> = (0..rows)
-        .map(|i| {
-            let lead = if width > 0 { super::fit::ordered_bits(dense[i * width]) } else { 0 };
-            ((data.y[i] as u64) << 63 | lead >> 1, i)
-        })
-        .collect();
-    let mut ticker = super::interrupts::Ticker::default();
-    order.sort_unstable_by(|&(ka, a), &(kb, b)| {
-        ticker.tick();
-        ka.cmp(&kb).then_with(|| {
-            at(a)
-                .iter()
-                .zip(at(b))
-                .map(|(p, q)| p.total_cmp(q))
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
-    });
-    (order.into_iter().map(|(_, i)| i).collect(), dense, width)
+    super::fit::sorted_rows(&dense, width, (width > 0).then_some(0), &data.y)
 }
 
 /// The rows of `columns` in the order of `order` (from `sorted_order`): with `merge`, equal
@@ -1065,7 +1044,7 @@ pub(crate) struct FitSetup<'a> {
 /// any of its columns may use as `FitSetup::order`.
 pub(crate) fn data_order(data: &ShapeData) -> Vec<usize> {
     let (_, ranks) = category_ranks(data);
-    sorted_order(data, &ranks, None).0
+    sorted_order(data, &ranks, None)
 }
 
 /// Rows the solver first runs on, one in this many, before the whole data: it finds the
@@ -1097,7 +1076,7 @@ pub(crate) fn fit_in(
     let rows = match setup.order {
         Some(order) => rows_in_order(data, &ranks, columns, order, setup.offset, false),
         None => {
-            let (order, _, _) = sorted_order(data, &ranks, setup.offset);
+            let order = sorted_order(data, &ranks, setup.offset);
             rows_in_order(data, &ranks, columns, &order, setup.offset, true)
         }
     };
