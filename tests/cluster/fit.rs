@@ -43,6 +43,24 @@ fn assert_weights(got: &[f64], beta: &[f64]) {
     }
 }
 
+/// `accounts` as `shuffled`, in another row order, and the session set to plan parallel
+/// aggregation, which `aggregate` over `shuffled s` must then use.
+fn shuffled_with_parallel_partial_aggregates(c: &mut Client, aggregate: &str) {
+    c.batch_execute(
+        "CREATE TABLE shuffled AS SELECT * FROM accounts ORDER BY md5(id::text);
+         SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+         SET max_parallel_workers_per_gather = 2;",
+    )
+    .unwrap();
+    let plan: Vec<String> = c
+        .query(&format!("EXPLAIN SELECT {aggregate} FROM shuffled s"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(plan.iter().any(|l| l.contains("Partial Aggregate")), "{plan:?}");
+}
+
 #[test]
 #[ignore = "needs the installed extension; scripts/test.sh runs it"]
 fn fit_matches_the_reference_with_missing_imputed_and_segmented_inputs() {
@@ -121,23 +139,10 @@ fn fit_matches_the_reference_with_missing_imputed_and_segmented_inputs() {
     assert_eq!(ent["g"].as_f64().unwrap(), got[1] + got[2]);
 
     // the same weights in any row order and with parallel workers
-    c.batch_execute(
-        "CREATE TABLE shuffled AS SELECT * FROM accounts ORDER BY md5(id::text);
-         SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
-         SET max_parallel_workers_per_gather = 2;",
-    )
-    .unwrap();
-    let plan: String = c
-        .query(
-            "EXPLAIN SELECT health_score_internal._fit(health_score_internal._fit_row('{}', false, s), s.churned, 1e-4) FROM shuffled s",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<_, String>(0))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(plan.contains("Partial Aggregate"), "{plan}");
+    shuffled_with_parallel_partial_aggregates(
+        &mut c,
+        "health_score_internal._fit(health_score_internal._fit_row('{}', false, s), s.churned, 1e-4)",
+    );
     let text: String = c
         .query_one("SELECT health_score.fit($1::text::jsonb, 'shuffled', 'churned')::text", &[&FIT_MODEL])
         .unwrap()
@@ -293,23 +298,10 @@ fn fit_with_shapes_fits_curves_and_maps_through_sql() {
     c.query_one("SELECT health_score.set_model('shaped', $1::text::jsonb)", &[&through_sql]).unwrap();
 
     // any row order, with parallel workers
-    c.batch_execute(
-        "CREATE TABLE shuffled AS SELECT * FROM accounts ORDER BY md5(id::text);
-         SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
-         SET max_parallel_workers_per_gather = 2;",
-    )
-    .unwrap();
-    let plan: String = c
-        .query(
-            "EXPLAIN SELECT health_score_internal._fit_shapes(health_score_internal._fit_shape_row('{}', s), s.churned, '{}') FROM shuffled s",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<_, String>(0))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(plan.contains("Partial Aggregate"), "{plan}");
+    shuffled_with_parallel_partial_aggregates(
+        &mut c,
+        "health_score_internal._fit_shapes(health_score_internal._fit_shape_row('{}', s), s.churned, '{}')",
+    );
     assert_eq!(fit_text(&mut c, "shuffled", r#"{"shapes": true}"#), through_sql);
     c.batch_execute("RESET ALL").unwrap();
 
