@@ -365,31 +365,6 @@ impl ShapeData {
         self.y[row]
     }
 
-    /// A copy holding only the given columns, in that order.
-    pub fn select(&self, columns: &[usize]) -> Result<ShapeData, Error> {
-        let mut out = ShapeData { columns: Vec::new(), y: Vec::new(), excluded: self.excluded };
-        reserve(&mut out.y, self.y.len(), "fit")?;
-        out.y.extend_from_slice(&self.y);
-        for &c in columns {
-            let column = match &self.columns[c] {
-                Column::Numeric(v) => {
-                    let mut copy = Vec::new();
-                    reserve(&mut copy, v.len(), "fit")?;
-                    copy.extend_from_slice(v);
-                    Column::Numeric(copy)
-                }
-                Column::Categorical { ids, names, index } => {
-                    let mut copy = Vec::new();
-                    reserve(&mut copy, ids.len(), "fit")?;
-                    copy.extend_from_slice(ids);
-                    Column::Categorical { ids: copy, names: names.clone(), index: index.clone() }
-                }
-            };
-            out.columns.push(column);
-        }
-        Ok(out)
-    }
-
     pub fn rows(&self) -> usize {
         self.y.len()
     }

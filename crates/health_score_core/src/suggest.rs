@@ -333,8 +333,9 @@ fn placeholder(name: &str, column: &str, categorical: bool, first_category: Opti
 /// observation as a missing input.
 fn holdout_auc(model: &Model, data: &ShapeData, columns: &[usize]) -> f64 {
     let leaves = model.leaves();
+    let mut values = vec![Value::Missing; model.inputs.len()];
     let scores = (0..data.rows()).filter_map(|row| {
-        let mut values = vec![Value::Missing; model.inputs.len()];
+        values.fill(Value::Missing);
         for (&leaf, &c) in leaves.iter().zip(columns) {
             let slot = model.nodes[leaf].slot.expect("a leaf reads an input");
             match data.observation(row, c) {
@@ -347,6 +348,33 @@ fn holdout_auc(model: &Model, data: &ShapeData, columns: &[usize]) -> f64 {
         Some((score, data.churned_at(row)))
     });
     auc_of(scores)
+}
+
+/// Per row of `data`, the log-odds `fit` gives it, its leaves read from `columns`.
+fn log_odds(fit: &ShapeFit, data: &ShapeData, columns: &[usize]) -> Vec<f64> {
+    let mut observations = Vec::with_capacity(columns.len());
+    (0..data.rows())
+        .map(|row| {
+            observations.clear();
+            observations.extend(columns.iter().map(|&c| data.observation(row, c)));
+            fit.log_odds(&observations)
+        })
+        .collect()
+}
+
+/// A candidate fitted on top of the model's log-odds, waiting for its rank.
+struct Tried {
+    index: usize,
+    name: String,
+    /// Its leaf before fitting, for the joint fit.
+    placeholder: Json,
+    leak: bool,
+    approx: f64,
+    component: Json,
+    /// The shape options with the candidate's own direction (none).
+    options: ShapeOptions,
+    /// The joint fit's start: the model's solution with the candidate's term beside it.
+    start: Vec<f64>,
 }
 
 /// Ranks the candidates (after the model's leaves in `data`, numeric ones first) by the
@@ -375,14 +403,8 @@ pub fn suggest(
     let base_json = shapes::apply_shapes(model_json, model, &base);
     let base_model = Model::parse(&base_json)?;
     let baseline = holdout_auc(&base_model, &data.holdout, &leaf_columns);
-    let log_odds = |fit: &ShapeFit, d: &ShapeData, row: usize, columns: &[usize]| {
-        let observations: Vec<Observation<'_>> = columns.iter().map(|&c| d.observation(row, c)).collect();
-        fit.log_odds(&observations)
-    };
-    let train_offset: Vec<f64> =
-        (0..data.train.rows()).map(|r| log_odds(&base, &data.train, r, &leaf_columns)).collect();
-    let holdout_offset: Vec<f64> =
-        (0..data.holdout.rows()).map(|r| log_odds(&base, &data.holdout, r, &leaf_columns)).collect();
+    let train_offset = log_odds(&base, &data.train, &leaf_columns);
+    let holdout_offset = log_odds(&base, &data.holdout, &leaf_columns);
     // a candidate's weight on the scale of the model's own top level: its fitted log-odds range
     // times the hand model's top-level weight per unit of the fitted one
     let hand_top: f64 = model.top.iter().map(|&c| model.base.weights[c]).sum();
@@ -400,11 +422,8 @@ pub fn suggest(
         }
         let name = unique_name(&component_name(&candidate.column), &|n| taken.iter().any(|m| m == n));
         taken.push(name.clone());
-        let first = data.train.first_category(column).map(str::to_string);
-        let one = Json::Object(vec![(
-            "components".into(),
-            Json::Array(vec![placeholder(&name, &candidate.column, candidate.categorical, first.as_deref())]),
-        )]);
+        let leaf = placeholder(&name, &candidate.column, candidate.categorical, data.train.first_category(column));
+        let one = Json::Object(vec![("components".into(), Json::Array(vec![leaf.clone()]))]);
         let one_model = Model::parse(&one)?;
         let mut one_options = options.shapes.clone();
         one_options.monotone.push((name.clone(), Direction::Free));
@@ -425,50 +444,46 @@ pub fn suggest(
         let component = component_of(
             &shapes::apply_shapes(&one, &one_model, &term),
             &name,
+            &candidate.column,
             term.leaves[0].weight * scale,
             &term.leaves[0],
         );
-        // the joint fit starts from the model's solution with this term's beside it
         let mut start = base.theta.clone();
         start[0] += term.theta[0];
         start.extend_from_slice(&term.theta[1..]);
-        tried.push((i, name, leak, approx, component, one_options, start));
+        tried.push(Tried { index: i, name, placeholder: leaf, leak, approx, component, options: one_options, start });
     }
     // the best candidates that do not leak, fitted with the model's leaves
     tried.sort_by(|a, b| {
-        a.2.cmp(&b.2).then(b.3.total_cmp(&a.3)).then_with(|| candidates[a.0].column.cmp(&candidates[b.0].column))
+        a.leak
+            .cmp(&b.leak)
+            .then(b.approx.total_cmp(&a.approx))
+            .then_with(|| candidates[a.index].column.cmp(&candidates[b.index].column))
     });
     let mut suggestions = Vec::new();
-    for (n, (i, name, leak, approx, component, one_options, start)) in tried.into_iter().enumerate() {
-        let column = leaves + i;
+    for (n, t) in tried.into_iter().enumerate() {
+        let input = &candidates[t.index].column;
         let mut s = Suggestion {
             rank: 0,
-            column: candidates[i].column.clone(),
-            component,
-            holdout_auc: approx,
-            gain: approx - baseline,
-            leak,
+            column: input.clone(),
+            component: t.component,
+            holdout_auc: t.approx,
+            gain: t.approx - baseline,
+            leak: t.leak,
             exact: false,
         };
-        if !leak && n < options.exact {
-            let first = match s.component.get("normalize").and_then(|n| n.get("values")) {
-                Some(Json::Object(values)) => values.first().map(|v| v.0.clone()),
-                _ => None,
-            };
-            let added = placeholder(&name, &candidates[i].column, candidates[i].categorical, first.as_deref());
-            let joint_json = add_components(model_json, &Json::Array(vec![added]), None)?;
+        if !t.leak && n < options.exact {
+            let joint_json = add_components(model_json, &Json::Array(vec![t.placeholder]), None)?;
             let joint = Model::parse(&joint_json)?;
             let mut columns = leaf_columns.clone();
-            columns.push(column);
-            let mut joint_options = options.shapes.clone();
-            joint_options.monotone = one_options.monotone.clone();
-            let setup = shapes::FitSetup { start: Some(&start), ..on(&columns, &order) };
-            if let Ok(fit) = shapes::fit_in(&joint, &data.train, &joint_options, setup) {
+            columns.push(leaves + t.index);
+            let setup = shapes::FitSetup { start: Some(&t.start), ..on(&columns, &order) };
+            if let Ok(fit) = shapes::fit_in(&joint, &data.train, &t.options, setup) {
                 let fitted_json = shapes::apply_shapes(&joint_json, &joint, &fit);
                 let fitted = Model::parse(&fitted_json)?;
                 let own = fit.leaves.last().expect("the candidate's leaf");
                 let joint_top: f64 = fit.leaves[..leaves].iter().map(|l| l.weight).sum();
-                s.component = component_of(&fitted_json, &name, own.weight * hand_top / joint_top, own);
+                s.component = component_of(&fitted_json, &t.name, input, own.weight * hand_top / joint_top, own);
                 s.holdout_auc = holdout_auc(&fitted, &data.holdout, &columns);
                 s.gain = s.holdout_auc - baseline;
                 s.exact = true;
@@ -489,14 +504,14 @@ pub fn suggest(
     Ok(Suggestions { baseline_holdout_auc: baseline, suggestions, too_many_categories: too_many })
 }
 
-/// The suggested component: the fitted leaf `name` of `fitted`, with `weight`, and the impute
-/// value of its fitted term for a missing value (when some row had none).
-fn component_of(fitted: &Json, name: &str, weight: f64, shape: &shapes::LeafShape) -> Json {
+/// The suggested component: the fitted leaf `name` of `fitted`, reading `input`, with
+/// `weight`, and the impute value of its fitted term for a missing value (when some row had
+/// none).
+fn component_of(fitted: &Json, name: &str, input: &str, weight: f64, shape: &shapes::LeafShape) -> Json {
     let normalize = shapes::normalizers_by_name(fitted).remove(name).unwrap_or(Json::Null);
-    let input = find_input(fitted, name).unwrap_or_else(|| name.to_string());
     let mut fields = vec![
         ("name".to_string(), Json::String(name.into())),
-        ("input".to_string(), Json::String(input)),
+        ("input".to_string(), Json::String(input.into())),
         ("weight".to_string(), Json::Number(weight)),
     ];
     if let Some(v) = shape.imputed_value() {
@@ -504,17 +519,6 @@ fn component_of(fitted: &Json, name: &str, weight: f64, shape: &shapes::LeafShap
     }
     fields.push(("normalize".into(), normalize));
     Json::Object(fields)
-}
-
-fn find_input(model: &Json, name: &str) -> Option<String> {
-    fn walk(components: Option<&Json>, name: &str) -> Option<String> {
-        let Some(Json::Array(items)) = components else { return None };
-        items.iter().find_map(|item| match (item.get("name"), item.get("input")) {
-            (Some(Json::String(n)), Some(Json::String(input))) if n == name => Some(input.clone()),
-            _ => walk(item.get("components"), name),
-        })
-    }
-    walk(model.get("components"), name)
 }
 
 #[cfg(test)]
