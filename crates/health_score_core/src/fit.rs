@@ -131,6 +131,8 @@ struct Problem {
     count: Vec<f64>,
     total: f64,
     l2: f64,
+    /// The Hessian of the last `value_gradient` call.
+    hessian: std::cell::RefCell<Vec<f64>>,
 }
 
 impl Problem {
@@ -148,6 +150,7 @@ impl Problem {
             columns,
             total: rows as f64,
             l2,
+            hessian: Default::default(),
         };
         let mut last: Option<usize> = None;
         for (n, &i) in order.iter().enumerate() {
@@ -173,6 +176,20 @@ impl Problem {
 }
 
 impl Objective for Problem {
+    /// Computes the Hessian in the same pass (a pass of `fit` is cheap beside the rows'
+    /// reading) and keeps it for `hessian`.
+    fn value_gradient(&self, theta: &[f64]) -> (f64, Vec<f64>) {
+        let (f, g, h) = self.derivatives(theta);
+        *self.hessian.borrow_mut() = h;
+        (f, g)
+    }
+
+    fn hessian(&self, _theta: &[f64]) -> Vec<f64> {
+        self.hessian.borrow().clone()
+    }
+}
+
+impl Problem {
     /// The objective, its gradient and its Hessian (row-major, `(k+1)²`) at θ. Sums run in
     /// blocks whose totals are added with compensation: over a million rows a plain running
     /// sum loses more than the 1e-10 the projected gradient must reach.

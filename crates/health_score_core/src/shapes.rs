@@ -12,6 +12,7 @@
 //! score is `scale · (b − Σ min h_j − logit) / Σ range`: strictly decreasing in the fitted
 //! log-odds, exactly as with fitted weights.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::bytes::Reader;
@@ -814,6 +815,8 @@ struct Problem {
     /// curve's knot interval `i`, whose knots weigh `1 − λ` and `λ` (`lambdas`).
     codes: Vec<u32>,
     lambdas: Vec<f64>,
+    /// Per row c·p·q at the θ of the last `value_gradient` call, for `hessian`.
+    weights: RefCell<Vec<f64>>,
 }
 
 const NOTHING: u32 = u32::MAX;
@@ -858,7 +861,7 @@ impl Problem {
             }
         }
         let rows = Rows { keys: Vec::new(), ..rows };
-        Problem { rows, leaves, bases, imputed, penalty, blocks, codes, lambdas }
+        Problem { rows, leaves, bases, imputed, penalty, blocks, codes, lambdas, weights: RefCell::default() }
     }
 
     /// The same problem over one row in `n` (in the rows' order).
@@ -880,6 +883,7 @@ impl Problem {
             blocks: self.blocks.clone(),
             codes: picked.iter().flat_map(|&i| self.codes[cells(i)].iter().copied()).collect(),
             lambdas: picked.iter().flat_map(|&i| self.lambdas[cells(i)].iter().copied()).collect(),
+            weights: RefCell::default(),
         }
     }
 
@@ -923,15 +927,17 @@ impl Problem {
 }
 
 impl Objective for Problem {
-    fn derivatives(&self, theta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+    fn value_gradient(&self, theta: &[f64]) -> (f64, Vec<f64>) {
         let d = theta.len();
         let u = self.to_u(theta);
         let mut loss = Compensated::default();
         let mut g = vec![Compensated::default(); d];
-        let mut h = vec![0.0; d * d];
         let mut g_part = vec![0.0; d];
         let mut f = Vec::new();
         let rows = self.rows.y.len();
+        let mut weights = self.weights.borrow_mut();
+        weights.clear();
+        weights.reserve(rows);
         let mut start = 0;
         while start < rows {
             let end = (start + BLOCK).min(rows);
@@ -944,16 +950,9 @@ impl Objective for Problem {
                 let (p, q, l) = solver::logistic_terms(z, y);
                 loss_part += c * l;
                 let r = c * if y == 1.0 { -q } else { p };
-                let w = c * p * q;
-                for (n, &(a, va)) in f.iter().enumerate() {
+                weights.push(c * p * q);
+                for &(a, va) in &f {
                     g_part[a] += r * va;
-                    let wa = w * va;
-                    let row = &mut h[a * d..(a + 1) * d];
-                    for &(b, vb) in &f[n..] {
-                        // SAFETY: every feature's variable is below d (`features` numbers them so);
-                        // the bounds check of this innermost loop is most of its cost
-                        unsafe { *row.get_unchecked_mut(b) += wa * vb };
-                    }
                 }
             }
             loss.add(loss_part);
@@ -965,16 +964,51 @@ impl Objective for Problem {
         }
         let n: f64 = self.rows.count.iter().sum();
         let mut g: Vec<f64> = g.iter().map(|c| c.total() / n).collect();
+        // back to δ: g_δ = Tᵀ g_u, suffix sums within each curve block
+        for &(first, len) in &self.blocks {
+            for i in (first..first + len - 1).rev() {
+                g[i] += g[i + 1];
+            }
+        }
+        let mut penalty = 0.0;
+        for a in 1..d {
+            penalty += 0.5 * self.penalty[a] * theta[a] * theta[a];
+            g[a] += self.penalty[a] * theta[a];
+        }
+        (loss.total() / n + penalty, g)
+    }
+
+    /// From the rows' weights p·q the last `value_gradient` kept: no exponential again.
+    fn hessian(&self, theta: &[f64]) -> Vec<f64> {
+        let d = theta.len();
+        let weights = self.weights.borrow();
+        let mut h = vec![0.0; d * d];
+        let mut f = Vec::new();
+        for (i, &w) in weights.iter().enumerate() {
+            self.features(i, &mut f);
+            for (n, &(a, va)) in f.iter().enumerate() {
+                let wa = w * va;
+                let row = &mut h[a * d..(a + 1) * d];
+                for &(b, vb) in &f[n..] {
+                    // SAFETY: every feature's variable is below d (`features` numbers them so);
+                    // the bounds check of this innermost loop is most of its cost
+                    unsafe { *row.get_unchecked_mut(b) += wa * vb };
+                }
+            }
+            if i % (16 * BLOCK) == 0 {
+                super::interrupts::check();
+            }
+        }
+        let n: f64 = self.rows.count.iter().sum();
         for a in 0..d {
             for b in a..d {
                 h[a * d + b] /= n;
                 h[b * d + a] = h[a * d + b];
             }
         }
-        // back to δ: g_δ = Tᵀ g_u and H_δ = Tᵀ H_u T, suffix sums within each curve block
+        // back to δ: H_δ = Tᵀ H_u T, suffix sums within each curve block
         for &(first, len) in &self.blocks {
             for i in (first..first + len - 1).rev() {
-                g[i] += g[i + 1];
                 for b in 0..d {
                     h[i * d + b] += h[(i + 1) * d + b];
                 }
@@ -985,13 +1019,10 @@ impl Objective for Problem {
                 }
             }
         }
-        let mut penalty = 0.0;
         for a in 1..d {
-            penalty += 0.5 * self.penalty[a] * theta[a] * theta[a];
-            g[a] += self.penalty[a] * theta[a];
             h[a * d + a] += self.penalty[a];
         }
-        (loss.total() / n + penalty, g, h)
+        h
     }
 }
 
@@ -1034,6 +1065,96 @@ pub(crate) fn fit_in(
     options: &ShapeOptions,
     setup: FitSetup<'_>,
 ) -> Result<ShapeFit, Error> {
+    let prepared = prepare(model, data, options, setup)?;
+    solve(model, data, options, &prepared, setup.start)
+}
+
+/// A fit's regression, built from its rows and ready to solve.
+pub(crate) struct Prepared {
+    problem: Problem,
+    bounds: Bounds,
+    /// The solver's first intercept without a start: the base rate's log-odds, or 0 over an
+    /// offset (which holds the base rate).
+    intercept: f64,
+}
+
+impl Prepared {
+    /// This regression with `other`'s leaves after its own, over the same rows in the same
+    /// order and without an offset: what `prepare` builds for the model of both, without
+    /// reading the rows again. `other`'s variables are numbered after this one's, and its
+    /// intercept is this one's.
+    pub(crate) fn with_leaves_of(&self, other: &Prepared) -> Prepared {
+        let (a, b) = (&self.problem, &other.problem);
+        debug_assert_eq!(a.rows.y, b.rows.y);
+        let shift = a.penalty.len() - 1;
+        let moved = |v: usize| if v == 0 { 0 } else { v + shift };
+        let mut bases = a.bases.clone();
+        bases.extend(b.bases.iter().map(|basis| match basis {
+            Basis::Curve { knots, first, direction } => {
+                Basis::Curve { knots: knots.clone(), first: moved(*first), direction: *direction }
+            }
+            Basis::Map { names, var_of, kept, other, rows } => Basis::Map {
+                names: names.clone(),
+                var_of: var_of.iter().map(|&v| moved(v)).collect(),
+                kept: kept.iter().map(|(n, v)| (n.clone(), moved(*v))).collect(),
+                other: other.map(moved),
+                rows: rows.clone(),
+            },
+            Basis::Fixed => Basis::Fixed,
+        }));
+        let mut imputed = a.imputed.clone();
+        imputed.extend(b.imputed.iter().map(|v| v.map(moved)));
+        let mut penalty = a.penalty.clone();
+        penalty.extend_from_slice(&b.penalty[1..]);
+        let mut blocks = a.blocks.clone();
+        blocks.extend(b.blocks.iter().map(|&(first, len)| (moved(first), len)));
+        let leaves = a.leaves + b.leaves;
+        let n = a.rows.y.len();
+        let mut codes = Vec::with_capacity(n * leaves);
+        let mut lambdas = Vec::with_capacity(n * leaves);
+        for row in 0..n {
+            codes.extend_from_slice(&a.codes[row * a.leaves..(row + 1) * a.leaves]);
+            lambdas.extend_from_slice(&a.lambdas[row * a.leaves..(row + 1) * a.leaves]);
+            // a direct code names its variable; a knot interval counts from its curve's first
+            codes.extend(b.codes[row * b.leaves..(row + 1) * b.leaves].iter().map(|&code| {
+                if code != NOTHING && code & DIRECT != 0 {
+                    moved((code & !DIRECT) as usize) as u32 | DIRECT
+                } else {
+                    code
+                }
+            }));
+            lambdas.extend_from_slice(&b.lambdas[row * b.leaves..(row + 1) * b.leaves]);
+        }
+        let rows = Rows { keys: Vec::new(), y: a.rows.y.clone(), count: a.rows.count.clone(), offset: vec![0.0; n] };
+        let mut lower = self.bounds.lower.clone();
+        lower.extend_from_slice(&other.bounds.lower[1..]);
+        let mut upper = self.bounds.upper.clone();
+        upper.extend_from_slice(&other.bounds.upper[1..]);
+        Prepared {
+            problem: Problem {
+                rows,
+                leaves,
+                bases,
+                imputed,
+                penalty,
+                blocks,
+                codes,
+                lambdas,
+                weights: RefCell::default(),
+            },
+            bounds: Bounds { lower, upper },
+            intercept: self.intercept,
+        }
+    }
+}
+
+/// The regression of a fit: its rows in order, each leaf's basis, its bounds and penalties.
+pub(crate) fn prepare(
+    model: &Model,
+    data: &ShapeData,
+    options: &ShapeOptions,
+    setup: FitSetup<'_>,
+) -> Result<Prepared, Error> {
     let churned = data.y.iter().filter(|&&c| c).count() as u64;
     let retained = data.y.len() as u64 - churned;
     if churned < MIN_CLASS_ROWS || retained < MIN_CLASS_ROWS {
@@ -1136,19 +1257,35 @@ pub(crate) fn fit_in(
     }
     // a Map that turned out Fixed still holds its variables: they get no rows, and the penalty
     // keeps them at 0
-    let d = penalty.len();
     let problem = Problem::new(rows, leaf_ids.len(), bases, imputed, penalty, blocks);
     let bounds = Bounds { lower, upper };
-    let start = match setup.start {
+    let rate = churned as f64 / data.y.len() as f64;
+    // the offset, where there is one, already holds the base rate
+    let intercept = if setup.offset.is_some() { 0.0 } else { (rate / (1.0 - rate)).ln() };
+    Ok(Prepared { problem, bounds, intercept })
+}
+
+/// Solves a prepared fit of `model`'s leaves (from `start` where given, which must lie within
+/// the bounds) into their shapes.
+pub(crate) fn solve(
+    model: &Model,
+    data: &ShapeData,
+    options: &ShapeOptions,
+    prepared: &Prepared,
+    start: Option<&[f64]>,
+) -> Result<ShapeFit, Error> {
+    let Prepared { problem, bounds, intercept } = prepared;
+    let leaf_ids = model.leaves();
+    debug_assert_eq!(leaf_ids.len(), problem.leaves);
+    let d = problem.penalty.len();
+    let start = match start {
         Some(s) if s.len() == d => s.to_vec(),
         _ => {
-            let rate = churned as f64 / data.y.len() as f64;
             let mut start = vec![0.0; d];
-            // the offset, where there is one, already holds the base rate
-            start[0] = if setup.offset.is_some() { 0.0 } else { (rate / (1.0 - rate)).ln() };
+            start[0] = *intercept;
             if problem.rows.y.len() >= WARM_START_FROM {
                 let some = problem.every(WARM_START_EVERY);
-                if let Ok(m) = solver::minimize_polished(&some, start.clone(), &bounds, "fit", 0) {
+                if let Ok(m) = solver::minimize_polished(&some, start.clone(), bounds, "fit", 0) {
                     start = m.theta;
                 }
             }
@@ -1157,8 +1294,7 @@ pub(crate) fn fit_in(
     };
     // no polish past the tolerance: each step is a pass over every row, and the shapes' values
     // are not read to 1e-10 as fit's weights are
-    let Minimum { theta, iterations, gradient_norm, .. } =
-        solver::minimize_polished(&problem, start, &bounds, "fit", 0)?;
+    let Minimum { theta, iterations, gradient_norm, .. } = solver::minimize_polished(problem, start, bounds, "fit", 0)?;
     let u = problem.to_u(&theta);
     let leaves = leaf_ids
         .iter()

@@ -9,9 +9,14 @@ use super::error::Error;
 pub const TOLERANCE: f64 = 1e-10;
 const MAX_ITERATIONS: usize = 200;
 
-/// A smooth convex objective: its value, gradient and Hessian (row-major, d × d) at θ.
+/// A smooth convex objective: its value and gradient at θ, and its Hessian (row-major,
+/// d × d) there. The solver asks for the Hessian only where it steps from, which the last point
+/// of a solve is not: a fit of one or two Newton steps saves a third to half of its Hessians.
 pub trait Objective {
-    fn derivatives(&self, theta: &[f64]) -> (f64, Vec<f64>, Vec<f64>);
+    /// The value and gradient at θ, keeping what `hessian` needs of this θ.
+    fn value_gradient(&self, theta: &[f64]) -> (f64, Vec<f64>);
+    /// The Hessian at θ, the point of the last `value_gradient` call.
+    fn hessian(&self, theta: &[f64]) -> Vec<f64>;
 }
 
 /// Per variable, its lower and upper bound (±∞ for none).
@@ -136,7 +141,7 @@ pub fn minimize_polished(
 ) -> Result<Minimum, Error> {
     let d = theta.len();
     let mut iterations = 0;
-    let (mut f, mut g, mut h) = objective.derivatives(&theta);
+    let (mut f, mut g) = objective.value_gradient(&theta);
     let mut polish = polish;
     let mut before_polish: Option<(Vec<f64>, f64, Vec<f64>, f64)> = None;
     loop {
@@ -164,6 +169,8 @@ pub fn minimize_polished(
             });
         }
         iterations += 1;
+        // the last value_gradient call was at θ: the start, or the step just accepted
+        let h = objective.hessian(&theta);
         // Bertsekas's active set: at (or within ε of) a bound, with the gradient pushing
         // through it. Those move by the gradient (and are projected back); the rest by Newton.
         let eps = pg_norm.min(1e-6);
@@ -172,16 +179,36 @@ pub fn minimize_polished(
                 (theta[a] >= bounds.upper[a] - eps && g[a] < 0.0) || (theta[a] <= bounds.lower[a] + eps && g[a] > 0.0)
             })
             .collect();
-        let free: Vec<usize> = (0..d).filter(|&a| !active[a]).collect();
-        let hf: Vec<f64> =
-            free.iter().flat_map(|&a| free.iter().map(move |&b| (a, b))).map(|(a, b)| h[a * d + b]).collect();
-        let gf: Vec<f64> = free.iter().map(|&a| -g[a]).collect();
         let mut direction: Vec<f64> = g.iter().map(|&gi| -gi).collect();
-        // without a Newton step (never expected: the Hessian is positive definite), steepest
-        // descent on the free variables too
-        if let Some(step) = solve_spd(&hf, &gf) {
+        // The Newton step of the free variables. One that would cross its bound stops at it,
+        // and the others' step is solved again with that move given: the step then stays
+        // within the bounds, where a step cut by the projection would have been a worse
+        // direction, and each cut of the line search is one more pass over the rows.
+        let mut stopped: Vec<usize> = Vec::new();
+        for _ in 0..d {
+            let free: Vec<usize> = (0..d).filter(|&a| !active[a] && !stopped.contains(&a)).collect();
+            let hf: Vec<f64> =
+                free.iter().flat_map(|&a| free.iter().map(move |&b| (a, b))).map(|(a, b)| h[a * d + b]).collect();
+            let gf: Vec<f64> = free
+                .iter()
+                .map(|&a| -g[a] - stopped.iter().map(|&b| h[a * d + b] * direction[b]).sum::<f64>())
+                .collect();
+            // without a Newton step (never expected: the Hessian is positive definite),
+            // steepest descent on the free variables too
+            let Some(step) = solve_spd(&hf, &gf) else { break };
+            let mut crossing = false;
             for (i, &a) in free.iter().enumerate() {
-                direction[a] = step[i];
+                let to = theta[a] + step[i];
+                if to < bounds.lower[a] || to > bounds.upper[a] {
+                    direction[a] = bounds.project(a, to) - theta[a];
+                    stopped.push(a);
+                    crossing = true;
+                } else {
+                    direction[a] = step[i];
+                }
+            }
+            if !crossing {
+                break;
             }
         }
         let mut alpha = 1.0;
@@ -194,12 +221,12 @@ pub fn minimize_polished(
                 .map(|(a, (&t, &dv))| bounds.project(a, t + alpha * dv))
                 .collect();
             let decrease: f64 = (0..d).map(|a| g[a] * (theta[a] - trial[a])).sum();
-            // the derivatives come with the objective, in the same pass over the rows: the full
-            // step is nearly always taken, and then they are the next iteration's
-            let (ft, gt, ht) = objective.derivatives(&trial);
+            // the gradient comes with the objective, in the same pass over the rows: the full
+            // step is nearly always taken, and then it is the next iteration's
+            let (ft, gt) = objective.value_gradient(&trial);
             // the slack absorbs rounding in f, which near the optimum is larger than the decrease
             if ft <= f - 1e-4 * decrease + 4.0 * f64::EPSILON * f.abs() {
-                accepted = Some((trial, ft, gt, ht));
+                accepted = Some((trial, ft, gt));
                 break;
             }
             alpha *= 0.5;
@@ -214,7 +241,7 @@ pub fn minimize_polished(
                 hint: Some("a larger options.l2 makes the problem better conditioned".into()),
             });
         };
-        (theta, f, g, h) = next;
+        (theta, f, g) = next;
     }
     let gradient_norm = norm(&projected_gradient(&theta, &g, bounds));
     Ok(Minimum { theta, objective: f, gradient_norm, iterations })

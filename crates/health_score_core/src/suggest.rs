@@ -13,6 +13,7 @@ use super::auc::AucState;
 use super::error::Error;
 use super::json::Json;
 use super::model::Model;
+use super::score::Scratch;
 use super::shapes::{self, Direction, Observation, ShapeData, ShapeFit, ShapeOptions};
 use super::value::Value;
 
@@ -294,8 +295,8 @@ impl SuggestOptions {
 
 /// The AUC of `score` (low = churn risk) over rows with outcomes `churned`; 0.5 when a class
 /// is empty.
-fn auc_of(scores: impl Iterator<Item = (f64, bool)>) -> f64 {
-    let mut state = AucState::default();
+fn auc_of(scores: impl ExactSizeIterator<Item = (f64, bool)>) -> f64 {
+    let mut state = AucState { churned: Vec::new(), retained: Vec::with_capacity(scores.len()) };
     for (s, c) in scores {
         // scores are finite: log-odds and scores of a valid model
         let _ = state.add(s, c);
@@ -333,21 +334,24 @@ fn placeholder(name: &str, column: &str, categorical: bool, first_category: Opti
 /// observation as a missing input.
 fn holdout_auc(model: &Model, data: &ShapeData, columns: &[usize]) -> f64 {
     let leaves = model.leaves();
+    let slots: Vec<usize> = leaves.iter().map(|&leaf| model.nodes[leaf].slot.expect("a leaf reads an input")).collect();
     let mut values = vec![Value::Missing; model.inputs.len()];
-    let scores = (0..data.rows()).filter_map(|row| {
+    let mut scratch = Scratch::default();
+    let mut state = AucState { churned: Vec::with_capacity(data.churned()), retained: Vec::with_capacity(data.rows()) };
+    for row in 0..data.rows() {
         values.fill(Value::Missing);
-        for (&leaf, &c) in leaves.iter().zip(columns) {
-            let slot = model.nodes[leaf].slot.expect("a leaf reads an input");
+        for (&slot, &c) in slots.iter().zip(columns) {
             match data.observation(row, c) {
                 Observation::Number(x) => values[slot] = Value::number_from(x),
-                Observation::Category(text) => values[slot] = Value::Text(text.into_owned().into()),
+                Observation::Category(text) => values[slot] = Value::Text(text),
                 Observation::Imputed => {}
             }
         }
-        let score = model.evaluate(&values).ok()?.score?;
-        Some((score, data.churned_at(row)))
-    });
-    auc_of(scores)
+        if let Ok(Some(score)) = model.evaluate_into::<false>(&values, &mut scratch).map(|s| s.score) {
+            let _ = state.add(score, data.churned_at(row));
+        }
+    }
+    state.finish().unwrap_or(0.5)
 }
 
 /// Per row of `data`, the log-odds `fit` gives it, its leaves read from `columns`.
@@ -366,8 +370,9 @@ fn log_odds(fit: &ShapeFit, data: &ShapeData, columns: &[usize]) -> Vec<f64> {
 struct Tried {
     index: usize,
     name: String,
-    /// Its leaf before fitting, for the joint fit.
+    /// Its leaf before fitting, for the joint fit, and the model of that leaf alone.
     placeholder: Json,
+    one_model: Model,
     leak: bool,
     approx: f64,
     component: Json,
@@ -399,7 +404,9 @@ pub fn suggest(
     fn on<'a>(columns: &'a [usize], order: &'a [usize]) -> shapes::FitSetup<'a> {
         shapes::FitSetup { columns: Some(columns), order: Some(order), ..Default::default() }
     }
-    let base = shapes::fit_in(model, &data.train, &options.shapes, on(&leaf_columns, &order))?;
+    // the model's regression, kept for the joint fits, which add one leaf to it
+    let prepared = shapes::prepare(model, &data.train, &options.shapes, on(&leaf_columns, &order))?;
+    let base = shapes::solve(model, &data.train, &options.shapes, &prepared, None)?;
     let base_json = shapes::apply_shapes(model_json, model, &base);
     let base_model = Model::parse(&base_json)?;
     let baseline = holdout_auc(&base_model, &data.holdout, &leaf_columns);
@@ -451,7 +458,17 @@ pub fn suggest(
         let mut start = base.theta.clone();
         start[0] += term.theta[0];
         start.extend_from_slice(&term.theta[1..]);
-        tried.push(Tried { index: i, name, placeholder: leaf, leak, approx, component, options: one_options, start });
+        tried.push(Tried {
+            index: i,
+            name,
+            placeholder: leaf,
+            one_model,
+            leak,
+            approx,
+            component,
+            options: one_options,
+            start,
+        });
     }
     // the best candidates that do not leak, fitted with the model's leaves
     tried.sort_by(|a, b| {
@@ -475,10 +492,13 @@ pub fn suggest(
         if !t.leak && n < options.exact {
             let joint_json = add_components(model_json, &Json::Array(vec![t.placeholder]), None)?;
             let joint = Model::parse(&joint_json)?;
+            let own = [leaves + t.index];
+            let fitted = shapes::prepare(&t.one_model, &data.train, &t.options, on(&own, &order)).and_then(|one| {
+                shapes::solve(&joint, &data.train, &t.options, &prepared.with_leaves_of(&one), Some(&t.start))
+            });
             let mut columns = leaf_columns.clone();
             columns.push(leaves + t.index);
-            let setup = shapes::FitSetup { start: Some(&t.start), ..on(&columns, &order) };
-            if let Ok(fit) = shapes::fit_in(&joint, &data.train, &t.options, setup) {
+            if let Ok(fit) = fitted {
                 let fitted_json = shapes::apply_shapes(&joint_json, &joint, &fit);
                 let fitted = Model::parse(&fitted_json)?;
                 let own = fit.leaves.last().expect("the candidate's leaf");
