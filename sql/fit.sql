@@ -48,11 +48,10 @@ COMMENT ON FUNCTION health_score_internal._fit_apply(jsonb, boolean, text) IS
 
 -- Whether a key is held out of a fit: the first 32 bits of its md5 as a fraction of 2^32
 -- (portable and reproducible outside the database).
+-- In C: the SQL form, ('x' || left(md5(entity_key), 8))::bit(32)::int8 / 4294967296.0 < fraction,
+-- took longer than the rest of a row's work in fit and suggest.
 CREATE FUNCTION health_score_internal._held_out(entity_key text, fraction double precision) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT ('x' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(entity_key), 8))::pg_catalog.bit(32)::pg_catalog.int8
-           OPERATOR(pg_catalog./) 4294967296.0 OPERATOR(pg_catalog.<) fraction
-$$;
+    AS 'MODULE_PATHNAME', 'hs_held_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION health_score_internal._held_out(text, double precision) IS
     'Whether fit holds this key out: the first 32 bits of md5(key) / 2^32 < fraction';
 

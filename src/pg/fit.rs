@@ -15,8 +15,8 @@ use crate::core::{Error, Json};
 use super::models;
 use super::scoring::{evaluate_call, InputKind, ModelKind};
 use super::{
-    aggregate_state, arg, c_symbol, float8_array, partial_state_functions, raising, return_null, v1_function, JsonbArg,
-    TextArg,
+    aggregate_state, arg, bytea_bytes, c_symbol, float8_array, partial_state_functions, raising, return_null,
+    v1_function, JsonbArg, TextArg,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -291,6 +291,14 @@ fn fit_apply(model: Option<JsonbArg>, by_segment: Option<bool>, solutions: Optio
     })
 }
 c_symbol!(hs_fit_apply, pg_finfo_hs_fit_apply => fit_apply_wrapper);
+
+// _held_out(entity_key text, fraction double precision) → boolean, STRICT: the key's bytes as
+// stored (the database's encoding), as md5() reads them.
+v1_function!(hs_held_out, pg_finfo_hs_held_out, |fcinfo| {
+    let (Some(key), Some(fraction)) = (arg(fcinfo, 0), arg(fcinfo, 1)) else { return Ok(return_null(fcinfo)) };
+    let held = fit::held_out(bytea_bytes(key), f64::from_bits(fraction.value() as u64));
+    Ok(pg_sys::Datum::from(held))
+});
 
 fn apply(
     json: &Json,

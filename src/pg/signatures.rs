@@ -286,6 +286,13 @@ pub const DECLARED: &[Declared] = &[
         strict: false,
         set: false,
     },
+    Declared {
+        symbol: "hs_held_out",
+        args: &["text", "double precision"],
+        returns: "boolean",
+        strict: true,
+        set: false,
+    },
     Declared { symbol: "hs_input_keys", args: &["text"], returns: "text[]", strict: true, set: false },
     Declared { symbol: "hs_library_version", args: &[], returns: "text", strict: true, set: false },
     Declared { symbol: "hs_model_name", args: &["text"], returns: "text", strict: true, set: false },

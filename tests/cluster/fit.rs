@@ -344,3 +344,34 @@ fn fit_with_shapes_fits_curves_and_maps_through_sql() {
         assert!(db.message().contains(fragment), "{options}: {}", db.message());
     }
 }
+
+/// The holdout in C is the rule the documentation gives in SQL, for every key: the first 32
+/// bits of md5(key) over 2^32 below the fraction (multi-byte text, the empty key and NULLs
+/// included).
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn the_holdout_is_the_documented_md5_rule() {
+    let mut c = database("hs_held_out");
+    let differing: i64 = c
+        .query_one(
+            "SELECT count(*)
+               FROM (SELECT g::text FROM generate_series(1, 20000) g
+                     UNION ALL VALUES (''), ('Ünïcode ✓'), (NULL)) k(key),
+                    (VALUES (0.2::float8), (0.5), (0.999), (0.0), (NULL)) f(fraction)
+              WHERE health_score_internal._held_out(k.key, f.fraction) IS DISTINCT FROM
+                    (('x' || left(md5(k.key), 8))::bit(32)::int8 / 4294967296.0 < f.fraction)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(differing, 0);
+    let held: i64 = c
+        .query_one(
+            "SELECT count(*) FROM generate_series(1, 20000) g WHERE health_score_internal._held_out(g::text, 0.2)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    // about a fifth, as a hash should
+    assert!((3600..4400).contains(&held), "{held}");
+}

@@ -442,3 +442,25 @@ mod tests {
         assert!(matches!(fit(1, &x, &y, 1e-4), Err(Error::InvalidArgument { .. })));
     }
 }
+
+/// Whether a fit holds the account with this key out: the first 32 bits of the key's MD5 as
+/// a fraction of 2^32, below `fraction` (reproducible anywhere md5 is:
+/// `('x' || left(md5(key), 8))::bit(32)::int8 / 2^32 < fraction` in SQL).
+pub fn held_out(key: &[u8], fraction: f64) -> bool {
+    use md5::Digest;
+    let digest = md5::Md5::digest(key);
+    let first = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    (first as f64 / 4_294_967_296.0) < fraction
+}
+
+#[cfg(test)]
+mod held_out_tests {
+    /// md5('1') = c4ca4238…, 0xc4ca4238 / 2^32 = 0.76871…; md5('') = d41d8cd9…, 0.82857…
+    #[test]
+    fn the_first_32_bits_of_md5_decide() {
+        assert!(super::held_out(b"1", 0.77));
+        assert!(!super::held_out(b"1", 0.768));
+        assert!(super::held_out(b"", 0.829));
+        assert!(!super::held_out(b"", 0.828));
+    }
+}

@@ -1044,6 +1044,8 @@ pub(crate) struct FitSetup<'a> {
     pub order: Option<&'a [usize]>,
     /// Where the solver starts (a solution of a nearby problem with the same variables).
     pub start: Option<&'a [f64]>,
+    /// Where the solver stops, if not at `solver::TOLERANCE` (a fit that only estimates).
+    pub tolerance: Option<f64>,
 }
 
 /// The order of `data`'s rows by outcome and every column (categories by name): what a fit of
@@ -1066,7 +1068,7 @@ pub(crate) fn fit_in(
     setup: FitSetup<'_>,
 ) -> Result<ShapeFit, Error> {
     let prepared = prepare(model, data, options, setup)?;
-    solve(model, data, options, &prepared, setup.start)
+    solve(model, data, options, &prepared, setup.start, setup.tolerance.unwrap_or(solver::TOLERANCE))
 }
 
 /// A fit's regression, built from its rows and ready to solve.
@@ -1266,13 +1268,14 @@ pub(crate) fn prepare(
 }
 
 /// Solves a prepared fit of `model`'s leaves (from `start` where given, which must lie within
-/// the bounds) into their shapes.
+/// the bounds) into their shapes, to `tolerance`.
 pub(crate) fn solve(
     model: &Model,
     data: &ShapeData,
     options: &ShapeOptions,
     prepared: &Prepared,
     start: Option<&[f64]>,
+    tolerance: f64,
 ) -> Result<ShapeFit, Error> {
     let Prepared { problem, bounds, intercept } = prepared;
     let leaf_ids = model.leaves();
@@ -1285,7 +1288,7 @@ pub(crate) fn solve(
             start[0] = *intercept;
             if problem.rows.y.len() >= WARM_START_FROM {
                 let some = problem.every(WARM_START_EVERY);
-                if let Ok(m) = solver::minimize_polished(&some, start.clone(), bounds, "fit", 0) {
+                if let Ok(m) = solver::minimize_polished(&some, start.clone(), bounds, "fit", 0, solver::TOLERANCE) {
                     start = m.theta;
                 }
             }
@@ -1294,7 +1297,8 @@ pub(crate) fn solve(
     };
     // no polish past the tolerance: each step is a pass over every row, and the shapes' values
     // are not read to 1e-10 as fit's weights are
-    let Minimum { theta, iterations, gradient_norm, .. } = solver::minimize_polished(problem, start, bounds, "fit", 0)?;
+    let Minimum { theta, iterations, gradient_norm, .. } =
+        solver::minimize_polished(problem, start, bounds, "fit", 0, tolerance)?;
     let u = problem.to_u(&theta);
     let leaves = leaf_ids
         .iter()

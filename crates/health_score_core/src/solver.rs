@@ -128,16 +128,18 @@ pub fn minimize(objective: &impl Objective, theta: Vec<f64>, bounds: &Bounds, wh
     // Once below the tolerance, up to two more steps are kept while they lower the projected
     // gradient: a gradient of 1e-10 can still leave β off by 1e-10 / λ, and Newton's quadratic
     // convergence makes the extra steps nearly free in iterations.
-    minimize_polished(objective, theta, bounds, what, 2)
+    minimize_polished(objective, theta, bounds, what, 2, TOLERANCE)
 }
 
-/// `minimize`, with up to `polish` steps kept past the tolerance.
+/// `minimize`, with up to `polish` steps kept past `tolerance` (of the projected gradient's
+/// norm).
 pub fn minimize_polished(
     objective: &impl Objective,
     mut theta: Vec<f64>,
     bounds: &Bounds,
     what: &str,
     polish: usize,
+    tolerance: f64,
 ) -> Result<Minimum, Error> {
     let d = theta.len();
     let mut iterations = 0;
@@ -153,7 +155,7 @@ pub fn minimize_polished(
                 break;
             }
         }
-        if pg_norm < TOLERANCE {
+        if pg_norm < tolerance {
             if polish == 0 || pg_norm == 0.0 {
                 break;
             }
