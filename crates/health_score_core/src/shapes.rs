@@ -812,7 +812,9 @@ struct Problem {
     blocks: Vec<(usize, usize)>,
     /// Per row and leaf (row-major) what the row shows, found once instead of on every pass:
     /// `NOTHING`, a variable with weight 1 (`DIRECT` set: a category, or imputed), or the
-    /// curve's knot interval `i`, whose knots weigh `1 − λ` and `λ` (`lambdas`).
+    /// variable of the upper knot of the curve's interval holding the value, weighing `λ`
+    /// (`lambdas`), the lower knot's (the variable before, when `LOWER` is set: the first
+    /// knot's value is 0 and has none) weighing `1 − λ`.
     codes: Vec<u32>,
     lambdas: Vec<f64>,
     /// Per row c·p·q at the θ of the last `value_gradient` call, for `hessian`.
@@ -821,6 +823,8 @@ struct Problem {
 
 const NOTHING: u32 = u32::MAX;
 const DIRECT: u32 = 1 << 31;
+const LOWER: u32 = 1 << 30;
+const VARIABLE: u32 = LOWER - 1;
 
 impl Problem {
     fn new(
@@ -840,17 +844,18 @@ impl Problem {
                     (imputed[leaf].map_or(NOTHING, |v| v as u32 | DIRECT), 0.0)
                 } else {
                     match &bases[leaf] {
-                        Basis::Curve { knots, .. } => {
+                        Basis::Curve { knots, first, .. } => {
                             let k = knots.len();
-                            if x <= knots[0] {
+                            let (i, lambda) = if x <= knots[0] {
                                 (0, 0.0)
                             } else if x >= knots[k - 1] {
-                                ((k - 2) as u32, 1.0)
+                                (k - 2, 1.0)
                             } else {
                                 // the knot interval [t_i, t_i+1) holding x
                                 let i = knots.partition_point(|&t| t <= x) - 1;
-                                (i as u32, (x - knots[i]) / (knots[i + 1] - knots[i]))
-                            }
+                                (i, (x - knots[i]) / (knots[i + 1] - knots[i]))
+                            };
+                            ((first + i) as u32 | if i >= 1 { LOWER } else { 0 }, lambda)
                         }
                         Basis::Map { var_of, .. } => (var_of[x as usize] as u32 | DIRECT, 0.0),
                         Basis::Fixed => (NOTHING, 0.0),
@@ -892,7 +897,7 @@ impl Problem {
         out.clear();
         out.push((0, 1.0));
         let cells = row * self.leaves..(row + 1) * self.leaves;
-        for ((leaf, &code), &lambda) in self.codes[cells.clone()].iter().enumerate().zip(&self.lambdas[cells]) {
+        for (&code, &lambda) in self.codes[cells.clone()].iter().zip(&self.lambdas[cells]) {
             if code == NOTHING {
                 continue;
             }
@@ -900,14 +905,13 @@ impl Problem {
                 out.push(((code & !DIRECT) as usize, 1.0));
                 continue;
             }
-            let Basis::Curve { first, .. } = &self.bases[leaf] else { continue };
-            let i = code as usize;
+            let upper = (code & VARIABLE) as usize;
             // a knot weighing exactly 0 adds nothing: it is left out
-            if i >= 1 && lambda != 1.0 {
-                out.push((first + i - 1, 1.0 - lambda));
+            if code & LOWER != 0 && lambda != 1.0 {
+                out.push((upper - 1, 1.0 - lambda));
             }
             if lambda != 0.0 {
-                out.push((first + i, lambda));
+                out.push((upper, lambda));
             }
         }
         // the variables were numbered leaf by leaf, so the features come in ascending order
@@ -1117,12 +1121,12 @@ impl Prepared {
         for row in 0..n {
             codes.extend_from_slice(&a.codes[row * a.leaves..(row + 1) * a.leaves]);
             lambdas.extend_from_slice(&a.lambdas[row * a.leaves..(row + 1) * a.leaves]);
-            // a direct code names its variable; a knot interval counts from its curve's first
+            // every code but NOTHING names a variable, beside its flags
             codes.extend(b.codes[row * b.leaves..(row + 1) * b.leaves].iter().map(|&code| {
-                if code != NOTHING && code & DIRECT != 0 {
-                    moved((code & !DIRECT) as usize) as u32 | DIRECT
-                } else {
+                if code == NOTHING {
                     code
+                } else {
+                    moved((code & VARIABLE) as usize) as u32 | (code & (DIRECT | LOWER))
                 }
             }));
             lambdas.extend_from_slice(&b.lambdas[row * b.leaves..(row + 1) * b.leaves]);

@@ -31,7 +31,8 @@ const RANKING_TOLERANCE: f64 = 1e-5;
 /// The ranking fits read one training row in this many (the knots and categories are still
 /// those of every row, so that a ranking fit's solution starts the joint fit).
 const RANKING_SAMPLE: usize = 4;
-/// The training AUC of a candidate's term alone from which it is taken for a leak.
+/// The AUC of a candidate's term alone, over the training rows it was ranked on, from which it
+/// is taken for a leak.
 pub const LEAK_AUC: f64 = 0.999;
 
 /// A column of the source that might become a component.
@@ -451,9 +452,11 @@ pub fn suggest(
         let Ok(term) = shapes::fit_in(&one_model, &data.train, &one_options, setup) else {
             continue;
         };
+        // on the rows it was fitted on
         let on_train = auc_of(
-            (0..data.train.rows())
-                .map(|r| (-term.leaves[0].log_odds_of(&data.train.observation(r, column)), data.train.churned_at(r))),
+            sample
+                .iter()
+                .map(|&r| (-term.leaves[0].log_odds_of(&data.train.observation(r, column)), data.train.churned_at(r))),
         );
         let leak = on_train >= LEAK_AUC;
         let approx = auc_of((0..data.holdout.rows()).map(|r| {
