@@ -11,9 +11,12 @@
 #      examples against their printed output, and the upgrade test from every frozen
 #      version, tests/upgrade);
 #   4. on PostgreSQL 16, 17 and 18: the same, but for what needs pg_cron (15 only);
-#   5. the Debian package: builds postgresql-15-health-score, installs it, runs the README's
+#   5. on PostgreSQL 15 with Citus 13.2.2, built from the vendored source in ../shared/vendor
+#      (scripts/citus.sh; skipped, saying so, where it is absent): tests/cluster/citus.rs on a
+#      coordinator and two workers;
+#   6. the Debian package: builds postgresql-15-health-score, installs it, runs the README's
 #      tour against it, removes it and reinstalls from source (scripts/package-test.sh).
-# HS_TEST_MAJORS="15" runs the PostgreSQL parts on fewer majors; HS_TEST_PACKAGE=0 skips 5.
+# HS_TEST_MAJORS="15" runs the PostgreSQL parts on fewer majors; HS_TEST_PACKAGE=0 skips 6.
 # Each part prints its time, and a table of them ends the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +37,7 @@ part() {  # ends the running part (printing its time) and starts the next
 }
 cleanup() {
   for m in $HS_TEST_MAJORS; do HS_PG_MAJOR=$m bash scripts/cluster.sh stop target/test-cluster-pg$m; done
+  for node in coordinator worker1 worker2 worker3; do bash scripts/cluster.sh stop target/citus-pg15/$node; done
   rm -f "$log" "$times"
 }
 trap cleanup EXIT
@@ -72,6 +76,22 @@ for major in $HS_TEST_MAJORS; do
   HS_PG_MAJOR=$major HS_CLUSTER_DIR=target/test-cluster-pg$major \
     cargo test --test cluster -- --ignored --test-threads=1 "${skip[@]}" 2>&1 | tee -a "$log"
 done
+
+case " $HS_TEST_MAJORS " in *" 15 "*)
+  part "PostgreSQL 15 and Citus 13.2.2: a coordinator and two workers (tests/cluster/citus.rs)"
+  citus=0
+  bash scripts/citus.sh || citus=$?
+  if [ "$citus" = 3 ]; then
+    echo "skipped: the Citus tests need its vendored source in ../shared/vendor (or \$HS_VENDOR_DIR)"
+  elif [ "$citus" != 0 ]; then
+    echo "scripts/citus.sh failed ($citus)"; exit "$citus"
+  else
+    bash scripts/install.sh 15
+    HS_CITUS=1 HS_PG_MAJOR=15 HS_CLUSTER_DIR=target/test-cluster-pg15 \
+      cargo test --test cluster -- --ignored --test-threads=1 citus 2>&1 | tee -a "$log"
+  fi
+  ;;
+esac
 
 if [ "$HS_TEST_PACKAGE" = 1 ]; then
   part "Debian package: build, install, tour, remove, reinstall from source"

@@ -3532,6 +3532,15 @@ REVOKE EXECUTE ON FUNCTION
     health_score_internal._suggest_trans(internal, bytea, boolean, boolean, double precision[], text[], jsonb)
   FROM PUBLIC;
 
+-- Issue 21, item 1: under Citus the model named by a constant reaches the workers as its
+-- version's config, put in by the planner support function (src/pg/row_support.rs), which the
+-- jsonb forms of the scoring functions now have too
+ALTER FUNCTION health_score.score(text, jsonb) SUPPORT health_score_internal._row_support;
+ALTER FUNCTION health_score.band(text, jsonb) SUPPORT health_score_internal._row_support;
+ALTER FUNCTION health_score.assess(text, jsonb) SUPPORT health_score_internal._row_support;
+ALTER FUNCTION health_score.explain(text, jsonb) SUPPORT health_score_internal._row_support;
+ALTER FUNCTION health_score.churn_probability(text, jsonb) SUPPORT health_score_internal._row_support;
+
 -- Issue 20: fit's and suggest's holdout in C (sql/fit.sql): the same md5 rule, without the
 -- SQL form's text and numeric casts, which took longer than the rest of a row's work
 CREATE OR REPLACE FUNCTION health_score_internal._held_out(entity_key text, fraction double precision) RETURNS boolean

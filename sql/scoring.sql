@@ -27,7 +27,8 @@ COMMENT ON COLUMN health_score.assessment.segment IS 'The segment override appli
 CREATE FUNCTION health_score.score(model jsonb, input jsonb) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_score_jj' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.score(model text, input jsonb) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_score_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_score_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.score(model jsonb, input record) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_score_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score_internal._row_support;
@@ -42,7 +43,8 @@ COMMENT ON FUNCTION health_score.score(text, record) IS 'Health score of a table
 CREATE FUNCTION health_score.band(model jsonb, input jsonb) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_band_jj' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.band(model text, input jsonb) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_band_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_band_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.band(model jsonb, input record) RETURNS text
     AS 'MODULE_PATHNAME', 'hs_band_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score_internal._row_support;
@@ -70,7 +72,8 @@ COMMENT ON FUNCTION health_score.band(text, record, text) IS 'Risk band of a tab
 CREATE FUNCTION health_score.assess(model jsonb, input jsonb) RETURNS health_score.assessment
     AS 'MODULE_PATHNAME', 'hs_assess_jj' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.assess(model text, input jsonb) RETURNS health_score.assessment
-    AS 'MODULE_PATHNAME', 'hs_assess_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_assess_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.assess(model jsonb, input record) RETURNS health_score.assessment
     AS 'MODULE_PATHNAME', 'hs_assess_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score_internal._row_support;
@@ -89,7 +92,8 @@ CREATE FUNCTION health_score.explain(model jsonb, input jsonb)
 CREATE FUNCTION health_score.explain(model text, input jsonb)
     RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
                    weight double precision, contribution double precision, status text)
-    AS 'MODULE_PATHNAME', 'hs_explain_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100 ROWS 10;
+    AS 'MODULE_PATHNAME', 'hs_explain_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100 ROWS 10
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.explain(model jsonb, input record)
     RETURNS TABLE (component text, parent text, input text, raw text, normalized double precision,
                    weight double precision, contribution double precision, status text)
@@ -108,7 +112,8 @@ COMMENT ON FUNCTION health_score.explain(text, record) IS 'Per-component explana
 CREATE FUNCTION health_score.churn_probability(model jsonb, input jsonb) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_probability_jj' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE COST 100;
 CREATE FUNCTION health_score.churn_probability(model text, input jsonb) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_probability_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100;
+    AS 'MODULE_PATHNAME', 'hs_probability_nj' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100
+    SUPPORT health_score_internal._row_support;
 CREATE FUNCTION health_score.churn_probability(model jsonb, input record) RETURNS double precision
     AS 'MODULE_PATHNAME', 'hs_probability_jr' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 25
     SUPPORT health_score_internal._row_support;

@@ -29,7 +29,8 @@ use super::jsonb::JsonbRef;
 /// A parsed model and the JSONB bytes it came from.
 pub struct Compiled {
     pub model: Model,
-    bytes: Vec<u8>,
+    /// The jsonb value the model was parsed from, header included.
+    pub bytes: Vec<u8>,
 }
 
 impl std::ops::Deref for Compiled {

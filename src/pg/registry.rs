@@ -87,6 +87,13 @@ unsafe fn optional(fcinfo: pg_sys::FunctionCallInfo, n: usize, type_oid: pg_sys:
 v1_function!(hs_set_model, pg_finfo_hs_set_model, |fcinfo| {
     let args = vec![optional(fcinfo, 0, pg_sys::TEXTOID), optional(fcinfo, 1, pg_sys::JSONBOID)];
     let version = call_as_owner::<i32>("SELECT health_score_internal._record_model_version($1, $2, $3)", args)?;
+    // Under Citus, plans hold the config of the version a name stood for when they were made
+    // (src/pg/row_support.rs). Cached plans depend on the functions they call, and a
+    // distributed plan on nothing else: every session plans its statements that call a
+    // function again after this commits, with the new version.
+    if super::row_support::citus_installed() {
+        pg_sys::CacheInvalidateCatalog(pg_sys::ProcedureRelationId);
+    }
     Ok(version.map(pg_sys::Datum::from).unwrap_or_else(|| return_null(fcinfo)))
 });
 

@@ -78,6 +78,10 @@ pub unsafe fn source_problems(
 }
 
 unsafe fn type_name(typid: pg_sys::Oid) -> String {
+    // none under Citus, where a worker knows no coordinator OID (src/pg/row_support.rs)
+    if typid == pg_sys::InvalidOid {
+        return "a table's row".into();
+    }
     // "???" for an oid that names no type (a hand-typed call of an internal function)
     let name = pg_sys::format_type_extended(typid, -1, pg_sys::FORMAT_TYPE_ALLOW_INVALID as pg_sys::bits16);
     CStr::from_ptr(name).to_string_lossy().into_owned()

@@ -132,6 +132,76 @@ unsafe fn names_const(columns: &[Column]) -> *mut pg_sys::Node {
         as *mut pg_sys::Node
 }
 
+/// Under Citus, a model named by a constant, as its version's config (a jsonb constant), so
+/// that the workers, whose registries are empty, score with it: the task queries Citus sends
+/// them are deparsed from the plan. A cached plan then holds that version: `set_model`
+/// invalidates every cached plan that calls a function (`src/pg/registry.rs`), so that none
+/// keeps a superseded version. Without Citus, or outside a planner (no `root`), or for a name
+/// that resolves to nothing (the call raises its error when it runs), None.
+unsafe fn inline_for_citus(root: *mut pg_sys::PlannerInfo, model: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
+    if root.is_null() || (*root).glob.is_null() || (*model).type_ != pg_sys::NodeTag::T_Const {
+        return None;
+    }
+    let model = model as *mut pg_sys::Const;
+    if (*model).consttype != pg_sys::TEXTOID || (*model).constisnull {
+        return None;
+    }
+    if !citus_installed() {
+        return None;
+    }
+    let spec = super::text_arg((*model).constvalue);
+    let compiled = super::models::resolve_name(&spec).ok()?;
+    let bytes = &compiled.bytes;
+    let copy = pg_sys::palloc(bytes.len()) as *mut u8;
+    std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
+    let config =
+        pg_sys::makeConst(pg_sys::JSONBOID, -1, pg_sys::InvalidOid, -1, pg_sys::Datum::from(copy), false, false);
+    Some(config as *mut pg_sys::Node)
+}
+
+/// Whether this database has Citus (its planner may send the plan's expressions to workers).
+/// Reads the catalog: only in a transaction, as every caller (a planner, `set_model`) is.
+pub fn citus_installed() -> bool {
+    // SAFETY: a catalog lookup by name, which errors (missing_ok: no error) rather than crashes
+    unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) != pg_sys::InvalidOid }
+}
+
+/// The function of the same schema and name as `funcid` whose arguments are `argtypes`.
+unsafe fn same_function_for(funcid: pg_sys::Oid, argtypes: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
+    let schema = pg_sys::get_namespace_name(pg_sys::get_func_namespace(funcid));
+    let name = pg_sys::get_func_name(funcid);
+    if schema.is_null() || name.is_null() {
+        return None;
+    }
+    let mut names: *mut pg_sys::List = std::ptr::null_mut();
+    names = pg_sys::lappend(names, pg_sys::makeString(schema) as *mut _);
+    names = pg_sys::lappend(names, pg_sys::makeString(name) as *mut _);
+    let oid = pg_sys::LookupFuncName(names, argtypes.len() as i32, argtypes.as_ptr(), true);
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+unsafe fn list_of(nodes: &[*mut pg_sys::Node]) -> *mut pg_sys::List {
+    let mut list: *mut pg_sys::List = std::ptr::null_mut();
+    for &n in nodes {
+        list = pg_sys::lappend(list, n.cast());
+    }
+    list
+}
+
+unsafe fn call_of(call: *mut pg_sys::FuncExpr, funcid: pg_sys::Oid, args: *mut pg_sys::List) -> pg_sys::Datum {
+    let rewritten = pg_sys::makeFuncExpr(
+        funcid,
+        (*call).funcresulttype,
+        args,
+        (*call).funccollid,
+        (*call).inputcollid,
+        pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+    );
+    (*rewritten).funcretset = (*call).funcretset;
+    (*rewritten).location = (*call).location;
+    pg_sys::Datum::from(rewritten)
+}
+
 // A V1 function although it runs once per planned call: its argument and result are planner
 // nodes, which pgrx would pass through untouched, and a NULL result (pgrx's `Internal(None)`)
 // would make the planner's call fail where a null pointer means "nothing to simplify".
@@ -142,23 +212,47 @@ v1_function!(hs_row_support, pg_finfo_hs_row_support, |fcinfo| {
     if (*request).type_ != pg_sys::NodeTag::T_SupportRequestSimplify {
         return Ok(nothing);
     }
-    let call = (*(request as *mut pg_sys::SupportRequestSimplify)).fcall;
+    let request = request as *mut pg_sys::SupportRequestSimplify;
+    let call = (*request).fcall;
     // the row is the last argument; the ones before it (the model, ...) are passed on as they are
     let nargs = pg_sys::list_length((*call).args);
     if nargs < 2 {
         return Ok(nothing);
     }
-    let leading: Vec<*mut pg_sys::Node> = (0..nargs - 1).map(|i| nth((*call).args, i)).collect();
-    let Some((row_type, columns)) = columns_of(nth((*call).args, nargs - 1)) else { return Ok(nothing) };
+    let mut funcid = (*call).funcid;
+    let mut leading: Vec<*mut pg_sys::Node> = (0..nargs - 1).map(|i| nth((*call).args, i)).collect();
+    let last = nth((*call).args, nargs - 1);
+    let mut inlined = false;
+    if let Some(config) = inline_for_citus((*request).root, leading[0]) {
+        // the declared types (a row is passed as `record`), the model's as jsonb
+        let mut declared: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut count = 0;
+        pg_sys::get_func_signature(funcid, &mut declared, &mut count);
+        let mut argtypes: Vec<pg_sys::Oid> = (0..count as usize).map(|i| *declared.add(i)).collect();
+        argtypes[0] = pg_sys::JSONBOID;
+        if let Some(inline_form) = same_function_for(funcid, &argtypes) {
+            leading[0] = config;
+            funcid = inline_form;
+            inlined = true;
+        }
+    }
+    let whole = |leading: &[*mut pg_sys::Node]| {
+        if inlined {
+            call_of(call, funcid, list_of(&[leading, &[last]].concat()))
+        } else {
+            nothing
+        }
+    };
+    let Some((row_type, columns)) = columns_of(last) else { return Ok(whole(&leading)) };
     if columns.is_empty() || columns.len() + leading.len() + 2 > MAX_ARGS {
-        return Ok(nothing);
+        return Ok(whole(&leading));
     }
     let leading_types: Vec<pg_sys::Oid> = leading.iter().map(|&a| pg_sys::exprType(a)).collect();
-    let Some(target) = lookup_columns_function((*call).funcid, &leading_types) else { return Ok(nothing) };
-    let mut args: *mut pg_sys::List = std::ptr::null_mut();
-    for a in leading {
-        args = pg_sys::lappend(args, a.cast());
-    }
+    let Some(target) = lookup_columns_function(funcid, &leading_types) else { return Ok(whole(&leading)) };
+    let mut args = list_of(&leading);
+    // the row type only names the row in errors; under Citus the workers know no coordinator
+    // OID, and a shard's row type is another one: none is sent then
+    let row_type = if inlined || citus_installed() { pg_sys::InvalidOid } else { row_type };
     let row_type_const =
         pg_sys::makeConst(pg_sys::OIDOID, -1, pg_sys::InvalidOid, 4, pg_sys::Datum::from(row_type), false, true);
     args = pg_sys::lappend(args, row_type_const.cast());
@@ -166,17 +260,7 @@ v1_function!(hs_row_support, pg_finfo_hs_row_support, |fcinfo| {
     for c in &columns {
         args = pg_sys::lappend(args, c.expr.cast());
     }
-    let rewritten = pg_sys::makeFuncExpr(
-        target,
-        (*call).funcresulttype,
-        args,
-        (*call).funccollid,
-        (*call).inputcollid,
-        pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
-    );
-    (*rewritten).funcretset = (*call).funcretset;
-    (*rewritten).location = (*call).location;
-    Ok(pg_sys::Datum::from(rewritten))
+    Ok(call_of(call, target, args))
 });
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -126,6 +126,9 @@ pub(super) unsafe fn evaluate_call_manual<R>(
                 });
             }
             values.extend(model.inputs.iter().map(|slot| input.value(&slot.key, want_text || slot.categorical)));
+            if values.iter().all(Value::is_missing) && !values.is_empty() {
+                unnamed_columns(input, model)?;
+            }
         }
         InputKind::Row => {
             let header = super::detoast(input_datum) as pg_sys::HeapTupleHeader;
@@ -193,6 +196,28 @@ pub(super) unsafe fn evaluate_call_manual<R>(
 
 /// Where the model's inputs are among the call's column arguments: the row type at `at`, the
 /// column names at `at + 1`, the columns from `at + 2` on.
+/// An input that reads none of the model's inputs and whose keys are all `f1`, `f2`, …: the
+/// columns of a row that lost its names (`to_jsonb` of a subquery's or a view's row as Citus
+/// passes it to a worker, or of a `ROW(...)`), which would score as entirely missing. 42703.
+fn unnamed_columns(input: &JsonbRef, model: &crate::core::Model) -> Result<(), Error> {
+    let crate::core::Json::Object(members) = input.to_json() else { return Ok(()) };
+    let unnamed = |k: &str| k.len() > 1 && k.starts_with('f') && k[1..].bytes().all(|b| b.is_ascii_digit());
+    if members.is_empty() || !members.iter().all(|(k, _)| unnamed(k)) {
+        return Ok(());
+    }
+    let wanted: Vec<String> = model.inputs.iter().take(3).map(|slot| format!("\"{}\"", slot.key)).collect();
+    Err(Error::SourceColumns {
+        types: false,
+        message: format!(
+            "the input's keys are f1 to f{}, columns that lost their names, not the model's inputs ({}{})",
+            members.len(),
+            wanted.join(", "),
+            if model.inputs.len() > 3 { ", ..." } else { "" }
+        ),
+        hint: "to_jsonb of an anonymous row (a ROW(...), or a subquery's or view's row on a Citus worker) has no column names: pass a table's own row (score('m', a) for FROM accounts a), or build the object with jsonb_build_object('logins', logins, ...)".into(),
+    })
+}
+
 unsafe fn columns_plan(
     fcinfo: pg_sys::FunctionCallInfo,
     compiled: std::rc::Rc<super::models::Compiled>,

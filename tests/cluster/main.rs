@@ -219,6 +219,7 @@ fn psql(db: &str, sql: &str) -> String {
 
 mod alert_queue;
 mod broken_models;
+mod citus;
 mod concurrency;
 mod csm;
 mod dbt;
