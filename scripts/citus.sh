@@ -29,16 +29,8 @@ if [ -f "$pkglibdir/citus.so" ] && grep -q "default_version = '13.2-1'" "$shared
   exit 0
 fi
 
-pkgs=(libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev autoconf flex bison)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "apt-get install ${missing[*]}"
-  $SUDO apt-get update -qq || true
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# what its configure asks for, as the vendored README lists it
+bash "$ROOT/scripts/apt_install.sh" citus libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev autoconf flex bison
 
 build=$HS_PG_CACHE/citus-$VERSION-build
 mkdir -p "$HS_PG_CACHE"

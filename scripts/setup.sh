@@ -23,7 +23,6 @@ export PATH="$CARGO_HOME/bin:$PATH"
 SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 say() { printf '== setup: %s\n' "$*"; }
 
-SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 pkgs=(build-essential pkg-config libssl-dev libclang-dev
       "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-cron"
@@ -35,15 +34,7 @@ command -v javac >/dev/null 2>&1 || pkgs+=(openjdk-17-jdk-headless)
 case "$HS_PG_MAJORS" in *16*|*17*|*18*) python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip) ;; esac
 # dbt goes into a virtual environment (Debian's python3 makes one only with python3-venv)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "apt-get install ${missing[*]}"
-  $SUDO apt-get update -qq || true
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash "$SCRIPTS/apt_install.sh" setup "${pkgs[@]}"
 test -x "$PG_BINDIR/pg_config" || { echo "setup: no $PG_BINDIR/pg_config" >&2; exit 1; }
 
 if ! "$REAL_CARGO_PGRX" pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_VERSION"; then

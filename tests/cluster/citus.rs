@@ -29,27 +29,11 @@ fn citus() -> Option<&'static Citus> {
                 eprintln!("skipped: the Citus tests run with HS_CITUS=1 on PostgreSQL 15 (scripts/test.sh sets it where ../shared/vendor has Citus)");
                 return None;
             }
-            let nodes = ["coordinator", "worker1", "worker2"];
-            let ports: Vec<u16> = nodes.iter().map(|_| free_port()).collect();
-            for (node, port) in nodes.iter().zip(&ports) {
-                let dir = citus_dir(node);
-                run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("stop").arg(&dir));
-                let _ = std::fs::remove_dir_all(&dir);
-                run(Command::new("bash")
-                    .arg(root().join("scripts/cluster.sh"))
-                    .arg("start")
-                    .arg(&dir)
-                    .arg(port.to_string())
-                    .arg("shared_preload_libraries = 'citus'")
-                    .arg("max_worker_processes = 16")
-                    .arg("citus.shard_count = 4"));
+            let ports = [free_port(), free_port(), free_port()];
+            for (node, port) in ["coordinator", "worker1", "worker2"].into_iter().zip(ports) {
+                fresh_node(node, port);
             }
             let c = Citus { coordinator: ports[0], workers: [ports[1], ports[2]] };
-            for (node, port) in nodes.iter().zip(&ports) {
-                let mut admin = node_connect(node, *port, "postgres");
-                admin.batch_execute("CREATE DATABASE hs_citus").unwrap();
-                node_connect(node, *port, "hs_citus").batch_execute("CREATE EXTENSION citus").unwrap();
-            }
             let mut coordinator = c.connect();
             coordinator
                 .execute("SELECT citus_set_coordinator_host('127.0.0.1', $1)", &[&i32::from(c.coordinator)])
@@ -64,6 +48,24 @@ fn citus() -> Option<&'static Citus> {
         .as_ref()
 }
 
+/// A new node in target/citus-pg15/`node` with Citus preloaded, the database `hs_citus` and
+/// Citus in it; whatever was there before is removed.
+fn fresh_node(node: &str, port: u16) {
+    let dir = citus_dir(node);
+    run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("stop").arg(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    run(Command::new("bash")
+        .arg(root().join("scripts/cluster.sh"))
+        .arg("start")
+        .arg(&dir)
+        .arg(port.to_string())
+        .arg("shared_preload_libraries = 'citus'")
+        .arg("max_worker_processes = 16")
+        .arg("citus.shard_count = 4"));
+    node_connect(node, port, "postgres").batch_execute("CREATE DATABASE hs_citus").unwrap();
+    node_connect(node, port, "hs_citus").batch_execute("CREATE EXTENSION citus").unwrap();
+}
+
 fn node_connect(node: &str, port: u16, db: &str) -> Client {
     Client::connect(&format!("host={} port={port} user=postgres dbname={db}", citus_dir(node).display()), NoTls)
         .expect("connects")
@@ -75,10 +77,10 @@ impl Citus {
     }
 }
 
-/// Stops the three servers (the last test calls it; a run cut short leaves them to the next
-/// run's fresh start).
+/// Stops the servers (the last test calls it; a run cut short leaves them to the next run's
+/// fresh start, and scripts/test.sh stops them when it ends).
 fn stop_citus() {
-    for node in ["coordinator", "worker1", "worker2"] {
+    for node in ["coordinator", "worker1", "worker2", "worker3"] {
         run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("stop").arg(citus_dir(node)));
     }
 }
@@ -233,17 +235,7 @@ fn citus_d_a_worker_added_after_set_model_scores_too() {
     accounts(&mut c);
     c.execute("SELECT health_score.set_model('added', $1::text::jsonb)", &[&MODEL]).unwrap();
     let port = free_port();
-    let dir = citus_dir("worker3");
-    run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("stop").arg(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
-    run(Command::new("bash")
-        .arg(root().join("scripts/cluster.sh"))
-        .arg("start")
-        .arg(&dir)
-        .arg(port.to_string())
-        .arg("shared_preload_libraries = 'citus'"));
-    node_connect("worker3", port, "postgres").batch_execute("CREATE DATABASE hs_citus").unwrap();
-    node_connect("worker3", port, "hs_citus").batch_execute("CREATE EXTENSION citus").unwrap();
+    fresh_node("worker3", port);
     c.execute("SELECT citus_add_node('127.0.0.1', $1)", &[&i32::from(port)]).unwrap();
     c.batch_execute("SELECT rebalance_table_shards('accounts', shard_transfer_mode => 'block_writes')").unwrap();
     let on_new: i64 = c
@@ -257,5 +249,4 @@ fn citus_d_a_worker_added_after_set_model_scores_too() {
     same_as_single_node(&mut c, "SELECT a.id, health_score.score('added', a) FROM accounts a ORDER BY a.id");
     same_as_single_node(&mut c, "SELECT a.id, health_score.band('added', to_jsonb(a)) FROM accounts a ORDER BY a.id");
     stop_citus();
-    run(Command::new("bash").arg(root().join("scripts/cluster.sh")).arg("stop").arg(&dir));
 }
