@@ -187,6 +187,8 @@ pub fn minimize_polished(
         // within the bounds, where a step cut by the projection would have been a worse
         // direction, and each cut of the line search is one more pass over the rows.
         let mut stopped: Vec<usize> = Vec::new();
+        // the first solve's step: Bertsekas's own direction, a descent direction
+        let mut plain: Option<Vec<f64>> = None;
         for _ in 0..d {
             let free: Vec<usize> = (0..d).filter(|&a| !active[a] && !stopped.contains(&a)).collect();
             let hf: Vec<f64> =
@@ -212,6 +214,19 @@ pub fn minimize_polished(
             if !crossing {
                 break;
             }
+            if plain.is_none() {
+                let mut first = direction.clone();
+                for (i, &a) in free.iter().enumerate() {
+                    first[a] = step[i];
+                }
+                plain = Some(first);
+            }
+        }
+        // the stopped step is the minimum of the Newton model with the stopped moves given;
+        // should it not lead downhill (never seen), the plain step is taken
+        let downhill = |d: &[f64]| (0..d.len()).filter(|&a| !active[a]).map(|a| g[a] * d[a]).sum::<f64>() < 0.0;
+        if let Some(first) = plain.filter(|_| !downhill(&direction)) {
+            direction = first;
         }
         let mut alpha = 1.0;
         let mut accepted = None;
