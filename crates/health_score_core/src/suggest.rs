@@ -4,8 +4,8 @@
 //!
 //! The model's shapes are fitted once on the training rows; each candidate column is then
 //! fitted alone on top of that fit's log-odds (an offset), on every `RANKING_SAMPLE`th
-//! training row in the rows' canonical order, which ranks every candidate for the cost of a
-//! small one-leaf fit. The best `exact` candidates are fitted again together with the
+//! training row in the rows' canonical order (of large data), which ranks every candidate for
+//! the cost of a small one-leaf fit. The best `exact` candidates are fitted again together with the
 //! model's leaves (weights and shapes), and their holdout AUC is that of the fitted model
 //! scored as the scoring functions score it. A candidate whose fitted term alone separates
 //! the training rows (almost) perfectly leaks the outcome: it is flagged and ranked last.
@@ -29,8 +29,10 @@ pub const DEFAULT_MAX_CATEGORIES: usize = 20;
 /// the rows sooner.
 const RANKING_TOLERANCE: f64 = 1e-5;
 /// The ranking fits read one training row in this many (the knots and categories are still
-/// those of every row, so that a ranking fit's solution starts the joint fit).
+/// those of every row, so that a ranking fit's solution starts the joint fit), from this many
+/// training rows on: below, a quarter would rank on too few rows, and all are cheap.
 const RANKING_SAMPLE: usize = 4;
+const RANKING_SAMPLE_FROM: usize = 100_000;
 /// The AUC of a candidate's term alone, over the training rows it was ranked on, from which it
 /// is taken for a leak.
 pub const LEAK_AUC: f64 = 0.999;
@@ -429,7 +431,8 @@ pub fn suggest(
     let fitted_top: f64 = base.leaves.iter().map(|l| l.weight).sum();
     let scale = hand_top / fitted_top;
 
-    let sample: Vec<usize> = order.iter().step_by(RANKING_SAMPLE).copied().collect();
+    let every = if data.train.rows() >= RANKING_SAMPLE_FROM { RANKING_SAMPLE } else { 1 };
+    let sample: Vec<usize> = order.iter().step_by(every).copied().collect();
     let mut taken: Vec<String> = model.nodes.iter().map(|n| n.name.clone()).collect();
     let mut too_many = Vec::new();
     let mut tried = Vec::new();
