@@ -3516,7 +3516,7 @@ LANGUAGE sql STABLE AS $$
                     health_score_internal._suggest(m.model_sql, m.config, suggest.source, suggest.outcome_column, suggest.options) r
 $$;
 COMMENT ON FUNCTION health_score.suggest(text, regclass, text, jsonb) IS
-    'The source''s other columns (numbers, booleans, text with few values) that would most improve the model, each as a component with a fitted normalizer and a weight on the scale of the model''s top level, ranked by the holdout AUC of the model refitted with it (weights and shapes; exact for the best 5, estimated for the rest); leak marks a column that separates the outcome on its own, ranked last. Options: holdout (0.2), key_column, include, exclude, exact (5), max_categories (20), and fit''s shape options';
+    'The source''s other columns (numbers, booleans, text with few values) that would most improve the model, each as a component with a fitted normalizer and a weight on the scale of the model''s top level, ranked by the holdout AUC of the model refitted with it (weights and shapes; exact for the best 10, estimated for the rest); leak marks a column that separates the outcome on its own, ranked last. Options: holdout (0.2), key_column, include, exclude, exact (10), max_categories (20), and fit''s shape options';
 COMMENT ON FUNCTION health_score.suggest(jsonb, regclass, text, jsonb) IS 'suggest with an inline model';
 
 CREATE FUNCTION health_score.add_components(model jsonb, components jsonb, parent text DEFAULT NULL) RETURNS jsonb

@@ -205,7 +205,8 @@ fn unnamed_columns(input: &JsonbRef, model: &crate::core::Model) -> Result<(), E
     if members.is_empty() || !members.iter().all(|(k, _)| unnamed(k)) {
         return Ok(());
     }
-    let wanted: Vec<String> = model.inputs.iter().take(3).map(|slot| format!("\"{}\"", slot.key)).collect();
+    let wanted: Vec<String> =
+        model.inputs.iter().take(3).map(|slot| crate::core::error::quoted_excerpt(&slot.key)).collect();
     Err(Error::SourceColumns {
         types: false,
         message: format!(

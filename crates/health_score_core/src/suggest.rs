@@ -20,7 +20,7 @@ use super::solver::TOLERANCE;
 use super::value::Value;
 
 /// Candidates fitted jointly with the model when the options name no number.
-pub const DEFAULT_EXACT: usize = 5;
+pub const DEFAULT_EXACT: usize = 10;
 /// A text column with more distinct values than this is not a candidate, by default.
 pub const DEFAULT_MAX_CATEGORIES: usize = 20;
 /// Where the fit that ranks a candidate on top of the model stops: the ranking is an estimate

@@ -245,3 +245,20 @@ fn untyped_literals_and_text_inputs_score_without_a_cast() {
     let hint = Spi::get_one::<String>("SELECT pg_temp.row_hint()").unwrap().unwrap_or_default();
     assert!(hint.contains("ROW(a.*)") && hint.contains("named row type"), "{hint}");
 }
+
+/// `to_jsonb` of an anonymous row gives keys f1, f2, …, which name none of the model's inputs:
+/// 42703 rather than a score of nothing; an object that merely lacks the inputs still scores
+/// as one whose inputs are all missing.
+#[pg_test]
+fn an_input_of_unnamed_columns_is_refused() {
+    setup_model();
+    install_error_helper();
+    let (state, message) = error_of("SELECT health_score.score('churn', to_jsonb(ROW(12, 0.5, 'passive')))");
+    assert_eq!(state, "42703", "{message}");
+    assert!(message.contains("f1 to f3") && message.contains("\"logins\""), "{message}");
+    let (state, message) = error_of("SELECT health_score.band('churn', '{\"f1\": 3}'::jsonb)");
+    assert_eq!(state, "42703", "{message}");
+    let nothing = core_score(serde_json::json!({}));
+    assert!(close(sql_f64("SELECT health_score.score('churn', '{\"other\": 1}'::jsonb)"), nothing));
+    assert!(close(sql_f64("SELECT health_score.score('churn', '{}'::jsonb)"), nothing));
+}
