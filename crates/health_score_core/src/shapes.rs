@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::bytes::Reader;
 use super::error::{reserve, Error};
@@ -810,15 +811,22 @@ struct Problem {
     penalty: Vec<f64>,
     /// The curve blocks (first variable, length): u = prefix sums of δ within each.
     blocks: Vec<(usize, usize)>,
-    /// Per row and leaf (row-major) what the row shows, found once instead of on every pass:
-    /// `NOTHING`, a variable with weight 1 (`DIRECT` set: a category, or imputed), or the
-    /// variable of the upper knot of the curve's interval holding the value, weighing `λ`
-    /// (`lambdas`), the lower knot's (the variable before, when `LOWER` is set: the first
-    /// knot's value is 0 and has none) weighing `1 − λ`.
-    codes: Vec<u32>,
-    lambdas: Vec<f64>,
+    /// What each row shows of the leaves, in blocks of leaves (one, or a regression's blocks
+    /// shared with one more leaf's: `Prepared::with_leaves_of`).
+    cells: Vec<Rc<Cells>>,
     /// Per row c·p·q at the θ of the last `value_gradient` call, for `hessian`.
     weights: RefCell<Vec<f64>>,
+}
+
+/// Per row and leaf (row-major, `leaves` a row) what the row shows, found once instead of on
+/// every pass: `NOTHING`, a variable with weight 1 (`DIRECT` set: a category, or imputed), or
+/// the variable of the upper knot of the curve's interval holding the value, weighing `λ`
+/// (`lambdas`), the lower knot's (the variable before, when `LOWER` is set: the first knot's
+/// value is 0 and has none) weighing `1 − λ`.
+struct Cells {
+    leaves: usize,
+    codes: Vec<u32>,
+    lambdas: Vec<f64>,
 }
 
 const NOTHING: u32 = u32::MAX;
@@ -866,13 +874,13 @@ impl Problem {
             }
         }
         let rows = Rows { keys: Vec::new(), ..rows };
-        Problem { rows, leaves, bases, imputed, penalty, blocks, codes, lambdas, weights: RefCell::default() }
+        let cells = vec![Rc::new(Cells { leaves, codes, lambdas })];
+        Problem { rows, leaves, bases, imputed, penalty, blocks, cells, weights: RefCell::default() }
     }
 
     /// The same problem over one row in `n` (in the rows' order).
     fn every(&self, n: usize) -> Problem {
         let picked: Vec<usize> = (0..self.rows.y.len()).step_by(n).collect();
-        let cells = |i: usize| i * self.leaves..(i + 1) * self.leaves;
         let rows = Rows {
             keys: Vec::new(),
             y: picked.iter().map(|&i| self.rows.y[i]).collect(),
@@ -886,8 +894,18 @@ impl Problem {
             imputed: self.imputed.clone(),
             penalty: self.penalty.clone(),
             blocks: self.blocks.clone(),
-            codes: picked.iter().flat_map(|&i| self.codes[cells(i)].iter().copied()).collect(),
-            lambdas: picked.iter().flat_map(|&i| self.lambdas[cells(i)].iter().copied()).collect(),
+            cells: self
+                .cells
+                .iter()
+                .map(|c| {
+                    let row = |i: usize| i * c.leaves..(i + 1) * c.leaves;
+                    Rc::new(Cells {
+                        leaves: c.leaves,
+                        codes: picked.iter().flat_map(|&i| c.codes[row(i)].iter().copied()).collect(),
+                        lambdas: picked.iter().flat_map(|&i| c.lambdas[row(i)].iter().copied()).collect(),
+                    })
+                })
+                .collect(),
             weights: RefCell::default(),
         }
     }
@@ -896,22 +914,24 @@ impl Problem {
     fn features(&self, row: usize, out: &mut Vec<(usize, f64)>) {
         out.clear();
         out.push((0, 1.0));
-        let cells = row * self.leaves..(row + 1) * self.leaves;
-        for (&code, &lambda) in self.codes[cells.clone()].iter().zip(&self.lambdas[cells]) {
-            if code == NOTHING {
-                continue;
-            }
-            if code & DIRECT != 0 {
-                out.push(((code & !DIRECT) as usize, 1.0));
-                continue;
-            }
-            let upper = (code & VARIABLE) as usize;
-            // a knot weighing exactly 0 adds nothing: it is left out
-            if code & LOWER != 0 && lambda != 1.0 {
-                out.push((upper - 1, 1.0 - lambda));
-            }
-            if lambda != 0.0 {
-                out.push((upper, lambda));
+        for block in &self.cells {
+            let cells = row * block.leaves..(row + 1) * block.leaves;
+            for (&code, &lambda) in block.codes[cells.clone()].iter().zip(&block.lambdas[cells]) {
+                if code == NOTHING {
+                    continue;
+                }
+                if code & DIRECT != 0 {
+                    out.push(((code & !DIRECT) as usize, 1.0));
+                    continue;
+                }
+                let upper = (code & VARIABLE) as usize;
+                // a knot weighing exactly 0 adds nothing: it is left out
+                if code & LOWER != 0 && lambda != 1.0 {
+                    out.push((upper - 1, 1.0 - lambda));
+                }
+                if lambda != 0.0 {
+                    out.push((upper, lambda));
+                }
             }
         }
         // the variables were numbered leaf by leaf, so the features come in ascending order
@@ -1116,20 +1136,22 @@ impl Prepared {
         blocks.extend(b.blocks.iter().map(|&(first, len)| (moved(first), len)));
         let leaves = a.leaves + b.leaves;
         let n = a.rows.y.len();
-        let mut codes = Vec::with_capacity(n * leaves);
-        let mut lambdas = Vec::with_capacity(n * leaves);
-        for row in 0..n {
-            codes.extend_from_slice(&a.codes[row * a.leaves..(row + 1) * a.leaves]);
-            lambdas.extend_from_slice(&a.lambdas[row * a.leaves..(row + 1) * a.leaves]);
-            // every code but NOTHING names a variable, beside its flags
-            codes.extend(b.codes[row * b.leaves..(row + 1) * b.leaves].iter().map(|&code| {
-                if code == NOTHING {
-                    code
-                } else {
-                    moved((code & VARIABLE) as usize) as u32 | (code & (DIRECT | LOWER))
-                }
-            }));
-            lambdas.extend_from_slice(&b.lambdas[row * b.leaves..(row + 1) * b.leaves]);
+        // this regression's blocks are shared; the other's leaves get a block of their own,
+        // every code but NOTHING naming a variable beside its flags
+        let mut cells = a.cells.clone();
+        for block in &b.cells {
+            let codes = block
+                .codes
+                .iter()
+                .map(|&code| {
+                    if code == NOTHING {
+                        code
+                    } else {
+                        moved((code & VARIABLE) as usize) as u32 | (code & (DIRECT | LOWER))
+                    }
+                })
+                .collect();
+            cells.push(Rc::new(Cells { leaves: block.leaves, codes, lambdas: block.lambdas.clone() }));
         }
         let rows = Rows { keys: Vec::new(), y: a.rows.y.clone(), count: a.rows.count.clone(), offset: vec![0.0; n] };
         let mut lower = self.bounds.lower.clone();
@@ -1137,17 +1159,7 @@ impl Prepared {
         let mut upper = self.bounds.upper.clone();
         upper.extend_from_slice(&other.bounds.upper[1..]);
         Prepared {
-            problem: Problem {
-                rows,
-                leaves,
-                bases,
-                imputed,
-                penalty,
-                blocks,
-                codes,
-                lambdas,
-                weights: RefCell::default(),
-            },
+            problem: Problem { rows, leaves, bases, imputed, penalty, blocks, cells, weights: RefCell::default() },
             bounds: Bounds { lower, upper },
             intercept: self.intercept,
         }
