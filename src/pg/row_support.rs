@@ -110,12 +110,21 @@ unsafe fn lookup_columns_function(funcid: pg_sys::Oid, leading: &[pg_sys::Oid]) 
     let argtypes: Vec<pg_sys::Oid> =
         leading.iter().copied().chain([pg_sys::OIDOID, pg_sys::TEXTARRAYOID, pg_sys::ANYOID]).collect();
     [c"health_score_internal", c"health_score"].into_iter().find_map(|schema| {
-        let mut names: *mut pg_sys::List = std::ptr::null_mut();
-        names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(schema.as_ptr())) as *mut _);
-        names = pg_sys::lappend(names, pg_sys::makeString(pg_sys::pstrdup(target.as_ptr())) as *mut _);
-        let oid = pg_sys::LookupFuncName(names, argtypes.len() as i32, argtypes.as_ptr(), true);
-        (oid != pg_sys::InvalidOid).then_some(oid)
+        lookup_function(pg_sys::pstrdup(schema.as_ptr()), pg_sys::pstrdup(target.as_ptr()), &argtypes)
     })
+}
+
+/// The function `schema.name(argtypes)` (names palloc'd: the lookup keeps them in its list).
+unsafe fn lookup_function(
+    schema: *mut std::ffi::c_char,
+    name: *mut std::ffi::c_char,
+    argtypes: &[pg_sys::Oid],
+) -> Option<pg_sys::Oid> {
+    let mut names: *mut pg_sys::List = std::ptr::null_mut();
+    names = pg_sys::lappend(names, pg_sys::makeString(schema) as *mut _);
+    names = pg_sys::lappend(names, pg_sys::makeString(name) as *mut _);
+    let oid = pg_sys::LookupFuncName(names, argtypes.len() as i32, argtypes.as_ptr(), true);
+    (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
 unsafe fn names_const(columns: &[Column]) -> *mut pg_sys::Node {
@@ -132,21 +141,19 @@ unsafe fn names_const(columns: &[Column]) -> *mut pg_sys::Node {
         as *mut pg_sys::Node
 }
 
-/// Under Citus, a model named by a constant, as its version's config (a jsonb constant), so
-/// that the workers, whose registries are empty, score with it: the task queries Citus sends
-/// them are deparsed from the plan. A cached plan then holds that version: `set_model`
-/// invalidates every cached plan that calls a function (`src/pg/registry.rs`), so that none
-/// keeps a superseded version. Without Citus, or outside a planner (no `root`), or for a name
-/// that resolves to nothing (the call raises its error when it runs), None.
+/// For Citus (the caller checks it is installed): a model named by a constant, as its
+/// version's config (a jsonb constant), so that the workers, whose registries are empty, score
+/// with it: the task queries Citus sends them are deparsed from the plan. A cached plan then
+/// holds that version: `set_model` invalidates every cached plan that calls a function
+/// (`src/pg/registry.rs`), so that none keeps a superseded version. Outside a planner (no
+/// `root`), or for a name that resolves to nothing (the call raises its error when it runs),
+/// None.
 unsafe fn inline_for_citus(root: *mut pg_sys::PlannerInfo, model: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
-    if root.is_null() || (*root).glob.is_null() || (*model).type_ != pg_sys::NodeTag::T_Const {
+    if root.is_null() || (*model).type_ != pg_sys::NodeTag::T_Const {
         return None;
     }
     let model = model as *mut pg_sys::Const;
     if (*model).consttype != pg_sys::TEXTOID || (*model).constisnull {
-        return None;
-    }
-    if !citus_installed() {
         return None;
     }
     let spec = super::text_arg((*model).constvalue);
@@ -173,11 +180,7 @@ unsafe fn same_function_for(funcid: pg_sys::Oid, argtypes: &[pg_sys::Oid]) -> Op
     if schema.is_null() || name.is_null() {
         return None;
     }
-    let mut names: *mut pg_sys::List = std::ptr::null_mut();
-    names = pg_sys::lappend(names, pg_sys::makeString(schema) as *mut _);
-    names = pg_sys::lappend(names, pg_sys::makeString(name) as *mut _);
-    let oid = pg_sys::LookupFuncName(names, argtypes.len() as i32, argtypes.as_ptr(), true);
-    (oid != pg_sys::InvalidOid).then_some(oid)
+    lookup_function(schema, name, argtypes)
 }
 
 unsafe fn list_of(nodes: &[*mut pg_sys::Node]) -> *mut pg_sys::List {
@@ -222,8 +225,11 @@ v1_function!(hs_row_support, pg_finfo_hs_row_support, |fcinfo| {
     let mut funcid = (*call).funcid;
     let mut leading: Vec<*mut pg_sys::Node> = (0..nargs - 1).map(|i| nth((*call).args, i)).collect();
     let last = nth((*call).args, nargs - 1);
+    // one catalog lookup per planned call
+    let citus = citus_installed();
     let mut inlined = false;
-    if let Some(config) = inline_for_citus((*request).root, leading[0]) {
+    let config = if citus { inline_for_citus((*request).root, leading[0]) } else { None };
+    if let Some(config) = config {
         // the declared types (a row is passed as `record`), the model's as jsonb
         let mut declared: *mut pg_sys::Oid = std::ptr::null_mut();
         let mut count = 0;
@@ -252,7 +258,7 @@ v1_function!(hs_row_support, pg_finfo_hs_row_support, |fcinfo| {
     let mut args = list_of(&leading);
     // the row type only names the row in errors; under Citus the workers know no coordinator
     // OID, and a shard's row type is another one: none is sent then
-    let row_type = if inlined || citus_installed() { pg_sys::InvalidOid } else { row_type };
+    let row_type = if citus { pg_sys::InvalidOid } else { row_type };
     let row_type_const =
         pg_sys::makeConst(pg_sys::OIDOID, -1, pg_sys::InvalidOid, 4, pg_sys::Datum::from(row_type), false, true);
     args = pg_sys::lappend(args, row_type_const.cast());
