@@ -19,7 +19,24 @@ pub extern "C-unwind" fn _PG_init() {
     // std reads this variable before RUST_BACKTRACE, once, at the first capture.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     core::interrupts::install(check_for_interrupts, check_stack_depth);
+    core::parallel::install(fit_threads);
     pg::models::define_settings();
+}
+
+/// The threads a fit's passes over its rows may use: as many as the processes of a parallel
+/// query (the leader and `max_parallel_workers_per_gather` workers), at most the CPUs this
+/// process may run on, and one in a parallel worker. The helper threads do arithmetic on the
+/// fit's own memory and call nothing of PostgreSQL (`core::parallel`).
+fn fit_threads() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // SAFETY: plain reads of the backend's own globals, on its own thread
+    let (in_worker, workers) =
+        unsafe { (pgrx::pg_sys::ParallelWorkerNumber >= 0, pgrx::pg_sys::max_parallel_workers_per_gather) };
+    if in_worker {
+        return 1;
+    }
+    (1 + workers.max(0) as usize).min(cpus)
 }
 
 fn check_for_interrupts() {

@@ -2,10 +2,11 @@
 //! `bench.suggest_accounts` (the benchmark model's eight leaves, 16 numeric and 4 text
 //! candidates, a fifth held out), or the rows of a CSV file exported from that table (in the
 //! column order of the `\copy` in docs/performance.md) when HS_SUGGEST_CSV names one.
-//! `cargo bench -p health_score_core --bench suggest`. Prints the time and the ranking;
-//! asserts nothing. The SQL benchmark, with its ratio, is `bash bench/run.sh --fit-only`.
+//! `cargo bench -p health_score_core --bench suggest`. Prints the times on one thread and on
+//! HS_THREADS (2) and the ranking; asserts only that the threads change nothing. The SQL benchmark, with its ratio, is `bash bench/run.sh --fit-only`.
 use std::time::Instant;
 
+use health_score_core::parallel::with_threads;
 use health_score_core::shapes::{encode_observations, Observation};
 use health_score_core::suggest::{suggest, Candidate, SuggestData, SuggestOptions};
 use health_score_core::{Json, Model};
@@ -126,16 +127,21 @@ fn main() {
     }
     println!("{} rows read in {:?}", d.train.rows() + d.holdout.rows(), t0.elapsed());
     let options = SuggestOptions::from_json(&Json::from(&serde_json::json!({})), &model).expect("options");
-    // the machine is shared: the median of three runs
-    let mut runs = Vec::new();
+    // the machine is shared: the median of three runs, on one thread and on HS_THREADS (2)
+    let threads: usize = std::env::var("HS_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
     let mut found = None;
-    for _ in 0..3 {
-        let t = Instant::now();
-        found = Some(suggest(&json, &model, &candidates, &d, &options).expect("suggests"));
-        runs.push(t.elapsed());
+    for threads in [1, threads] {
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let run = with_threads(threads, || suggest(&json, &model, &candidates, &d, &options).expect("suggests"));
+            runs.push(t.elapsed());
+            assert!(found.as_ref().is_none_or(|f| *f == run), "the same suggestions on any number of threads");
+            found = Some(run);
+        }
+        runs.sort();
+        println!("suggest on {threads} thread(s): median {:?} of {runs:?}", runs[1]);
     }
-    runs.sort();
-    println!("suggest: median {:?} of {runs:?}", runs[1]);
     for s in found.expect("a run").suggestions {
         println!("  {} {} {:.6} exact={} leak={}", s.rank, s.column, s.holdout_auc, s.exact, s.leak);
     }

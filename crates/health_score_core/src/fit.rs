@@ -12,6 +12,7 @@ use super::error::Error;
 use super::interrupts::{self, Ticker};
 use super::json::Json;
 use super::model::Model;
+use super::parallel;
 use super::score::{NodeResult, Status};
 use super::solver::{self, Bounds, Compensated, Minimum, Objective, BLOCK};
 
@@ -196,40 +197,55 @@ impl Problem {
     fn derivatives(&self, theta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
         let k = self.columns.len();
         let d = k + 1;
+        let (x, y, count) = (&self.x, &self.y, &self.count);
+        let parts = parallel::chunks(y.len(), &mut [(); 0], |rows, _| {
+            let mut loss = Compensated::default();
+            let mut g = vec![Compensated::default(); d];
+            let mut h = vec![0.0; d * d];
+            let mut v = vec![1.0; d];
+            let mut g_part = vec![0.0; d];
+            let mut start = rows.start;
+            while start < rows.end {
+                let end = (start + BLOCK).min(rows.end);
+                let mut loss_part = 0.0;
+                g_part.iter_mut().for_each(|x| *x = 0.0);
+                for i in start..end {
+                    let (y, c) = (y[i], count[i]);
+                    v[1..].copy_from_slice(&x[i * k..(i + 1) * k]);
+                    let z = linear(theta, &v[1..]);
+                    let (p, q, loss) = solver::logistic_terms(z, y);
+                    loss_part += c * loss;
+                    let r = c * if y == 1.0 { -q } else { p };
+                    let w = c * p * q;
+                    // the upper triangle, row by row, as slices (no bounds checks in the inner loop)
+                    for a in 0..d {
+                        g_part[a] += r * v[a];
+                        let wa = w * v[a];
+                        for (hb, vb) in h[a * d + a..(a + 1) * d].iter_mut().zip(&v[a..]) {
+                            *hb += wa * vb;
+                        }
+                    }
+                }
+                loss.add(loss_part);
+                for a in 0..d {
+                    g[a].add(g_part[a]);
+                }
+                start = end;
+            }
+            interrupts::check();
+            (loss, g, h)
+        });
         let mut loss = Compensated::default();
         let mut g = vec![Compensated::default(); d];
         let mut h = vec![0.0; d * d];
-        let mut v = vec![1.0; d];
-        let mut g_part = vec![0.0; d];
-        let rows = self.y.len();
-        let mut start = 0;
-        while start < rows {
-            let end = (start + BLOCK).min(rows);
-            let mut loss_part = 0.0;
-            g_part.iter_mut().for_each(|x| *x = 0.0);
-            for i in start..end {
-                let (y, c) = (self.y[i], self.count[i]);
-                v[1..].copy_from_slice(&self.x[i * k..(i + 1) * k]);
-                let z = linear(theta, &v[1..]);
-                let (p, q, loss) = solver::logistic_terms(z, y);
-                loss_part += c * loss;
-                let r = c * if y == 1.0 { -q } else { p };
-                let w = c * p * q;
-                // the upper triangle, row by row, as slices (no bounds checks in the inner loop)
-                for a in 0..d {
-                    g_part[a] += r * v[a];
-                    let wa = w * v[a];
-                    for (hb, vb) in h[a * d + a..(a + 1) * d].iter_mut().zip(&v[a..]) {
-                        *hb += wa * vb;
-                    }
+        for (part_loss, part_g, part_h) in parts {
+            loss.merge(&part_loss);
+            for a in 0..d {
+                g[a].merge(&part_g[a]);
+                for b in a..d {
+                    h[a * d + b] += part_h[a * d + b];
                 }
             }
-            loss.add(loss_part);
-            for a in 0..d {
-                g[a].add(g_part[a]);
-            }
-            start = end;
-            interrupts::check();
         }
         let n = self.total;
         let mut g: Vec<f64> = g.iter().map(|c| c.total() / n).collect();

@@ -21,14 +21,21 @@ pub fn install(check: fn(), check_stack: fn()) {
 /// size; this is the second line.
 #[inline]
 pub fn check_stack() {
+    if super::parallel::on_helper() {
+        return;
+    }
     if let Some(check) = CHECK_STACK.get() {
         check();
     }
 }
 
-/// Runs the host's check now.
+/// Runs the host's check now (on a pass's helper thread, nothing: the host's checks run on its
+/// own thread).
 #[inline]
 pub fn check() {
+    if super::parallel::on_helper() {
+        return;
+    }
     if let Some(check) = CHECK.get() {
         check();
     }

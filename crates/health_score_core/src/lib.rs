@@ -14,6 +14,7 @@ pub mod limits;
 pub mod manual;
 pub mod model;
 pub mod normalize;
+pub mod parallel;
 pub mod parent;
 pub mod score;
 pub mod shapes;

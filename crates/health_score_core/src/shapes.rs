@@ -12,9 +12,8 @@
 //! score is `scale · (b − Σ min h_j − logit) / Σ range`: strictly decreasing in the fitted
 //! log-odds, exactly as with fitted weights.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use super::bytes::Reader;
 use super::error::{reserve, Error};
@@ -22,6 +21,7 @@ use super::fit::{design_model, tree_weights_json, MIN_CLASS_ROWS, UPPER};
 use super::json::Json;
 use super::model::Model;
 use super::normalize::Normalizer;
+use super::parallel;
 use super::score::{NodeResult, Status};
 use super::solver::{self, Bounds, Compensated, Minimum, Objective, BLOCK};
 use super::value::Value;
@@ -813,9 +813,9 @@ struct Problem {
     blocks: Vec<(usize, usize)>,
     /// What each row shows of the leaves, in blocks of leaves (one, or a regression's blocks
     /// shared with one more leaf's: `Prepared::with_leaves_of`).
-    cells: Vec<Rc<Cells>>,
+    cells: Vec<Arc<Cells>>,
     /// Per row c·p·q at the θ of the last `value_gradient` call, for `hessian`.
-    weights: RefCell<Vec<f64>>,
+    weights: Mutex<Vec<f64>>,
 }
 
 /// Per row and leaf (row-major, `leaves` a row) what the row shows, found once instead of on
@@ -874,8 +874,8 @@ impl Problem {
             }
         }
         let rows = Rows { keys: Vec::new(), ..rows };
-        let cells = vec![Rc::new(Cells { leaves, codes, lambdas })];
-        Problem { rows, leaves, bases, imputed, penalty, blocks, cells, weights: RefCell::default() }
+        let cells = vec![Arc::new(Cells { leaves, codes, lambdas })];
+        Problem { rows, leaves, bases, imputed, penalty, blocks, cells, weights: Mutex::default() }
     }
 
     /// The same problem over one row in `n` (in the rows' order).
@@ -899,43 +899,15 @@ impl Problem {
                 .iter()
                 .map(|c| {
                     let row = |i: usize| i * c.leaves..(i + 1) * c.leaves;
-                    Rc::new(Cells {
+                    Arc::new(Cells {
                         leaves: c.leaves,
                         codes: picked.iter().flat_map(|&i| c.codes[row(i)].iter().copied()).collect(),
                         lambdas: picked.iter().flat_map(|&i| c.lambdas[row(i)].iter().copied()).collect(),
                     })
                 })
                 .collect(),
-            weights: RefCell::default(),
+            weights: Mutex::default(),
         }
-    }
-
-    /// The row's nonzero features in u-space (variable, value), ascending by variable.
-    fn features(&self, row: usize, out: &mut Vec<(usize, f64)>) {
-        out.clear();
-        out.push((0, 1.0));
-        for block in &self.cells {
-            let cells = row * block.leaves..(row + 1) * block.leaves;
-            for (&code, &lambda) in block.codes[cells.clone()].iter().zip(&block.lambdas[cells]) {
-                if code == NOTHING {
-                    continue;
-                }
-                if code & DIRECT != 0 {
-                    out.push(((code & !DIRECT) as usize, 1.0));
-                    continue;
-                }
-                let upper = (code & VARIABLE) as usize;
-                // a knot weighing exactly 0 adds nothing: it is left out
-                if code & LOWER != 0 && lambda != 1.0 {
-                    out.push((upper - 1, 1.0 - lambda));
-                }
-                if lambda != 0.0 {
-                    out.push((upper, lambda));
-                }
-            }
-        }
-        // the variables were numbered leaf by leaf, so the features come in ascending order
-        debug_assert!(out.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     /// u from δ: prefix sums within each curve block.
@@ -950,41 +922,80 @@ impl Problem {
     }
 }
 
+/// The row's nonzero features in u-space (variable, value), ascending by variable.
+fn features(cells: &[Arc<Cells>], row: usize, out: &mut Vec<(usize, f64)>) {
+    out.clear();
+    out.push((0, 1.0));
+    for block in cells {
+        let cells = row * block.leaves..(row + 1) * block.leaves;
+        for (&code, &lambda) in block.codes[cells.clone()].iter().zip(&block.lambdas[cells]) {
+            if code == NOTHING {
+                continue;
+            }
+            if code & DIRECT != 0 {
+                out.push(((code & !DIRECT) as usize, 1.0));
+                continue;
+            }
+            let upper = (code & VARIABLE) as usize;
+            // a knot weighing exactly 0 adds nothing: it is left out
+            if code & LOWER != 0 && lambda != 1.0 {
+                out.push((upper - 1, 1.0 - lambda));
+            }
+            if lambda != 0.0 {
+                out.push((upper, lambda));
+            }
+        }
+    }
+    // the variables were numbered leaf by leaf, so the features come in ascending order
+    debug_assert!(out.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
 impl Objective for Problem {
     fn value_gradient(&self, theta: &[f64]) -> (f64, Vec<f64>) {
         let d = theta.len();
         let u = self.to_u(theta);
+        let (cells, data, u) = (&self.cells[..], &self.rows, &u);
+        let mut weights = self.weights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        weights.clear();
+        weights.resize(data.y.len(), 0.0);
+        let parts = parallel::chunks(data.y.len(), &mut weights[..], |rows, weights| {
+            let mut loss = Compensated::default();
+            let mut g = vec![Compensated::default(); d];
+            let mut g_part = vec![0.0; d];
+            let mut f = Vec::new();
+            let mut start = rows.start;
+            while start < rows.end {
+                let end = (start + BLOCK).min(rows.end);
+                let mut loss_part = 0.0;
+                g_part.iter_mut().for_each(|x| *x = 0.0);
+                for i in start..end {
+                    features(cells, i, &mut f);
+                    let (y, c) = (data.y[i], data.count[i]);
+                    let z: f64 = data.offset[i] + f.iter().map(|&(a, v)| u[a] * v).sum::<f64>();
+                    let (p, q, l) = solver::logistic_terms(z, y);
+                    loss_part += c * l;
+                    let r = c * if y == 1.0 { -q } else { p };
+                    weights[i - rows.start] = c * p * q;
+                    for &(a, va) in &f {
+                        g_part[a] += r * va;
+                    }
+                }
+                loss.add(loss_part);
+                for a in 0..d {
+                    g[a].add(g_part[a]);
+                }
+                start = end;
+            }
+            super::interrupts::check();
+            (loss, g)
+        });
         let mut loss = Compensated::default();
         let mut g = vec![Compensated::default(); d];
-        let mut g_part = vec![0.0; d];
-        let mut f = Vec::new();
-        let rows = self.rows.y.len();
-        let mut weights = self.weights.borrow_mut();
-        weights.clear();
-        weights.reserve(rows);
-        let mut start = 0;
-        while start < rows {
-            let end = (start + BLOCK).min(rows);
-            let mut loss_part = 0.0;
-            g_part.iter_mut().for_each(|x| *x = 0.0);
-            for i in start..end {
-                self.features(i, &mut f);
-                let (y, c) = (self.rows.y[i], self.rows.count[i]);
-                let z: f64 = self.rows.offset[i] + f.iter().map(|&(a, v)| u[a] * v).sum::<f64>();
-                let (p, q, l) = solver::logistic_terms(z, y);
-                loss_part += c * l;
-                let r = c * if y == 1.0 { -q } else { p };
-                weights.push(c * p * q);
-                for &(a, va) in &f {
-                    g_part[a] += r * va;
-                }
-            }
-            loss.add(loss_part);
+        for (part_loss, part_g) in parts {
+            loss.merge(&part_loss);
             for a in 0..d {
-                g[a].add(g_part[a]);
+                g[a].merge(&part_g[a]);
             }
-            start = end;
-            super::interrupts::check();
         }
         let n: f64 = self.rows.count.iter().sum();
         let mut g: Vec<f64> = g.iter().map(|c| c.total() / n).collect();
@@ -1005,22 +1016,34 @@ impl Objective for Problem {
     /// From the rows' weights p·q the last `value_gradient` kept: no exponential again.
     fn hessian(&self, theta: &[f64]) -> Vec<f64> {
         let d = theta.len();
-        let weights = self.weights.borrow();
-        let mut h = vec![0.0; d * d];
-        let mut f = Vec::new();
-        for (i, &w) in weights.iter().enumerate() {
-            self.features(i, &mut f);
-            for (n, &(a, va)) in f.iter().enumerate() {
-                let wa = w * va;
-                let row = &mut h[a * d..(a + 1) * d];
-                for &(b, vb) in &f[n..] {
-                    // SAFETY: every feature's variable is below d (`features` numbers them so);
-                    // the bounds check of this innermost loop is most of its cost
-                    unsafe { *row.get_unchecked_mut(b) += wa * vb };
+        let weights = self.weights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (cells, weights) = (&self.cells[..], &weights[..]);
+        let parts = parallel::chunks(weights.len(), &mut [(); 0], |rows, _| {
+            let mut h = vec![0.0; d * d];
+            let mut f = Vec::new();
+            for i in rows {
+                features(cells, i, &mut f);
+                let w = weights[i];
+                for (n, &(a, va)) in f.iter().enumerate() {
+                    let wa = w * va;
+                    let row = &mut h[a * d..(a + 1) * d];
+                    for &(b, vb) in &f[n..] {
+                        // SAFETY: every feature's variable is below d (`features` numbers them
+                        // so); the bounds check of this innermost loop is most of its cost
+                        unsafe { *row.get_unchecked_mut(b) += wa * vb };
+                    }
                 }
             }
-            if i % (16 * BLOCK) == 0 {
-                super::interrupts::check();
+            super::interrupts::check();
+            h
+        });
+        // the upper triangle, summed chunk by chunk in order
+        let mut h = vec![0.0; d * d];
+        for part in parts {
+            for a in 0..d {
+                for b in a..d {
+                    h[a * d + b] += part[a * d + b];
+                }
             }
         }
         let n: f64 = self.rows.count.iter().sum();
@@ -1151,7 +1174,7 @@ impl Prepared {
                     }
                 })
                 .collect();
-            cells.push(Rc::new(Cells { leaves: block.leaves, codes, lambdas: block.lambdas.clone() }));
+            cells.push(Arc::new(Cells { leaves: block.leaves, codes, lambdas: block.lambdas.clone() }));
         }
         let rows = Rows { keys: Vec::new(), y: a.rows.y.clone(), count: a.rows.count.clone(), offset: vec![0.0; n] };
         let mut lower = self.bounds.lower.clone();
@@ -1159,7 +1182,7 @@ impl Prepared {
         let mut upper = self.bounds.upper.clone();
         upper.extend_from_slice(&other.bounds.upper[1..]);
         Prepared {
-            problem: Problem { rows, leaves, bases, imputed, penalty, blocks, cells, weights: RefCell::default() },
+            problem: Problem { rows, leaves, bases, imputed, penalty, blocks, cells, weights: Mutex::default() },
             bounds: Bounds { lower, upper },
             intercept: self.intercept,
         }

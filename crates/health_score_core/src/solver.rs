@@ -61,6 +61,12 @@ impl Compensated {
     pub fn total(&self) -> f64 {
         self.sum + self.carry
     }
+
+    /// Adds another compensated sum (of the rows after this one's).
+    pub fn merge(&mut self, other: &Compensated) {
+        self.add(other.sum);
+        self.carry += other.carry;
+    }
 }
 
 /// σ(z), 1 − σ(z) and the log-loss of outcome `y` (1 or 0) from one exponential, none of them

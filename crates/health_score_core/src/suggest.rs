@@ -14,6 +14,7 @@ use super::auc::AucState;
 use super::error::Error;
 use super::json::Json;
 use super::model::Model;
+use super::parallel;
 use super::score::Scratch;
 use super::shapes::{self, Direction, Observation, ShapeData, ShapeFit, ShapeOptions};
 use super::solver::TOLERANCE;
@@ -435,16 +436,21 @@ pub fn suggest(
     let sample: Vec<usize> = order.iter().step_by(every).copied().collect();
     let mut taken: Vec<String> = model.nodes.iter().map(|n| n.name.clone()).collect();
     let mut too_many = Vec::new();
-    let mut tried = Vec::new();
+    let mut named = Vec::new();
     for (i, candidate) in candidates.iter().enumerate() {
-        let column = leaves + i;
-        if candidate.categorical && data.train.categories(column) > options.max_categories {
+        if candidate.categorical && data.train.categories(leaves + i) > options.max_categories {
             too_many.push(candidate.column.clone());
             continue;
         }
         let name = unique_name(&component_name(&candidate.column), &|n| taken.iter().any(|m| m == n));
         taken.push(name.clone());
-        let leaf = placeholder(&name, &candidate.column, candidate.categorical, data.train.first_category(column));
+        named.push((i, name));
+    }
+    // each candidate on top of the model, on threads of their own
+    let tried = parallel::map(&named, |(i, name)| -> Result<Option<Tried>, Error> {
+        let (i, candidate) = (*i, &candidates[*i]);
+        let column = leaves + i;
+        let leaf = placeholder(name, &candidate.column, candidate.categorical, data.train.first_category(column));
         let one = Json::Object(vec![("components".into(), Json::Array(vec![leaf.clone()]))]);
         let one_model = Model::parse(&one)?;
         let mut one_options = options.shapes.clone();
@@ -453,7 +459,7 @@ pub fn suggest(
         let setup =
             shapes::FitSetup { offset: Some(&train_offset), tolerance: Some(RANKING_TOLERANCE), ..on(&own, &sample) };
         let Ok(term) = shapes::fit_in(&one_model, &data.train, &one_options, setup) else {
-            continue;
+            return Ok(None);
         };
         // on the rows it was fitted on
         let on_train = auc_of(
@@ -468,7 +474,7 @@ pub fn suggest(
         }));
         let component = component_of(
             &shapes::apply_shapes(&one, &one_model, &term),
-            &name,
+            name,
             &candidate.column,
             term.leaves[0].weight * scale,
             &term.leaves[0],
@@ -476,9 +482,9 @@ pub fn suggest(
         let mut start = base.theta.clone();
         start[0] += term.theta[0];
         start.extend_from_slice(&term.theta[1..]);
-        tried.push(Tried {
+        Ok(Some(Tried {
             index: i,
-            name,
+            name: name.clone(),
             placeholder: leaf,
             one_model,
             leak,
@@ -486,8 +492,9 @@ pub fn suggest(
             component,
             options: one_options,
             start,
-        });
-    }
+        }))
+    });
+    let mut tried: Vec<Tried> = tried.into_iter().filter_map(Result::transpose).collect::<Result<_, _>>()?;
     // the best candidates that do not leak, fitted with the model's leaves
     tried.sort_by(|a, b| {
         a.leak
@@ -495,44 +502,47 @@ pub fn suggest(
             .then(b.approx.total_cmp(&a.approx))
             .then_with(|| candidates[a.index].column.cmp(&candidates[b.index].column))
     });
-    let mut suggestions = Vec::new();
-    for (n, t) in tried.into_iter().enumerate() {
+    // the joint fits of the best, on threads of their own
+    let joint = |(n, t): (usize, &Tried)| -> Result<Option<(Json, f64)>, Error> {
+        if t.leak || n >= options.exact {
+            return Ok(None);
+        }
         let input = &candidates[t.index].column;
+        let joint_json = add_components(model_json, &Json::Array(vec![t.placeholder.clone()]), None)?;
+        let joint = Model::parse(&joint_json)?;
+        let own = [leaves + t.index];
+        let fitted = shapes::prepare(&t.one_model, &data.train, &t.options, on(&own, &order)).and_then(|one| {
+            shapes::solve(&joint, &data.train, &t.options, &prepared.with_leaves_of(&one), Some(&t.start), TOLERANCE)
+        });
+        let Ok(fit) = fitted else { return Ok(None) };
+        let mut columns = leaf_columns.clone();
+        columns.push(leaves + t.index);
+        let fitted_json = shapes::apply_shapes(&joint_json, &joint, &fit);
+        let fitted = Model::parse(&fitted_json)?;
+        let own = fit.leaves.last().expect("the candidate's leaf");
+        let joint_top: f64 = fit.leaves[..leaves].iter().map(|l| l.weight).sum();
+        let component = component_of(&fitted_json, &t.name, input, own.weight * hand_top / joint_top, own);
+        Ok(Some((component, holdout_auc(&fitted, &data.holdout, &columns))))
+    };
+    let ranked: Vec<(usize, &Tried)> = tried.iter().enumerate().collect();
+    let exact = parallel::map(&ranked[..options.exact.min(ranked.len())], |&item| joint(item));
+    let mut exact = exact.into_iter();
+    let mut suggestions = Vec::new();
+    for t in tried {
         let mut s = Suggestion {
             rank: 0,
-            column: input.clone(),
+            column: candidates[t.index].column.clone(),
             component: t.component,
             holdout_auc: t.approx,
             gain: t.approx - baseline,
             leak: t.leak,
             exact: false,
         };
-        if !t.leak && n < options.exact {
-            let joint_json = add_components(model_json, &Json::Array(vec![t.placeholder]), None)?;
-            let joint = Model::parse(&joint_json)?;
-            let own = [leaves + t.index];
-            let fitted = shapes::prepare(&t.one_model, &data.train, &t.options, on(&own, &order)).and_then(|one| {
-                shapes::solve(
-                    &joint,
-                    &data.train,
-                    &t.options,
-                    &prepared.with_leaves_of(&one),
-                    Some(&t.start),
-                    TOLERANCE,
-                )
-            });
-            let mut columns = leaf_columns.clone();
-            columns.push(leaves + t.index);
-            if let Ok(fit) = fitted {
-                let fitted_json = shapes::apply_shapes(&joint_json, &joint, &fit);
-                let fitted = Model::parse(&fitted_json)?;
-                let own = fit.leaves.last().expect("the candidate's leaf");
-                let joint_top: f64 = fit.leaves[..leaves].iter().map(|l| l.weight).sum();
-                s.component = component_of(&fitted_json, &t.name, input, own.weight * hand_top / joint_top, own);
-                s.holdout_auc = holdout_auc(&fitted, &data.holdout, &columns);
-                s.gain = s.holdout_auc - baseline;
-                s.exact = true;
-            }
+        if let Some((component, auc)) = exact.next().transpose()?.flatten() {
+            s.component = component;
+            s.holdout_auc = auc;
+            s.gain = auc - baseline;
+            s.exact = true;
         }
         suggestions.push(s);
     }

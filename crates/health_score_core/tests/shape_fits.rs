@@ -223,6 +223,45 @@ fn row_order_and_workers_do_not_change_the_fit() {
     assert_eq!(whole.to_text(), split.to_text());
 }
 
+/// The passes over the rows split between threads give the same fits to the last bit: of
+/// shapes, and of weights alone.
+#[test]
+fn threads_do_not_change_the_fit() {
+    use health_score_core::parallel::with_threads;
+    let (json, m) = mixed_model();
+    let rows = mixed_rows(8, 30_000);
+    let d = data(&m, &rows);
+    let fits: Vec<String> = [1, 2, 3]
+        .iter()
+        .map(|&t| with_threads(t, || apply_shapes(&json, &m, &fit_shapes(&m, &d, &ShapeOptions::default()).unwrap())))
+        .map(|fitted| fitted.to_text())
+        .collect();
+    assert_eq!(fits[0], fits[1]);
+    assert_eq!(fits[0], fits[2]);
+    let x: Vec<f64> = rows
+        .iter()
+        .flat_map(|(obs, _)| {
+            obs.iter().map(|o| match o {
+                Observation::Number(v) => *v / 30.0,
+                Observation::Category(c) => (c.as_ref() == "a") as u8 as f64,
+                Observation::Imputed => 0.5,
+            })
+        })
+        .collect();
+    let y: Vec<bool> = rows.iter().map(|(_, y)| *y).collect();
+    let weights: Vec<Vec<f64>> = [1, 2, 3]
+        .iter()
+        .map(|&t| {
+            with_threads(t, || {
+                let s = health_score_core::fit::fit(3, &x, &y, 0.01).unwrap();
+                [vec![s.intercept], s.beta].concat()
+            })
+        })
+        .collect();
+    assert_eq!(weights[0], weights[1]);
+    assert_eq!(weights[0], weights[2]);
+}
+
 /// For rows whose every input counts, the fitted model's score is
 /// `scale · (c − log-odds) / Σ w` for one constant c: strictly decreasing in the fitted
 /// log-odds. Checked over rows of a model with a group, a map, an imputed leaf and a refitted
@@ -324,6 +363,9 @@ fn suggest_ranks_a_planted_column_first_and_flags_a_leak() {
     }
     let options = SuggestOptions::from_json(&Json::from(&json!({})), &m).unwrap();
     let found = suggest(&json, &m, &candidates, &d, &options).unwrap();
+    // the candidates fitted on two threads: the same suggestions to the last bit
+    let on_two = health_score_core::parallel::with_threads(2, || suggest(&json, &m, &candidates, &d, &options));
+    assert_eq!(on_two.unwrap(), found);
     let order: Vec<(&str, bool, bool)> =
         found.suggestions.iter().map(|s| (s.column.as_str(), s.leak, s.exact)).collect();
     assert_eq!(order[0], ("Seat Use", false, true), "{order:?}");
