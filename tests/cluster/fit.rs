@@ -303,6 +303,9 @@ fn fit_with_shapes_fits_curves_and_maps_through_sql() {
         "health_score_internal._fit_shapes(health_score_internal._fit_shape_row('{}', s), s.churned, '{}')",
     );
     assert_eq!(fit_text(&mut c, "shuffled", r#"{"shapes": true}"#), through_sql);
+    // on one thread (parallel query off): the same to the bit
+    c.batch_execute("RESET ALL; SET max_parallel_workers_per_gather = 0").unwrap();
+    assert_eq!(fit_text(&mut c, "accounts", r#"{"shapes": true}"#), through_sql);
     c.batch_execute("RESET ALL").unwrap();
 
     // the report: each leaf's normalizer before and after, and a better holdout AUC
