@@ -3547,6 +3547,46 @@ CREATE OR REPLACE FUNCTION health_score_internal._held_out(entity_key text, frac
     AS 'MODULE_PATHNAME', 'hs_held_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -------------------------------------------------------------------------------------------
+-- Issue 21, item 3: auc and trend keep flat bytea states (sql/outcomes.sql, sql/trend.sql),
+-- which Citus aggregates partially on its workers; trend's internal functions go
+-------------------------------------------------------------------------------------------
+-- Citus checks the caller's right to run these functions, so they stay executable by PUBLIC;
+-- each refuses a call from outside an aggregate and a state that is not one of its own
+-- (docs/security.md).
+CREATE FUNCTION health_score_internal._auc_step(state bytea, score double precision, churned boolean) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_auc_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._auc_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_auc_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._auc_result(state bytea) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'hs_auc_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._auc_step(bytea, double precision, boolean) IS 'auc transition: keeps the score in its class, in the flat state (in place)';
+COMMENT ON FUNCTION health_score_internal._auc_merge(bytea, bytea) IS 'auc combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._auc_result(bytea) IS 'auc final: counts the pairs over the sorted scores';
+CREATE OR REPLACE AGGREGATE health_score.auc(score double precision, churned boolean) (
+    SFUNC = health_score_internal._auc_step, STYPE = bytea, SSPACE = 160,
+    FINALFUNC = health_score_internal._auc_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._auc_merge, PARALLEL = SAFE);
+
+CREATE FUNCTION health_score_internal._trend_step(state bytea, at timestamptz, score double precision) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_trend_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._trend_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_trend_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._trend_result(state bytea) RETURNS health_score.trend_summary
+    AS 'MODULE_PATHNAME', 'hs_trend_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._trend_step(bytea, timestamptz, double precision) IS 'trend transition: adds one (time, score) point to the flat state, in place';
+COMMENT ON FUNCTION health_score_internal._trend_merge(bytea, bytea) IS 'trend combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._trend_result(bytea) IS 'trend final: the summary (reads the state only, so it also serves window frames)';
+CREATE OR REPLACE AGGREGATE health_score.trend(at timestamptz, score double precision) (
+    SFUNC = health_score_internal._trend_step, STYPE = bytea, SSPACE = 112,
+    FINALFUNC = health_score_internal._trend_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._trend_merge, PARALLEL = SAFE);
+DROP FUNCTION health_score_internal._trend_trans(internal, timestamptz, double precision),
+              health_score_internal._trend_combine(internal, internal),
+              health_score_internal._trend_serialize(internal),
+              health_score_internal._trend_deserialize(bytea, internal),
+              health_score_internal._trend_final(internal);
+
+-------------------------------------------------------------------------------------------
 -- Last: the privileges users granted on the extension's objects stay theirs
 -------------------------------------------------------------------------------------------
 -- Every GRANT and REVOKE run by this script on one of the extension's objects recorded the

@@ -18,11 +18,24 @@ COMMENT ON FUNCTION health_score_internal._auc_serialize(internal) IS 'auc seria
 COMMENT ON FUNCTION health_score_internal._auc_deserialize(bytea, internal) IS 'auc deserialize: bytea back to a state';
 COMMENT ON FUNCTION health_score_internal._auc_final(internal) IS 'auc final: counts the pairs over the sorted scores';
 
+-- auc's own state is a flat bytea filled in place (not internal): Citus aggregates it
+-- partially on its workers. Citus checks the caller's right to run these functions, so they
+-- stay executable by PUBLIC; each refuses a call from outside an aggregate and a state that is
+-- not one of its own (docs/security.md). The internal functions above serve _calibration.
+CREATE FUNCTION health_score_internal._auc_step(state bytea, score double precision, churned boolean) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_auc_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._auc_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_auc_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._auc_result(state bytea) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'hs_auc_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._auc_step(bytea, double precision, boolean) IS 'auc transition: keeps the score in its class, in the flat state (in place)';
+COMMENT ON FUNCTION health_score_internal._auc_merge(bytea, bytea) IS 'auc combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._auc_result(bytea) IS 'auc final: counts the pairs over the sorted scores';
+
 CREATE AGGREGATE health_score.auc(score double precision, churned boolean) (
-    SFUNC = health_score_internal._auc_trans, STYPE = internal, SSPACE = 64,
-    FINALFUNC = health_score_internal._auc_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score_internal._auc_combine, SERIALFUNC = health_score_internal._auc_serialize,
-    DESERIALFUNC = health_score_internal._auc_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._auc_step, STYPE = bytea, SSPACE = 160,
+    FINALFUNC = health_score_internal._auc_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._auc_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score.auc(double precision, boolean) IS
     'ROC AUC where a LOW health score predicts churn: P(score of a churned account < score of a retained one) + 1/2 P(tie); pass a churn probability and you get 1 - AUC. Ignores NULL, NaN and infinite scores and NULL outcomes; NULL when a class is empty; exact (integer pair counts); up to 100,000,000 rows per group';
 

@@ -26,38 +26,25 @@ COMMENT ON COLUMN health_score.trend_summary.slope_per_day IS 'Least-squares slo
 COMMENT ON COLUMN health_score.trend_summary.min_score IS 'Lowest score';
 COMMENT ON COLUMN health_score.trend_summary.max_score IS 'Highest score';
 
-CREATE FUNCTION health_score_internal._trend_trans(internal, timestamptz, double precision) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_trend_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._trend_combine(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_trend_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._trend_serialize(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'hs_trend_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._trend_deserialize(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_trend_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._trend_final(internal) RETURNS health_score.trend_summary
-    AS 'MODULE_PATHNAME', 'hs_trend_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._trend_trans(internal, timestamptz, double precision) IS 'trend transition: adds one (time, score) point';
-COMMENT ON FUNCTION health_score_internal._trend_combine(internal, internal) IS 'trend combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score_internal._trend_serialize(internal) IS 'trend serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score_internal._trend_deserialize(bytea, internal) IS 'trend deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score_internal._trend_final(internal) IS 'trend final: the summary (reads the state only, so it also serves window frames)';
+-- The state is a flat bytea updated in place (not internal): Citus aggregates it partially on
+-- its workers. Citus checks the caller's right to run these functions, so they stay
+-- executable by PUBLIC; each refuses a call from outside an aggregate and a state that is not
+-- one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._trend_step(state bytea, at timestamptz, score double precision) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_trend_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._trend_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_trend_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._trend_result(state bytea) RETURNS health_score.trend_summary
+    AS 'MODULE_PATHNAME', 'hs_trend_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._trend_step(bytea, timestamptz, double precision) IS 'trend transition: adds one (time, score) point to the flat state, in place';
+COMMENT ON FUNCTION health_score_internal._trend_merge(bytea, bytea) IS 'trend combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._trend_result(bytea) IS 'trend final: the summary (reads the state only, so it also serves window frames)';
 
 CREATE AGGREGATE health_score.trend(at timestamptz, score double precision) (
-    SFUNC = health_score_internal._trend_trans, STYPE = internal, SSPACE = 104,
-    FINALFUNC = health_score_internal._trend_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score_internal._trend_combine, SERIALFUNC = health_score_internal._trend_serialize,
-    DESERIALFUNC = health_score_internal._trend_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._trend_step, STYPE = bytea, SSPACE = 112,
+    FINALFUNC = health_score_internal._trend_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._trend_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score.trend(timestamptz, double precision) IS 'Trend of a score over time: first/last score and time, delta, percent change, least-squares slope per day, min/max; order-insensitive, parallel, usable as a window aggregate';
-
--- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
--- them), so nobody may (docs/security.md).
-REVOKE EXECUTE ON FUNCTION
-    health_score_internal._trend_combine(internal, internal),
-    health_score_internal._trend_deserialize(bytea, internal),
-    health_score_internal._trend_final(internal),
-    health_score_internal._trend_serialize(internal),
-    health_score_internal._trend_trans(internal, timestamptz, double precision)
-  FROM PUBLIC;
 
 -- The common reading of trend, flat: per entity of a model, the trend of its snapshots in a
 -- window, as scalar columns (a composite column reaches BI tools and pandas as a string).

@@ -240,6 +240,32 @@ pub fn bytea_datum(parts: &[&[u8]]) -> pg_sys::Datum {
     }
 }
 
+/// A new `bytea` of `len` zero bytes in the current memory context, and its contents to fill.
+///
+/// # Safety
+/// Must be called inside a PostgreSQL backend; the slice lives as long as the current memory
+/// context.
+pub unsafe fn new_bytea<'a>(len: usize) -> (pg_sys::Datum, &'a mut [u8]) {
+    let total = len + pg_sys::VARHDRSZ;
+    let out = pg_sys::palloc0(total) as *mut u8;
+    pgrx::varlena::set_varsize_4b(out as *mut pg_sys::varlena, total as i32);
+    (pg_sys::Datum::from(out), std::slice::from_raw_parts_mut(out.add(pg_sys::VARHDRSZ), len))
+}
+
+/// A `bytea` aggregate state that this call may change in place: the datum itself when it is
+/// a plain varlena with a 4-byte header (a state the aggregate keeps in its own memory), else
+/// a detoasted copy in the current memory context (which the aggregate then keeps instead);
+/// with its contents.
+///
+/// # Safety
+/// `d` must be a `bytea` datum that belongs to the aggregate calling (its transition value,
+/// never an argument of the query).
+pub unsafe fn bytea_state_mut<'a>(d: pg_sys::Datum) -> (pg_sys::Datum, &'a mut [u8]) {
+    let v = detoast(d);
+    let len = pgrx::varlena::varsize_any_exhdr(v);
+    (pg_sys::Datum::from(v), std::slice::from_raw_parts_mut(pgrx::varlena::vardata_any(v) as *mut u8, len))
+}
+
 /// The contents of a `bytea` datum (detoasted into the current memory context).
 ///
 /// # Safety

@@ -10,11 +10,77 @@ use pgrx::pg_sys;
 use crate::core::{Error, TrendState};
 
 use super::result_desc;
-use super::{aggregate_context, arg, c_symbol, call_site, float8_datum, raising, state_datum, v1_function, BuiltDatum};
+use super::{
+    aggregate_context, arg, bytea_bytes, bytea_state_mut, c_symbol, call_site, float8_datum, new_bytea, raising,
+    return_null, state_datum, v1_function, BuiltDatum,
+};
 use crate::core::bytes::StateKind;
+use crate::core::trend::flat;
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
 pgrx::extension_sql_file!("../../sql/trend.sql", name = "trend", requires = ["roles"]);
+
+// trend's own state is a flat `bytea` (`core::trend::flat`), updated in place: a state Citus
+// can aggregate partially on its workers, which it cannot do with an `internal` one. The
+// `internal` functions below it serve installs of 0.1.0 and 0.2.0 until they are updated.
+
+fn corrupt() -> Error {
+    Error::InvalidArgument { message: "trend: corrupt state".into(), hint: None }
+}
+
+/// The flat state in argument `n` (a copy when it must be), or a new empty one, in the
+/// current memory context; with the state it holds.
+unsafe fn flat_arg(
+    fcinfo: pg_sys::FunctionCallInfo,
+    n: usize,
+) -> Result<(pg_sys::Datum, &'static mut [u8], TrendState), Error> {
+    aggregate_context(fcinfo, "trend")?;
+    match arg(fcinfo, n) {
+        Some(d) => {
+            let (datum, buf) = bytea_state_mut(d);
+            let state = flat::read(buf).ok_or_else(corrupt)?;
+            Ok((datum, buf, state))
+        }
+        None => {
+            let (datum, buf) = new_bytea(flat::LEN);
+            let state = TrendState::default();
+            flat::write(&state, buf);
+            Ok((datum, buf, state))
+        }
+    }
+}
+
+// _trend_step(state bytea, at timestamptz, score float8) → bytea
+v1_function!(hs_trend_step, pg_finfo_hs_trend_step, |fcinfo| {
+    let (datum, buf, mut state) = flat_arg(fcinfo, 0)?;
+    if let (Some(at), Some(score)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
+        state.add(at.value() as i64, f64::from_bits(score.value() as u64))?;
+        flat::write(&state, buf);
+    }
+    Ok(datum)
+});
+
+// _trend_merge(state bytea, other bytea) → bytea
+v1_function!(hs_trend_merge, pg_finfo_hs_trend_merge, |fcinfo| {
+    let (datum, buf, mut state) = flat_arg(fcinfo, 0)?;
+    if let Some(other) = arg(fcinfo, 1) {
+        state.combine(&flat::read(bytea_bytes(other)).ok_or_else(corrupt)?);
+        flat::write(&state, buf);
+    }
+    Ok(datum)
+});
+
+// _trend_result(state bytea) → trend_summary
+v1_function!(hs_trend_result, pg_finfo_hs_trend_result, |fcinfo| {
+    let state = match arg(fcinfo, 0) {
+        Some(d) => flat::read(bytea_bytes(d)).ok_or_else(corrupt)?,
+        None => return Ok(return_null(fcinfo)),
+    };
+    Ok(match summary(&state, fcinfo) {
+        Some(BuiltDatum(d)) => d,
+        None => return_null(fcinfo),
+    })
+});
 
 /// The state in argument 0, or a new empty one in the aggregate's context.
 unsafe fn state_arg(fcinfo: pg_sys::FunctionCallInfo) -> Result<*mut TrendState, Error> {
@@ -79,7 +145,13 @@ c_symbol!(hs_trend_deserialize, pg_finfo_hs_trend_deserialize => trend_deseriali
 
 #[pgrx::pg_extern(sql = false)]
 unsafe fn trend_final(state: pgrx::Internal, fcinfo: pg_sys::FunctionCallInfo) -> Option<BuiltDatum> {
-    let t = state.get::<TrendState>()?.finish()?;
+    summary(state.get::<TrendState>()?, fcinfo)
+}
+c_symbol!(hs_trend_final, pg_finfo_hs_trend_final => trend_final_wrapper);
+
+/// The `trend_summary` of a state; None when it counted no point.
+unsafe fn summary(state: &TrendState, fcinfo: pg_sys::FunctionCallInfo) -> Option<BuiltDatum> {
+    let t = state.finish()?;
     let site: &mut Option<pg_sys::TupleDesc> = call_site(fcinfo);
     let desc = result_desc(fcinfo, site);
     let float_or_null = |v: Option<f64>| (v.map(float8_datum).unwrap_or(pg_sys::Datum::from(0usize)), v.is_none());
@@ -100,7 +172,6 @@ unsafe fn trend_final(state: pgrx::Internal, fcinfo: pg_sys::FunctionCallInfo) -
     let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
     Some(BuiltDatum(pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)))
 }
-c_symbol!(hs_trend_final, pg_finfo_hs_trend_final => trend_final_wrapper);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]

@@ -204,6 +204,38 @@ fn citus_b_registered_models_score_on_the_workers_and_new_versions_replace_them(
     assert!(plan.contains("\"max\": 10") && !plan.contains("'dist'"), "{plan}");
 }
 
+/// `auc` and `trend`, grouped by a column other than the distribution column, are split:
+/// each worker aggregates its shards (`worker_partial_agg` in the task queries) and the
+/// coordinator combines the partial states (`coord_combine_agg`), with the results of a
+/// single node.
+#[test]
+#[ignore = "needs the installed extension and Citus; scripts/test.sh runs it"]
+fn citus_b2_auc_and_trend_aggregate_partially_on_the_workers() {
+    let Some(citus) = citus() else { return };
+    let mut c = citus.connect();
+    accounts(&mut c);
+    let auc = format!(
+        "SELECT a.region, health_score.auc(health_score.score('{MODEL}'::jsonb, a), a.churned), health_score.auc(a.logins, a.churned)
+           FROM accounts a GROUP BY 1 ORDER BY 1"
+    );
+    same_as_single_node(&mut c, &auc);
+    same_as_single_node(&mut c, "SELECT health_score.auc(a.seats_used, a.churned) FROM accounts a ");
+    // the sums of a trend depend on the order its partial states are combined in: compared to 1e-9
+    let trend = "SELECT region, (t).n, (t).first_at, (t).first_score, (t).last_at, (t).last_score, (t).min_score,
+                        (t).max_score, round((t).delta::numeric, 9), round((t).slope_per_day::numeric, 9)
+                   FROM (SELECT a.region, health_score.trend(timestamptz '2026-01-01' + (a.id % 30) * interval '1 day', a.logins) AS t
+                           FROM accounts a GROUP BY 1) s
+                  ORDER BY 1";
+    same_as_single_node(&mut c, trend);
+    for query in [
+        auc.as_str(),
+        "SELECT a.region, health_score.trend(timestamptz '2026-01-01' + (a.id % 30) * interval '1 day', a.logins) FROM accounts a GROUP BY 1",
+    ] {
+        let plan = text_rows(&mut c, &format!("EXPLAIN (VERBOSE) {query}")).join("\n");
+        assert!(plan.contains("worker_partial_agg") && plan.contains("coord_combine_agg"), "{plan}");
+    }
+}
+
 /// Rows that reach the workers without their column names (a subquery's row, `to_jsonb` of a
 /// view's row) are refused with 42703 and a hint, where they would have scored as missing.
 #[test]

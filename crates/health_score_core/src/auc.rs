@@ -116,3 +116,172 @@ impl AucState {
         Some(AucState { churned, retained })
     }
 }
+
+/// auc's state as one flat buffer: the form PostgreSQL and Citus move between processes and
+/// servers as bytes (a `bytea` state, which Citus can aggregate partially on its workers), and
+/// which the transition function fills in place. The layout: the state header (2 bytes) and 2
+/// zero bytes, the numbers of churned and retained scores and the capacity (u64 each), then
+/// `capacity` scores: the churned from the front, the retained from the back. The scores
+/// start 28 bytes in, 8-byte aligned after a varlena's 4-byte header.
+pub mod flat {
+    use super::super::bytes::{state_header, StateKind};
+    use super::super::error::Error;
+    use super::{too_many, AucState, MAX_ROWS};
+
+    pub const HEAD: usize = 28;
+
+    /// The buffer's length for `capacity` scores.
+    pub fn len_for(capacity: usize) -> usize {
+        HEAD + 8 * capacity
+    }
+
+    fn word(buf: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    fn set_word(buf: &mut [u8], at: usize, v: u64) {
+        buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// An empty state in `buf` (`len_for(capacity)` bytes).
+    pub fn init(buf: &mut [u8]) {
+        let capacity = (buf.len() - HEAD) / 8;
+        buf[..2].copy_from_slice(&state_header(StateKind::FlatAuc));
+        buf[2..4].fill(0);
+        set_word(buf, 4, 0);
+        set_word(buf, 12, 0);
+        set_word(buf, 20, capacity as u64);
+    }
+
+    /// (churned, retained, capacity) of a well-formed state; None for anything else.
+    pub fn counts(buf: &[u8]) -> Option<(usize, usize, usize)> {
+        if buf.len() < HEAD || buf[..2] != state_header(StateKind::FlatAuc) {
+            return None;
+        }
+        let (nc, nr, cap) = (word(buf, 4) as usize, word(buf, 12) as usize, word(buf, 20) as usize);
+        let fits = cap <= MAX_ROWS && nc.checked_add(nr).is_some_and(|n| n <= cap) && buf.len() == len_for(cap);
+        fits.then_some((nc, nr, cap))
+    }
+
+    fn score(buf: &[u8], i: usize) -> f64 {
+        f64::from_bits(word(buf, HEAD + 8 * i))
+    }
+
+    /// Adds one account, as `AucState::add` does; `Ok(false)` when the buffer is full (grow it
+    /// with `copy_into` and add again). `buf` must be well-formed (`counts`).
+    #[inline]
+    pub fn push(buf: &mut [u8], score: f64, churned: bool) -> Result<bool, Error> {
+        if !score.is_finite() {
+            return Ok(true);
+        }
+        let (nc, nr, cap) = (word(buf, 4) as usize, word(buf, 12) as usize, word(buf, 20) as usize);
+        if nc + nr >= MAX_ROWS {
+            return Err(too_many());
+        }
+        if nc + nr == cap {
+            return Ok(false);
+        }
+        let score = if score == 0.0 { 0.0 } else { score };
+        if churned {
+            set_word(buf, HEAD + 8 * nc, score.to_bits());
+            set_word(buf, 4, nc as u64 + 1);
+        } else {
+            set_word(buf, HEAD + 8 * (cap - 1 - nr), score.to_bits());
+            set_word(buf, 12, nr as u64 + 1);
+        }
+        Ok(true)
+    }
+
+    /// The capacity for a state holding `rows` scores and growing: twice as many, at least 16,
+    /// at most `MAX_ROWS`.
+    pub fn capacity_for(rows: usize) -> usize {
+        rows.saturating_mul(2).clamp(16, MAX_ROWS.max(rows))
+    }
+
+    /// Adds the scores of the well-formed state `from` to `to`; `Ok(false)` (and `to` as it
+    /// was) when they do not all fit.
+    pub fn append(to: &mut [u8], from: &[u8]) -> Result<bool, Error> {
+        let corrupt = || Error::InvalidArgument { message: "auc: corrupt state".into(), hint: None };
+        let ((nc, nr, cap), (tc, tr, tcap)) = (counts(from).ok_or_else(corrupt)?, counts(to).ok_or_else(corrupt)?);
+        if tc + tr + nc + nr > MAX_ROWS {
+            return Err(too_many());
+        }
+        if tc + tr + nc + nr > tcap {
+            return Ok(false);
+        }
+        for i in 0..nc {
+            push(to, score(from, i), true)?;
+        }
+        for i in 0..nr {
+            push(to, score(from, cap - 1 - i), false)?;
+        }
+        Ok(true)
+    }
+
+    /// Writes `from`'s scores and then `more`'s (well-formed states) into `to`, a buffer of a
+    /// capacity that holds them all.
+    pub fn copy_into(from: &[u8], more: Option<&[u8]>, to: &mut [u8]) -> Result<(), Error> {
+        init(to);
+        for part in std::iter::once(from).chain(more) {
+            if !append(to, part)? {
+                return Err(too_many());
+            }
+        }
+        Ok(())
+    }
+
+    /// The scores of a well-formed state, for `AucState::finish` or `calibrate`.
+    pub fn state(buf: &[u8]) -> Option<AucState> {
+        let (nc, nr, cap) = counts(buf)?;
+        let (mut churned, mut retained) = (Vec::new(), Vec::new());
+        churned.try_reserve_exact(nc).ok()?;
+        retained.try_reserve_exact(nr).ok()?;
+        churned.extend((0..nc).map(|i| score(buf, i)));
+        retained.extend((0..nr).map(|i| score(buf, cap - 1 - i)));
+        Some(AucState { churned, retained })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_flat_state_grows_merges_and_gives_the_auc_of_its_scores() {
+            let rows: Vec<(f64, bool)> = (0..1000)
+                .map(|i| ((i * 37 % 101) as f64 - 50.0, i % 3 == 0))
+                .chain([(f64::NAN, true), (-0.0, false)])
+                .collect();
+            let mut reference = AucState::default();
+            let mut buf = vec![0u8; len_for(16)];
+            init(&mut buf);
+            for &(s, c) in &rows[..600] {
+                reference.add(s, c).unwrap();
+                if !push(&mut buf, s, c).unwrap() {
+                    let (nc, nr, _) = counts(&buf).unwrap();
+                    let mut bigger = vec![0u8; len_for(capacity_for(nc + nr))];
+                    copy_into(&buf, None, &mut bigger).unwrap();
+                    buf = bigger;
+                    assert!(push(&mut buf, s, c).unwrap());
+                }
+            }
+            let mut other = vec![0u8; len_for(500)];
+            init(&mut other);
+            for &(s, c) in &rows[600..] {
+                reference.add(s, c).unwrap();
+                assert!(push(&mut other, s, c).unwrap());
+            }
+            let mut merged = vec![0u8; len_for(1002)];
+            copy_into(&buf, Some(&other), &mut merged).unwrap();
+            let mut got = state(&merged).unwrap();
+            assert_eq!(got.finish(), reference.clone().finish());
+            // a short buffer, another header, counts past the capacity: refused
+            assert_eq!(counts(&merged[..merged.len() - 8]), None);
+            let mut wrong = merged.clone();
+            wrong[1] = StateKind::Auc as u8;
+            assert_eq!(counts(&wrong), None);
+            let mut wrong = merged.clone();
+            wrong[4..12].copy_from_slice(&2000u64.to_le_bytes());
+            assert_eq!(counts(&wrong), None);
+        }
+    }
+}

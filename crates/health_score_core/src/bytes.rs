@@ -22,6 +22,10 @@ pub enum StateKind {
     Parent = 6,
     FitShapes = 7,
     Suggest = 8,
+    /// auc's state as one flat buffer (`auc::flat`).
+    FlatAuc = 9,
+    /// trend's state as one flat buffer (`trend::flat`).
+    FlatTrend = 10,
 }
 
 /// The header a state of `kind` starts with.

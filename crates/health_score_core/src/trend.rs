@@ -258,3 +258,29 @@ mod tests {
         assert_eq!(TrendState::default().add(i64::MAX, 1.0).unwrap_err().sqlstate(), "22023");
     }
 }
+
+/// trend's state as one flat buffer: the state header (2 bytes), 2 zero bytes and the
+/// serialized state (`TrendState::to_bytes`), which the transition function reads, updates
+/// and writes back in place. PostgreSQL and Citus move it between processes as bytes (a
+/// `bytea` state, which Citus can aggregate partially on its workers).
+pub mod flat {
+    use super::super::bytes::{state_header, StateKind};
+    use super::{TrendState, SERIAL_BYTES};
+
+    pub const LEN: usize = 4 + SERIAL_BYTES;
+
+    /// The state in `buf`; None unless `buf` is one.
+    pub fn read(buf: &[u8]) -> Option<TrendState> {
+        if buf.len() != LEN || buf[..2] != state_header(StateKind::FlatTrend) {
+            return None;
+        }
+        TrendState::from_bytes(&buf[4..])
+    }
+
+    /// Writes `state` into `buf` (`LEN` bytes).
+    pub fn write(state: &TrendState, buf: &mut [u8]) {
+        buf[..2].copy_from_slice(&state_header(StateKind::FlatTrend));
+        buf[2..4].fill(0);
+        buf[4..].copy_from_slice(&state.to_bytes());
+    }
+}
