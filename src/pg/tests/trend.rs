@@ -113,3 +113,44 @@ fn trends_gives_each_entitys_trend_in_a_window_as_columns() {
     assert_eq!(error_of("SELECT * FROM health_score.trends('t@1')").0, "22023");
     assert_eq!(error_of("SELECT * FROM health_score.trends('t', '-1 day')").0, "22023");
 }
+
+/// The flat-state support functions of trend and auc stay executable (Citus checks the
+/// caller's right to them), so they defend themselves: a call from outside an aggregate, and
+/// a forged state in a user's own aggregate over them, end in 22023, never in a misread.
+#[pg_test]
+fn flat_state_functions_refuse_outside_calls_and_forged_states() {
+    install_error_helper();
+    for q in [
+        "SELECT health_score_internal._auc_step(NULL, 1, true)",
+        "SELECT health_score_internal._auc_merge(NULL, NULL)",
+        "SELECT health_score_internal._trend_step(NULL, now(), 1)",
+        "SELECT health_score_internal._trend_merge(NULL, NULL)",
+    ] {
+        let (state, message) = error_of(q);
+        assert_eq!(state, "22023", "{q}: {message}");
+        assert!(message.contains("can only be called by the aggregate"), "{q}: {message}");
+    }
+    Spi::run(
+        "CREATE AGGREGATE pg_temp.forged_auc(double precision, boolean) (SFUNC = health_score_internal._auc_step,
+             STYPE = bytea, INITCOND = '\\x0109000000ffffffffffffff7f0000000000000000100000000000000000',
+             FINALFUNC = health_score_internal._auc_result);
+         CREATE AGGREGATE pg_temp.forged_trend(timestamptz, double precision) (SFUNC = health_score_internal._trend_step,
+             STYPE = bytea, INITCOND = '\\x010a0000', FINALFUNC = health_score_internal._trend_result);
+         CREATE AGGREGATE pg_temp.merged_auc(bytea) (SFUNC = health_score_internal._auc_merge, STYPE = bytea,
+             FINALFUNC = health_score_internal._auc_result);
+         CREATE AGGREGATE pg_temp.merged_trend(bytea) (SFUNC = health_score_internal._trend_merge, STYPE = bytea,
+             FINALFUNC = health_score_internal._trend_result);",
+    )
+    .unwrap();
+    for q in [
+        "SELECT pg_temp.forged_auc(x, x > 5) FROM generate_series(1, 10) x",
+        "SELECT pg_temp.forged_trend(now(), x) FROM generate_series(1, 10) x",
+        "SELECT pg_temp.merged_auc(b) FROM (VALUES ('\\x0109'::bytea), ('\\x'::bytea)) v(b)",
+        "SELECT pg_temp.merged_auc(b) FROM (VALUES ('\\x01030000000000000000000000000000000000000000000000000000'::bytea)) v(b)",
+        "SELECT pg_temp.merged_trend(b) FROM (VALUES ('\\x010a00000000'::bytea)) v(b)",
+    ] {
+        let (state, message) = error_of(q);
+        assert_eq!(state, "22023", "{q}: {message}");
+        assert!(message.contains("corrupt state"), "{q}: {message}");
+    }
+}
