@@ -3587,6 +3587,69 @@ DROP FUNCTION health_score_internal._trend_trans(internal, timestamptz, double p
               health_score_internal._trend_final(internal);
 
 -------------------------------------------------------------------------------------------
+-- Issue 21, item 3: score_agg keeps a flat bytea state (sql/score_agg.sql), which Citus
+-- aggregates partially on its workers; its internal functions go
+-------------------------------------------------------------------------------------------
+-- The state is a flat bytea appended to in place (not internal): Citus aggregates it
+-- partially on its workers. Citus checks the caller's right to run these functions and calls
+-- them without the call's expression (so one transition function per argument types); they
+-- stay executable by PUBLIC, and each refuses a call from outside an aggregate and a state
+-- that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._score_agg_step(state bytea, model jsonb, input_key text, value jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_score_agg_step_jj' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._score_agg_step(state bytea, model jsonb, input_key text, value double precision) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_score_agg_step_jf' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._score_agg_step(state bytea, model jsonb, input_key text, value text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_score_agg_step_jt' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._score_agg_step(state bytea, model text, input_key text, value jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_score_agg_step_nj' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._score_agg_step(state bytea, model text, input_key text, value double precision) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_score_agg_step_nf' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._score_agg_step(state bytea, model text, input_key text, value text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_score_agg_step_nt' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._score_agg_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_score_agg_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._score_agg_result(state bytea) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'hs_score_agg_result' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._score_agg_step(bytea, jsonb, text, jsonb) IS 'score_agg transition: appends (input_key, value) to the flat state, in place';
+COMMENT ON FUNCTION health_score_internal._score_agg_step(bytea, jsonb, text, double precision) IS 'score_agg transition: appends (input_key, value) to the flat state, in place';
+COMMENT ON FUNCTION health_score_internal._score_agg_step(bytea, jsonb, text, text) IS 'score_agg transition: appends (input_key, value) to the flat state, in place';
+COMMENT ON FUNCTION health_score_internal._score_agg_step(bytea, text, text, jsonb) IS 'score_agg transition: appends (input_key, value) to the flat state, in place';
+COMMENT ON FUNCTION health_score_internal._score_agg_step(bytea, text, text, double precision) IS 'score_agg transition: appends (input_key, value) to the flat state, in place';
+COMMENT ON FUNCTION health_score_internal._score_agg_step(bytea, text, text, text) IS 'score_agg transition: appends (input_key, value) to the flat state, in place';
+COMMENT ON FUNCTION health_score_internal._score_agg_merge(bytea, bytea) IS 'score_agg combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._score_agg_result(bytea) IS 'score_agg final: scores the collected object';
+
+CREATE OR REPLACE AGGREGATE health_score.score_agg(model jsonb, input_key text, value jsonb) (
+    SFUNC = health_score_internal._score_agg_step, STYPE = bytea, FINALFUNC = health_score_internal._score_agg_result,
+    COMBINEFUNC = health_score_internal._score_agg_merge, PARALLEL = SAFE);
+CREATE OR REPLACE AGGREGATE health_score.score_agg(model jsonb, input_key text, value double precision) (
+    SFUNC = health_score_internal._score_agg_step, STYPE = bytea, FINALFUNC = health_score_internal._score_agg_result,
+    COMBINEFUNC = health_score_internal._score_agg_merge, PARALLEL = SAFE);
+CREATE OR REPLACE AGGREGATE health_score.score_agg(model jsonb, input_key text, value text) (
+    SFUNC = health_score_internal._score_agg_step, STYPE = bytea, FINALFUNC = health_score_internal._score_agg_result,
+    COMBINEFUNC = health_score_internal._score_agg_merge, PARALLEL = SAFE);
+CREATE OR REPLACE AGGREGATE health_score.score_agg(model text, input_key text, value jsonb) (
+    SFUNC = health_score_internal._score_agg_step, STYPE = bytea, FINALFUNC = health_score_internal._score_agg_result,
+    COMBINEFUNC = health_score_internal._score_agg_merge, PARALLEL = SAFE);
+CREATE OR REPLACE AGGREGATE health_score.score_agg(model text, input_key text, value double precision) (
+    SFUNC = health_score_internal._score_agg_step, STYPE = bytea, FINALFUNC = health_score_internal._score_agg_result,
+    COMBINEFUNC = health_score_internal._score_agg_merge, PARALLEL = SAFE);
+CREATE OR REPLACE AGGREGATE health_score.score_agg(model text, input_key text, value text) (
+    SFUNC = health_score_internal._score_agg_step, STYPE = bytea, FINALFUNC = health_score_internal._score_agg_result,
+    COMBINEFUNC = health_score_internal._score_agg_merge, PARALLEL = SAFE);
+DROP FUNCTION health_score_internal._score_agg_trans(internal, jsonb, text, jsonb),
+              health_score_internal._score_agg_trans(internal, jsonb, text, double precision),
+              health_score_internal._score_agg_trans(internal, jsonb, text, text),
+              health_score_internal._score_agg_trans(internal, text, text, jsonb),
+              health_score_internal._score_agg_trans(internal, text, text, double precision),
+              health_score_internal._score_agg_trans(internal, text, text, text),
+              health_score_internal._score_agg_combine(internal, internal),
+              health_score_internal._score_agg_serialize(internal),
+              health_score_internal._score_agg_deserialize(bytea, internal),
+              health_score_internal._score_agg_final(internal);
+
+-------------------------------------------------------------------------------------------
 -- Last: the privileges users granted on the extension's objects stay theirs
 -------------------------------------------------------------------------------------------
 -- Every GRANT and REVOKE run by this script on one of the extension's objects recorded the

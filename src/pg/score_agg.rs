@@ -16,7 +16,8 @@ use crate::core::{Error, Scratch, Value};
 use super::jsonb::{numeric_text, JsonbRef};
 use super::models::{ModelArg, ModelSlot};
 use super::{
-    aggregate_context, arg, c_symbol, call_site, float8_datum, raising, state_datum, text_arg, v1_function, BuiltDatum,
+    aggregate_context, arg, bytea_bytes, bytea_state_mut, c_symbol, call_site, float8_datum, new_bytea, raising,
+    return_null, state_datum, text_arg, v1_function, BuiltDatum,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -159,30 +160,49 @@ fn serialize(state: &AggState) -> Vec<u8> {
     }
     out.extend_from_slice(&(state.entries.len() as u32).to_le_bytes());
     for (key, value) in &state.entries {
-        put_bytes(&mut out, key.as_bytes());
-        match value {
-            Stored::Missing => out.push(0),
-            Stored::Number(v, t) => {
-                out.push(1);
-                out.extend_from_slice(&v.to_le_bytes());
-                put_bytes(&mut out, t.as_bytes());
-            }
-            Stored::Float(v) => {
-                out.push(2);
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            Stored::Text(s) => {
-                out.push(3);
-                put_bytes(&mut out, s.as_bytes());
-            }
-            Stored::Bool(b) => out.push(if *b { 5 } else { 4 }),
-            Stored::Structured(s) => {
-                out.push(6);
-                put_bytes(&mut out, s.as_bytes());
-            }
-        }
+        put_entry(&mut out, key, value);
     }
     out
+}
+
+fn put_entry(out: &mut Vec<u8>, key: &str, value: &Stored) {
+    put_bytes(out, key.as_bytes());
+    match value {
+        Stored::Missing => out.push(0),
+        Stored::Number(v, t) => {
+            out.push(1);
+            out.extend_from_slice(&v.to_le_bytes());
+            put_bytes(out, t.as_bytes());
+        }
+        Stored::Float(v) => {
+            out.push(2);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        Stored::Text(s) => {
+            out.push(3);
+            put_bytes(out, s.as_bytes());
+        }
+        Stored::Bool(b) => out.push(if *b { 5 } else { 4 }),
+        Stored::Structured(s) => {
+            out.push(6);
+            put_bytes(out, s.as_bytes());
+        }
+    }
+}
+
+fn read_entry(r: &mut Reader<'_>) -> Option<(String, Stored)> {
+    let key = read_string(r)?;
+    let value = match r.u8()? {
+        0 => Stored::Missing,
+        1 => Stored::Number(r.f64()?, read_string(r)?),
+        2 => Stored::Float(r.f64()?),
+        3 => Stored::Text(read_string(r)?),
+        4 => Stored::Bool(false),
+        5 => Stored::Bool(true),
+        6 => Stored::Structured(read_string(r)?),
+        _ => return None,
+    };
+    Some((key, value))
 }
 
 fn read_string(r: &mut Reader<'_>) -> Option<String> {
@@ -200,18 +220,7 @@ fn deserialize(bytes: &[u8]) -> Option<AggState> {
     let count = r.u32()? as usize;
     let mut entries = Vec::with_capacity(count.min(bytes.len()));
     for _ in 0..count {
-        let key = read_string(&mut r)?;
-        let value = match r.u8()? {
-            0 => Stored::Missing,
-            1 => Stored::Number(r.f64()?, read_string(&mut r)?),
-            2 => Stored::Float(r.f64()?),
-            3 => Stored::Text(read_string(&mut r)?),
-            4 => Stored::Bool(false),
-            5 => Stored::Bool(true),
-            6 => Stored::Structured(read_string(&mut r)?),
-            _ => return None,
-        };
-        entries.push((key, value));
+        entries.push(read_entry(&mut r)?);
     }
     Some(AggState { model, model_seen_at: 0, entries })
 }
@@ -235,6 +244,253 @@ fn score_agg_deserialize(bytes: &[u8], _unused: pgrx::Internal) -> pgrx::Interna
     pgrx::Internal::from(Some(pg_sys::Datum::from(ptr)))
 }
 c_symbol!(hs_score_agg_deserialize, pg_finfo_hs_score_agg_deserialize => score_agg_deserialize_wrapper);
+
+// score_agg's own state is a flat `bytea` (not internal): Citus aggregates it partially on its
+// workers. After the varlena header: the state header (2 bytes), 2 zero bytes, the bytes used
+// after the head (u64), the number of entries (u64), the address of the model argument last
+// checked (u64: this process's own, which a merge does not take), then the model as
+// `serialize` writes it (a tag, and its bytes) and the entries one after the other. The
+// transition appends in place; when the buffer is full it copies it into one twice as large
+// (which the aggregate keeps instead). The internal functions above serve installs of 0.1.0
+// and 0.2.0 until they are updated.
+const FLAT_HEAD: usize = 28;
+
+fn corrupt() -> Error {
+    Error::InvalidArgument { message: "score_agg: corrupt state".into(), hint: None }
+}
+
+fn word(buf: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn set_word(buf: &mut [u8], at: usize, v: u64) {
+    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The bytes used after the head of a well-formed flat state.
+fn flat_used(buf: &[u8]) -> Option<usize> {
+    if buf.len() < FLAT_HEAD || buf[..2] != crate::core::bytes::state_header(StateKind::FlatScoreAgg) {
+        return None;
+    }
+    let used = usize::try_from(word(buf, 4)).ok()?;
+    (used >= 1 && used <= buf.len() - FLAT_HEAD).then_some(used)
+}
+
+/// Whether the state holds a model, and the length of its model part.
+fn model_part(buf: &[u8], used: usize) -> Option<(bool, usize)> {
+    let data = &buf[FLAT_HEAD..FLAT_HEAD + used];
+    let mut r = Reader::new(data);
+    let has = match r.u8()? {
+        0 => false,
+        1 | 2 => {
+            r.bytes()?;
+            true
+        }
+        _ => return None,
+    };
+    Some((has, data.len() - r.rest().len()))
+}
+
+/// A new flat state without a model or entries, with room for `capacity` bytes after its head.
+unsafe fn flat_new(capacity: usize) -> (pg_sys::Datum, &'static mut [u8]) {
+    let (datum, buf) = new_bytea(FLAT_HEAD + capacity.max(1));
+    buf[..2].copy_from_slice(&crate::core::bytes::state_header(StateKind::FlatScoreAgg));
+    set_word(buf, 4, 1);
+    (datum, buf)
+}
+
+/// The state with room for `extra` more bytes: itself, or a copy twice as large.
+unsafe fn reserve(
+    datum: pg_sys::Datum,
+    buf: &'static mut [u8],
+    extra: usize,
+) -> Result<(pg_sys::Datum, &'static mut [u8]), Error> {
+    let used = word(buf, 4) as usize;
+    let need = FLAT_HEAD + used + extra;
+    if need <= buf.len() {
+        return Ok((datum, buf));
+    }
+    // a varlena holds at most 1 GB
+    let len = need.max(2 * buf.len());
+    if len > 0x3FFF_FFFF - pg_sys::VARHDRSZ {
+        return Err(Error::LimitExceeded {
+            message: "score_agg: a group's rows take more than 1 GB".into(),
+            hint: "score smaller groups, or fewer keys per group".into(),
+        });
+    }
+    let (bigger, into) = new_bytea(len);
+    into[..FLAT_HEAD + used].copy_from_slice(&buf[..FLAT_HEAD + used]);
+    Ok((bigger, into))
+}
+
+/// Appends `bytes` after the used part (room reserved).
+fn append(buf: &mut [u8], bytes: &[u8]) {
+    let used = word(buf, 4) as usize;
+    buf[FLAT_HEAD + used..FLAT_HEAD + used + bytes.len()].copy_from_slice(bytes);
+    set_word(buf, 4, (used + bytes.len()) as u64);
+}
+
+fn model_bytes(model: &AggModel) -> Vec<u8> {
+    let mut out = Vec::new();
+    match model {
+        AggModel::Inline(b) => {
+            out.push(1);
+            put_bytes(&mut out, b);
+        }
+        AggModel::Named(n) => {
+            out.push(2);
+            put_bytes(&mut out, n.as_bytes());
+        }
+    }
+    out
+}
+
+/// The kinds of the value argument, one transition function each: Citus calls them without
+/// the call's expression, so their types cannot be asked.
+#[derive(Clone, Copy)]
+enum ValueKind {
+    Jsonb,
+    Float,
+    Text,
+}
+
+unsafe fn flat_step(
+    fcinfo: pg_sys::FunctionCallInfo,
+    model_is_jsonb: bool,
+    kind: ValueKind,
+) -> Result<pg_sys::Datum, Error> {
+    aggregate_context(fcinfo, "score_agg")?;
+    let (mut datum, mut buf) = match arg(fcinfo, 0) {
+        Some(d) => bytea_state_mut(d),
+        None => flat_new(256),
+    };
+    let used = flat_used(buf).ok_or_else(corrupt)?;
+    // the model is taken from rows with a NULL key too: a group of only such rows scores the
+    // empty object (which zero or imputed rules can still score), as the key is ignored
+    if let Some(model) = arg(fcinfo, 1) {
+        if model.value() as u64 != word(buf, 20) {
+            let this = if model_is_jsonb {
+                AggModel::Inline(JsonbRef::from_datum(model).bytes().to_vec())
+            } else {
+                AggModel::Named(text_arg(model).into_owned())
+            };
+            let encoded = model_bytes(&this);
+            let (has, len) = model_part(buf, used).ok_or_else(corrupt)?;
+            if !has {
+                // entries come with a model: there are none to keep
+                if word(buf, 12) != 0 {
+                    return Err(corrupt());
+                }
+                set_word(buf, 4, 0);
+                (datum, buf) = reserve(datum, buf, encoded.len())?;
+                append(buf, &encoded);
+            } else if buf[FLAT_HEAD..FLAT_HEAD + len] != encoded[..] {
+                return Err(mismatch());
+            }
+            set_word(buf, 20, model.value() as u64);
+        }
+    }
+    if let (Some(_), Some(key)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
+        let value = match arg(fcinfo, 3) {
+            None => Stored::Missing,
+            Some(v) => match kind {
+                ValueKind::Jsonb => stored_from_jsonb(v),
+                ValueKind::Float => Stored::Float(f64::from_bits(v.value() as u64)),
+                ValueKind::Text => Stored::Text(text_arg(v).into_owned()),
+            },
+        };
+        let mut entry = Vec::new();
+        put_entry(&mut entry, &text_arg(key), &value);
+        (datum, buf) = reserve(datum, buf, entry.len())?;
+        append(buf, &entry);
+        set_word(buf, 12, word(buf, 12) + 1);
+    }
+    Ok(datum)
+}
+
+// _score_agg_step(state bytea, model jsonb|text, input_key text, value jsonb|float8|text) → bytea
+v1_function!(hs_score_agg_step_jj, pg_finfo_hs_score_agg_step_jj, |fcinfo| {
+    flat_step(fcinfo, true, ValueKind::Jsonb)
+});
+v1_function!(hs_score_agg_step_jf, pg_finfo_hs_score_agg_step_jf, |fcinfo| {
+    flat_step(fcinfo, true, ValueKind::Float)
+});
+v1_function!(hs_score_agg_step_jt, pg_finfo_hs_score_agg_step_jt, |fcinfo| {
+    flat_step(fcinfo, true, ValueKind::Text)
+});
+v1_function!(hs_score_agg_step_nj, pg_finfo_hs_score_agg_step_nj, |fcinfo| {
+    flat_step(fcinfo, false, ValueKind::Jsonb)
+});
+v1_function!(hs_score_agg_step_nf, pg_finfo_hs_score_agg_step_nf, |fcinfo| {
+    flat_step(fcinfo, false, ValueKind::Float)
+});
+v1_function!(hs_score_agg_step_nt, pg_finfo_hs_score_agg_step_nt, |fcinfo| {
+    flat_step(fcinfo, false, ValueKind::Text)
+});
+
+// _score_agg_merge(state bytea, other bytea) → bytea
+v1_function!(hs_score_agg_merge, pg_finfo_hs_score_agg_merge, |fcinfo| {
+    aggregate_context(fcinfo, "score_agg")?;
+    let (mut datum, mut buf) = match arg(fcinfo, 0) {
+        Some(d) => bytea_state_mut(d),
+        None => flat_new(256),
+    };
+    let used = flat_used(buf).ok_or_else(corrupt)?;
+    let Some(other) = arg(fcinfo, 1).map(|d| bytea_bytes(d)) else { return Ok(datum) };
+    let other_used = flat_used(other).ok_or_else(corrupt)?;
+    let (other_has, other_len) = model_part(other, other_used).ok_or_else(corrupt)?;
+    // a state without a model has no entries either
+    if !other_has {
+        return Ok(datum);
+    }
+    let other_data = &other[FLAT_HEAD..FLAT_HEAD + other_used];
+    let (has, len) = model_part(buf, used).ok_or_else(corrupt)?;
+    if !has {
+        if word(buf, 12) != 0 {
+            return Err(corrupt());
+        }
+        set_word(buf, 4, 0);
+        (datum, buf) = reserve(datum, buf, other_used)?;
+        append(buf, other_data);
+    } else {
+        if buf[FLAT_HEAD..FLAT_HEAD + len] != other_data[..other_len] {
+            return Err(mismatch());
+        }
+        (datum, buf) = reserve(datum, buf, other_used - other_len)?;
+        append(buf, &other_data[other_len..]);
+    }
+    set_word(buf, 12, word(buf, 12) + word(other, 12));
+    Ok(datum)
+});
+
+/// The state a flat one holds; None unless it is well-formed to its last byte.
+fn flat_state(buf: &[u8]) -> Option<AggState> {
+    let used = flat_used(buf)?;
+    let mut r = Reader::new(&buf[FLAT_HEAD..FLAT_HEAD + used]);
+    let model = match r.u8()? {
+        0 => None,
+        1 => Some(AggModel::Inline(r.bytes()?.to_vec())),
+        2 => Some(AggModel::Named(read_string(&mut r)?)),
+        _ => return None,
+    };
+    let count = usize::try_from(word(buf, 12)).ok()?;
+    let mut entries = Vec::with_capacity(count.min(used));
+    for _ in 0..count {
+        entries.push(read_entry(&mut r)?);
+    }
+    r.rest().is_empty().then_some(AggState { model, model_seen_at: 0, entries })
+}
+
+// _score_agg_result(state bytea) → float8
+v1_function!(hs_score_agg_result, pg_finfo_hs_score_agg_result, |fcinfo| {
+    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    let state = flat_state(bytea_bytes(d)).ok_or_else(corrupt)?;
+    let Some(model) = state.model.as_ref() else { return Ok(return_null(fcinfo)) };
+    Ok(match score_final(&state, model, fcinfo)? {
+        Some(score) => float8_datum(score),
+        None => return_null(fcinfo),
+    })
+});
 
 #[derive(Default)]
 struct FinalSite {

@@ -204,13 +204,13 @@ fn citus_b_registered_models_score_on_the_workers_and_new_versions_replace_them(
     assert!(plan.contains("\"max\": 10") && !plan.contains("'dist'"), "{plan}");
 }
 
-/// `auc` and `trend`, grouped by a column other than the distribution column, are split:
+/// `auc`, `trend` and `score_agg`, grouped by a column other than the distribution column, are split:
 /// each worker aggregates its shards (`worker_partial_agg` in the task queries) and the
 /// coordinator combines the partial states (`coord_combine_agg`), with the results of a
 /// single node.
 #[test]
 #[ignore = "needs the installed extension and Citus; scripts/test.sh runs it"]
-fn citus_b2_auc_and_trend_aggregate_partially_on_the_workers() {
+fn citus_b2_auc_trend_and_score_agg_aggregate_partially_on_the_workers() {
     let Some(citus) = citus() else { return };
     let mut c = citus.connect();
     accounts(&mut c);
@@ -227,7 +227,30 @@ fn citus_b2_auc_and_trend_aggregate_partially_on_the_workers() {
                            FROM accounts a GROUP BY 1) s
                   ORDER BY 1";
     same_as_single_node(&mut c, trend);
+    // score_agg over metric rows distributed by their own id, grouped by account
+    c.batch_execute(
+        "DROP TABLE IF EXISTS metrics, metrics_local;
+         CREATE TABLE metrics (id bigint PRIMARY KEY, account bigint, key text, value float8, label text);
+         SELECT create_distributed_table('metrics', 'id');
+         INSERT INTO metrics
+         SELECT row_number() OVER (), a.id, k.key,
+                CASE k.key WHEN 'logins' THEN a.logins WHEN 'seats_used' THEN a.seats_used ELSE a.tickets END, a.plan
+           FROM accounts_local a, (VALUES ('logins'), ('seats_used'), ('tickets')) k(key);
+         CREATE TABLE metrics_local AS SELECT * FROM metrics;",
+    )
+    .unwrap();
+    c.execute("SELECT health_score.set_model('long', $1::text::jsonb)", &[&MODEL]).unwrap();
+    let score_agg = format!(
+        "SELECT m.account, health_score.score_agg('{MODEL}'::jsonb, m.key, m.value),
+                health_score.score_agg('long', CASE WHEN m.key = 'tickets' THEN 'plan' ELSE m.key END,
+                                       CASE WHEN m.key = 'tickets' THEN m.label ELSE m.value::text END)
+           FROM metrics m GROUP BY 1 ORDER BY 1"
+    );
+    let distributed = text_rows(&mut c, &score_agg);
+    assert_eq!(distributed.len(), 2000);
+    assert_eq!(distributed, text_rows(&mut c, &score_agg.replace("FROM metrics m", "FROM metrics_local m")));
     for query in [
+        score_agg.as_str(),
         auc.as_str(),
         "SELECT a.region, health_score.trend(timestamptz '2026-01-01' + (a.id % 30) * interval '1 day', a.logins) FROM accounts a GROUP BY 1",
     ] {

@@ -26,6 +26,8 @@ pub enum StateKind {
     FlatAuc = 9,
     /// trend's state as one flat buffer (`trend::flat`).
     FlatTrend = 10,
+    /// score_agg's state as one flat buffer (`src/pg/score_agg.rs`).
+    FlatScoreAgg = 11,
 }
 
 /// The header a state of `kind` starts with.

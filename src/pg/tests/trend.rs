@@ -114,7 +114,7 @@ fn trends_gives_each_entitys_trend_in_a_window_as_columns() {
     assert_eq!(error_of("SELECT * FROM health_score.trends('t', '-1 day')").0, "22023");
 }
 
-/// The flat-state support functions of trend and auc stay executable (Citus checks the
+/// The flat-state support functions of trend, auc and score_agg stay executable (Citus checks the
 /// caller's right to them), so they defend themselves: a call from outside an aggregate, and
 /// a forged state in a user's own aggregate over them, end in 22023, never in a misread.
 #[pg_test]
@@ -125,6 +125,8 @@ fn flat_state_functions_refuse_outside_calls_and_forged_states() {
         "SELECT health_score_internal._auc_merge(NULL, NULL)",
         "SELECT health_score_internal._trend_step(NULL, now(), 1)",
         "SELECT health_score_internal._trend_merge(NULL, NULL)",
+        "SELECT health_score_internal._score_agg_step(NULL, '{}'::jsonb, 'a', 1::float8)",
+        "SELECT health_score_internal._score_agg_merge(NULL, NULL)",
     ] {
         let (state, message) = error_of(q);
         assert_eq!(state, "22023", "{q}: {message}");
@@ -139,7 +141,11 @@ fn flat_state_functions_refuse_outside_calls_and_forged_states() {
          CREATE AGGREGATE pg_temp.merged_auc(bytea) (SFUNC = health_score_internal._auc_merge, STYPE = bytea,
              FINALFUNC = health_score_internal._auc_result);
          CREATE AGGREGATE pg_temp.merged_trend(bytea) (SFUNC = health_score_internal._trend_merge, STYPE = bytea,
-             FINALFUNC = health_score_internal._trend_result);",
+             FINALFUNC = health_score_internal._trend_result);
+         CREATE AGGREGATE pg_temp.forged_score_agg(text, text, double precision) (SFUNC = health_score_internal._score_agg_step,
+             STYPE = bytea, INITCOND = '\\x010b0000ff00000000000000', FINALFUNC = health_score_internal._score_agg_result);
+         CREATE AGGREGATE pg_temp.merged_score_agg(bytea) (SFUNC = health_score_internal._score_agg_merge, STYPE = bytea,
+             FINALFUNC = health_score_internal._score_agg_result);",
     )
     .unwrap();
     for q in [
@@ -148,6 +154,8 @@ fn flat_state_functions_refuse_outside_calls_and_forged_states() {
         "SELECT pg_temp.merged_auc(b) FROM (VALUES ('\\x0109'::bytea), ('\\x'::bytea)) v(b)",
         "SELECT pg_temp.merged_auc(b) FROM (VALUES ('\\x01030000000000000000000000000000000000000000000000000000'::bytea)) v(b)",
         "SELECT pg_temp.merged_trend(b) FROM (VALUES ('\\x010a00000000'::bytea)) v(b)",
+        "SELECT pg_temp.forged_score_agg('m', 'logins', 1) FROM generate_series(1, 3)",
+        "SELECT pg_temp.merged_score_agg(b) FROM (VALUES ('\\x010b0000010000000000000005000000000000000000000000000000020100000078'::bytea)) v(b)",
     ] {
         let (state, message) = error_of(q);
         assert_eq!(state, "22023", "{q}: {message}");
