@@ -95,6 +95,7 @@ CREATE FUNCTION health_score.set_alert_rule(model text, rule text, kind text, po
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
+    PERFORM health_score_internal._require_coordinator('set_alert_rule');
     PERFORM health_score_internal._require_model_name('set_alert_rule', set_alert_rule.model);
     IF set_alert_rule.rule IS NULL OR set_alert_rule.rule !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'set_alert_rule: rule must be a name of lowercase letters, digits and _ (not %)',
@@ -135,6 +136,7 @@ COMMENT ON FUNCTION health_score.set_alert_rule(text, text, text, double precisi
 
 CREATE FUNCTION health_score.drop_alert_rule(model text, rule text) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT health_score_internal._require_coordinator('drop_alert_rule');
     WITH gone AS (DELETE FROM health_score.alert_rules r WHERE r.model = drop_alert_rule.model AND r.rule = drop_alert_rule.rule
                   RETURNING 1)
     SELECT EXISTS (SELECT FROM gone)
@@ -200,6 +202,7 @@ CREATE FUNCTION health_score.claim_alert_events(worker text, max_events integer 
     RETURNS SETOF health_score.alert_events
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM health_score_internal._require_coordinator('claim_alert_events');
     IF claim_alert_events.worker IS NULL OR claim_alert_events.worker = '' THEN
         RAISE EXCEPTION 'claim_alert_events: worker must name the worker' USING ERRCODE = '22023',
             HINT = 'such as health_score.claim_alert_events(''mailer-1'')';
@@ -229,6 +232,7 @@ COMMENT ON FUNCTION health_score.claim_alert_events(text, integer, interval) IS
 
 CREATE FUNCTION health_score.complete_alert_event(id bigint, worker text) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT health_score_internal._require_coordinator('complete_alert_event');
     WITH done AS (
         UPDATE health_score.alert_events e
            SET status = 'acknowledged', acknowledged_by = e.claimed_by, acknowledged_at = pg_catalog.clock_timestamp(),
@@ -242,6 +246,7 @@ COMMENT ON FUNCTION health_score.complete_alert_event(bigint, text) IS
 
 CREATE FUNCTION health_score.acknowledge_alert_event(id bigint, note text DEFAULT NULL) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT health_score_internal._require_coordinator('acknowledge_alert_event');
     WITH done AS (
         UPDATE health_score.alert_events e
            SET status = 'acknowledged', acknowledged_by = SESSION_USER, acknowledged_at = pg_catalog.clock_timestamp(),
@@ -255,6 +260,7 @@ COMMENT ON FUNCTION health_score.acknowledge_alert_event(bigint, text) IS
 
 CREATE FUNCTION health_score.resolve_alert_event(id bigint, note text DEFAULT NULL) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT health_score_internal._require_coordinator('resolve_alert_event');
     WITH done AS (
         UPDATE health_score.alert_events e
            SET status = 'resolved', resolved_by = SESSION_USER, resolved_at = pg_catalog.clock_timestamp(),

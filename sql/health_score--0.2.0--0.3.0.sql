@@ -76,6 +76,7 @@ DECLARE
     lacking bigint;
     written bigint;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('rescore');
     IF rescore.model IS NULL OR rescore.version IS NULL OR rescore.from_at IS NULL OR rescore.to_at IS NULL THEN
         RAISE EXCEPTION 'rescore: model, version, from_at and to_at must not be NULL' USING ERRCODE = '22023',
             HINT = 'for example health_score.rescore(''churn'', 2, ''2026-01-01'', now())';
@@ -394,6 +395,7 @@ DECLARE
     parts pg_catalog.text[];
     schema_name pg_catalog.name;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('create_view');
     IF create_view.view_name IS NULL OR create_view.model IS NULL OR create_view.source IS NULL OR create_view.key_column IS NULL
        OR create_view.columns IS NULL THEN
         RAISE EXCEPTION 'create_view: no argument may be NULL' USING ERRCODE = '22023',
@@ -440,6 +442,7 @@ DECLARE
     v record;
     refreshed integer := 0;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('refresh_views');
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = refresh_views.model ORDER BY w.view_schema, w.view_name LOOP
         PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false,
                                                      v.carried);
@@ -483,6 +486,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     registered record;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('drop_view');
     SELECT w.view_schema, w.view_name INTO registered
       FROM health_score.views w JOIN pg_class cl ON cl.relname = w.view_name
       JOIN pg_namespace n ON n.oid = cl.relnamespace AND n.nspname = w.view_schema
@@ -903,6 +907,7 @@ DECLARE
     manual_join text := '';
     raised bigint;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('snapshot');
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
         RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
             HINT = 'leave at out for now(): health_score.snapshot(''model'', ''accounts'', ''account_id'')';
@@ -1304,6 +1309,7 @@ DECLARE
     command text;
     job_id bigint;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('schedule');
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'schedule: pg_cron is not installed in this database' USING ERRCODE = '55000',
             HINT = 'add pg_cron to shared_preload_libraries, set cron.database_name to this database, restart PostgreSQL and CREATE EXTENSION pg_cron';
@@ -1988,6 +1994,7 @@ $restore_users_views$;
 CREATE FUNCTION health_score.set_retention(model text, keep interval) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM health_score_internal._require_coordinator('set_retention');
     PERFORM health_score_internal._require_model_name('set_retention', set_retention.model);
     IF set_retention.keep < interval '1 day' THEN
         RAISE EXCEPTION 'set_retention: keep must be at least a day, not %', set_retention.keep USING ERRCODE = '22023',
@@ -2002,6 +2009,7 @@ COMMENT ON FUNCTION health_score.set_retention(text, interval) IS
 CREATE FUNCTION health_score.set_partitioning(model text, partition_by text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM health_score_internal._require_coordinator('set_partitioning');
     PERFORM health_score_internal._require_model_name('set_partitioning', set_partitioning.model);
     IF set_partitioning.partition_by IS NULL OR set_partitioning.partition_by NOT IN ('day', 'week', 'month', 'quarter', 'year') THEN
         RAISE EXCEPTION 'set_partitioning: partition_by must be day, week, month, quarter or year, not %',
@@ -2041,6 +2049,7 @@ DECLARE
     p record;
     kept_from timestamptz;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('apply_retention');
     IF apply_retention.at IS NULL OR NOT isfinite(apply_retention.at) THEN
         RAISE EXCEPTION 'apply_retention: at must be a finite time' USING ERRCODE = '22023',
             HINT = 'leave it out for now()';
@@ -2332,6 +2341,7 @@ CREATE FUNCTION health_score.set_alert_rule(model text, rule text, kind text, po
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
+    PERFORM health_score_internal._require_coordinator('set_alert_rule');
     PERFORM health_score_internal._require_model_name('set_alert_rule', set_alert_rule.model);
     IF set_alert_rule.rule IS NULL OR set_alert_rule.rule !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'set_alert_rule: rule must be a name of lowercase letters, digits and _ (not %)',
@@ -2372,6 +2382,7 @@ COMMENT ON FUNCTION health_score.set_alert_rule(text, text, text, double precisi
 
 CREATE FUNCTION health_score.drop_alert_rule(model text, rule text) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT health_score_internal._require_coordinator('drop_alert_rule');
     WITH gone AS (DELETE FROM health_score.alert_rules r WHERE r.model = drop_alert_rule.model AND r.rule = drop_alert_rule.rule
                   RETURNING 1)
     SELECT EXISTS (SELECT FROM gone)
@@ -2437,6 +2448,7 @@ CREATE FUNCTION health_score.claim_alert_events(worker text, max_events integer 
     RETURNS SETOF health_score.alert_events
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM health_score_internal._require_coordinator('claim_alert_events');
     IF claim_alert_events.worker IS NULL OR claim_alert_events.worker = '' THEN
         RAISE EXCEPTION 'claim_alert_events: worker must name the worker' USING ERRCODE = '22023',
             HINT = 'such as health_score.claim_alert_events(''mailer-1'')';
@@ -2466,6 +2478,7 @@ COMMENT ON FUNCTION health_score.claim_alert_events(text, integer, interval) IS
 
 CREATE FUNCTION health_score.complete_alert_event(id bigint, worker text) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT health_score_internal._require_coordinator('complete_alert_event');
     WITH done AS (
         UPDATE health_score.alert_events e
            SET status = 'acknowledged', acknowledged_by = e.claimed_by, acknowledged_at = pg_catalog.clock_timestamp(),
@@ -2479,6 +2492,7 @@ COMMENT ON FUNCTION health_score.complete_alert_event(bigint, text) IS
 
 CREATE FUNCTION health_score.acknowledge_alert_event(id bigint, note text DEFAULT NULL) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT health_score_internal._require_coordinator('acknowledge_alert_event');
     WITH done AS (
         UPDATE health_score.alert_events e
            SET status = 'acknowledged', acknowledged_by = SESSION_USER, acknowledged_at = pg_catalog.clock_timestamp(),
@@ -2492,6 +2506,7 @@ COMMENT ON FUNCTION health_score.acknowledge_alert_event(bigint, text) IS
 
 CREATE FUNCTION health_score.resolve_alert_event(id bigint, note text DEFAULT NULL) RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT health_score_internal._require_coordinator('resolve_alert_event');
     WITH done AS (
         UPDATE health_score.alert_events e
            SET status = 'resolved', resolved_by = SESSION_USER, resolved_at = pg_catalog.clock_timestamp(),
@@ -3648,6 +3663,53 @@ DROP FUNCTION health_score_internal._score_agg_trans(internal, jsonb, text, json
               health_score_internal._score_agg_serialize(internal),
               health_score_internal._score_agg_deserialize(bytea, internal),
               health_score_internal._score_agg_final(internal);
+
+-------------------------------------------------------------------------------------------
+-- Issue 21: the functions that keep the cluster's own state run on the Citus coordinator
+-- only (sql/citus.sql); the others got the check where they are defined above
+-------------------------------------------------------------------------------------------
+CREATE FUNCTION health_score_internal._require_coordinator(what text) RETURNS void
+    AS 'MODULE_PATHNAME', 'hs_require_coordinator' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._require_coordinator(text) IS
+    'Raises 0A000 naming the function on a worker of a Citus cluster (a server whose pg_dist_local_group is not 0); nothing elsewhere';
+
+CREATE OR REPLACE FUNCTION health_score.unschedule(job_id bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    removed boolean;
+BEGIN
+    PERFORM health_score_internal._require_coordinator('unschedule');
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'unschedule: pg_cron is not installed in this database' USING ERRCODE = '55000',
+            HINT = 'jobs exist only where pg_cron runs: connect to the database named by cron.database_name';
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT FROM cron.job WHERE jobid = $1 AND jobname LIKE ''health_score %'')' INTO removed USING unschedule.job_id;
+    IF NOT removed THEN
+        RAISE EXCEPTION 'unschedule: no health_score job has id %', unschedule.job_id USING ERRCODE = '42704',
+            HINT = 'SELECT jobid, jobname FROM cron.job WHERE jobname LIKE ''health_score %'' lists them';
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' INTO removed USING unschedule.job_id;
+    RETURN removed;
+END
+$$;
+
+-------------------------------------------------------------------------------------------
+-- Issue 21, item 3: _calibration keeps auc's flat state; auc's internal functions go
+-------------------------------------------------------------------------------------------
+CREATE FUNCTION health_score_internal._calibration_result(state bytea) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'hs_calibration_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._calibration_result(bytea) IS
+    '_calibration final: {intercept, slope} of the L2-regularised logistic regression of the outcome on the score';
+CREATE OR REPLACE AGGREGATE health_score_internal._calibration(score double precision, churned boolean) (
+    SFUNC = health_score_internal._auc_step, STYPE = bytea, SSPACE = 160,
+    FINALFUNC = health_score_internal._calibration_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._auc_merge, PARALLEL = SAFE);
+DROP FUNCTION health_score_internal._auc_trans(internal, double precision, boolean),
+              health_score_internal._auc_combine(internal, internal),
+              health_score_internal._auc_serialize(internal),
+              health_score_internal._auc_deserialize(bytea, internal),
+              health_score_internal._auc_final(internal),
+              health_score_internal._calibration_final(internal);
 
 -------------------------------------------------------------------------------------------
 -- Last: the privileges users granted on the extension's objects stay theirs

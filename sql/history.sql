@@ -128,6 +128,7 @@ DECLARE
     manual_join text := '';
     raised bigint;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('snapshot');
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
         RAISE EXCEPTION 'snapshot: model, source, key_column and at must not be NULL' USING ERRCODE = '22023',
             HINT = 'leave at out for now(): health_score.snapshot(''model'', ''accounts'', ''account_id'')';

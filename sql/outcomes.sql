@@ -2,26 +2,10 @@
 -- Proving the score: AUC, band reports, evaluation against outcomes
 -------------------------------------------------------------------------------------------
 
-CREATE FUNCTION health_score_internal._auc_trans(internal, double precision, boolean) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_auc_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._auc_combine(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_auc_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._auc_serialize(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'hs_auc_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._auc_deserialize(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_auc_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._auc_final(internal) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'hs_auc_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._auc_trans(internal, double precision, boolean) IS 'auc transition: keeps the score in its class';
-COMMENT ON FUNCTION health_score_internal._auc_combine(internal, internal) IS 'auc combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score_internal._auc_serialize(internal) IS 'auc serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score_internal._auc_deserialize(bytea, internal) IS 'auc deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score_internal._auc_final(internal) IS 'auc final: counts the pairs over the sorted scores';
-
 -- auc's own state is a flat bytea filled in place (not internal): Citus aggregates it
 -- partially on its workers. Citus checks the caller's right to run these functions, so they
 -- stay executable by PUBLIC; each refuses a call from outside an aggregate and a state that is
--- not one of its own (docs/security.md). The internal functions above serve _calibration.
+-- not one of its own (docs/security.md).
 CREATE FUNCTION health_score_internal._auc_step(state bytea, score double precision, churned boolean) RETURNS bytea
     AS 'MODULE_PATHNAME', 'hs_auc_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION health_score_internal._auc_merge(state bytea, other bytea) RETURNS bytea
@@ -340,15 +324,15 @@ $$;
 COMMENT ON FUNCTION health_score.backtest(text, regclass, text, text, interval, text) IS
     'For every snapshot time of a model (in health_score.scores, or with history => ''rescored'' the version''s rescored history): the accounts scored then that had not churned yet, how many churned within (scored_at, scored_at + horizon] (the earliest churn after counts; keys compared as text), the AUC, churn per band, and whether the horizon has passed (complete)';
 
-CREATE FUNCTION health_score_internal._calibration_final(internal) RETURNS double precision[]
-    AS 'MODULE_PATHNAME', 'hs_calibration_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._calibration_final(internal) IS
+-- _calibration keeps auc's flat state (the scores of each class)
+CREATE FUNCTION health_score_internal._calibration_result(state bytea) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'hs_calibration_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._calibration_result(bytea) IS
     '_calibration final: {intercept, slope} of the L2-regularised logistic regression of the outcome on the score';
 CREATE AGGREGATE health_score_internal._calibration(score double precision, churned boolean) (
-    SFUNC = health_score_internal._auc_trans, STYPE = internal, SSPACE = 64,
-    FINALFUNC = health_score_internal._calibration_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score_internal._auc_combine, SERIALFUNC = health_score_internal._auc_serialize,
-    DESERIALFUNC = health_score_internal._auc_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._auc_step, STYPE = bytea, SSPACE = 160,
+    FINALFUNC = health_score_internal._calibration_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._auc_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score_internal._calibration(double precision, boolean) IS
     'The calibration (intercept, slope) of scores against outcomes: L2-regularised logistic regression (slope penalty 1e-4 on the mean log-loss); NaN, infinite and NULL rows ignored';
 
@@ -387,15 +371,9 @@ COMMENT ON FUNCTION health_score.calibrate(jsonb, regclass, text) IS 'calibrate 
 -- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
 -- them), so nobody may (docs/security.md).
 REVOKE EXECUTE ON FUNCTION
-    health_score_internal._auc_combine(internal, internal),
-    health_score_internal._auc_deserialize(bytea, internal),
-    health_score_internal._auc_final(internal),
-    health_score_internal._auc_serialize(internal),
-    health_score_internal._auc_trans(internal, double precision, boolean),
     health_score_internal._backtest_combine(internal, internal),
     health_score_internal._backtest_deserialize(bytea, internal),
     health_score_internal._backtest_final(internal),
     health_score_internal._backtest_serialize(internal),
-    health_score_internal._backtest_trans(internal, double precision, text, integer, boolean),
-    health_score_internal._calibration_final(internal)
+    health_score_internal._backtest_trans(internal, double precision, text, integer, boolean)
   FROM PUBLIC;

@@ -44,6 +44,7 @@ DECLARE
     lacking bigint;
     written bigint;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('rescore');
     IF rescore.model IS NULL OR rescore.version IS NULL OR rescore.from_at IS NULL OR rescore.to_at IS NULL THEN
         RAISE EXCEPTION 'rescore: model, version, from_at and to_at must not be NULL' USING ERRCODE = '22023',
             HINT = 'for example health_score.rescore(''churn'', 2, ''2026-01-01'', now())';

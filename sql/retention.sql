@@ -6,6 +6,7 @@
 CREATE FUNCTION health_score.set_retention(model text, keep interval) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM health_score_internal._require_coordinator('set_retention');
     PERFORM health_score_internal._require_model_name('set_retention', set_retention.model);
     IF set_retention.keep < interval '1 day' THEN
         RAISE EXCEPTION 'set_retention: keep must be at least a day, not %', set_retention.keep USING ERRCODE = '22023',
@@ -20,6 +21,7 @@ COMMENT ON FUNCTION health_score.set_retention(text, interval) IS
 CREATE FUNCTION health_score.set_partitioning(model text, partition_by text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM health_score_internal._require_coordinator('set_partitioning');
     PERFORM health_score_internal._require_model_name('set_partitioning', set_partitioning.model);
     IF set_partitioning.partition_by IS NULL OR set_partitioning.partition_by NOT IN ('day', 'week', 'month', 'quarter', 'year') THEN
         RAISE EXCEPTION 'set_partitioning: partition_by must be day, week, month, quarter or year, not %',
@@ -59,6 +61,7 @@ DECLARE
     p record;
     kept_from timestamptz;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('apply_retention');
     IF apply_retention.at IS NULL OR NOT isfinite(apply_retention.at) THEN
         RAISE EXCEPTION 'apply_retention: at must be a finite time' USING ERRCODE = '22023',
             HINT = 'leave it out for now()';

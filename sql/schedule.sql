@@ -9,6 +9,7 @@ DECLARE
     command text;
     job_id bigint;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('schedule');
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'schedule: pg_cron is not installed in this database' USING ERRCODE = '55000',
             HINT = 'add pg_cron to shared_preload_libraries, set cron.database_name to this database, restart PostgreSQL and CREATE EXTENSION pg_cron';
@@ -40,6 +41,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     removed boolean;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('unschedule');
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'unschedule: pg_cron is not installed in this database' USING ERRCODE = '55000',
             HINT = 'jobs exist only where pg_cron runs: connect to the database named by cron.database_name';

@@ -248,6 +248,7 @@ DECLARE
     parts pg_catalog.text[];
     schema_name pg_catalog.name;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('create_view');
     IF create_view.view_name IS NULL OR create_view.model IS NULL OR create_view.source IS NULL OR create_view.key_column IS NULL
        OR create_view.columns IS NULL THEN
         RAISE EXCEPTION 'create_view: no argument may be NULL' USING ERRCODE = '22023',
@@ -294,6 +295,7 @@ DECLARE
     v record;
     refreshed integer := 0;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('refresh_views');
     FOR v IN SELECT * FROM health_score.views w WHERE w.model = refresh_views.model ORDER BY w.view_schema, w.view_name LOOP
         PERFORM health_score_internal._generate_view(v.view_schema, v.view_name, v.model, v.source, v.key_column, v.view_owner, false,
                                                      v.carried);
@@ -341,6 +343,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     registered record;
 BEGIN
+    PERFORM health_score_internal._require_coordinator('drop_view');
     SELECT w.view_schema, w.view_name INTO registered
       FROM health_score.views w JOIN pg_class cl ON cl.relname = w.view_name
       JOIN pg_namespace n ON n.oid = cl.relnamespace AND n.nspname = w.view_schema

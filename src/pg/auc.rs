@@ -7,14 +7,13 @@ use crate::core::auc::flat;
 use crate::core::{AucState, Error};
 
 use super::{
-    aggregate_context, aggregate_state, arg, bytea_bytes, bytea_state_mut, c_symbol, float8_datum, new_bytea,
-    partial_state_functions, return_null, v1_function,
+    aggregate_state, arg, bytea_bytes, bytea_state_mut, c_symbol, float8_array, float8_datum, new_bytea,
+    partial_state_functions, require_aggregate_call, return_null, v1_function,
 };
 
 // auc's own state is a flat `bytea` (`core::auc::flat`), filled in place: a state Citus can
 // aggregate partially on its workers, which it cannot do with an `internal` one. The
-// `internal` functions below it serve the calibration aggregate, and installs of 0.1.0 and
-// 0.2.0 until they are updated.
+// `internal` functions below it serve installs of 0.1.0 and 0.2.0 until they are updated.
 
 fn corrupt() -> Error {
     Error::InvalidArgument { message: "auc: corrupt state".into(), hint: None }
@@ -29,15 +28,16 @@ unsafe fn new_flat(capacity: usize) -> (pg_sys::Datum, &'static mut [u8]) {
 
 // _auc_step(state bytea, score float8, churned boolean) → bytea
 v1_function!(hs_auc_step, pg_finfo_hs_auc_step, |fcinfo| {
-    aggregate_context(fcinfo, "auc")?;
+    require_aggregate_call(fcinfo, "auc")?;
     let (mut state, mut buf) = match arg(fcinfo, 0) {
         Some(d) => bytea_state_mut(d),
         None => new_flat(16),
     };
-    let (nc, nr, _) = flat::counts(buf).ok_or_else(corrupt)?;
+    let counts = flat::counts(buf).ok_or_else(corrupt)?;
     if let (Some(score), Some(churned)) = (arg(fcinfo, 1), arg(fcinfo, 2)) {
         let (score, churned) = (f64::from_bits(score.value() as u64), churned.value() != 0);
-        if !flat::push(buf, score, churned)? {
+        if !flat::push_counted(buf, counts, score, churned)? {
+            let (nc, nr, _) = counts;
             // full: a copy twice the size, which the aggregate keeps instead (and frees this one)
             let (bigger, into) = new_flat(flat::capacity_for(nc + nr));
             flat::copy_into(buf, None, into)?;
@@ -50,7 +50,7 @@ v1_function!(hs_auc_step, pg_finfo_hs_auc_step, |fcinfo| {
 
 // _auc_merge(state bytea, other bytea) → bytea: adds other's scores to the state's
 v1_function!(hs_auc_merge, pg_finfo_hs_auc_merge, |fcinfo| {
-    aggregate_context(fcinfo, "auc")?;
+    require_aggregate_call(fcinfo, "auc")?;
     let other = arg(fcinfo, 1).map(|d| bytea_bytes(d));
     let on = match other {
         Some(o) => flat::counts(o).map(|(c, r, _)| c + r).ok_or_else(corrupt)?,
@@ -77,6 +77,17 @@ v1_function!(hs_auc_result, pg_finfo_hs_auc_result, |fcinfo| {
     let mut state = flat::state(bytea_bytes(d)).ok_or_else(corrupt)?;
     Ok(match state.finish() {
         Some(auc) => float8_datum(auc),
+        None => return_null(fcinfo),
+    })
+});
+
+// _calibration_result(state bytea) → float8[]: the calibration fitted to auc's state (the
+// scores of each class): {a, b}, NULL when a class is empty or the fit does not settle
+v1_function!(hs_calibration_result, pg_finfo_hs_calibration_result, |fcinfo| {
+    let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
+    let state = flat::state(bytea_bytes(d)).ok_or_else(corrupt)?;
+    Ok(match crate::core::calibrate::calibrate(&state.churned, &state.retained, CALIBRATION_L2) {
+        Some((a, b)) => float8_array(&[a, b]),
         None => return_null(fcinfo),
     })
 });

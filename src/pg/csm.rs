@@ -174,6 +174,7 @@ unsafe fn record(
 
 // set_manual_input(model, entity_key, input, value, reason, expires_at)
 v1_function!(hs_set_manual_input, pg_finfo_hs_set_manual_input, |fcinfo| {
+    super::citus::require_coordinator("set_manual_input")?;
     if arg(fcinfo, 3).is_none() {
         return Err(Error::InvalidArgument {
             message: "set_manual_input: value must not be NULL".into(),
@@ -186,12 +187,14 @@ v1_function!(hs_set_manual_input, pg_finfo_hs_set_manual_input, |fcinfo| {
 
 // clear_manual_input(model, entity_key, input, reason) → whether there was one
 v1_function!(hs_clear_manual_input, pg_finfo_hs_clear_manual_input, |fcinfo| {
+    super::citus::require_coordinator("clear_manual_input")?;
     let cleared = record(fcinfo, "input", [Some(0), Some(1), Some(2), None, Some(3)])?;
     Ok(pg_sys::Datum::from(cleared.unwrap_or(false)))
 });
 
 // set_band_override(model, entity_key, band, reason, expires_at)
 v1_function!(hs_set_band_override, pg_finfo_hs_set_band_override, |fcinfo| {
+    super::citus::require_coordinator("set_band_override")?;
     if arg(fcinfo, 2).is_none() {
         return Err(Error::InvalidArgument {
             message: "set_band_override: band must not be NULL".into(),
@@ -204,6 +207,7 @@ v1_function!(hs_set_band_override, pg_finfo_hs_set_band_override, |fcinfo| {
 
 // clear_band_override(model, entity_key, reason) → whether there was one
 v1_function!(hs_clear_band_override, pg_finfo_hs_clear_band_override, |fcinfo| {
+    super::citus::require_coordinator("clear_band_override")?;
     let cleared = record(fcinfo, "band", [Some(0), Some(1), None, None, Some(2)])?;
     Ok(pg_sys::Datum::from(cleared.unwrap_or(false)))
 });

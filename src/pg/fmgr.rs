@@ -308,6 +308,22 @@ pub unsafe fn aggregate_context(
     Ok(ctx)
 }
 
+/// `aggregate_context`'s check alone, without a call into PostgreSQL (a transition function
+/// runs it on every row): an error naming `aggregate` unless an aggregate or a window
+/// aggregate made the call.
+///
+/// # Safety
+/// `fcinfo` must be a valid call.
+#[inline(always)]
+pub unsafe fn require_aggregate_call(fcinfo: pg_sys::FunctionCallInfo, aggregate: &str) -> Result<(), Error> {
+    let context = (*fcinfo).context;
+    let tag = if context.is_null() { None } else { Some((*context).type_) };
+    if matches!(tag, Some(pg_sys::NodeTag::T_AggState | pg_sys::NodeTag::T_WindowAggState)) {
+        return Ok(());
+    }
+    aggregate_context(fcinfo, aggregate).map(|_| ())
+}
+
 /// An internal-state aggregate's state in argument 0, or a new empty one owned by the
 /// aggregate's memory context (and dropped with it); `aggregate` names the aggregate in the
 /// error when the function was called outside one.

@@ -4,6 +4,7 @@
 pub mod alert_queue;
 pub mod auc;
 pub mod backtest;
+pub mod citus;
 pub mod csm;
 pub mod drivers;
 pub mod fit;
@@ -58,6 +59,7 @@ fn raise_as(e: &Error, kind: &Error) -> ! {
         Error::SourceColumns { types: true, .. } => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
         Error::LimitExceeded { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         Error::OutOfMemory { .. } => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
+        Error::CoordinatorOnly { .. } => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
         Error::ForEntity { error, .. } => raise_as(e, error),
     };
     use crate::core::error::{shortened, MAX_DETAIL_CHARS, MAX_HINT_CHARS, MAX_MESSAGE_CHARS};

@@ -85,6 +85,7 @@ unsafe fn optional(fcinfo: pg_sys::FunctionCallInfo, n: usize, type_oid: pg_sys:
 // set_model(name text, config jsonb) RETURNS integer: _record_model_version validates
 // (NULLs included), numbers and inserts
 v1_function!(hs_set_model, pg_finfo_hs_set_model, |fcinfo| {
+    super::citus::require_coordinator("set_model")?;
     let args = vec![optional(fcinfo, 0, pg_sys::TEXTOID), optional(fcinfo, 1, pg_sys::JSONBOID)];
     let version = call_as_owner::<i32>("SELECT health_score_internal._record_model_version($1, $2, $3)", args)?;
     // Under Citus, plans hold the config of the version a name stood for when they were made

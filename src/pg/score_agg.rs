@@ -17,7 +17,7 @@ use super::jsonb::{numeric_text, JsonbRef};
 use super::models::{ModelArg, ModelSlot};
 use super::{
     aggregate_context, arg, bytea_bytes, bytea_state_mut, c_symbol, call_site, float8_datum, new_bytea, raising,
-    return_null, state_datum, text_arg, v1_function, BuiltDatum,
+    require_aggregate_call, return_null, state_datum, text_arg, v1_function, BuiltDatum,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -359,7 +359,7 @@ unsafe fn flat_step(
     model_is_jsonb: bool,
     kind: ValueKind,
 ) -> Result<pg_sys::Datum, Error> {
-    aggregate_context(fcinfo, "score_agg")?;
+    require_aggregate_call(fcinfo, "score_agg")?;
     let (mut datum, mut buf) = match arg(fcinfo, 0) {
         Some(d) => bytea_state_mut(d),
         None => flat_new(256),
@@ -430,7 +430,7 @@ v1_function!(hs_score_agg_step_nt, pg_finfo_hs_score_agg_step_nt, |fcinfo| {
 
 // _score_agg_merge(state bytea, other bytea) → bytea
 v1_function!(hs_score_agg_merge, pg_finfo_hs_score_agg_merge, |fcinfo| {
-    aggregate_context(fcinfo, "score_agg")?;
+    require_aggregate_call(fcinfo, "score_agg")?;
     let (mut datum, mut buf) = match arg(fcinfo, 0) {
         Some(d) => bytea_state_mut(d),
         None => flat_new(256),

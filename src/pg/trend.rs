@@ -12,7 +12,7 @@ use crate::core::{Error, TrendState};
 use super::result_desc;
 use super::{
     aggregate_context, arg, bytea_bytes, bytea_state_mut, c_symbol, call_site, float8_datum, new_bytea, raising,
-    return_null, state_datum, v1_function, BuiltDatum,
+    require_aggregate_call, return_null, state_datum, v1_function, BuiltDatum,
 };
 use crate::core::bytes::StateKind;
 use crate::core::trend::flat;
@@ -34,7 +34,7 @@ unsafe fn flat_arg(
     fcinfo: pg_sys::FunctionCallInfo,
     n: usize,
 ) -> Result<(pg_sys::Datum, &'static mut [u8], TrendState), Error> {
-    aggregate_context(fcinfo, "trend")?;
+    require_aggregate_call(fcinfo, "trend")?;
     match arg(fcinfo, n) {
         Some(d) => {
             let (datum, buf) = bytea_state_mut(d);

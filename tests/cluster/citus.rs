@@ -259,6 +259,58 @@ fn citus_b2_auc_trend_and_score_agg_aggregate_partially_on_the_workers() {
     }
 }
 
+/// On a worker, the functions that keep the cluster's own state (the registry, schedules,
+/// generated views, the history's settings, the alert queue, CSM inputs, snapshots) refuse with
+/// 0A000, naming themselves and the coordinator; on the coordinator they run.
+#[test]
+#[ignore = "needs the installed extension and Citus; scripts/test.sh runs it"]
+fn citus_b3_coordinator_only_functions_say_so_on_a_worker() {
+    let Some(citus) = citus() else { return };
+    let mut c = citus.connect();
+    accounts(&mut c);
+    c.execute("SELECT health_score.set_model('here', $1::text::jsonb)", &[&MODEL]).unwrap();
+    let mut worker = node_connect("worker1", citus.workers[0], "hs_citus");
+    let calls = [
+        ("set_model", "SELECT health_score.set_model('w', '{\"components\": [{\"name\": \"a\", \"weight\": 1, \"normalize\": {\"type\": \"linear\", \"min\": 0, \"max\": 1}}]}')"),
+        ("schedule", "SELECT health_score.schedule('here', 'pg_class', 'oid', '0 3 * * *')"),
+        ("unschedule", "SELECT health_score.unschedule(1)"),
+        ("create_view", "SELECT health_score.create_view('v', 'here', 'pg_class', 'oid')"),
+        ("drop_view", "SELECT health_score.drop_view('pg_class')"),
+        ("refresh_views", "SELECT health_score.refresh_views('here')"),
+        ("set_retention", "SELECT health_score.set_retention('here', '400 days')"),
+        ("apply_retention", "SELECT * FROM health_score.apply_retention()"),
+        ("set_partitioning", "SELECT health_score.set_partitioning('here', 'month')"),
+        ("set_alert_rule", "SELECT health_score.set_alert_rule('here', 'r', 'band_worsened')"),
+        ("drop_alert_rule", "SELECT health_score.drop_alert_rule('here', 'r')"),
+        ("claim_alert_events", "SELECT * FROM health_score.claim_alert_events('mailer')"),
+        ("complete_alert_event", "SELECT health_score.complete_alert_event(1, 'mailer')"),
+        ("acknowledge_alert_event", "SELECT health_score.acknowledge_alert_event(1)"),
+        ("resolve_alert_event", "SELECT health_score.resolve_alert_event(1)"),
+        ("set_manual_input", "SELECT health_score.set_manual_input('here', 'a1', 'logins', '3', 'call')"),
+        ("clear_manual_input", "SELECT health_score.clear_manual_input('here', 'a1', 'logins')"),
+        ("set_band_override", "SELECT health_score.set_band_override('here', 'a1', 'red', 'call')"),
+        ("clear_band_override", "SELECT health_score.clear_band_override('here', 'a1')"),
+        ("snapshot", "SELECT health_score.snapshot('here', 'pg_class', 'oid')"),
+        ("rescore", "SELECT health_score.rescore('here', 1, now() - interval '1 day', now())"),
+    ];
+    for (name, call) in calls {
+        let err = worker.batch_execute(call).expect_err(call);
+        let db = err.as_db_error().expect("a database error");
+        assert_eq!(db.code().code(), "0A000", "{call}: {db:?}");
+        assert!(db.message().starts_with(&format!("{name} runs on the Citus coordinator only")), "{call}: {db:?}");
+        assert!(db.hint().is_some_and(|h| h.contains("connect to the coordinator")), "{call}: {db:?}");
+    }
+    // scoring on a worker is not refused: the workers score in the coordinator's task queries
+    let score: f64 = worker
+        .query_one("SELECT health_score.score($1::text::jsonb, '{\"logins\": 20}'::jsonb)", &[&MODEL])
+        .unwrap()
+        .get(0);
+    assert!(score > 0.0);
+    // the coordinator is its group 0
+    c.batch_execute("SELECT health_score_internal._require_coordinator('anything')").unwrap();
+    c.batch_execute("SELECT health_score.set_retention('here', '400 days')").unwrap();
+}
+
 /// Rows that reach the workers without their column names (a subquery's row, `to_jsonb` of a
 /// view's row) are refused with 42703 and a hint, where they would have scored as missing.
 #[test]

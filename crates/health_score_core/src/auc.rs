@@ -135,10 +135,12 @@ pub mod flat {
         HEAD + 8 * capacity
     }
 
+    #[inline(always)]
     fn word(buf: &[u8], at: usize) -> u64 {
         u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
     }
 
+    #[inline(always)]
     fn set_word(buf: &mut [u8], at: usize, v: u64) {
         buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
@@ -154,6 +156,7 @@ pub mod flat {
     }
 
     /// (churned, retained, capacity) of a well-formed state; None for anything else.
+    #[inline]
     pub fn counts(buf: &[u8]) -> Option<(usize, usize, usize)> {
         if buf.len() < HEAD || buf[..2] != state_header(StateKind::FlatAuc) {
             return None;
@@ -163,6 +166,7 @@ pub mod flat {
         fits.then_some((nc, nr, cap))
     }
 
+    #[inline(always)]
     fn score(buf: &[u8], i: usize) -> f64 {
         f64::from_bits(word(buf, HEAD + 8 * i))
     }
@@ -171,10 +175,21 @@ pub mod flat {
     /// with `copy_into` and add again). `buf` must be well-formed (`counts`).
     #[inline]
     pub fn push(buf: &mut [u8], score: f64, churned: bool) -> Result<bool, Error> {
+        let (nc, nr, cap) = (word(buf, 4) as usize, word(buf, 12) as usize, word(buf, 20) as usize);
+        push_counted(buf, (nc, nr, cap), score, churned)
+    }
+
+    /// `push` on a state whose `counts` the caller has just read.
+    #[inline(always)]
+    pub fn push_counted(
+        buf: &mut [u8],
+        (nc, nr, cap): (usize, usize, usize),
+        score: f64,
+        churned: bool,
+    ) -> Result<bool, Error> {
         if !score.is_finite() {
             return Ok(true);
         }
-        let (nc, nr, cap) = (word(buf, 4) as usize, word(buf, 12) as usize, word(buf, 20) as usize);
         if nc + nr >= MAX_ROWS {
             return Err(too_many());
         }
@@ -209,12 +224,12 @@ pub mod flat {
         if tc + tr + nc + nr > tcap {
             return Ok(false);
         }
-        for i in 0..nc {
-            push(to, score(from, i), true)?;
-        }
-        for i in 0..nr {
-            push(to, score(from, cap - 1 - i), false)?;
-        }
+        // each class is one run of bytes: the churned at the front, the retained at the back
+        to[HEAD + 8 * tc..HEAD + 8 * (tc + nc)].copy_from_slice(&from[HEAD..HEAD + 8 * nc]);
+        to[HEAD + 8 * (tcap - tr - nr)..HEAD + 8 * (tcap - tr)]
+            .copy_from_slice(&from[HEAD + 8 * (cap - nr)..HEAD + 8 * cap]);
+        set_word(to, 4, (tc + nc) as u64);
+        set_word(to, 12, (tr + nr) as u64);
         Ok(true)
     }
 

@@ -59,6 +59,9 @@ pub enum Error {
     /// Memory for a computation could not be had (53200), as PostgreSQL reports it: an
     /// allocation that fails must not abort the server process.
     OutOfMemory { what: String, bytes: usize },
+    /// A function that keeps the cluster's own state (the registry, schedules, views, history
+    /// settings, the alert queue) called on a worker of a Citus cluster (0A000).
+    CoordinatorOnly { what: String },
     /// Any of the above while scoring one entity of a snapshot: the same SQLSTATE and hint,
     /// with the entity's key in the message.
     ForEntity { key: String, error: Box<Error> },
@@ -75,6 +78,7 @@ impl Error {
             Error::SourceColumns { types: true, .. } => "42804",
             Error::LimitExceeded { .. } => "54000",
             Error::OutOfMemory { .. } => "53200",
+            Error::CoordinatorOnly { .. } => "0A000",
             Error::ForEntity { error, .. } => error.sqlstate(),
         }
     }
@@ -108,6 +112,9 @@ impl Error {
             Error::LimitExceeded { message, .. } => message.clone(),
             Error::SourceColumns { message, .. } => message.clone(),
             Error::OutOfMemory { what, bytes } => format!("out of memory: {what} needed {bytes} more bytes"),
+            Error::CoordinatorOnly { what } => {
+                format!("{what} runs on the Citus coordinator only, and this server is a worker of a cluster")
+            }
             Error::ForEntity { key, error } => {
                 format!("entity_key {}: {}", quoted_excerpt(key), error.message())
             }
@@ -175,6 +182,10 @@ impl Error {
             Error::LimitExceeded { hint, .. } => Some(hint.clone()),
             Error::SourceColumns { hint, .. } => Some(hint.clone()),
             Error::OutOfMemory { .. } => Some("work on fewer rows at a time, or give the server more memory".into()),
+            Error::CoordinatorOnly { .. } => Some(
+                "connect to the coordinator: it keeps the registry, the schedules, the views, the history's settings and the alert queue; the workers hold shards (docs/scale-out.md)"
+                    .into(),
+            ),
             Error::ForEntity { error, .. } => error.hint(),
         }
     }

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Times queries over a distributed table against the same queries over a plain copy on the
+coordinator (bench/citus.sh sets both up), and prints each plan's shape: where the scoring and
+the aggregates run. On one machine the workers share its cores, so the ratios compare plan
+shapes, not scale. Before timing, each pair is checked to return the same rows."""
+import re
+import statistics
+import subprocess
+import sys
+
+PORT, DB, SOCKET_DIR = sys.argv[1:4]
+ROUNDS = 5
+
+QUERIES = [
+    ("one scoring pass, registered model",
+     "SELECT count(health_score.score('bench', a)) FROM {t} a"),
+    ("auc by region (not the distribution column)",
+     "SELECT region, health_score.auc(health_score.score('bench', a), a.churned) FROM {t} a GROUP BY 1 ORDER BY 1"),
+    ("trend by region over 1M points",
+     "SELECT region, (t).n, round((t).slope_per_day::numeric, 6) FROM "
+     "(SELECT region, health_score.trend(a.at, a.logins) AS t FROM {t} a GROUP BY 1) s ORDER BY 1"),
+    ("score_agg by account of 1M (key, value) rows",
+     "SELECT count(s) FROM (SELECT a.id, health_score.score_agg('bench', k.key, CASE k.key WHEN 'logins' THEN a.logins "
+     "ELSE a.adoption END) AS s FROM {t} a, (VALUES ('logins'), ('adoption')) k(key) WHERE a.id % 2 = 0 GROUP BY 1) x"),
+]
+
+
+def psql(script):
+    out = subprocess.run(["psql", "-X", "-h", SOCKET_DIR, "-p", PORT, "-U", "postgres", "-d", DB, "-v", "ON_ERROR_STOP=1",
+                          "-qAt"], input=script, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"psql failed:\n{out.stderr}")
+    return out.stdout
+
+
+def plan_shape(query):
+    plan = psql(f"EXPLAIN (VERBOSE) {query}")
+    tasks = re.search(r"Task Count: (\d+)", plan)
+    shape = [f"{tasks.group(1)} tasks" if tasks else "no distributed plan"]
+    if "worker_partial_agg" in plan:
+        shape.append("partial aggregates on the workers")
+    if "health_score.score(" in plan or "_score_columns" in plan:
+        shape.append("scoring in the task queries" if tasks else "scoring on the coordinator")
+    return ", ".join(shape)
+
+
+def main():
+    print(f"{'query':48} {'distributed ms':>15} {'one server ms':>14} {'ratio':>6}  plan of the distributed query")
+    for name, q in QUERIES:
+        dist, local = q.format(t="bench.accounts_dist"), q.format(t="bench.accounts")
+        if psql(dist) != psql(local):
+            sys.exit(f"MISMATCH: {name}")
+        script = ""
+        for _ in range(ROUNDS + 1):
+            for query in (dist, local):
+                script += "\\timing on\n" + query + ";\n\\timing off\n"
+        times = [float(t) for t in re.findall(r"Time: ([0-9.]+) ms", psql(script))][2:]
+        d, l = statistics.median(times[0::2]), statistics.median(times[1::2])
+        print(f"{name:48} {d:15.0f} {l:14.0f} {d / l:6.2f}  {plan_shape(dist)}")
+    print("(one machine: the coordinator and both workers share its cores; the ratios compare plan shapes, not scale)")
+
+
+main()
