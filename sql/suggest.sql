@@ -130,7 +130,15 @@ BEGIN
     EXECUTE format('SELECT health_score_internal._suggest(health_score_internal._fit_shape_row($1, src), %s, %s, %s, %s, $2) FROM %s AS src',
                    outcome, held,
                    CASE WHEN numeric_columns IS NULL THEN '''{}''::pg_catalog.float8[]'
-                        ELSE 'ARRAY[' || (SELECT string_agg(format('src.%I::pg_catalog.float8', c), ', ') FROM unnest(numeric_columns) c) || ']' END,
+                        ELSE 'ARRAY[' || (SELECT string_agg(CASE WHEN numeric_typed THEN
+                                                                   -- beyond double precision's range (or NaN): missing, as a
+                                                                   -- non-finite number is, instead of an error of the cast
+                                                                   format('CASE WHEN pg_catalog.abs(src.%1$I) OPERATOR(pg_catalog.<=) 1.7976931348623157e308 THEN src.%1$I::pg_catalog.float8 END', c)
+                                                                 ELSE format('src.%I::pg_catalog.float8', c) END, ', ')
+                                            FROM unnest(numeric_columns) c,
+                                                 LATERAL (SELECT coalesce(nullif(ty.typbasetype, 0), ty.oid) = 'numeric'::regtype AS numeric_typed
+                                                            FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+                                                           WHERE a.attrelid = _suggest.source AND a.attname = c) t) || ']' END,
                    CASE WHEN categorical_columns IS NULL THEN '''{}''::pg_catalog.text[]'
                         ELSE 'ARRAY[' || (SELECT string_agg(format('src.%I::pg_catalog.text', c), ', ') FROM unnest(categorical_columns) c) || ']' END,
                    _suggest.source)

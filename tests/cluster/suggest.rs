@@ -200,3 +200,31 @@ fn cancelled_fits_and_suggestions_stop_cleanly() {
     let one: i32 = connect("postgres").query_one("SELECT 1", &[]).unwrap().get(0);
     assert_eq!(one, 1);
 }
+
+/// Numbers beyond double precision's range (a `numeric` column) read as missing instead of
+/// failing the cast, and columns with no value in any training row are left out.
+#[test]
+#[ignore = "needs the installed extension; scripts/test.sh runs it"]
+fn suggest_reads_huge_numbers_as_missing_and_leaves_out_empty_columns() {
+    let mut c = database("hs_suggest_edges");
+    c.batch_execute(
+        "CREATE TABLE accounts AS
+           SELECT i AS id, (i * 7 % 31)::float8 AS logins, (i * 13 % 11) AS tickets,
+                  CASE WHEN i % 3 = 0 THEN 1e400 WHEN i % 3 = 1 THEN 'NaN'::numeric ELSE (i % 50)::numeric END AS huge,
+                  NULL::text AS empty_text, NULL::numeric AS empty_number, (i * 17 % 100) / 100.0 AS usage,
+                  (i * 29 % 100) / 100.0 < 0.3 + 0.01 * (i * 7 % 31) AS churned
+             FROM generate_series(1, 3000) i;
+         ALTER TABLE accounts ADD PRIMARY KEY (id);",
+    )
+    .unwrap();
+    let columns: Vec<String> = c
+        .query(
+            "SELECT column_name FROM health_score.suggest($1::text::jsonb, 'accounts', 'churned') ORDER BY column_name",
+            &[&HAND_MODEL],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(columns, ["huge", "usage"]);
+}

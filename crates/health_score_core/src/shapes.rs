@@ -345,6 +345,14 @@ impl ShapeData {
         }
     }
 
+    /// Whether column `c` has a value (one not imputed) in some row.
+    pub fn observed(&self, c: usize) -> bool {
+        match &self.columns[c] {
+            Column::Numeric(values) => values.iter().any(|v| !v.is_nan()),
+            Column::Categorical { ids, .. } => ids.iter().any(|&id| id != IMPUTED),
+        }
+    }
+
     /// The first category column `c` saw, if it is categorical and saw one.
     pub fn first_category(&self, c: usize) -> Option<&str> {
         match &self.columns[c] {

@@ -438,6 +438,10 @@ pub fn suggest(
     let mut too_many = Vec::new();
     let mut named = Vec::new();
     for (i, candidate) in candidates.iter().enumerate() {
+        // a column without a value in any training row has nothing to fit
+        if !data.train.observed(leaves + i) {
+            continue;
+        }
         if candidate.categorical && data.train.categories(leaves + i) > options.max_categories {
             too_many.push(candidate.column.clone());
             continue;
