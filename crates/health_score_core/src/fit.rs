@@ -14,7 +14,7 @@ use super::json::Json;
 use super::model::Model;
 use super::parallel;
 use super::score::{NodeResult, Status};
-use super::solver::{self, Bounds, Compensated, Minimum, Objective, BLOCK};
+use super::solver::{self, Bounds, Compensated, Minimum, Objective};
 
 /// The largest β a leaf may take: health weights are at least 1e-6.
 pub const UPPER: f64 = -1e-6;
@@ -199,39 +199,25 @@ impl Problem {
         let d = k + 1;
         let (x, y, count) = (&self.x, &self.y, &self.count);
         let parts = parallel::chunks(y.len(), &mut [(); 0], |rows, _| {
-            let mut loss = Compensated::default();
-            let mut g = vec![Compensated::default(); d];
             let mut h = vec![0.0; d * d];
             let mut v = vec![1.0; d];
-            let mut g_part = vec![0.0; d];
-            let mut start = rows.start;
-            while start < rows.end {
-                let end = (start + BLOCK).min(rows.end);
-                let mut loss_part = 0.0;
-                g_part.iter_mut().for_each(|x| *x = 0.0);
-                for i in start..end {
-                    let (y, c) = (y[i], count[i]);
-                    v[1..].copy_from_slice(&x[i * k..(i + 1) * k]);
-                    let z = linear(theta, &v[1..]);
-                    let (p, q, loss) = solver::logistic_terms(z, y);
-                    loss_part += c * loss;
-                    let r = c * if y == 1.0 { -q } else { p };
-                    let w = c * p * q;
-                    // the upper triangle, row by row, as slices (no bounds checks in the inner loop)
-                    for a in 0..d {
-                        g_part[a] += r * v[a];
-                        let wa = w * v[a];
-                        for (hb, vb) in h[a * d + a..(a + 1) * d].iter_mut().zip(&v[a..]) {
-                            *hb += wa * vb;
-                        }
+            let (loss, g) = solver::blocked_sums(rows, d, |i, loss, g| {
+                let (y, c) = (y[i], count[i]);
+                v[1..].copy_from_slice(&x[i * k..(i + 1) * k]);
+                let z = linear(theta, &v[1..]);
+                let (p, q, l) = solver::logistic_terms(z, y);
+                *loss += c * l;
+                let r = c * if y == 1.0 { -q } else { p };
+                let w = c * p * q;
+                // the upper triangle, row by row, as slices (no bounds checks in the inner loop)
+                for a in 0..d {
+                    g[a] += r * v[a];
+                    let wa = w * v[a];
+                    for (hb, vb) in h[a * d + a..(a + 1) * d].iter_mut().zip(&v[a..]) {
+                        *hb += wa * vb;
                     }
                 }
-                loss.add(loss_part);
-                for a in 0..d {
-                    g[a].add(g_part[a]);
-                }
-                start = end;
-            }
+            });
             interrupts::check();
             (loss, g, h)
         });

@@ -23,7 +23,7 @@ use super::model::Model;
 use super::normalize::Normalizer;
 use super::parallel;
 use super::score::{NodeResult, Status};
-use super::solver::{self, Bounds, Compensated, Minimum, Objective, BLOCK};
+use super::solver::{self, Bounds, Compensated, Minimum, Objective};
 use super::value::Value;
 
 pub const DEFAULT_KNOTS: usize = 6;
@@ -967,35 +967,22 @@ impl Objective for Problem {
         weights.clear();
         weights.resize(data.y.len(), 0.0);
         let parts = parallel::chunks(data.y.len(), &mut weights[..], |rows, weights| {
-            let mut loss = Compensated::default();
-            let mut g = vec![Compensated::default(); d];
-            let mut g_part = vec![0.0; d];
             let mut f = Vec::new();
-            let mut start = rows.start;
-            while start < rows.end {
-                let end = (start + BLOCK).min(rows.end);
-                let mut loss_part = 0.0;
-                g_part.iter_mut().for_each(|x| *x = 0.0);
-                for i in start..end {
-                    features(cells, i, &mut f);
-                    let (y, c) = (data.y[i], data.count[i]);
-                    let z: f64 = data.offset[i] + f.iter().map(|&(a, v)| u[a] * v).sum::<f64>();
-                    let (p, q, l) = solver::logistic_terms(z, y);
-                    loss_part += c * l;
-                    let r = c * if y == 1.0 { -q } else { p };
-                    weights[i - rows.start] = c * p * q;
-                    for &(a, va) in &f {
-                        g_part[a] += r * va;
-                    }
+            let first = rows.start;
+            let sums = solver::blocked_sums(rows, d, |i, loss, g| {
+                features(cells, i, &mut f);
+                let (y, c) = (data.y[i], data.count[i]);
+                let z: f64 = data.offset[i] + f.iter().map(|&(a, v)| u[a] * v).sum::<f64>();
+                let (p, q, l) = solver::logistic_terms(z, y);
+                *loss += c * l;
+                let r = c * if y == 1.0 { -q } else { p };
+                weights[i - first] = c * p * q;
+                for &(a, va) in &f {
+                    g[a] += r * va;
                 }
-                loss.add(loss_part);
-                for a in 0..d {
-                    g[a].add(g_part[a]);
-                }
-                start = end;
-            }
+            });
             super::interrupts::check();
-            (loss, g)
+            sums
         });
         let mut loss = Compensated::default();
         let mut g = vec![Compensated::default(); d];

@@ -69,6 +69,35 @@ impl Compensated {
     }
 }
 
+/// The loss and gradient sums of a pass over `rows` (one chunk of a pass): `row(i, loss,
+/// gradient)` adds row i's terms to plain sums over a block of `BLOCK` rows, which join the
+/// compensated totals at the block's end.
+#[inline(always)]
+pub fn blocked_sums(
+    rows: std::ops::Range<usize>,
+    d: usize,
+    mut row: impl FnMut(usize, &mut f64, &mut [f64]),
+) -> (Compensated, Vec<Compensated>) {
+    let mut loss = Compensated::default();
+    let mut g = vec![Compensated::default(); d];
+    let mut g_part = vec![0.0; d];
+    let mut start = rows.start;
+    while start < rows.end {
+        let end = (start + BLOCK).min(rows.end);
+        let mut loss_part = 0.0;
+        g_part.fill(0.0);
+        for i in start..end {
+            row(i, &mut loss_part, &mut g_part);
+        }
+        loss.add(loss_part);
+        for (total, part) in g.iter_mut().zip(&g_part) {
+            total.add(*part);
+        }
+        start = end;
+    }
+    (loss, g)
+}
+
 /// σ(z), 1 − σ(z) and the log-loss of outcome `y` (1 or 0) from one exponential, none of them
 /// by cancellation (so p − y stays exact when p is near 1).
 #[inline(always)]
