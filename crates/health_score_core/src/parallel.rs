@@ -1,8 +1,8 @@
 //! The fits' passes over their rows, on more than one thread where the host allows it.
 //!
-//! A pass is cut into chunks of a size set by its number of rows, whatever the number of threads, each chunk's
-//! result is computed alone, and the results are combined in chunk order by the caller: the
-//! outcome is the same to the bit on one thread or several. The helper threads run plain
+//! A pass is cut into chunks of a size set by its number of rows (whatever the number of
+//! threads), each chunk's result is computed alone, and the results are combined in chunk
+//! order by the caller: the outcome is the same to the bit on one thread or several. The helper threads run plain
 //! arithmetic on memory the caller lends them; they call nothing of the host (a cancellation
 //! check on a helper does nothing: the calling thread's checks, between its own chunks, are
 //! the ones that count) and take no signal (all are blocked before they are spawned, so the
