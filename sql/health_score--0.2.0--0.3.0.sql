@@ -3414,6 +3414,7 @@ DECLARE
     missing_column text;
     read_by_model text[];
     numeric_columns text[];
+    numeric_reads text[];
     categorical_columns text[];
     list_option text;
     ranked text;
@@ -3478,9 +3479,14 @@ BEGIN
           FROM jsonb_path_query(_suggest.config, 'lax $.**') c
          WHERE jsonb_typeof(c) = 'object' AND c ? 'normalize' AND jsonb_typeof(c -> 'name') = 'string'
         UNION ALL SELECT _suggest.config -> 'segments' ->> 'input' WHERE _suggest.config -> 'segments' ? 'input');
+    -- a numeric column beyond double precision's range (or NaN) reads as missing, as a
+    -- non-finite number does, instead of failing the cast
     SELECT array_agg(a.attname ORDER BY a.attnum) FILTER (WHERE t.kind = 'numeric'),
+           array_agg(CASE WHEN coalesce(nullif(ty.typbasetype, 0), ty.oid) = 'numeric'::regtype
+                          THEN format('CASE WHEN pg_catalog.abs(src.%1$I) OPERATOR(pg_catalog.<=) 1.7976931348623157e308 THEN src.%1$I::pg_catalog.float8 END', a.attname)
+                          ELSE format('src.%I::pg_catalog.float8', a.attname) END ORDER BY a.attnum) FILTER (WHERE t.kind = 'numeric'),
            array_agg(a.attname ORDER BY a.attnum) FILTER (WHERE t.kind = 'categorical')
-      INTO numeric_columns, categorical_columns
+      INTO numeric_columns, numeric_reads, categorical_columns
       FROM pg_attribute a
       JOIN pg_type ty ON ty.oid = a.atttypid,
            LATERAL (SELECT CASE WHEN coalesce(nullif(ty.typbasetype, 0), ty.oid) IN
@@ -3499,15 +3505,7 @@ BEGIN
     EXECUTE format('SELECT health_score_internal._suggest(health_score_internal._fit_shape_row($1, src), %s, %s, %s, %s, $2) FROM %s AS src',
                    outcome, held,
                    CASE WHEN numeric_columns IS NULL THEN '''{}''::pg_catalog.float8[]'
-                        ELSE 'ARRAY[' || (SELECT string_agg(CASE WHEN numeric_typed THEN
-                                                                   -- beyond double precision's range (or NaN): missing, as a
-                                                                   -- non-finite number is, instead of an error of the cast
-                                                                   format('CASE WHEN pg_catalog.abs(src.%1$I) OPERATOR(pg_catalog.<=) 1.7976931348623157e308 THEN src.%1$I::pg_catalog.float8 END', c)
-                                                                 ELSE format('src.%I::pg_catalog.float8', c) END, ', ')
-                                            FROM unnest(numeric_columns) c,
-                                                 LATERAL (SELECT coalesce(nullif(ty.typbasetype, 0), ty.oid) = 'numeric'::regtype AS numeric_typed
-                                                            FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
-                                                           WHERE a.attrelid = _suggest.source AND a.attname = c) t) || ']' END,
+                        ELSE 'ARRAY[' || array_to_string(numeric_reads, ', ') || ']' END,
                    CASE WHEN categorical_columns IS NULL THEN '''{}''::pg_catalog.text[]'
                         ELSE 'ARRAY[' || (SELECT string_agg(format('src.%I::pg_catalog.text', c), ', ') FROM unnest(categorical_columns) c) || ']' END,
                    _suggest.source)

@@ -145,19 +145,34 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn serialize(state: &AggState) -> Vec<u8> {
-    let mut out = Vec::new();
-    match &state.model {
+/// The model argument as the states keep it: a tag (0 none, 1 inline, 2 named) and its bytes.
+fn put_model(out: &mut Vec<u8>, model: Option<&AggModel>) {
+    match model {
         None => out.push(0),
         Some(AggModel::Inline(b)) => {
             out.push(1);
-            put_bytes(&mut out, b);
+            put_bytes(out, b);
         }
         Some(AggModel::Named(n)) => {
             out.push(2);
-            put_bytes(&mut out, n.as_bytes());
+            put_bytes(out, n.as_bytes());
         }
     }
+}
+
+/// What `put_model` wrote; None when the bytes are not that.
+fn read_model(r: &mut Reader<'_>) -> Option<Option<AggModel>> {
+    Some(match r.u8()? {
+        0 => None,
+        1 => Some(AggModel::Inline(r.bytes()?.to_vec())),
+        2 => Some(AggModel::Named(read_string(r)?)),
+        _ => return None,
+    })
+}
+
+fn serialize(state: &AggState) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_model(&mut out, state.model.as_ref());
     out.extend_from_slice(&(state.entries.len() as u32).to_le_bytes());
     for (key, value) in &state.entries {
         put_entry(&mut out, key, value);
@@ -211,12 +226,7 @@ fn read_string(r: &mut Reader<'_>) -> Option<String> {
 
 fn deserialize(bytes: &[u8]) -> Option<AggState> {
     let mut r = Reader::new(bytes);
-    let model = match r.u8()? {
-        0 => None,
-        1 => Some(AggModel::Inline(r.bytes()?.to_vec())),
-        2 => Some(AggModel::Named(read_string(&mut r)?)),
-        _ => return None,
-    };
+    let model = read_model(&mut r)?;
     let count = r.u32()? as usize;
     let mut entries = Vec::with_capacity(count.min(bytes.len()));
     for _ in 0..count {
@@ -280,14 +290,7 @@ fn flat_used(buf: &[u8]) -> Option<usize> {
 fn model_part(buf: &[u8], used: usize) -> Option<(bool, usize)> {
     let data = &buf[FLAT_HEAD..FLAT_HEAD + used];
     let mut r = Reader::new(data);
-    let has = match r.u8()? {
-        0 => false,
-        1 | 2 => {
-            r.bytes()?;
-            true
-        }
-        _ => return None,
-    };
+    let has = read_model(&mut r)?.is_some();
     Some((has, data.len() - r.rest().len()))
 }
 
@@ -332,16 +335,7 @@ fn append(buf: &mut [u8], bytes: &[u8]) {
 
 fn model_bytes(model: &AggModel) -> Vec<u8> {
     let mut out = Vec::new();
-    match model {
-        AggModel::Inline(b) => {
-            out.push(1);
-            put_bytes(&mut out, b);
-        }
-        AggModel::Named(n) => {
-            out.push(2);
-            put_bytes(&mut out, n.as_bytes());
-        }
-    }
+    put_model(&mut out, Some(model));
     out
 }
 
@@ -467,12 +461,7 @@ v1_function!(hs_score_agg_merge, pg_finfo_hs_score_agg_merge, |fcinfo| {
 fn flat_state(buf: &[u8]) -> Option<AggState> {
     let used = flat_used(buf)?;
     let mut r = Reader::new(&buf[FLAT_HEAD..FLAT_HEAD + used]);
-    let model = match r.u8()? {
-        0 => None,
-        1 => Some(AggModel::Inline(r.bytes()?.to_vec())),
-        2 => Some(AggModel::Named(read_string(&mut r)?)),
-        _ => return None,
-    };
+    let model = read_model(&mut r)?;
     let count = usize::try_from(word(buf, 12)).ok()?;
     let mut entries = Vec::with_capacity(count.min(used));
     for _ in 0..count {
