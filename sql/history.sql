@@ -102,6 +102,16 @@ COMMENT ON FUNCTION health_score_internal._columns_hint(regclass) IS
 COMMENT ON FUNCTION health_score_internal._require_column(text, regclass, text, text) IS
     'Raises 42703, prefixed by the calling function''s name, unless the table or view has the column (22023 when either is NULL)';
 
+-- The manual inputs applied to a snapshot row, with the model's own band beside the override
+-- that replaced it. Immutable (to_jsonb of a text is; PostgreSQL marks it stable for every
+-- type), which Citus requires of a function in a CASE of a distributed write.
+CREATE FUNCTION health_score_internal._with_model_band(manual jsonb, model_band text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_set(manual, '{band,model_band}', coalesce(to_jsonb(model_band), 'null'::jsonb))
+$$;
+COMMENT ON FUNCTION health_score_internal._with_model_band(jsonb, text) IS
+    'The manual inputs applied to a snapshot row (health_score.scores'' manual JSON) with "model_band" set in its band override';
+
 CREATE FUNCTION health_score.snapshot(model text, source regclass, key_column text, at timestamptz DEFAULT now(),
                                       keep_inputs boolean DEFAULT true)
     RETURNS bigint
@@ -127,6 +137,47 @@ DECLARE
     manual_sql text := 'NULL::jsonb';
     manual_join text := '';
     raised bigint;
+    distributed boolean;
+    hysteresis boolean := false;
+    -- rows of the same model, entity and time are replaced
+    replace_rows text := 'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
+        SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
+            band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
+            record = excluded.record, components = NULL, inputs = excluded.inputs, manual = excluded.manual';
+    previous_sql text;
+    -- the current state after a snapshot: a later snapshot becomes the latest and the latest
+    -- the previous; one at the latest's time replaces it; an earlier one becomes (or
+    -- replaces) the previous when it is not before it
+    state_upsert text := $u$
+            ON CONFLICT (model, entity_key) DO UPDATE
+               SET scored_at = greatest(c.scored_at, excluded.scored_at),
+                   model_version = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_version ELSE c.model_version END,
+                   score = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.score ELSE c.score END,
+                   band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band ELSE c.band END,
+                   band_rank = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band_rank ELSE c.band_rank END,
+                   coverage = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.coverage ELSE c.coverage END,
+                   segment = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.segment ELSE c.segment END,
+                   model_band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_band ELSE c.model_band END,
+                   previous_at = CASE WHEN excluded.scored_at > c.scored_at THEN c.scored_at
+                                      WHEN excluded.scored_at < c.scored_at
+                                       AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.scored_at
+                                      ELSE c.previous_at END,
+                   previous_score = CASE WHEN excluded.scored_at > c.scored_at THEN c.score
+                                         WHEN excluded.scored_at < c.scored_at
+                                          AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.score
+                                         ELSE c.previous_score END,
+                   previous_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.band
+                                        WHEN excluded.scored_at < c.scored_at
+                                         AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band
+                                        ELSE c.previous_band END,
+                   previous_band_rank = CASE WHEN excluded.scored_at > c.scored_at THEN c.band_rank
+                                             WHEN excluded.scored_at < c.scored_at
+                                              AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band_rank
+                                             ELSE c.previous_band_rank END,
+                   previous_model_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.model_band
+                                              WHEN excluded.scored_at < c.scored_at
+                                               AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.model_band
+                                              ELSE c.previous_model_band END$u$;
 BEGIN
     PERFORM health_score_internal._require_coordinator('snapshot');
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
@@ -159,6 +210,7 @@ BEGIN
                   AND (coalesce((v.config->>'band_hysteresis')::float8, 0) > 0
                        OR EXISTS (SELECT FROM jsonb_each(v.config->'segments'->'overrides') o
                                    WHERE coalesce((o.value->>'band_hysteresis')::float8, 0) > 0))) THEN
+        hysteresis := true;
         -- (from the model's own band where a band override forced the one stored)
         banded_sql := format($h$
             SELECT r.entity_key, r.score, (r.b).band, (r.b).band_rank, r.coverage, r.segment, r.record,
@@ -188,7 +240,7 @@ BEGIN
             SELECT b.entity_key, b.score, coalesce(b.band_override, b.band) AS band,
                    coalesce(b.band_override_rank, b.band_rank) AS band_rank, b.coverage, b.segment, b.record, b.inputs,
                    CASE WHEN b.band_override IS NULL THEN b.manual
-                        ELSE jsonb_set(b.manual, '{band,model_band}', coalesce(to_jsonb(b.band), 'null'::jsonb)) END AS manual
+                        ELSE health_score_internal._with_model_band(b.manual, b.band) END AS manual
               FROM banded b$o$;
     END IF;
     PERFORM health_score_internal._require_column('snapshot', snapshot.source, snapshot.key_column,
@@ -207,13 +259,113 @@ BEGIN
     END IF;
     -- whether an entity has a snapshot after this one (a snapshot of an earlier time than the
     -- latest): then bands are compared otherwise (below)
-    later := EXISTS (SELECT FROM health_score_internal.current_state c
+    later := EXISTS (SELECT 1 FROM health_score_internal.current_state c
                       WHERE c.model = model_name AND c.scored_at > snapshot.at);
     -- rows of this model and time exist only if an earlier run wrote them: then replace them
     replacing := EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at = snapshot.at);
     RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
+    -- a distributed history, or a distributed source, is written in steps Citus can run (below)
+    distributed := health_score_internal._is_citus_table('health_score_internal.score_rows')
+                   OR health_score_internal._is_citus_table(snapshot.source);
+    IF distributed AND NOT health_score_internal._is_citus_table('health_score_internal.model_replica') THEN
+        RAISE EXCEPTION 'snapshot: % is distributed by Citus, and its workers have no copy of the model registry', snapshot.source
+            USING ERRCODE = '0A000',
+            HINT = 'run SELECT health_score.distribute() once on the coordinator (docs/scale-out.md); distribute(history => false) replicates the registry alone';
+    END IF;
+    IF distributed THEN
+        -- each entity's latest snapshot before this one, for hysteresis and for worsened bands:
+        -- the current state's latest or previous, or, for a snapshot earlier than an entity's
+        -- latest, the history itself
+        previous_sql := CASE WHEN NOT later THEN $p$
+            SELECT c.entity_key,
+                   CASE WHEN c.scored_at < $3 THEN coalesce(c.model_band, c.band)
+                        WHEN c.previous_at < $3 THEN coalesce(c.previous_model_band, c.previous_band) END AS model_band,
+                   CASE WHEN c.scored_at < $3 THEN c.band_rank WHEN c.previous_at < $3 THEN c.previous_band_rank END AS band_rank
+              FROM health_score_internal.current_state c WHERE c.model = $1$p$
+            ELSE $p$
+            SELECT DISTINCT ON (p.entity_key) p.entity_key, coalesce(p.manual->'band'->>'model_band', p.band) AS model_band,
+                   p.band_rank
+              FROM health_score_internal.score_rows p WHERE p.model = $1 AND p.scored_at < $3
+             ORDER BY p.entity_key, p.scored_at DESC$p$ END;
+    END IF;
     LOOP
     BEGIN
+    IF distributed THEN
+        -- a distributed history (health_score.distribute, docs/scale-out.md) is written in
+        -- statements Citus runs on the workers: the rows, scored where the source's rows are and
+        -- sent to their entity's shard (unnest keeps the per-row call to one evaluation without
+        -- a subquery Citus would run on the coordinator), then, on the colocated shards, the
+        -- bands under hysteresis, the worsened bands and the current state. (Into a history on
+        -- the coordinator, Citus brings the scored rows there.)
+        -- (into a history on the coordinator through the partitioned table, whose triggers
+        -- leave the current state to this function: Citus fails an INSERT ... SELECT from a
+        -- distributed table into a local partition)
+        PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
+        EXECUTE format($q$
+            INSERT INTO health_score_internal.%1$I AS t
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs, manual)
+            SELECT $1, $2, entity_key, $3, score, coalesce(band_override, band), coalesce(band_override_rank, band_rank),
+                   coverage, segment, record, inputs,
+                   CASE WHEN band_override IS NULL THEN manual
+                        ELSE health_score_internal._with_model_band(manual, band) END
+              FROM (SELECT k AS entity_key, (e).*, inputs
+                      FROM (SELECT src.%2$I::text AS k,
+                                   unnest(ARRAY[health_score_internal._snapshot_record(%3$L, %2$L, src.%2$I::text, %4$s, src)]) AS e,
+                                   %5$s AS inputs
+                              FROM %6$s AS src%7$s) r) rows
+            %8$s$q$,
+            CASE WHEN health_score_internal._is_citus_table(('health_score_internal.' || quote_ident(target))::regclass)
+                 THEN target ELSE 'score_rows' END,
+            snapshot.key_column, model_name || '@' || model_version, manual_sql, inputs_sql,
+            snapshot.source, manual_join,
+            CASE WHEN replacing THEN replace_rows ELSE '' END)
+        USING model_name, model_version, snapshot.at;
+        GET DIAGNOSTICS written = ROW_COUNT;
+        IF hysteresis THEN
+            -- the band kept from the previous one while the score stays within the margin (an
+            -- override stays stored, the model's own band beside it)
+            EXECUTE format($q$
+                UPDATE health_score_internal.%1$I w
+                   SET band = CASE WHEN h.overridden THEN w.band ELSE (h.b).band END,
+                       band_rank = CASE WHEN h.overridden THEN w.band_rank ELSE (h.b).band_rank END,
+                       manual = CASE WHEN h.overridden
+                                     THEN health_score_internal._with_model_band(w.manual, (h.b).band)
+                                     ELSE w.manual END
+                  FROM (SELECT n.entity_key, coalesce(n.manual->'band' ? 'model_band', false) AS overridden,
+                               unnest(ARRAY[health_score_internal._band_after(%2$L, n.segment, n.score, p.model_band)]) AS b
+                          FROM health_score_internal.%1$I n JOIN (%3$s) p ON p.entity_key = n.entity_key
+                         WHERE n.model = $1 AND n.scored_at = $3 AND p.model_band IS NOT NULL) h
+                 WHERE w.model = $1 AND w.scored_at = $3 AND w.entity_key = h.entity_key$q$,
+                target, model_name || '@' || model_version, previous_sql)
+            USING model_name, model_version, snapshot.at;
+        END IF;
+        IF previous_at IS NULL THEN
+            worsened := 0;
+        ELSE
+            EXECUTE format($q$
+                WITH worse AS (
+                    SELECT w.entity_key FROM health_score_internal.%1$I w JOIN (%2$s) p ON p.entity_key = w.entity_key
+                     WHERE w.model = $1 AND w.scored_at = $3 AND w.band_rank < p.band_rank)
+                SELECT (SELECT count(*) FROM worse),
+                       (SELECT array_agg(entity_key ORDER BY entity_key) FROM (
+                            SELECT entity_key, sum(octet_length(entity_key) * 6 + 3) OVER (ORDER BY entity_key) AS bytes
+                              FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
+                         WHERE bytes < 7000)$q$,
+                target, previous_sql)
+            USING model_name, model_version, snapshot.at
+            INTO worsened, first_keys;
+        END IF;
+        EXECUTE format($q$
+            INSERT INTO health_score_internal.current_state AS c
+                   (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment, model_band)
+            SELECT $1, w.entity_key, $3, w.model_version, w.score, w.band, w.band_rank, w.coverage, w.segment,
+                   w.manual->'band'->>'model_band'
+              FROM health_score_internal.%1$I w WHERE w.model = $1 AND w.scored_at = $3
+            %2$s$q$, target, state_upsert)
+        USING model_name, model_version, snapshot.at;
+        PERFORM set_config('health_score.current_state_kept_by', '', true);
+        EXIT;
+    END IF;
     -- this statement keeps the current state itself (the triggers of health_score_internal.score_rows
     -- leave it alone while this says so; the setting ends with the statement's block)
     PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
@@ -231,42 +383,11 @@ BEGIN
             RETURNING t.entity_key, t.model_version, t.score, t.band, t.band_rank, t.coverage, t.segment,
                       t.manual->'band'->>'model_band' AS model_band
         ), kept AS (
-            -- the current state, from the rows written: a later snapshot becomes the latest and
-            -- the latest the previous; one at the latest's time replaces it; an earlier one
-            -- becomes (or replaces) the previous when it is not before it
             INSERT INTO health_score_internal.current_state AS c
                    (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment, model_band)
             SELECT $1, w.entity_key, $3, w.model_version, w.score, w.band, w.band_rank, w.coverage, w.segment, w.model_band
               FROM written w
-            ON CONFLICT (model, entity_key) DO UPDATE
-               SET scored_at = greatest(c.scored_at, excluded.scored_at),
-                   model_version = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_version ELSE c.model_version END,
-                   score = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.score ELSE c.score END,
-                   band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band ELSE c.band END,
-                   band_rank = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band_rank ELSE c.band_rank END,
-                   coverage = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.coverage ELSE c.coverage END,
-                   segment = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.segment ELSE c.segment END,
-                   model_band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_band ELSE c.model_band END,
-                   previous_at = CASE WHEN excluded.scored_at > c.scored_at THEN c.scored_at
-                                      WHEN excluded.scored_at < c.scored_at
-                                       AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.scored_at
-                                      ELSE c.previous_at END,
-                   previous_score = CASE WHEN excluded.scored_at > c.scored_at THEN c.score
-                                         WHEN excluded.scored_at < c.scored_at
-                                          AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.score
-                                         ELSE c.previous_score END,
-                   previous_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.band
-                                        WHEN excluded.scored_at < c.scored_at
-                                         AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band
-                                        ELSE c.previous_band END,
-                   previous_band_rank = CASE WHEN excluded.scored_at > c.scored_at THEN c.band_rank
-                                             WHEN excluded.scored_at < c.scored_at
-                                              AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band_rank
-                                             ELSE c.previous_band_rank END,
-                   previous_model_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.model_band
-                                              WHEN excluded.scored_at < c.scored_at
-                                               AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.model_band
-                                              ELSE c.previous_model_band END
+            %12$s
             RETURNING c.entity_key, c.band_rank, c.previous_band_rank
         ), worse AS (%5$s)
         SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
@@ -276,12 +397,7 @@ BEGIN
                       FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
                  WHERE bytes < 7000)
     $q$, snapshot.key_column, model_name || '@' || model_version, snapshot.source,
-         CASE WHEN replacing THEN
-             'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
-                 SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
-                     band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
-                     record = excluded.record, components = NULL, inputs = excluded.inputs, manual = excluded.manual'
-         ELSE '' END,
+         CASE WHEN replacing THEN replace_rows ELSE '' END,
          -- each entity's band against its latest earlier snapshot (none before the first run)
          CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
          -- no entity has a later snapshot: this one is each entity's latest, and the current
@@ -296,7 +412,7 @@ BEGIN
                                          ELSE (SELECT p.band_rank FROM health_score_internal.score_rows p
                                                 WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
                                                 ORDER BY p.scored_at DESC LIMIT 1) END' END,
-         inputs_sql, target, banded_sql, manual_sql, manual_join, scored_sql)
+         inputs_sql, target, banded_sql, manual_sql, manual_join, scored_sql, state_upsert)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     PERFORM set_config('health_score.current_state_kept_by', '', true);
@@ -312,7 +428,7 @@ BEGIN
         -- then fails with 40001 (a source that repeats a key fails with 21000, below)
         IF error_state = '23505' AND NOT replacing
            AND (current_setting('transaction_isolation') <> 'read committed'
-                OR EXISTS (SELECT FROM health_score_internal.score_rows s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
+                OR EXISTS (SELECT 1 FROM health_score_internal.score_rows s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
             replacing := true;
             CONTINUE;
         END IF;

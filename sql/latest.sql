@@ -68,6 +68,39 @@ $f$;
 COMMENT ON FUNCTION health_score_internal._current_state_sql(text) IS
     'The statement that recomputes health_score_internal.current_state for the entities a query of (model, entity_key) names, from health_score_internal.score_rows';
 
+-- The current state of a model (or of every model) recomputed from the history in one
+-- statement: what a distributed history needs after rows were changed by hand
+-- (docs/scale-out.md), and a check anywhere (it gives the state the triggers keep).
+CREATE FUNCTION health_score.refresh_current_state(model text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kept bigint;
+BEGIN
+    PERFORM health_score_internal._require_coordinator('refresh_current_state');
+    DELETE FROM health_score_internal.current_state c
+     WHERE refresh_current_state.model IS NULL OR c.model = refresh_current_state.model;
+    INSERT INTO health_score_internal.current_state
+    SELECT l.model, l.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
+           l.previous_at, l.previous_score, l.previous_band, l.previous_band_rank, l.model_band, l.previous_model_band
+      FROM (SELECT s.model, s.entity_key, s.scored_at, s.model_version, s.score, s.band, s.band_rank, s.coverage, s.segment,
+                   lead(s.scored_at) OVER w AS previous_at, lead(s.score) OVER w AS previous_score,
+                   lead(s.band) OVER w AS previous_band, lead(s.band_rank) OVER w AS previous_band_rank,
+                   s.manual->'band'->>'model_band' AS model_band,
+                   lead(s.manual->'band'->>'model_band') OVER w AS previous_model_band,
+                   row_number() OVER w AS n
+              FROM health_score_internal.score_rows s
+             WHERE refresh_current_state.model IS NULL OR s.model = refresh_current_state.model
+            WINDOW w AS (PARTITION BY s.entity_key, s.model ORDER BY s.scored_at DESC)) l
+     WHERE l.n = 1;
+    GET DIAGNOSTICS kept = ROW_COUNT;
+    RETURN kept;
+END
+$$;
+COMMENT ON FUNCTION health_score.refresh_current_state(text) IS
+    'Recomputes the current state (health_score.latest) of a model, or of every model, from its stored snapshots; returns the entities kept. Needed after changing a distributed history by hand';
+REVOKE EXECUTE ON FUNCTION health_score.refresh_current_state(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score.refresh_current_state(text) TO health_score_admin;
+
 -- After each statement that changes health_score_internal.score_rows by hand (snapshot keeps the current
 -- state in its own statement, from the rows it writes, and says so for the statement's
 -- duration in health_score.current_state_kept_by): the entities whose rows were deleted or
@@ -151,6 +184,36 @@ BEGIN
             HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
     END IF;
     BEGIN
+        IF health_score_internal._is_citus_table('health_score_internal.score_rows') THEN
+            -- A distributed history (docs/scale-out.md): the same pairs from joins Citus runs
+            -- on the workers, each entity's rows and state on one of them (the probes below are
+            -- correlated subqueries, which Citus does not send there). Each entity's baseline
+            -- is its snapshot before the latest that is at or before (latest - since), the
+            -- latest such, else the earliest one after it.
+            RETURN QUERY
+            SELECT l.entity_key, b.scored_at, b.score, b.band, l.scored_at, l.score, l.band, l.score - b.score,
+                   CASE WHEN l.band_rank < b.band_rank THEN 'worsened' WHEN l.band_rank > b.band_rank THEN 'improved'
+                        WHEN l.band_rank = b.band_rank THEN 'same' END,
+                   health_score_internal._drivers(alerts.model,
+                       b.model_version, coalesce(b.components, health_score_internal._record_components(b.model || '@' || b.model_version, b.record)),
+                       r.model_version, coalesce(r.components, health_score_internal._record_components(r.model || '@' || r.model_version, r.record)),
+                       true)
+              FROM health_score_internal.current_state l
+              JOIN (SELECT DISTINCT ON (s.entity_key) s.*
+                      FROM health_score_internal.score_rows s
+                      JOIN health_score_internal.current_state c ON c.model = s.model AND c.entity_key = s.entity_key
+                     WHERE s.model = alerts.model
+                       AND (s.scored_at < c.scored_at OR s.scored_at <= c.scored_at - alerts.since)
+                     ORDER BY s.entity_key, s.scored_at <= c.scored_at - alerts.since DESC,
+                              CASE WHEN s.scored_at <= c.scored_at - alerts.since THEN s.scored_at END DESC NULLS LAST,
+                              s.scored_at) b ON b.entity_key = l.entity_key
+              JOIN health_score_internal.score_rows r
+                ON r.model = l.model AND r.entity_key = l.entity_key AND r.scored_at = l.scored_at
+             WHERE l.model = alerts.model
+               AND (l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop)
+             ORDER BY l.score - b.score, l.entity_key;
+            RETURN;
+        END IF;
         RETURN QUERY
         -- Each entity's latest snapshot is its current state; its baseline, two probes of the
         -- history's primary key; the components are read back only for the entities that

@@ -273,6 +273,7 @@ pub const DECLARED: &[Declared] = &[
         set: false,
     },
     Declared { symbol: "hs_input_keys", args: &["text"], returns: "text[]", strict: true, set: false },
+    Declared { symbol: "hs_is_citus_table", args: &["regclass"], returns: "boolean", strict: false, set: false },
     Declared { symbol: "hs_library_version", args: &[], returns: "text", strict: true, set: false },
     Declared { symbol: "hs_model_name", args: &["text"], returns: "text", strict: true, set: false },
     Declared {

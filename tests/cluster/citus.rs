@@ -332,8 +332,187 @@ fn citus_c_rows_without_column_names_are_refused() {
     }
 }
 
+/// The same rows in a database of the coordinator's server without Citus: a single node to
+/// compare a distributed history with.
+fn single_node(citus: &Citus) -> Client {
+    let mut postgres = node_connect("coordinator", citus.coordinator, "postgres");
+    postgres.batch_execute("DROP DATABASE IF EXISTS hs_single").unwrap();
+    postgres.batch_execute("CREATE DATABASE hs_single").unwrap();
+    let mut single = node_connect("coordinator", citus.coordinator, "hs_single");
+    single
+        .batch_execute(
+            "CREATE EXTENSION health_score;
+             CREATE TABLE accounts AS SELECT * FROM (SELECT 1) s WHERE false",
+        )
+        .unwrap();
+    single
+}
+
+/// Both databases give the same rows.
+fn same_in_both(distributed: &mut Client, single: &mut Client, sql: &str) -> usize {
+    let d = text_rows(distributed, sql);
+    let s = text_rows(single, sql);
+    assert_eq!(d, s, "{sql}");
+    d.len()
+}
+
+/// The history distributed by `distribute` (snapshots written on the workers, the current state
+/// beside them, the registry replicated) reads back as a single node's: snapshots of a
+/// distributed source with band hysteresis, a band override, a replaced and a back-filled
+/// snapshot, a new version in a new month's partition, a rescore, a change by hand and
+/// retention; then `undistribute` brings it all back to the coordinator, triggers included,
+/// and leaves no shard on the workers.
+#[test]
+#[ignore = "needs the installed extension and Citus; scripts/test.sh runs it"]
+fn citus_c2_a_distributed_history_reads_as_a_single_node() {
+    let Some(citus) = citus() else { return };
+    let mut c = citus.connect();
+    accounts(&mut c);
+    let mut single = single_node(citus);
+    single.batch_execute("DROP TABLE accounts").unwrap();
+    let rows = text_rows(&mut c, "SELECT count(*) FROM accounts");
+    single
+        .batch_execute(
+            "CREATE TABLE accounts (id bigint PRIMARY KEY, region text, logins int, seats_used float8, plan text,
+                                    tickets int, churned boolean);
+             INSERT INTO accounts
+             SELECT g, (ARRAY['north', 'south', 'east'])[1 + g % 3], (g * 7919) % 50, ((g * 104729) % 1000) / 1000.0,
+                    CASE WHEN g % 4 = 0 THEN 'free' ELSE 'pro' END, CASE WHEN g % 9 = 0 THEN NULL ELSE g % 12 END,
+                    (g * 31) % 7 < 2
+               FROM generate_series(1, 2000) g;",
+        )
+        .unwrap();
+    assert_eq!(rows, text_rows(&mut single, "SELECT count(*) FROM accounts"));
+    let hysteresis = MODEL.replacen("{\"bands\"", "{\"band_hysteresis\": 4, \"bands\"", 1);
+    // a source distributed by Citus needs the registry on the workers
+    c.execute("SELECT health_score.set_model('hist', $1::text::jsonb)", &[&hysteresis]).unwrap();
+    let err = c.batch_execute("SELECT health_score.snapshot('hist', 'accounts', 'id', '2026-01-01')").unwrap_err();
+    let db = err.as_db_error().expect("a database error");
+    assert!(db.code().code() == "0A000" && db.hint().is_some_and(|h| h.contains("health_score.distribute()")), "{db:?}");
+    c.batch_execute("SELECT health_score.distribute(shard_count => 6)").unwrap();
+    c.batch_execute("SELECT health_score.distribute()").unwrap(); // a second call changes nothing
+    single.execute("SELECT health_score.set_model('hist', $1::text::jsonb)", &[&hysteresis]).unwrap();
+    let v2 = hysteresis.replace("\"max\": 40", "\"max\": 30");
+    let steps = [
+        "SELECT health_score.snapshot('hist', 'accounts', 'id', '2026-01-01', keep_inputs => false)",
+        "UPDATE accounts SET logins = (logins * 3 + id) % 50 WHERE id % 5 = 0",
+        "SELECT health_score.set_band_override('hist', '10', 'green', 'test', '2030-01-01')",
+        "SELECT health_score.snapshot('hist', 'accounts', 'id', '2026-01-08')",
+        "UPDATE accounts SET tickets = (coalesce(tickets, 0) + id) % 12 WHERE id % 7 = 0",
+        // the same time again: replaced
+        "SELECT health_score.snapshot('hist', 'accounts', 'id', '2026-01-08')",
+        // before the latest: between the two
+        "SELECT health_score.snapshot('hist', 'accounts', 'id', '2026-01-04', keep_inputs => false)",
+        "SELECT health_score.set_model('hist', $V2$)",
+        "UPDATE accounts SET logins = (logins + 17) % 50 WHERE id % 3 = 0",
+        "SELECT health_score.snapshot('hist', 'accounts', 'id', '2026-02-01')",
+        "SELECT health_score.rescore('hist', 2, '2026-01-01', '2026-01-05')",
+    ];
+    for step in steps {
+        let step = step.replace("$V2$", &format!("$v${v2}$v$::jsonb"));
+        same_in_both(&mut c, &mut single, &step);
+    }
+    let partitions: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_dist_partition d JOIN pg_inherits i ON i.inhrelid = d.logicalrelid
+              WHERE i.inhparent = 'health_score_internal.score_rows'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(partitions, 2, "each month's partition is distributed");
+    let readers = [
+        "SELECT model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, components, inputs
+           FROM health_score.scores ORDER BY model, entity_key, scored_at",
+        "SELECT * FROM health_score.latest ORDER BY model, entity_key",
+        "SELECT * FROM health_score.history ORDER BY model, entity_key, scored_at",
+        "SELECT model, scored_at, model_version, rows_written, worsened FROM health_score.snapshots ORDER BY 1, 2",
+        "SELECT * FROM health_score.alerts('hist', 3, '1 day')",
+        "SELECT * FROM health_score.alerts('hist', 0, '0 days')",
+        "SELECT * FROM health_score.drivers('hist', '10', '2026-01-01', '2026-02-01')",
+        "SELECT model, entity_key, scored_at, score, band, model_band FROM health_score.manual_applied ORDER BY 1, 2, 3",
+        "SELECT entity_key, n, first_at, last_at, round(delta::numeric, 9) FROM health_score.trends('hist', '90 days', '2026-02-02') ORDER BY 1",
+    ];
+    for q in readers {
+        assert!(same_in_both(&mut c, &mut single, q) > 0, "{q}");
+    }
+    // a model named anywhere in a query reaches the workers through the replicated registry
+    same_in_both(
+        &mut c,
+        &mut single,
+        "SELECT a.id, e.* FROM accounts a, LATERAL health_score.explain('hist', to_jsonb(a)) e ORDER BY 1, 2",
+    );
+    // changes by hand: on the history's table, then the current state recomputed
+    let err = c.batch_execute("DELETE FROM health_score.scores WHERE entity_key = '3'").unwrap_err();
+    assert!(err.as_db_error().is_some_and(|e| e.message().contains("cannot modify views")), "{err:?}");
+    c.batch_execute(
+        "DELETE FROM health_score_internal.score_rows WHERE entity_key IN ('3', '4') AND scored_at = '2026-02-01';
+         SELECT health_score.refresh_current_state('hist')",
+    )
+    .unwrap();
+    single
+        .batch_execute("DELETE FROM health_score.scores WHERE entity_key IN ('3', '4') AND scored_at = '2026-02-01'")
+        .unwrap();
+    for q in readers {
+        same_in_both(&mut c, &mut single, q);
+    }
+    // retention drops January's partition on both
+    same_in_both(
+        &mut c,
+        &mut single,
+        "SELECT health_score.set_retention('hist', '20 days'); SELECT * FROM health_score.apply_retention('hist', '2026-02-25')",
+    );
+    same_in_both(&mut c, &mut single, readers[1]);
+    same_in_both(&mut c, &mut single, readers[0]);
+
+    c.batch_execute("SELECT health_score.undistribute()").unwrap();
+    for q in readers {
+        same_in_both(&mut c, &mut single, q);
+    }
+    let citus_tables: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::regclass::text LIKE 'health_score%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(citus_tables, 0);
+    let triggers: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('health_score_internal.score_rows'::regclass, 'health_score.scores'::regclass)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 5, "the history's triggers and the view's are back");
+    for (node, port) in ["worker1", "worker2"].into_iter().zip(citus.workers) {
+        let mut worker = node_connect(node, port, "hs_citus");
+        worker.batch_execute("SET citus.show_shards_for_app_name_prefixes = '*'").unwrap();
+        let left: Vec<String> = text_rows(
+            &mut worker,
+            "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = 'health_score_internal' AND c.relkind IN ('r', 'p')
+                AND c.relname ~ '^(score_rows|current_state|model_replica)_'",
+        );
+        assert!(left.is_empty(), "left on the worker: {left:?}");
+    }
+    // the coordinator's own history again: a change through the view keeps the current state
+    same_in_both(&mut c, &mut single, "DELETE FROM health_score.scores WHERE entity_key = '5'");
+    same_in_both(&mut c, &mut single, readers[1]);
+    same_in_both(
+        &mut c,
+        &mut single,
+        "CREATE TABLE accounts_now AS SELECT * FROM accounts;
+         SELECT health_score.snapshot('hist', 'accounts_now', 'id', '2026-02-08', keep_inputs => false)",
+    );
+    same_in_both(&mut c, &mut single, readers[0]);
+    same_in_both(&mut c, &mut single, readers[1]);
+}
+
 /// A worker added after `set_model`, with shards moved to it, scores with the registered
-/// model as the others do: nothing of the registry has to reach it.
+/// model as the others do: in the select list nothing of the registry has to reach it, and a
+/// model named in a `LATERAL` call is found in the registry `distribute` replicated, which
+/// Citus copies to the new worker before its shards.
 #[test]
 #[ignore = "needs the installed extension and Citus; scripts/test.sh runs it"]
 fn citus_d_a_worker_added_after_set_model_scores_too() {
@@ -341,6 +520,7 @@ fn citus_d_a_worker_added_after_set_model_scores_too() {
     let mut c = citus.connect();
     accounts(&mut c);
     c.execute("SELECT health_score.set_model('added', $1::text::jsonb)", &[&MODEL]).unwrap();
+    c.batch_execute("SELECT health_score.distribute(history => false)").unwrap();
     let port = free_port();
     fresh_node("worker3", port);
     c.execute("SELECT citus_add_node('127.0.0.1', $1)", &[&i32::from(port)]).unwrap();
@@ -355,5 +535,10 @@ fn citus_d_a_worker_added_after_set_model_scores_too() {
     assert!(on_new > 0, "no shard moved to the new worker");
     same_as_single_node(&mut c, "SELECT a.id, health_score.score('added', a) FROM accounts a ORDER BY a.id");
     same_as_single_node(&mut c, "SELECT a.id, health_score.band('added', to_jsonb(a)) FROM accounts a ORDER BY a.id");
+    same_as_single_node(
+        &mut c,
+        "SELECT a.id, e.* FROM accounts a, LATERAL health_score.explain('added', to_jsonb(a)) e ORDER BY 1, 2",
+    );
+    c.batch_execute("SELECT health_score.undistribute()").unwrap();
     stop_citus();
 }
