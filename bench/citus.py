@@ -28,8 +28,8 @@ QUERIES = [
 ]
 
 
-def psql(script):
-    out = subprocess.run(["psql", "-X", "-h", SOCKET_DIR, "-p", PORT, "-U", "postgres", "-d", DB, "-v", "ON_ERROR_STOP=1",
+def psql(script, db=DB):
+    out = subprocess.run(["psql", "-X", "-h", SOCKET_DIR, "-p", PORT, "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1",
                           "-qAt"], input=script, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"psql failed:\n{out.stderr}")
@@ -63,7 +63,30 @@ def main():
         times = [float(t) for t in re.findall(r"Time: ([0-9.]+) ms", psql(script))][2:]
         d, l = statistics.median(times[0::2]), statistics.median(times[1::2])
         print(f"{name:48} {d:15.0f} {l:14.0f} {d / l:6.2f}  {plan_shape(dist)}")
+    snapshots()
     print("(one machine: the coordinator and both workers share its cores; the ratios compare plan shapes, not scale)")
+
+
+def snapshots():
+    """A snapshot of the distributed accounts into the distributed history (health_score.distribute)
+    against the same snapshot of the plain table in a database of the same server without Citus
+    (bench/citus.sh fills both): each round a new day of one month, both sides alike."""
+    single = DB + "_single"
+    psql("SET client_min_messages = warning; SELECT health_score.distribute()")
+    times = {DB: [], single: []}
+    for day in range(1, ROUNDS + 2):
+        for db, source in ((DB, "bench.accounts_dist"), (single, "bench.accounts")):
+            out = psql("SET client_min_messages = warning;\n\\timing on\n"
+                       f"SELECT health_score.snapshot('bench', '{source}', 'id', '2026-01-{day:02}', keep_inputs => false);",
+                       db)
+            times[db].append(float(re.findall(r"Time: ([0-9.]+) ms", out)[-1]))
+    check = ("SELECT count(*), round(sum(score)::numeric, 6), sum(band_rank) FROM health_score.latest; "
+             "SELECT count(*), round(sum(score)::numeric, 6) FROM health_score.scores WHERE scored_at = '2026-01-03'")
+    if psql(check) != psql(check, single):
+        sys.exit("MISMATCH: the distributed history differs from the single server's")
+    d, l = statistics.median(times[DB][1:]), statistics.median(times[single][1:])
+    print(f"{'snapshot of 1M accounts (keep_inputs => false)':48} {d:15.0f} {l:14.0f} {d / l:6.2f}  "
+          "scored on the workers, rows sent to their entity's shard, current state on its shards")
 
 
 main()

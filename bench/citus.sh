@@ -53,4 +53,16 @@ INSERT INTO bench.accounts_dist SELECT * FROM bench.accounts;
 VACUUM ANALYZE bench.accounts, bench.accounts_dist;
 \i bench/model.sql
 SQL
+# the single server's side of the snapshot pair: the same accounts in a database without Citus
+psql coordinator 55470 -d postgres -q -c "DROP DATABASE IF EXISTS citus_bench_single WITH (FORCE)" \
+  -c "CREATE DATABASE citus_bench_single"
+psql coordinator 55470 -d citus_bench_single -q >/dev/null <<'SQL'
+CREATE EXTENSION health_score;
+CREATE SCHEMA bench;
+SELECT setseed(0.42);
+\set accounts 1000000
+\i bench/accounts.sql
+VACUUM ANALYZE bench.accounts;
+\i bench/model.sql
+SQL
 python3 bench/citus.py 55470 citus_bench "$DIR/coordinator"

@@ -152,16 +152,26 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     raised bigint;
+    -- (a value, not a call in the statement: Citus refuses a volatile call in an UPDATE that
+    -- reads a distributed table)
+    resolved_now timestamptz := clock_timestamp();
 BEGIN
     -- recovered: the band is back to the rank before the fall, the score back to the score
-    -- before the drop, the coverage back to the threshold
+    -- before the drop, the coverage back to the threshold. The current state of the entities
+    -- with open events is read first, on its own: on a distributed history (docs/scale-out.md)
+    -- Citus runs that part on the workers and cannot join the state to the queue's tables
+    WITH recovered AS MATERIALIZED (
+        SELECT c.entity_key, c.score, c.band_rank, c.coverage
+          FROM health_score_internal.current_state c
+         WHERE c.model = _raise_alert_events.model AND c.scored_at = _raise_alert_events.at AND c.score IS NOT NULL
+           AND c.entity_key IN (SELECT o.entity_key FROM health_score.alert_events o
+                                 WHERE o.model = _raise_alert_events.model AND o.status <> 'resolved'))
     UPDATE health_score.alert_events e
-       SET status = 'resolved', resolved_by = 'snapshot', resolved_at = clock_timestamp(), lease_until = NULL
-      FROM health_score_internal.current_state c, health_score.alert_rules r
+       SET status = 'resolved', resolved_by = 'snapshot', resolved_at = resolved_now, lease_until = NULL
+      FROM recovered c, health_score.alert_rules r
      WHERE e.model = _raise_alert_events.model AND e.status <> 'resolved'
        AND r.model = e.model AND r.rule = e.rule
-       AND c.model = e.model AND c.entity_key = e.entity_key AND c.scored_at = _raise_alert_events.at
-       AND c.scored_at > e.scored_at AND c.score IS NOT NULL
+       AND c.entity_key = e.entity_key AND _raise_alert_events.at > e.scored_at
        AND CASE r.kind WHEN 'band_worsened' THEN c.band_rank >= e.baseline_rank
                        WHEN 'score_drop' THEN c.score >= e.baseline_score
                        ELSE c.coverage >= r.threshold END;

@@ -906,6 +906,47 @@ DECLARE
     manual_sql text := 'NULL::jsonb';
     manual_join text := '';
     raised bigint;
+    distributed boolean;
+    hysteresis boolean := false;
+    -- rows of the same model, entity and time are replaced
+    replace_rows text := 'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
+        SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
+            band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
+            record = excluded.record, components = NULL, inputs = excluded.inputs, manual = excluded.manual';
+    previous_sql text;
+    -- the current state after a snapshot: a later snapshot becomes the latest and the latest
+    -- the previous; one at the latest's time replaces it; an earlier one becomes (or
+    -- replaces) the previous when it is not before it
+    state_upsert text := $u$
+            ON CONFLICT (model, entity_key) DO UPDATE
+               SET scored_at = greatest(c.scored_at, excluded.scored_at),
+                   model_version = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_version ELSE c.model_version END,
+                   score = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.score ELSE c.score END,
+                   band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band ELSE c.band END,
+                   band_rank = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band_rank ELSE c.band_rank END,
+                   coverage = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.coverage ELSE c.coverage END,
+                   segment = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.segment ELSE c.segment END,
+                   model_band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_band ELSE c.model_band END,
+                   previous_at = CASE WHEN excluded.scored_at > c.scored_at THEN c.scored_at
+                                      WHEN excluded.scored_at < c.scored_at
+                                       AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.scored_at
+                                      ELSE c.previous_at END,
+                   previous_score = CASE WHEN excluded.scored_at > c.scored_at THEN c.score
+                                         WHEN excluded.scored_at < c.scored_at
+                                          AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.score
+                                         ELSE c.previous_score END,
+                   previous_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.band
+                                        WHEN excluded.scored_at < c.scored_at
+                                         AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band
+                                        ELSE c.previous_band END,
+                   previous_band_rank = CASE WHEN excluded.scored_at > c.scored_at THEN c.band_rank
+                                             WHEN excluded.scored_at < c.scored_at
+                                              AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band_rank
+                                             ELSE c.previous_band_rank END,
+                   previous_model_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.model_band
+                                              WHEN excluded.scored_at < c.scored_at
+                                               AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.model_band
+                                              ELSE c.previous_model_band END$u$;
 BEGIN
     PERFORM health_score_internal._require_coordinator('snapshot');
     IF snapshot.model IS NULL OR snapshot.source IS NULL OR snapshot.key_column IS NULL OR snapshot.at IS NULL THEN
@@ -938,6 +979,7 @@ BEGIN
                   AND (coalesce((v.config->>'band_hysteresis')::float8, 0) > 0
                        OR EXISTS (SELECT FROM jsonb_each(v.config->'segments'->'overrides') o
                                    WHERE coalesce((o.value->>'band_hysteresis')::float8, 0) > 0))) THEN
+        hysteresis := true;
         -- (from the model's own band where a band override forced the one stored)
         banded_sql := format($h$
             SELECT r.entity_key, r.score, (r.b).band, (r.b).band_rank, r.coverage, r.segment, r.record,
@@ -967,7 +1009,7 @@ BEGIN
             SELECT b.entity_key, b.score, coalesce(b.band_override, b.band) AS band,
                    coalesce(b.band_override_rank, b.band_rank) AS band_rank, b.coverage, b.segment, b.record, b.inputs,
                    CASE WHEN b.band_override IS NULL THEN b.manual
-                        ELSE jsonb_set(b.manual, '{band,model_band}', coalesce(to_jsonb(b.band), 'null'::jsonb)) END AS manual
+                        ELSE health_score_internal._with_model_band(b.manual, b.band) END AS manual
               FROM banded b$o$;
     END IF;
     PERFORM health_score_internal._require_column('snapshot', snapshot.source, snapshot.key_column,
@@ -986,13 +1028,113 @@ BEGIN
     END IF;
     -- whether an entity has a snapshot after this one (a snapshot of an earlier time than the
     -- latest): then bands are compared otherwise (below)
-    later := EXISTS (SELECT FROM health_score_internal.current_state c
+    later := EXISTS (SELECT 1 FROM health_score_internal.current_state c
                       WHERE c.model = model_name AND c.scored_at > snapshot.at);
     -- rows of this model and time exist only if an earlier run wrote them: then replace them
     replacing := EXISTS (SELECT FROM health_score.snapshots r WHERE r.model = model_name AND r.scored_at = snapshot.at);
     RAISE NOTICE 'snapshot: scoring % with %@% at %', snapshot.source, model_name, model_version, snapshot.at;
+    -- a distributed history, or a distributed source, is written in steps Citus can run (below)
+    distributed := health_score_internal._is_citus_table('health_score_internal.score_rows')
+                   OR health_score_internal._is_citus_table(snapshot.source);
+    IF distributed AND NOT health_score_internal._is_citus_table('health_score_internal.model_replica') THEN
+        RAISE EXCEPTION 'snapshot: % is distributed by Citus, and its workers have no copy of the model registry', snapshot.source
+            USING ERRCODE = '0A000',
+            HINT = 'run SELECT health_score.distribute() once on the coordinator (docs/scale-out.md); distribute(history => false) replicates the registry alone';
+    END IF;
+    IF distributed THEN
+        -- each entity's latest snapshot before this one, for hysteresis and for worsened bands:
+        -- the current state's latest or previous, or, for a snapshot earlier than an entity's
+        -- latest, the history itself
+        previous_sql := CASE WHEN NOT later THEN $p$
+            SELECT c.entity_key,
+                   CASE WHEN c.scored_at < $3 THEN coalesce(c.model_band, c.band)
+                        WHEN c.previous_at < $3 THEN coalesce(c.previous_model_band, c.previous_band) END AS model_band,
+                   CASE WHEN c.scored_at < $3 THEN c.band_rank WHEN c.previous_at < $3 THEN c.previous_band_rank END AS band_rank
+              FROM health_score_internal.current_state c WHERE c.model = $1$p$
+            ELSE $p$
+            SELECT DISTINCT ON (p.entity_key) p.entity_key, coalesce(p.manual->'band'->>'model_band', p.band) AS model_band,
+                   p.band_rank
+              FROM health_score_internal.score_rows p WHERE p.model = $1 AND p.scored_at < $3
+             ORDER BY p.entity_key, p.scored_at DESC$p$ END;
+    END IF;
     LOOP
     BEGIN
+    IF distributed THEN
+        -- a distributed history (health_score.distribute, docs/scale-out.md) is written in
+        -- statements Citus runs on the workers: the rows, scored where the source's rows are and
+        -- sent to their entity's shard (unnest keeps the per-row call to one evaluation without
+        -- a subquery Citus would run on the coordinator), then, on the colocated shards, the
+        -- bands under hysteresis, the worsened bands and the current state. (Into a history on
+        -- the coordinator, Citus brings the scored rows there.)
+        -- (into a history on the coordinator through the partitioned table, whose triggers
+        -- leave the current state to this function: Citus fails an INSERT ... SELECT from a
+        -- distributed table into a local partition)
+        PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
+        EXECUTE format($q$
+            INSERT INTO health_score_internal.%1$I AS t
+                   (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs, manual)
+            SELECT $1, $2, entity_key, $3, score, coalesce(band_override, band), coalesce(band_override_rank, band_rank),
+                   coverage, segment, record, inputs,
+                   CASE WHEN band_override IS NULL THEN manual
+                        ELSE health_score_internal._with_model_band(manual, band) END
+              FROM (SELECT k AS entity_key, (e).*, inputs
+                      FROM (SELECT src.%2$I::text AS k,
+                                   unnest(ARRAY[health_score_internal._snapshot_record(%3$L, %2$L, src.%2$I::text, %4$s, src)]) AS e,
+                                   %5$s AS inputs
+                              FROM %6$s AS src%7$s) r) rows
+            %8$s$q$,
+            CASE WHEN health_score_internal._is_citus_table(('health_score_internal.' || quote_ident(target))::regclass)
+                 THEN target ELSE 'score_rows' END,
+            snapshot.key_column, model_name || '@' || model_version, manual_sql, inputs_sql,
+            snapshot.source, manual_join,
+            CASE WHEN replacing THEN replace_rows ELSE '' END)
+        USING model_name, model_version, snapshot.at;
+        GET DIAGNOSTICS written = ROW_COUNT;
+        IF hysteresis THEN
+            -- the band kept from the previous one while the score stays within the margin (an
+            -- override stays stored, the model's own band beside it)
+            EXECUTE format($q$
+                UPDATE health_score_internal.%1$I w
+                   SET band = CASE WHEN h.overridden THEN w.band ELSE (h.b).band END,
+                       band_rank = CASE WHEN h.overridden THEN w.band_rank ELSE (h.b).band_rank END,
+                       manual = CASE WHEN h.overridden
+                                     THEN health_score_internal._with_model_band(w.manual, (h.b).band)
+                                     ELSE w.manual END
+                  FROM (SELECT n.entity_key, coalesce(n.manual->'band' ? 'model_band', false) AS overridden,
+                               unnest(ARRAY[health_score_internal._band_after(%2$L, n.segment, n.score, p.model_band)]) AS b
+                          FROM health_score_internal.%1$I n JOIN (%3$s) p ON p.entity_key = n.entity_key
+                         WHERE n.model = $1 AND n.scored_at = $3 AND p.model_band IS NOT NULL) h
+                 WHERE w.model = $1 AND w.scored_at = $3 AND w.entity_key = h.entity_key$q$,
+                target, model_name || '@' || model_version, previous_sql)
+            USING model_name, model_version, snapshot.at;
+        END IF;
+        IF previous_at IS NULL THEN
+            worsened := 0;
+        ELSE
+            EXECUTE format($q$
+                WITH worse AS (
+                    SELECT w.entity_key FROM health_score_internal.%1$I w JOIN (%2$s) p ON p.entity_key = w.entity_key
+                     WHERE w.model = $1 AND w.scored_at = $3 AND w.band_rank < p.band_rank)
+                SELECT (SELECT count(*) FROM worse),
+                       (SELECT array_agg(entity_key ORDER BY entity_key) FROM (
+                            SELECT entity_key, sum(octet_length(entity_key) * 6 + 3) OVER (ORDER BY entity_key) AS bytes
+                              FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
+                         WHERE bytes < 7000)$q$,
+                target, previous_sql)
+            USING model_name, model_version, snapshot.at
+            INTO worsened, first_keys;
+        END IF;
+        EXECUTE format($q$
+            INSERT INTO health_score_internal.current_state AS c
+                   (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment, model_band)
+            SELECT $1, w.entity_key, $3, w.model_version, w.score, w.band, w.band_rank, w.coverage, w.segment,
+                   w.manual->'band'->>'model_band'
+              FROM health_score_internal.%1$I w WHERE w.model = $1 AND w.scored_at = $3
+            %2$s$q$, target, state_upsert)
+        USING model_name, model_version, snapshot.at;
+        PERFORM set_config('health_score.current_state_kept_by', '', true);
+        EXIT;
+    END IF;
     -- this statement keeps the current state itself (the triggers of health_score_internal.score_rows
     -- leave it alone while this says so; the setting ends with the statement's block)
     PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
@@ -1010,42 +1152,11 @@ BEGIN
             RETURNING t.entity_key, t.model_version, t.score, t.band, t.band_rank, t.coverage, t.segment,
                       t.manual->'band'->>'model_band' AS model_band
         ), kept AS (
-            -- the current state, from the rows written: a later snapshot becomes the latest and
-            -- the latest the previous; one at the latest's time replaces it; an earlier one
-            -- becomes (or replaces) the previous when it is not before it
             INSERT INTO health_score_internal.current_state AS c
                    (model, entity_key, scored_at, model_version, score, band, band_rank, coverage, segment, model_band)
             SELECT $1, w.entity_key, $3, w.model_version, w.score, w.band, w.band_rank, w.coverage, w.segment, w.model_band
               FROM written w
-            ON CONFLICT (model, entity_key) DO UPDATE
-               SET scored_at = greatest(c.scored_at, excluded.scored_at),
-                   model_version = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_version ELSE c.model_version END,
-                   score = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.score ELSE c.score END,
-                   band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band ELSE c.band END,
-                   band_rank = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.band_rank ELSE c.band_rank END,
-                   coverage = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.coverage ELSE c.coverage END,
-                   segment = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.segment ELSE c.segment END,
-                   model_band = CASE WHEN excluded.scored_at >= c.scored_at THEN excluded.model_band ELSE c.model_band END,
-                   previous_at = CASE WHEN excluded.scored_at > c.scored_at THEN c.scored_at
-                                      WHEN excluded.scored_at < c.scored_at
-                                       AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.scored_at
-                                      ELSE c.previous_at END,
-                   previous_score = CASE WHEN excluded.scored_at > c.scored_at THEN c.score
-                                         WHEN excluded.scored_at < c.scored_at
-                                          AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.score
-                                         ELSE c.previous_score END,
-                   previous_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.band
-                                        WHEN excluded.scored_at < c.scored_at
-                                         AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band
-                                        ELSE c.previous_band END,
-                   previous_band_rank = CASE WHEN excluded.scored_at > c.scored_at THEN c.band_rank
-                                             WHEN excluded.scored_at < c.scored_at
-                                              AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.band_rank
-                                             ELSE c.previous_band_rank END,
-                   previous_model_band = CASE WHEN excluded.scored_at > c.scored_at THEN c.model_band
-                                              WHEN excluded.scored_at < c.scored_at
-                                               AND (c.previous_at IS NULL OR excluded.scored_at >= c.previous_at) THEN excluded.model_band
-                                              ELSE c.previous_model_band END
+            %12$s
             RETURNING c.entity_key, c.band_rank, c.previous_band_rank
         ), worse AS (%5$s)
         SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM worse),
@@ -1055,12 +1166,7 @@ BEGIN
                       FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
                  WHERE bytes < 7000)
     $q$, snapshot.key_column, model_name || '@' || model_version, snapshot.source,
-         CASE WHEN replacing THEN
-             'ON CONFLICT (model, entity_key, scored_at) DO UPDATE
-                 SET model_version = excluded.model_version, score = excluded.score, band = excluded.band,
-                     band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
-                     record = excluded.record, components = NULL, inputs = excluded.inputs, manual = excluded.manual'
-         ELSE '' END,
+         CASE WHEN replacing THEN replace_rows ELSE '' END,
          -- each entity's band against its latest earlier snapshot (none before the first run)
          CASE WHEN previous_at IS NULL THEN 'SELECT NULL::text AS entity_key WHERE false'
          -- no entity has a later snapshot: this one is each entity's latest, and the current
@@ -1075,7 +1181,7 @@ BEGIN
                                          ELSE (SELECT p.band_rank FROM health_score_internal.score_rows p
                                                 WHERE p.model = $1 AND p.entity_key = w.entity_key AND p.scored_at < $3
                                                 ORDER BY p.scored_at DESC LIMIT 1) END' END,
-         inputs_sql, target, banded_sql, manual_sql, manual_join, scored_sql)
+         inputs_sql, target, banded_sql, manual_sql, manual_join, scored_sql, state_upsert)
     USING model_name, model_version, snapshot.at
     INTO written, worsened, first_keys;
     PERFORM set_config('health_score.current_state_kept_by', '', true);
@@ -1091,7 +1197,7 @@ BEGIN
         -- then fails with 40001 (a source that repeats a key fails with 21000, below)
         IF error_state = '23505' AND NOT replacing
            AND (current_setting('transaction_isolation') <> 'read committed'
-                OR EXISTS (SELECT FROM health_score_internal.score_rows s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
+                OR EXISTS (SELECT 1 FROM health_score_internal.score_rows s WHERE s.model = model_name AND s.scored_at = snapshot.at)) THEN
             replacing := true;
             CONTINUE;
         END IF;
@@ -1717,6 +1823,36 @@ BEGIN
             HINT = 'the score drop that raises an alert on its own, such as 10; ''Infinity'' alerts on band drops only';
     END IF;
     BEGIN
+        IF health_score_internal._is_citus_table('health_score_internal.score_rows') THEN
+            -- A distributed history (docs/scale-out.md): the same pairs from joins Citus runs
+            -- on the workers, each entity's rows and state on one of them (the probes below are
+            -- correlated subqueries, which Citus does not send there). Each entity's baseline
+            -- is its snapshot before the latest that is at or before (latest - since), the
+            -- latest such, else the earliest one after it.
+            RETURN QUERY
+            SELECT l.entity_key, b.scored_at, b.score, b.band, l.scored_at, l.score, l.band, l.score - b.score,
+                   CASE WHEN l.band_rank < b.band_rank THEN 'worsened' WHEN l.band_rank > b.band_rank THEN 'improved'
+                        WHEN l.band_rank = b.band_rank THEN 'same' END,
+                   health_score_internal._drivers(alerts.model,
+                       b.model_version, coalesce(b.components, health_score_internal._record_components(b.model || '@' || b.model_version, b.record)),
+                       r.model_version, coalesce(r.components, health_score_internal._record_components(r.model || '@' || r.model_version, r.record)),
+                       true)
+              FROM health_score_internal.current_state l
+              JOIN (SELECT DISTINCT ON (s.entity_key) s.*
+                      FROM health_score_internal.score_rows s
+                      JOIN health_score_internal.current_state c ON c.model = s.model AND c.entity_key = s.entity_key
+                     WHERE s.model = alerts.model
+                       AND (s.scored_at < c.scored_at OR s.scored_at <= c.scored_at - alerts.since)
+                     ORDER BY s.entity_key, s.scored_at <= c.scored_at - alerts.since DESC,
+                              CASE WHEN s.scored_at <= c.scored_at - alerts.since THEN s.scored_at END DESC NULLS LAST,
+                              s.scored_at) b ON b.entity_key = l.entity_key
+              JOIN health_score_internal.score_rows r
+                ON r.model = l.model AND r.entity_key = l.entity_key AND r.scored_at = l.scored_at
+             WHERE l.model = alerts.model
+               AND (l.band_rank < b.band_rank OR b.score - l.score >= alerts.min_drop)
+             ORDER BY l.score - b.score, l.entity_key;
+            RETURN;
+        END IF;
         RETURN QUERY
         -- Each entity's latest snapshot is its current state; its baseline, two probes of the
         -- history's primary key; the components are read back only for the entities that
@@ -2398,16 +2534,26 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     raised bigint;
+    -- (a value, not a call in the statement: Citus refuses a volatile call in an UPDATE that
+    -- reads a distributed table)
+    resolved_now timestamptz := clock_timestamp();
 BEGIN
     -- recovered: the band is back to the rank before the fall, the score back to the score
-    -- before the drop, the coverage back to the threshold
+    -- before the drop, the coverage back to the threshold. The current state of the entities
+    -- with open events is read first, on its own: on a distributed history (docs/scale-out.md)
+    -- Citus runs that part on the workers and cannot join the state to the queue's tables
+    WITH recovered AS MATERIALIZED (
+        SELECT c.entity_key, c.score, c.band_rank, c.coverage
+          FROM health_score_internal.current_state c
+         WHERE c.model = _raise_alert_events.model AND c.scored_at = _raise_alert_events.at AND c.score IS NOT NULL
+           AND c.entity_key IN (SELECT o.entity_key FROM health_score.alert_events o
+                                 WHERE o.model = _raise_alert_events.model AND o.status <> 'resolved'))
     UPDATE health_score.alert_events e
-       SET status = 'resolved', resolved_by = 'snapshot', resolved_at = clock_timestamp(), lease_until = NULL
-      FROM health_score_internal.current_state c, health_score.alert_rules r
+       SET status = 'resolved', resolved_by = 'snapshot', resolved_at = resolved_now, lease_until = NULL
+      FROM recovered c, health_score.alert_rules r
      WHERE e.model = _raise_alert_events.model AND e.status <> 'resolved'
        AND r.model = e.model AND r.rule = e.rule
-       AND c.model = e.model AND c.entity_key = e.entity_key AND c.scored_at = _raise_alert_events.at
-       AND c.scored_at > e.scored_at AND c.score IS NOT NULL
+       AND c.entity_key = e.entity_key AND _raise_alert_events.at > e.scored_at
        AND CASE r.kind WHEN 'band_worsened' THEN c.band_rank >= e.baseline_rank
                        WHEN 'score_drop' THEN c.score >= e.baseline_score
                        ELSE c.coverage >= r.threshold END;
@@ -3716,6 +3862,224 @@ DROP FUNCTION health_score_internal._auc_trans(internal, double precision, boole
               health_score_internal._auc_deserialize(bytea, internal),
               health_score_internal._auc_final(internal),
               health_score_internal._calibration_final(internal);
+
+-------------------------------------------------------------------------------------------
+-- Issue 21, items 1, 4, 5 and 7: the registry replicated to every node, the history
+-- distributed and brought back (sql/citus.sql), snapshots and alerts over a distributed
+-- history (their new bodies are above, where 0.3.0 replaced them), the current state
+-- recomputed on demand (sql/latest.sql)
+-------------------------------------------------------------------------------------------
+-- The manual inputs applied to a snapshot row, with the model's own band beside the override
+-- that replaced it. Immutable (to_jsonb of a text is; PostgreSQL marks it stable for every
+-- type), which Citus requires of a function in a CASE of a distributed write.
+CREATE FUNCTION health_score_internal._with_model_band(manual jsonb, model_band text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT jsonb_set(manual, '{band,model_band}', coalesce(to_jsonb(model_band), 'null'::jsonb))
+$$;
+COMMENT ON FUNCTION health_score_internal._with_model_band(jsonb, text) IS
+    'The manual inputs applied to a snapshot row (health_score.scores'' manual JSON) with "model_band" set in its band override';
+
+CREATE FUNCTION health_score_internal._is_citus_table(relation regclass) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hs_is_citus_table' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._is_citus_table(regclass) IS
+    'Whether a table is distributed (or a reference table) by Citus; false where Citus is not installed';
+
+-- The registry as the workers read it: empty until health_score.distribute makes a reference
+-- table of it, which Citus places on every node and writes in the registering transaction
+-- (two-phase commit); a worker looks names up in its own copy (src/pg/models.rs). A node
+-- added later gets its copy before it gets shards (Citus replicates reference tables first).
+CREATE TABLE health_score_internal.model_replica (
+    name    text    NOT NULL,
+    version integer NOT NULL,
+    config  jsonb   NOT NULL,
+    PRIMARY KEY (name, version)
+);
+COMMENT ON TABLE health_score_internal.model_replica IS
+    'On a Citus cluster whose history is distributed (health_score.distribute): a reference table holding every registered model version, read by the workers; empty elsewhere (not dumped: distribute fills it)';
+GRANT SELECT ON health_score_internal.model_replica TO health_score_reader;
+
+CREATE FUNCTION health_score_internal._replicate_model_versions() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF health_score_internal._is_citus_table('health_score_internal.model_replica') THEN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO health_score_internal.model_replica (name, version, config) VALUES (NEW.name, NEW.version, NEW.config);
+        ELSE
+            DELETE FROM health_score_internal.model_replica r WHERE r.name = OLD.name AND r.version = OLD.version;
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._replicate_model_versions() IS
+    'Trigger of health_score.model_versions: keeps health_score_internal.model_replica equal to it while that is a Citus reference table';
+CREATE TRIGGER model_versions_replicate AFTER INSERT OR DELETE ON health_score.model_versions
+    FOR EACH ROW EXECUTE FUNCTION health_score_internal._replicate_model_versions();
+-- PostgreSQL calls it itself
+REVOKE EXECUTE ON FUNCTION health_score_internal._replicate_model_versions() FROM PUBLIC;
+
+-- The registry replicated to every node, so that a model named in any part of a query scores
+-- on the workers, and (unless history is false) the tables that hold the history distributed
+-- by entity: the snapshots' partitions and the current state, colocated so that an entity's
+-- rows and state are on one worker. Citus refuses triggers on a distributed table: the
+-- history's statement triggers, which keep the current state through changes by hand, are
+-- dropped, and so is the trigger that writes through health_score.scores (below);
+-- undistribute creates them again. Run by the tables' owner (the role that created the extension).
+CREATE FUNCTION health_score.distribute(shard_count integer DEFAULT NULL, history boolean DEFAULT true) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_score_internal._require_coordinator('distribute');
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RAISE EXCEPTION 'distribute: Citus is not installed in this database' USING ERRCODE = '0A000',
+            HINT = 'CREATE EXTENSION citus on every node and add the workers first (docs/scale-out.md)';
+    END IF;
+    IF distribute.history IS NULL OR distribute.shard_count NOT BETWEEN 1 AND 64000 THEN
+        RAISE EXCEPTION 'distribute: shard_count must be between 1 and 64000 (not %) and history true or false',
+            distribute.shard_count USING ERRCODE = '22023',
+            HINT = 'leave shard_count out for citus.shard_count, or give a few shards per worker core';
+    END IF;
+    LOCK TABLE health_score.model_versions, health_score_internal.score_rows, health_score_internal.current_state
+        IN EXCLUSIVE MODE;
+    IF NOT health_score_internal._is_citus_table('health_score_internal.model_replica') THEN
+        TRUNCATE health_score_internal.model_replica;
+        PERFORM pg_catalog.create_reference_table('health_score_internal.model_replica');
+        INSERT INTO health_score_internal.model_replica (name, version, config)
+        SELECT v.name, v.version, v.config FROM health_score.model_versions v;
+    END IF;
+    IF NOT distribute.history THEN
+        RETURN;
+    ELSIF health_score_internal._is_citus_table('health_score_internal.score_rows') THEN
+        RAISE NOTICE 'distribute: the history is distributed already';
+        RETURN;
+    END IF;
+    DROP TRIGGER current_state_after_insert ON health_score_internal.score_rows;
+    DROP TRIGGER current_state_after_update ON health_score_internal.score_rows;
+    DROP TRIGGER current_state_after_delete ON health_score_internal.score_rows;
+    DROP TRIGGER current_state_after_truncate ON health_score_internal.score_rows;
+    -- Citus sends a change of a view with an INSTEAD OF trigger to a worker as it is, where it
+    -- would run the trigger again; without it, changes through health_score.scores are
+    -- changes of the history's rows, which Citus distributes (the current state then waits
+    -- for health_score.refresh_current_state)
+    DROP TRIGGER write_scores ON health_score.scores;
+    PERFORM pg_catalog.create_distributed_table('health_score_internal.score_rows', 'entity_key',
+                                                shard_count => distribute.shard_count);
+    PERFORM pg_catalog.create_distributed_table('health_score_internal.current_state', 'entity_key',
+                                                colocate_with => 'health_score_internal.score_rows');
+    -- the rows are in the shards now; what the coordinator kept of them is space only
+    PERFORM pg_catalog.truncate_local_data_after_distributing_table('health_score_internal.score_rows');
+    PERFORM pg_catalog.truncate_local_data_after_distributing_table('health_score_internal.current_state');
+END
+$$;
+COMMENT ON FUNCTION health_score.distribute(integer, boolean) IS
+    'On a Citus coordinator: replicates the model registry to every node and, unless history is false, distributes the history (health_score_internal.score_rows and its partitions, the current state) by entity key in shard_count shards (NULL: citus.shard_count); health_score.undistribute undoes it';
+
+-- The way back: Citus's undistribute_table rebuilds a table under a new identity, which a
+-- table of the extension cannot take, so the rows are copied out, Citus's records of the
+-- tables and their shards are removed as DROP TABLE would remove them (the tables themselves
+-- stay), and the rows go back into the local tables.
+CREATE FUNCTION health_score.undistribute() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+    trigger_name name;
+    history boolean;
+    copied bigint;
+BEGIN
+    PERFORM health_score_internal._require_coordinator('undistribute');
+    IF NOT health_score_internal._is_citus_table('health_score_internal.model_replica')
+       AND NOT health_score_internal._is_citus_table('health_score_internal.score_rows') THEN
+        RAISE NOTICE 'undistribute: nothing of health_score is distributed';
+        RETURN;
+    END IF;
+    LOCK TABLE health_score.model_versions, health_score_internal.score_rows, health_score_internal.current_state
+        IN EXCLUSIVE MODE;
+    history := health_score_internal._is_citus_table('health_score_internal.score_rows');
+    IF history THEN
+        CREATE TEMP TABLE health_score_undistributed_rows ON COMMIT DROP AS
+        SELECT * FROM health_score_internal.score_rows;
+        CREATE TEMP TABLE health_score_undistributed_state ON COMMIT DROP AS
+        SELECT * FROM health_score_internal.current_state;
+    END IF;
+    -- partitions first (their shards go with their parent's), then the tables
+    FOR t IN
+        SELECT c.oid::regclass AS rel, n.nspname AS schema_name, c.relname AS table_name, c.relispartition AS partition
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE health_score_internal._is_citus_table(c.oid)
+           AND (c.oid IN ('health_score_internal.score_rows'::regclass, 'health_score_internal.current_state'::regclass,
+                          'health_score_internal.model_replica'::regclass)
+                OR c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                              WHERE i.inhparent = 'health_score_internal.score_rows'::regclass))
+         ORDER BY c.relispartition DESC, c.relname
+    LOOP
+        PERFORM pg_catalog.master_remove_distributed_table_metadata_from_workers(t.rel, t.schema_name, t.table_name);
+        PERFORM pg_catalog.citus_drop_all_shards(t.rel, t.schema_name, t.table_name, t.partition);
+        PERFORM pg_catalog.master_remove_partition_metadata(t.rel, t.schema_name, t.table_name);
+        PERFORM pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_class'::regclass, t.rel, 0, false);
+        -- and the trigger by which Citus truncates the shards with the table
+        FOR trigger_name IN
+            SELECT g.tgname FROM pg_catalog.pg_trigger g
+             WHERE g.tgrelid = t.rel AND g.tgfoid = 'pg_catalog.citus_truncate_trigger'::regproc
+        LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, t.rel);
+        END LOOP;
+    END LOOP;
+    -- (the tables are the coordinator's own again, as empty as when they were distributed:
+    -- their rows were in the shards)
+    IF NOT history THEN
+        RETURN;
+    END IF;
+    INSERT INTO health_score_internal.score_rows SELECT * FROM health_score_undistributed_rows;
+    GET DIAGNOSTICS copied = ROW_COUNT;
+    INSERT INTO health_score_internal.current_state SELECT * FROM health_score_undistributed_state;
+    CREATE TRIGGER current_state_after_insert AFTER INSERT ON health_score_internal.score_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+    CREATE TRIGGER current_state_after_update AFTER UPDATE ON health_score_internal.score_rows
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+    CREATE TRIGGER current_state_after_delete AFTER DELETE ON health_score_internal.score_rows
+        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+    CREATE TRIGGER current_state_after_truncate AFTER TRUNCATE ON health_score_internal.score_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION health_score_internal._maintain_current_state();
+    CREATE TRIGGER write_scores INSTEAD OF INSERT OR UPDATE OR DELETE ON health_score.scores
+        FOR EACH ROW EXECUTE FUNCTION health_score_internal._write_scores();
+    RAISE NOTICE 'undistribute: % snapshot rows are on the coordinator again', copied;
+END
+$$;
+COMMENT ON FUNCTION health_score.undistribute() IS
+    'On a Citus coordinator: brings the history health_score.distribute distributed back into the coordinator''s own tables (every row copied), removes its shards from the workers and restores the triggers that keep the current state';
+REVOKE EXECUTE ON FUNCTION health_score.distribute(integer, boolean), health_score.undistribute() FROM PUBLIC;
+
+-- The current state of a model (or of every model) recomputed from the history in one
+-- statement: what a distributed history needs after rows were changed by hand
+-- (docs/scale-out.md), and a check anywhere (it gives the state the triggers keep).
+CREATE FUNCTION health_score.refresh_current_state(model text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kept bigint;
+BEGIN
+    PERFORM health_score_internal._require_coordinator('refresh_current_state');
+    DELETE FROM health_score_internal.current_state c
+     WHERE refresh_current_state.model IS NULL OR c.model = refresh_current_state.model;
+    INSERT INTO health_score_internal.current_state
+    SELECT l.model, l.entity_key, l.scored_at, l.model_version, l.score, l.band, l.band_rank, l.coverage, l.segment,
+           l.previous_at, l.previous_score, l.previous_band, l.previous_band_rank, l.model_band, l.previous_model_band
+      FROM (SELECT s.model, s.entity_key, s.scored_at, s.model_version, s.score, s.band, s.band_rank, s.coverage, s.segment,
+                   lead(s.scored_at) OVER w AS previous_at, lead(s.score) OVER w AS previous_score,
+                   lead(s.band) OVER w AS previous_band, lead(s.band_rank) OVER w AS previous_band_rank,
+                   s.manual->'band'->>'model_band' AS model_band,
+                   lead(s.manual->'band'->>'model_band') OVER w AS previous_model_band,
+                   row_number() OVER w AS n
+              FROM health_score_internal.score_rows s
+             WHERE refresh_current_state.model IS NULL OR s.model = refresh_current_state.model
+            WINDOW w AS (PARTITION BY s.entity_key, s.model ORDER BY s.scored_at DESC)) l
+     WHERE l.n = 1;
+    GET DIAGNOSTICS kept = ROW_COUNT;
+    RETURN kept;
+END
+$$;
+COMMENT ON FUNCTION health_score.refresh_current_state(text) IS
+    'Recomputes the current state (health_score.latest) of a model, or of every model, from its stored snapshots; returns the entities kept. Needed after changing a distributed history by hand';
+REVOKE EXECUTE ON FUNCTION health_score.refresh_current_state(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_score.refresh_current_state(text) TO health_score_admin;
 
 -------------------------------------------------------------------------------------------
 -- Last: the privileges users granted on the extension's objects stay theirs

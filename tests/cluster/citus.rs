@@ -292,6 +292,9 @@ fn citus_b3_coordinator_only_functions_say_so_on_a_worker() {
         ("clear_band_override", "SELECT health_score.clear_band_override('here', 'a1')"),
         ("snapshot", "SELECT health_score.snapshot('here', 'pg_class', 'oid')"),
         ("rescore", "SELECT health_score.rescore('here', 1, now() - interval '1 day', now())"),
+        ("distribute", "SELECT health_score.distribute()"),
+        ("undistribute", "SELECT health_score.undistribute()"),
+        ("refresh_current_state", "SELECT health_score.refresh_current_state()"),
     ];
     for (name, call) in calls {
         let err = worker.batch_execute(call).expect_err(call);
@@ -388,12 +391,17 @@ fn citus_c2_a_distributed_history_reads_as_a_single_node() {
     c.execute("SELECT health_score.set_model('hist', $1::text::jsonb)", &[&hysteresis]).unwrap();
     let err = c.batch_execute("SELECT health_score.snapshot('hist', 'accounts', 'id', '2026-01-01')").unwrap_err();
     let db = err.as_db_error().expect("a database error");
-    assert!(db.code().code() == "0A000" && db.hint().is_some_and(|h| h.contains("health_score.distribute()")), "{db:?}");
+    assert!(
+        db.code().code() == "0A000" && db.hint().is_some_and(|h| h.contains("health_score.distribute()")),
+        "{db:?}"
+    );
     c.batch_execute("SELECT health_score.distribute(shard_count => 6)").unwrap();
     c.batch_execute("SELECT health_score.distribute()").unwrap(); // a second call changes nothing
     single.execute("SELECT health_score.set_model('hist', $1::text::jsonb)", &[&hysteresis]).unwrap();
     let v2 = hysteresis.replace("\"max\": 40", "\"max\": 30");
     let steps = [
+        "SELECT health_score.set_alert_rule('hist', 'fell', 'band_worsened')",
+        "SELECT health_score.set_alert_rule('hist', 'drop', 'score_drop', 4, '30 days')",
         "SELECT health_score.snapshot('hist', 'accounts', 'id', '2026-01-01', keep_inputs => false)",
         "UPDATE accounts SET logins = (logins * 3 + id) % 50 WHERE id % 5 = 0",
         "SELECT health_score.set_band_override('hist', '10', 'green', 'test', '2030-01-01')",
@@ -432,6 +440,9 @@ fn citus_c2_a_distributed_history_reads_as_a_single_node() {
         "SELECT * FROM health_score.drivers('hist', '10', '2026-01-01', '2026-02-01')",
         "SELECT model, entity_key, scored_at, score, band, model_band FROM health_score.manual_applied ORDER BY 1, 2, 3",
         "SELECT entity_key, n, first_at, last_at, round(delta::numeric, 9) FROM health_score.trends('hist', '90 days', '2026-02-02') ORDER BY 1",
+        "SELECT model, rule, entity_key, status, scored_at, baseline_at, score, baseline_score, band, baseline_band,
+                baseline_rank, coverage, fired
+           FROM health_score.alert_events ORDER BY model, rule, entity_key, scored_at",
     ];
     for q in readers {
         assert!(same_in_both(&mut c, &mut single, q) > 0, "{q}");
