@@ -80,8 +80,8 @@ def snapshots():
                        f"SELECT health_score.snapshot('bench', '{source}', 'id', '2026-01-{day:02}', keep_inputs => false);",
                        db)
             times[db].append(float(re.findall(r"Time: ([0-9.]+) ms", out)[-1]))
-    check = ("SELECT count(*), round(sum(score)::numeric, 6), sum(band_rank) FROM health_score.latest; "
-             "SELECT count(*), round(sum(score)::numeric, 6) FROM health_score.scores WHERE scored_at = '2026-01-03'")
+    check = ("SELECT count(*), sum(round(score::numeric, 9)), sum(band_rank) FROM health_score.latest; "
+             "SELECT count(*), sum(round(score::numeric, 9)) FROM health_score.scores WHERE scored_at = '2026-01-03'")
     if psql(check) != psql(check, single):
         sys.exit("MISMATCH: the distributed history differs from the single server's")
     d, l = statistics.median(times[DB][1:]), statistics.median(times[single][1:])

@@ -399,6 +399,14 @@ fn citus_c2_a_distributed_history_reads_as_a_single_node() {
     c.batch_execute("SELECT health_score.distribute()").unwrap(); // a second call changes nothing
     single.execute("SELECT health_score.set_model('hist', $1::text::jsonb)", &[&hysteresis]).unwrap();
     let v2 = hysteresis.replace("\"max\": 40", "\"max\": 30");
+    for db in [&mut c, &mut single] {
+        db.batch_execute(
+            "DROP TABLE IF EXISTS churns;
+             CREATE TABLE churns AS
+             SELECT id::text AS account, date '2026-01-02' + (id % 40)::int AS churned_on FROM accounts WHERE id % 10 = 3",
+        )
+        .unwrap();
+    }
     let steps = [
         "SELECT health_score.set_alert_rule('hist', 'fell', 'band_worsened')",
         "SELECT health_score.set_alert_rule('hist', 'drop', 'score_drop', 4, '30 days')",
@@ -443,6 +451,8 @@ fn citus_c2_a_distributed_history_reads_as_a_single_node() {
         "SELECT model, rule, entity_key, status, scored_at, baseline_at, score, baseline_score, band, baseline_band,
                 baseline_rank, coverage, fired
            FROM health_score.alert_events ORDER BY model, rule, entity_key, scored_at",
+        "SELECT scored_at, accounts, churned, round(churn_rate::numeric, 12), round(auc::numeric, 12), bands
+           FROM health_score.backtest('hist', 'churns', 'account', 'churned_on', '30 days')",
     ];
     for q in readers {
         assert!(same_in_both(&mut c, &mut single, q) > 0, "{q}");
