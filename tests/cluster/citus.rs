@@ -561,5 +561,28 @@ fn citus_d_a_worker_added_after_set_model_scores_too() {
         "SELECT a.id, e.* FROM accounts a, LATERAL health_score.explain('added', to_jsonb(a)) e ORDER BY 1, 2",
     );
     c.batch_execute("SELECT health_score.undistribute()").unwrap();
+    // DROP EXTENSION ... CASCADE takes a distributed history with it, shards included, on
+    // every node
+    for step in [
+        "SELECT health_score.distribute()",
+        "SELECT health_score.snapshot('added', 'accounts_local', 'id', '2026-03-01', keep_inputs => false)",
+        "DROP EXTENSION health_score CASCADE",
+    ] {
+        c.batch_execute(step).unwrap();
+    }
+    let citus_tables: i64 = c
+        .query_one("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'health_score%'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(citus_tables, 0);
+    for (node, port) in [("worker1", citus.workers[0]), ("worker2", citus.workers[1]), ("worker3", port)] {
+        let mut worker = node_connect(node, port, "hs_citus");
+        worker.batch_execute("SET citus.show_shards_for_app_name_prefixes = '*'").unwrap();
+        let left = text_rows(
+            &mut worker,
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'health_score%'",
+        );
+        assert!(left.is_empty(), "left on {node}: {left:?}");
+    }
     stop_citus();
 }
