@@ -457,6 +457,9 @@ fn citus_c2_a_distributed_history_reads_as_a_single_node() {
     for q in readers {
         assert!(same_in_both(&mut c, &mut single, q) > 0, "{q}");
     }
+    // a generated view over the distributed source (its LATERAL call names the model)
+    same_in_both(&mut c, &mut single, "SELECT health_score.create_view('hist_now', 'hist', 'accounts', 'id')");
+    assert_eq!(same_in_both(&mut c, &mut single, "SELECT * FROM hist_now ORDER BY id"), 2000);
     // a model named anywhere in a query reaches the workers through the replicated registry
     same_in_both(
         &mut c,
