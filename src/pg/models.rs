@@ -162,38 +162,37 @@ pub fn parse_model_ref(spec: &str) -> Result<(&str, Option<i32>), Error> {
 /// search_path, so its operators and types are qualified (docs/security.md).
 pub fn resolve_name(spec: &str) -> Result<Rc<Compiled>, Error> {
     let (name, version) = parse_model_ref(spec)?;
-    let found = in_registry(|registry| {
-        Spi::connect(|client| -> Result<Option<Rc<Compiled>>, Error> {
-            let query = format!(
-                "SELECT config FROM {registry} \
-                  WHERE name OPERATOR(pg_catalog.=) $1 \
-                    AND ($2::pg_catalog.int4 IS NULL OR version OPERATOR(pg_catalog.=) $2::pg_catalog.int4) \
-                  ORDER BY version DESC LIMIT 1"
-            );
-            let table = client.select(&query, Some(1), &[name.into(), version.into()]).map_err(spi_error)?;
-            if table.is_empty() {
-                return Ok(None);
-            }
-            let datum = table.first().get_datum_by_ordinal(1).map_err(spi_error)?;
-            match datum {
-                Some(d) => {
-                    let jsonb = unsafe { JsonbRef::from_datum(d) };
-                    compile(&jsonb).map(Some)
-                }
-                None => Ok(None),
-            }
-        })
-    })?;
+    let found =
+        latest_matching(name, version, "config", |row| match row.get_datum_by_ordinal(1).map_err(spi_error)? {
+            Some(d) => compile(&unsafe { JsonbRef::from_datum(d) }).map(Some),
+            None => Ok(None),
+        })?;
     found.ok_or_else(|| unknown_model(name, version))
 }
 
 /// The version `spec` ('name' or 'name@3') stands for now: the latest, or the one pinned.
 pub fn resolve_version(spec: &str) -> Result<i32, Error> {
     let (name, version) = parse_model_ref(spec)?;
-    let found = in_registry(|registry| {
-        Spi::connect(|client| -> Result<Option<i32>, Error> {
+    let found = latest_matching(name, version, "version", |row| row.get::<i32>(1).map_err(spi_error))?;
+    found.ok_or_else(|| unknown_model(name, version))
+}
+
+/// `column` of the highest version of `name` (of `version` when given), read by `read`; on a
+/// worker of a Citus cluster whose registry `health_score.distribute` replicated
+/// (`health_score_internal.model_replica`, a reference table), from the worker's own copy
+/// when its registry has none. The worker reads its shard of that table directly: a query of
+/// the reference table itself would be a distributed query inside the coordinator's task,
+/// which Citus refuses.
+fn latest_matching<T>(
+    name: &str,
+    version: Option<i32>,
+    column: &str,
+    read: impl Fn(&pgrx::spi::SpiTupleTable) -> Result<Option<T>, Error>,
+) -> Result<Option<T>, Error> {
+    let lookup = |registry: &str| {
+        Spi::connect(|client| -> Result<Option<T>, Error> {
             let query = format!(
-                "SELECT version FROM {registry} \
+                "SELECT {column} FROM {registry} \
                   WHERE name OPERATOR(pg_catalog.=) $1 \
                     AND ($2::pg_catalog.int4 IS NULL OR version OPERATOR(pg_catalog.=) $2::pg_catalog.int4) \
                   ORDER BY version DESC LIMIT 1"
@@ -202,18 +201,9 @@ pub fn resolve_version(spec: &str) -> Result<i32, Error> {
             if table.is_empty() {
                 return Ok(None);
             }
-            table.first().get::<i32>(1).map_err(spi_error)
+            read(&table.first())
         })
-    })?;
-    found.ok_or_else(|| unknown_model(name, version))
-}
-
-/// A lookup in the registry, and on a worker of a Citus cluster whose history is distributed,
-/// in the coordinator's registry as `health_score.distribute` replicated it there
-/// (`health_score_internal.model_replica`, a reference table). The worker reads its own shard
-/// of that table: a query of the reference table itself would be a distributed query inside the
-/// coordinator's task, which Citus refuses.
-fn in_registry<T>(lookup: impl Fn(&str) -> Result<Option<T>, Error>) -> Result<Option<T>, Error> {
+    };
     if let Some(found) = lookup("health_score.model_versions")? {
         return Ok(Some(found));
     }
