@@ -18,14 +18,18 @@ pgrx::extension_sql_file!("../../sql/citus.sql", name = "citus", requires = ["ro
 /// coordinator's (0). A server without Citus, or with Citus and no cluster yet, is its own
 /// coordinator.
 pub fn require_coordinator(what: &str) -> Result<(), Error> {
-    if !citus_installed() {
-        return Ok(());
+    if on_worker() {
+        return Err(Error::CoordinatorOnly { what: what.chars().take(200).collect() });
     }
+    Ok(())
+}
+
+/// Whether this server is a worker of a Citus cluster: its local group is not the
+/// coordinator's (0).
+pub fn on_worker() -> bool {
     // readable by PUBLIC (Citus grants it)
-    match Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group") {
-        Ok(Some(group)) if group != 0 => Err(Error::CoordinatorOnly { what: what.chars().take(200).collect() }),
-        _ => Ok(()),
-    }
+    citus_installed()
+        && matches!(Spi::get_one::<i32>("SELECT groupid FROM pg_catalog.pg_dist_local_group"), Ok(Some(group)) if group != 0)
 }
 
 // _require_coordinator(what text) → void, for the PL/pgSQL and SQL functions

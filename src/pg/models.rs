@@ -213,14 +213,18 @@ fn latest_matching<T>(
     }
 }
 
-/// 42704 for a name (or version) the registry does not have, with the closest names.
+/// 42704 for a name (or version) the registry does not have, with the closest names (on a
+/// Citus worker, from its copy of the coordinator's registry, or a hint that it has none).
 fn unknown_model(name: &str, version: Option<i32>) -> Error {
-    let (suggestions, registered) = closest_names(name);
+    let on_worker = super::citus::on_worker();
+    let replica = if on_worker { super::citus::registry_replica_on_worker() } else { None };
+    let (suggestions, registered) = closest_names(name, replica.as_deref().unwrap_or("health_score.model_versions"));
     Error::UnknownModel {
         name: name.to_string(),
         version,
         suggestions: if version.is_some() { Vec::new() } else { suggestions },
         registered,
+        on_worker_without_registry: on_worker && replica.is_none(),
     }
 }
 
@@ -229,10 +233,10 @@ fn spi_error(e: pgrx::spi::SpiError) -> Error {
 }
 
 /// Registered names closest in spelling to `name`, best first, and how many names there are.
-fn closest_names(name: &str) -> (Vec<String>, usize) {
+fn closest_names(name: &str, registry: &str) -> (Vec<String>, usize) {
     let names: Vec<String> = Spi::connect(|client| {
         let mut out = Vec::new();
-        if let Ok(table) = client.select("SELECT DISTINCT name FROM health_score.model_versions", None, &[]) {
+        if let Ok(table) = client.select(&format!("SELECT DISTINCT name FROM {registry}"), None, &[]) {
             for row in table {
                 if let Ok(Some(n)) = row.get::<String>(1) {
                     out.push(n);

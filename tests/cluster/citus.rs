@@ -395,6 +395,13 @@ fn citus_c2_a_distributed_history_reads_as_a_single_node() {
         db.code().code() == "0A000" && db.hint().is_some_and(|h| h.contains("health_score.distribute()")),
         "{db:?}"
     );
+    // so does a model named in a LATERAL call (band_report's), and the worker says what to do
+    let err = c.batch_execute("SELECT * FROM health_score.band_report('hist', 'accounts', 'churned')").unwrap_err();
+    let db = err.as_db_error().expect("a database error");
+    assert!(
+        db.code().code() == "42704" && db.hint().is_some_and(|h| h.contains("health_score.distribute()")),
+        "{db:?}"
+    );
     c.batch_execute("SELECT health_score.distribute(shard_count => 6)").unwrap();
     c.batch_execute("SELECT health_score.distribute()").unwrap(); // a second call changes nothing
     single.execute("SELECT health_score.set_model('hist', $1::text::jsonb)", &[&hysteresis]).unwrap();
@@ -455,6 +462,14 @@ fn citus_c2_a_distributed_history_reads_as_a_single_node() {
            FROM health_score.backtest('hist', 'churns', 'account', 'churned_on', '30 days')",
     ];
     for q in readers {
+        assert!(same_in_both(&mut c, &mut single, q) > 0, "{q}");
+    }
+    // the proving functions over the distributed source (their LATERAL calls name the model)
+    for q in [
+        "SELECT * FROM health_score.band_report('hist', 'accounts', 'churned')",
+        "SELECT accounts, churned, round(auc::numeric, 12), round(log_loss::numeric, 9)
+           FROM health_score.evaluate('hist', 'accounts', 'churned')",
+    ] {
         assert!(same_in_both(&mut c, &mut single, q) > 0, "{q}");
     }
     // a generated view over the distributed source (its LATERAL call names the model)

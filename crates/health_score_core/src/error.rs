@@ -46,7 +46,15 @@ pub enum Error {
     InvalidArgument { message: String, hint: Option<String> },
     /// No registered model of that name or version (42704). `suggestions` are registered names
     /// close in spelling; `registered` is how many models there are at all.
-    UnknownModel { name: String, version: Option<i32>, suggestions: Vec<String>, registered: usize },
+    /// `on_worker_without_registry`: looked up on a worker of a Citus cluster that has no copy
+    /// of the coordinator's registry (docs/scale-out.md).
+    UnknownModel {
+        name: String,
+        version: Option<i32>,
+        suggestions: Vec<String>,
+        registered: usize,
+        on_worker_without_registry: bool,
+    },
     /// A table row has no column for an input (42703).
     UndefinedColumn { input: String, row_type: String },
     /// A table row's column has a type the input cannot be read from (42804).
@@ -150,7 +158,11 @@ impl Error {
                     .to_string(),
             ),
             Error::InvalidArgument { hint, .. } => hint.clone(),
-            Error::UnknownModel { name, suggestions, version, registered } => {
+            Error::UnknownModel { on_worker_without_registry: true, .. } => Some(
+                "this server is a worker of a Citus cluster, which reads registered models from the copy health_score.distribute() makes: run SELECT health_score.distribute() once on the coordinator (docs/scale-out.md), or pass the model inline"
+                    .to_string(),
+            ),
+            Error::UnknownModel { name, suggestions, version, registered, .. } => {
                 let mut hint = match suggestions.as_slice() {
                     [] if *registered == 0 => "no health model is registered yet; register one with health_score.set_model(name, config)".to_string(),
                     [] => "no registered model has a similar name; SELECT DISTINCT name FROM health_score.models lists them".to_string(),
