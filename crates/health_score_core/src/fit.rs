@@ -326,6 +326,12 @@ pub fn fit(leaves: usize, x: &[f64], y: &[bool], l2: f64) -> Result<Solution, Er
             hint: Some("fit on more accounts, or without by_segment".into()),
         });
     }
+    if leaves >= solver::MAX_VARIABLES {
+        return Err(Error::LimitExceeded {
+            message: format!("fit: {leaves} leaves to weigh; a fit takes at most {}", solver::MAX_VARIABLES - 1),
+            hint: "fit a model with fewer components".into(),
+        });
+    }
     let problem = Problem::new(leaves, x, y, l2);
     let k = problem.columns.len();
     let d = k + 1;
@@ -406,6 +412,17 @@ fn set_weights(components: &mut Json, model: &Model, w: &[f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fit_of_more_leaves_than_the_solver_takes_is_refused_before_its_matrices() {
+        let leaves = solver::MAX_VARIABLES;
+        let y: Vec<bool> = (0..20).map(|i| i % 2 == 0).collect();
+        let x = vec![0.5; leaves * y.len()];
+        match fit(leaves, &x, &y, DEFAULT_L2) {
+            Err(Error::LimitExceeded { message, .. }) => assert!(message.contains("at most 4095"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// 200 rows of one leaf in [0, 1]; a row churns when its hash (0–99) is below
     /// `churn_percent(x)`.

@@ -8,6 +8,10 @@ use super::error::Error;
 /// The fit stops when the projected gradient's norm is below this.
 pub const TOLERANCE: f64 = 1e-10;
 const MAX_ITERATIONS: usize = 200;
+/// Variables one solve takes: its Hessian is dense, d × d doubles (4096 of them: 128 MB). A
+/// model has far fewer leaves and knots; this refuses a state built by hand (the fits' final
+/// functions read serialized states) before its matrices could exhaust memory.
+pub const MAX_VARIABLES: usize = 4096;
 
 /// A smooth convex objective: its value and gradient at θ, and its Hessian (row-major,
 /// d × d) there. The solver asks for the Hessian only where it steps from, which the last point
@@ -177,6 +181,12 @@ pub fn minimize_polished(
     tolerance: f64,
 ) -> Result<Minimum, Error> {
     let d = theta.len();
+    if d > MAX_VARIABLES {
+        return Err(Error::LimitExceeded {
+            message: format!("{what}: {d} variables to fit; a fit takes at most {MAX_VARIABLES}"),
+            hint: "fit a model with fewer components, or shapes with fewer knots".into(),
+        });
+    }
     let mut iterations = 0;
     let (mut f, mut g) = objective.value_gradient(&theta);
     let mut polish = polish;
