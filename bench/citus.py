@@ -21,6 +21,12 @@ QUERIES = [
      "(SELECT region, health_score.trend(a.at, a.logins) AS t FROM {t} a GROUP BY 1) s ORDER BY 1"),
     # grouped by the distribution column, Citus runs the whole aggregate on the workers, which
     # have no registry: the model goes inline (docs/scale-out.md)
+    ("parent_health by region of 1M children",
+     "SELECT region, (p).children, round((p).score::numeric, 6) FROM (SELECT region, health_score.parent_health("
+     "'{model}'::jsonb, a.id::text, health_score.score('bench', a), 1 + a.id % 3) AS p FROM {t} a GROUP BY 1) s ORDER BY 1"),
+    ("fit's aggregate over 1M rows (designs, then the solve)",
+     "SELECT md5(health_score_internal._fit(health_score_internal._fit_row('{model}'::jsonb, false, a), a.churned, NULL)) "
+     "FROM {t} a"),
     ("score_agg by account of 1M (key, value) rows",
      "SELECT count(s) FROM (SELECT a.id, health_score.score_agg('{model}'::jsonb, k.key, CASE k.key WHEN 'logins' "
      "THEN a.logins ELSE a.adoption END) AS s FROM {t} a, (VALUES ('logins'), ('adoption')) k(key) "
@@ -42,7 +48,7 @@ def plan_shape(query):
     shape = [f"{tasks.group(1)} tasks" if tasks else "no distributed plan"]
     if "worker_partial_agg" in plan:
         shape.append("partial aggregates on the workers")
-    elif tasks and re.search(r"health_score\.(score_agg|auc|trend)\(", plan):
+    elif tasks and re.search(r"health_score(_internal)?\.(score_agg|auc|trend|parent_health|_fit)\(", plan):
         shape.append("whole aggregates on the workers (grouped by the distribution column)")
     if "health_score.score(" in plan or "_score_columns" in plan:
         shape.append("scoring in the task queries" if tasks else "scoring on the coordinator")

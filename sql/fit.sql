@@ -13,27 +13,24 @@ CREATE FUNCTION health_score_internal._fit_row_columns(model jsonb, by_segment b
 COMMENT ON FUNCTION health_score_internal._fit_row_columns(jsonb, boolean, oid, text[], "any") IS
     'health_score_internal._fit_row as the planner passes it: the row''s columns as arguments';
 
-CREATE FUNCTION health_score_internal._fit_trans(internal, double precision[], boolean, double precision) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_fit_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_combine(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_fit_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_serialize(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'hs_fit_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_deserialize(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_fit_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_final(internal) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_fit_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._fit_trans(internal, double precision[], boolean, double precision) IS '_fit transition: keeps the design in its segment''s data';
-COMMENT ON FUNCTION health_score_internal._fit_combine(internal, internal) IS '_fit combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score_internal._fit_serialize(internal) IS '_fit serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score_internal._fit_deserialize(bytea, internal) IS '_fit deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score_internal._fit_final(internal) IS '_fit final: solves each segment''s constrained logistic regression (rows sorted first, so the result does not depend on their order)';
+-- _fit's state is a bytea (an expanded object while the aggregate runs, its serialized
+-- bytes where it travels): Citus aggregates it partially on its workers. Citus checks the
+-- caller's right to run these functions, so they stay executable by PUBLIC; each refuses a
+-- call from outside an aggregate and a state that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._fit_step(state bytea, design double precision[], churned boolean, l2 double precision) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_fit_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._fit_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_fit_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._fit_result(state bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_fit_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._fit_step(bytea, double precision[], boolean, double precision) IS '_fit transition: keeps the design in its segment''s data (in place)';
+COMMENT ON FUNCTION health_score_internal._fit_merge(bytea, bytea) IS '_fit combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._fit_result(bytea) IS '_fit final: solves each segment''s constrained logistic regression (rows sorted first, so the result does not depend on their order)';
 
 CREATE AGGREGATE health_score_internal._fit(design double precision[], churned boolean, l2 double precision) (
-    SFUNC = health_score_internal._fit_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = health_score_internal._fit_final,
-    COMBINEFUNC = health_score_internal._fit_combine, SERIALFUNC = health_score_internal._fit_serialize,
-    DESERIALFUNC = health_score_internal._fit_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._fit_step, STYPE = bytea, SSPACE = 1024,
+    FINALFUNC = health_score_internal._fit_result,
+    COMBINEFUNC = health_score_internal._fit_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score_internal._fit(double precision[], boolean, double precision) IS
     'The constrained logistic regression of the outcome on the designs of _fit_row (beta <= -1e-6, L2 penalty l2), per segment, as JSON text for _fit_apply; up to 100,000,000 row x leaf values';
 
@@ -62,7 +59,7 @@ DECLARE
     outcome text := health_score_internal._outcome_sql(_fit.source, _fit.outcome_column);
     opts jsonb := coalesce(_fit.options, '{}');
     unknown_key text;
-    l2 double precision;  -- NULL until options.l2 names one: _fit_trans then uses the library's default
+    l2 double precision;  -- NULL until options.l2 names one: _fit_step then uses the library's default
     by_segment boolean := false;
     holdout double precision := 0;
     key_column text;
@@ -232,12 +229,3 @@ COMMENT ON FUNCTION health_score.fit_report(text, regclass, text, jsonb) IS
     'What fit changes, per fitted segment (NULL = the base model) and component in model order: old and new weight, whether the leaf sits at the 1e-6 bound, rows used and left out (a leaf reweighted away), the AUC before and after, in-sample and on the holdout, and each leaf''s normalizer before and after';
 COMMENT ON FUNCTION health_score.fit_report(jsonb, regclass, text, jsonb) IS 'fit_report with an inline model';
 
--- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
--- them), so nobody may (docs/security.md).
-REVOKE EXECUTE ON FUNCTION
-    health_score_internal._fit_combine(internal, internal),
-    health_score_internal._fit_deserialize(bytea, internal),
-    health_score_internal._fit_final(internal),
-    health_score_internal._fit_serialize(internal),
-    health_score_internal._fit_trans(internal, double precision[], boolean, double precision)
-  FROM PUBLIC;

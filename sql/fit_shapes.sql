@@ -13,27 +13,24 @@ CREATE FUNCTION health_score_internal._fit_shape_row_columns(model jsonb, row_ty
 COMMENT ON FUNCTION health_score_internal._fit_shape_row_columns(jsonb, oid, text[], "any") IS
     'health_score_internal._fit_shape_row as the planner passes it: the row''s columns as arguments';
 
-CREATE FUNCTION health_score_internal._fit_shapes_trans(internal, bytea, boolean, jsonb) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_shapes_combine(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_shapes_serialize(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_shapes_deserialize(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_shapes_final(internal) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._fit_shapes_trans(internal, bytea, boolean, jsonb) IS '_fit_shapes transition: keeps the row''s observations';
-COMMENT ON FUNCTION health_score_internal._fit_shapes_combine(internal, internal) IS '_fit_shapes combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score_internal._fit_shapes_serialize(internal) IS '_fit_shapes serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score_internal._fit_shapes_deserialize(bytea, internal) IS '_fit_shapes deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score_internal._fit_shapes_final(internal) IS '_fit_shapes final: fits weights and shapes (rows sorted first, so the result does not depend on their order) and returns the fitted model with its report';
+-- _fit_shapes's state is a bytea (an expanded object while the aggregate runs, its serialized
+-- bytes where it travels): Citus aggregates it partially on its workers. Citus checks the
+-- caller's right to run these functions, so they stay executable by PUBLIC; each refuses a
+-- call from outside an aggregate and a state that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._fit_shapes_step(state bytea, design bytea, churned boolean, settings jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_fit_shapes_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._fit_shapes_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_fit_shapes_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._fit_shapes_result(state bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_fit_shapes_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._fit_shapes_step(bytea, bytea, boolean, jsonb) IS '_fit_shapes transition: keeps the row''s observations (in place)';
+COMMENT ON FUNCTION health_score_internal._fit_shapes_merge(bytea, bytea) IS '_fit_shapes combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._fit_shapes_result(bytea) IS '_fit_shapes final: fits weights and shapes (rows sorted first, so the result does not depend on their order) and returns the fitted model with its report';
 
 CREATE AGGREGATE health_score_internal._fit_shapes(design bytea, churned boolean, settings jsonb) (
-    SFUNC = health_score_internal._fit_shapes_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = health_score_internal._fit_shapes_final,
-    COMBINEFUNC = health_score_internal._fit_shapes_combine, SERIALFUNC = health_score_internal._fit_shapes_serialize,
-    DESERIALFUNC = health_score_internal._fit_shapes_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._fit_shapes_step, STYPE = bytea, SSPACE = 1024,
+    FINALFUNC = health_score_internal._fit_shapes_result,
+    COMBINEFUNC = health_score_internal._fit_shapes_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score_internal._fit_shapes(bytea, boolean, jsonb) IS
     'Weights and shapes fitted to the outcome over the observations of _fit_shape_row; settings is {"model", "options"}; the fitted model and its report as JSON text';
 
@@ -53,12 +50,3 @@ $$;
 COMMENT ON FUNCTION health_score_internal._shape_design_model(jsonb) IS
     'The model a fit of shapes reads rows with: one shape per leaf for every row, so the overrides lose their weights and normalizers';
 
--- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
--- them), so nobody may (docs/security.md).
-REVOKE EXECUTE ON FUNCTION
-    health_score_internal._fit_shapes_combine(internal, internal),
-    health_score_internal._fit_shapes_deserialize(bytea, internal),
-    health_score_internal._fit_shapes_final(internal),
-    health_score_internal._fit_shapes_serialize(internal),
-    health_score_internal._fit_shapes_trans(internal, bytea, boolean, jsonb)
-  FROM PUBLIC;

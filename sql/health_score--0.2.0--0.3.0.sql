@@ -914,6 +914,9 @@ DECLARE
             band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
             record = excluded.record, components = NULL, inputs = excluded.inputs, manual = excluded.manual';
     previous_sql text;
+    -- in a distributed history, the rows a replacing snapshot wrote (not those of entities its
+    -- source no longer has, left as they were)
+    rewritten text := '';
     -- the current state after a snapshot: a later snapshot becomes the latest and the latest
     -- the previous; one at the latest's time replaces it; an earlier one becomes (or
     -- replaces) the previous when it is not before it
@@ -1070,6 +1073,9 @@ BEGIN
         -- leave the current state to this function: Citus fails an INSERT ... SELECT from a
         -- distributed table into a local partition)
         PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
+        IF replacing THEN
+            rewritten := format('.entity_key IN (SELECT src.%I::text FROM %s AS src)', snapshot.key_column, snapshot.source);
+        END IF;
         EXECUTE format($q$
             INSERT INTO health_score_internal.%1$I AS t
                    (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs, manual)
@@ -1103,9 +1109,9 @@ BEGIN
                   FROM (SELECT n.entity_key, coalesce(n.manual->'band' ? 'model_band', false) AS overridden,
                                unnest(ARRAY[health_score_internal._band_after(%2$L, n.segment, n.score, p.model_band)]) AS b
                           FROM health_score_internal.%1$I n JOIN (%3$s) p ON p.entity_key = n.entity_key
-                         WHERE n.model = $1 AND n.scored_at = $3 AND p.model_band IS NOT NULL) h
+                         WHERE n.model = $1 AND n.scored_at = $3 AND p.model_band IS NOT NULL%4$s) h
                  WHERE w.model = $1 AND w.scored_at = $3 AND w.entity_key = h.entity_key$q$,
-                target, model_name || '@' || model_version, previous_sql)
+                target, model_name || '@' || model_version, previous_sql, CASE WHEN rewritten <> '' THEN ' AND n' || rewritten ELSE '' END)
             USING model_name, model_version, snapshot.at;
         END IF;
         IF previous_at IS NULL THEN
@@ -1114,13 +1120,13 @@ BEGIN
             EXECUTE format($q$
                 WITH worse AS (
                     SELECT w.entity_key FROM health_score_internal.%1$I w JOIN (%2$s) p ON p.entity_key = w.entity_key
-                     WHERE w.model = $1 AND w.scored_at = $3 AND w.band_rank < p.band_rank)
+                     WHERE w.model = $1 AND w.scored_at = $3 AND w.band_rank < p.band_rank%3$s)
                 SELECT (SELECT count(*) FROM worse),
                        (SELECT array_agg(entity_key ORDER BY entity_key) FROM (
                             SELECT entity_key, sum(octet_length(entity_key) * 6 + 3) OVER (ORDER BY entity_key) AS bytes
                               FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
                          WHERE bytes < 7000)$q$,
-                target, previous_sql)
+                target, previous_sql, CASE WHEN rewritten <> '' THEN ' AND w' || rewritten ELSE '' END)
             USING model_name, model_version, snapshot.at
             INTO worsened, first_keys;
         END IF;
@@ -2228,20 +2234,41 @@ $$;
 COMMENT ON FUNCTION health_score.apply_retention(text, timestamptz) IS
     'Drops, for one model or every model with a retention (health_score.set_retention), the history partitions whose every snapshot is older than at - keep, with their run records; returns the partitions dropped. Schedule it with pg_cron';
 
+-- A history partition's rows (as last counted) and bytes: on a Citus cluster its shards', summed
+-- (the coordinator's table is an empty shell; health_score.distribute)
+CREATE FUNCTION health_score_internal._partition_size(partition regclass, OUT estimated_rows bigint, OUT bytes bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT health_score_internal._is_citus_table(_partition_size.partition) THEN
+        SELECT c.reltuples::bigint, pg_total_relation_size(c.oid) INTO estimated_rows, bytes
+          FROM pg_class c WHERE c.oid = _partition_size.partition;
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_total_relation_size($1)' INTO bytes USING _partition_size.partition;
+    -- each shard's count, as its worker last took it (-1 when none ever did)
+    EXECUTE $q$SELECT CASE WHEN bool_and(r.result::float8 < 0) THEN -1 ELSE sum(greatest(r.result::float8, 0)) END::bigint
+                 FROM pg_catalog.run_command_on_shards($1, 'SELECT reltuples FROM pg_catalog.pg_class WHERE oid = ''%s''::pg_catalog.regclass') r
+                WHERE r.success$q$
+       INTO estimated_rows USING _partition_size.partition;
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._partition_size(regclass) IS
+    'A history partition''s estimated rows and bytes (indexes included), its shards'' summed on a Citus cluster';
+
 CREATE VIEW health_score.history_partitions AS
-SELECT p.model, p.from_at, p.to_at, p.partition_name, c.reltuples::bigint AS estimated_rows,
-       pg_catalog.pg_total_relation_size(c.oid) AS bytes, p.to_at + r.keep AS drop_after
+SELECT p.model, p.from_at, p.to_at, p.partition_name, s.estimated_rows, s.bytes, p.to_at + r.keep AS drop_after
   FROM health_score_internal.partitions p
   LEFT JOIN pg_catalog.pg_class c
          ON c.relname = p.partition_name AND c.relnamespace = 'health_score_internal'::pg_catalog.regnamespace
+  LEFT JOIN LATERAL health_score_internal._partition_size(c.oid::pg_catalog.regclass) s ON true
   LEFT JOIN health_score.retention r ON r.model = p.model;
 COMMENT ON VIEW health_score.history_partitions IS 'The partitions of the snapshot history: per model and period, its size and when retention drops it';
 COMMENT ON COLUMN health_score.history_partitions.model IS 'Model name';
 COMMENT ON COLUMN health_score.history_partitions.from_at IS 'The partition holds the snapshots at or after this time';
 COMMENT ON COLUMN health_score.history_partitions.to_at IS '... and before this time';
 COMMENT ON COLUMN health_score.history_partitions.partition_name IS 'The table in schema health_score_internal';
-COMMENT ON COLUMN health_score.history_partitions.estimated_rows IS 'Rows, as last counted by VACUUM or ANALYZE (-1: never)';
-COMMENT ON COLUMN health_score.history_partitions.bytes IS 'Its size on disk, indexes included';
+COMMENT ON COLUMN health_score.history_partitions.estimated_rows IS 'Rows, as last counted by VACUUM or ANALYZE (-1: never); on a Citus cluster, summed over its shards';
+COMMENT ON COLUMN health_score.history_partitions.bytes IS 'Its size on disk, indexes included (on a Citus cluster, its shards'' on every worker)';
 COMMENT ON COLUMN health_score.history_partitions.drop_after IS 'health_score.apply_retention drops it from this time on; NULL without a retention';
 
 GRANT SELECT ON health_score.history_partitions, health_score_internal.partitions TO health_score_reader;
@@ -2312,53 +2339,50 @@ COMMENT ON COLUMN health_score.parent_summary.lowest_score IS 'Its score';
 COMMENT ON COLUMN health_score.parent_summary.children_per_band IS 'Counted children per band, {"red": 1, "yellow": 0, "green": 2}: every band of the model, and any other band a child came with';
 COMMENT ON COLUMN health_score.parent_summary.components IS 'Per component, the weight-averaged points of the children (the top-level ones add up to score); NULL unless every counted child gave its components';
 
-CREATE FUNCTION health_score_internal._parent_trans(internal, text, text, double precision, double precision) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_parent_trans' LANGUAGE C STABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_parent_trans' LANGUAGE C STABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._parent_trans(internal, text, text, double precision, double precision, text, jsonb) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_parent_trans' LANGUAGE C STABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision, text, jsonb) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_parent_trans' LANGUAGE C STABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._parent_combine(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_parent_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._parent_serialize(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'hs_parent_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._parent_deserialize(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_parent_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._parent_final(internal) RETURNS health_score.parent_summary
-    AS 'MODULE_PATHNAME', 'hs_parent_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._parent_trans(internal, text, text, double precision, double precision) IS 'parent_health transition: adds one child';
-COMMENT ON FUNCTION health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision) IS 'parent_health transition: adds one child';
-COMMENT ON FUNCTION health_score_internal._parent_trans(internal, text, text, double precision, double precision, text, jsonb) IS 'parent_health transition: adds one child, with its band and components';
-COMMENT ON FUNCTION health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision, text, jsonb) IS 'parent_health transition: adds one child, with its band and components';
-COMMENT ON FUNCTION health_score_internal._parent_combine(internal, internal) IS 'parent_health combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score_internal._parent_serialize(internal) IS 'parent_health serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score_internal._parent_deserialize(bytea, internal) IS 'parent_health deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score_internal._parent_final(internal) IS 'parent_health final: the summary (reads the state only, so it also serves window frames)';
+-- The state is a bytea (an expanded object while the aggregate runs, its serialized bytes
+-- where it travels): Citus aggregates it partially on its workers. Citus checks the caller's
+-- right to run these functions and calls them without the call's expression (so one
+-- transition function per model type); they stay executable by PUBLIC, and each refuses a
+-- call from outside an aggregate and a state that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._parent_step(state bytea, model text, child_key text, score double precision, weight double precision) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_parent_step_named' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_step(state bytea, model jsonb, child_key text, score double precision, weight double precision) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_parent_step_inline' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_step(state bytea, model text, child_key text, score double precision, weight double precision,
+                                                   band text, components jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_parent_step_named' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_step(state bytea, model jsonb, child_key text, score double precision, weight double precision,
+                                                   band text, components jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_parent_step_inline' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_parent_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._parent_result(state bytea) RETURNS health_score.parent_summary
+    AS 'MODULE_PATHNAME', 'hs_parent_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._parent_step(bytea, text, text, double precision, double precision) IS 'parent_health transition: adds one child (in place)';
+COMMENT ON FUNCTION health_score_internal._parent_step(bytea, jsonb, text, double precision, double precision) IS 'parent_health transition: adds one child (in place)';
+COMMENT ON FUNCTION health_score_internal._parent_step(bytea, text, text, double precision, double precision, text, jsonb) IS 'parent_health transition: adds one child, with its band and components (in place)';
+COMMENT ON FUNCTION health_score_internal._parent_step(bytea, jsonb, text, double precision, double precision, text, jsonb) IS 'parent_health transition: adds one child, with its band and components (in place)';
+COMMENT ON FUNCTION health_score_internal._parent_merge(bytea, bytea) IS 'parent_health combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._parent_result(bytea) IS 'parent_health final: the summary (reads the state only, so it also serves window frames)';
 
 CREATE AGGREGATE health_score.parent_health(model text, child_key text, score double precision, weight double precision) (
-    SFUNC = health_score_internal._parent_trans, STYPE = internal,
-    FINALFUNC = health_score_internal._parent_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score_internal._parent_combine, SERIALFUNC = health_score_internal._parent_serialize,
-    DESERIALFUNC = health_score_internal._parent_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._parent_step, STYPE = bytea,
+    FINALFUNC = health_score_internal._parent_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._parent_merge, PARALLEL = SAFE);
 CREATE AGGREGATE health_score.parent_health(model jsonb, child_key text, score double precision, weight double precision) (
-    SFUNC = health_score_internal._parent_trans, STYPE = internal,
-    FINALFUNC = health_score_internal._parent_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score_internal._parent_combine, SERIALFUNC = health_score_internal._parent_serialize,
-    DESERIALFUNC = health_score_internal._parent_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._parent_step, STYPE = bytea,
+    FINALFUNC = health_score_internal._parent_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._parent_merge, PARALLEL = SAFE);
 CREATE AGGREGATE health_score.parent_health(model text, child_key text, score double precision, weight double precision,
                                             band text, components jsonb) (
-    SFUNC = health_score_internal._parent_trans, STYPE = internal,
-    FINALFUNC = health_score_internal._parent_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score_internal._parent_combine, SERIALFUNC = health_score_internal._parent_serialize,
-    DESERIALFUNC = health_score_internal._parent_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._parent_step, STYPE = bytea,
+    FINALFUNC = health_score_internal._parent_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._parent_merge, PARALLEL = SAFE);
 CREATE AGGREGATE health_score.parent_health(model jsonb, child_key text, score double precision, weight double precision,
                                             band text, components jsonb) (
-    SFUNC = health_score_internal._parent_trans, STYPE = internal,
-    FINALFUNC = health_score_internal._parent_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score_internal._parent_combine, SERIALFUNC = health_score_internal._parent_serialize,
-    DESERIALFUNC = health_score_internal._parent_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._parent_step, STYPE = bytea,
+    FINALFUNC = health_score_internal._parent_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._parent_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score.parent_health(text, text, double precision, double precision) IS
     'A parent account''s health from its children: the weight-averaged score (NULL scores and NULL or non-positive weights left out, and counted), its band under the model''s bands, the lowest child, children per band (each child''s band of its score); parallel';
 COMMENT ON AGGREGATE health_score.parent_health(jsonb, text, double precision, double precision) IS
@@ -2368,18 +2392,6 @@ COMMENT ON AGGREGATE health_score.parent_health(text, text, double precision, do
 COMMENT ON AGGREGATE health_score.parent_health(jsonb, text, double precision, double precision, text, jsonb) IS
     'A parent account''s health from its children''s bands and components, under an inline model';
 
--- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
--- them), so nobody may (docs/security.md).
-REVOKE EXECUTE ON FUNCTION
-    health_score_internal._parent_trans(internal, text, text, double precision, double precision),
-    health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision),
-    health_score_internal._parent_trans(internal, text, text, double precision, double precision, text, jsonb),
-    health_score_internal._parent_trans(internal, jsonb, text, double precision, double precision, text, jsonb),
-    health_score_internal._parent_combine(internal, internal),
-    health_score_internal._parent_deserialize(bytea, internal),
-    health_score_internal._parent_final(internal),
-    health_score_internal._parent_serialize(internal)
-  FROM PUBLIC;
 
 -------------------------------------------------------------------------------------------
 -- Issue 18, part 3: the alert queue (sql/alert_queue.sql; snapshot, above, raises the events)
@@ -3300,27 +3312,24 @@ CREATE FUNCTION health_score_internal._fit_shape_row_columns(model jsonb, row_ty
 COMMENT ON FUNCTION health_score_internal._fit_shape_row_columns(jsonb, oid, text[], "any") IS
     'health_score_internal._fit_shape_row as the planner passes it: the row''s columns as arguments';
 
-CREATE FUNCTION health_score_internal._fit_shapes_trans(internal, bytea, boolean, jsonb) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_shapes_combine(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_shapes_serialize(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_shapes_deserialize(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._fit_shapes_final(internal) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_fit_shapes_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._fit_shapes_trans(internal, bytea, boolean, jsonb) IS '_fit_shapes transition: keeps the row''s observations';
-COMMENT ON FUNCTION health_score_internal._fit_shapes_combine(internal, internal) IS '_fit_shapes combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score_internal._fit_shapes_serialize(internal) IS '_fit_shapes serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score_internal._fit_shapes_deserialize(bytea, internal) IS '_fit_shapes deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score_internal._fit_shapes_final(internal) IS '_fit_shapes final: fits weights and shapes (rows sorted first, so the result does not depend on their order) and returns the fitted model with its report';
+-- _fit_shapes's state is a bytea (an expanded object while the aggregate runs, its serialized
+-- bytes where it travels): Citus aggregates it partially on its workers. Citus checks the
+-- caller's right to run these functions, so they stay executable by PUBLIC; each refuses a
+-- call from outside an aggregate and a state that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._fit_shapes_step(state bytea, design bytea, churned boolean, settings jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_fit_shapes_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._fit_shapes_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_fit_shapes_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._fit_shapes_result(state bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_fit_shapes_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._fit_shapes_step(bytea, bytea, boolean, jsonb) IS '_fit_shapes transition: keeps the row''s observations (in place)';
+COMMENT ON FUNCTION health_score_internal._fit_shapes_merge(bytea, bytea) IS '_fit_shapes combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._fit_shapes_result(bytea) IS '_fit_shapes final: fits weights and shapes (rows sorted first, so the result does not depend on their order) and returns the fitted model with its report';
 
 CREATE AGGREGATE health_score_internal._fit_shapes(design bytea, churned boolean, settings jsonb) (
-    SFUNC = health_score_internal._fit_shapes_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = health_score_internal._fit_shapes_final,
-    COMBINEFUNC = health_score_internal._fit_shapes_combine, SERIALFUNC = health_score_internal._fit_shapes_serialize,
-    DESERIALFUNC = health_score_internal._fit_shapes_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._fit_shapes_step, STYPE = bytea, SSPACE = 1024,
+    FINALFUNC = health_score_internal._fit_shapes_result,
+    COMBINEFUNC = health_score_internal._fit_shapes_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score_internal._fit_shapes(bytea, boolean, jsonb) IS
     'Weights and shapes fitted to the outcome over the observations of _fit_shape_row; settings is {"model", "options"}; the fitted model and its report as JSON text';
 
@@ -3340,15 +3349,6 @@ $$;
 COMMENT ON FUNCTION health_score_internal._shape_design_model(jsonb) IS
     'The model a fit of shapes reads rows with: one shape per leaf for every row, so the overrides lose their weights and normalizers';
 
--- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
--- them), so nobody may (docs/security.md).
-REVOKE EXECUTE ON FUNCTION
-    health_score_internal._fit_shapes_combine(internal, internal),
-    health_score_internal._fit_shapes_deserialize(bytea, internal),
-    health_score_internal._fit_shapes_final(internal),
-    health_score_internal._fit_shapes_serialize(internal),
-    health_score_internal._fit_shapes_trans(internal, bytea, boolean, jsonb)
-  FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION health_score_internal._fit(model_sql text, config jsonb, source regclass, outcome_column text, options jsonb)
     RETURNS jsonb
@@ -3357,7 +3357,7 @@ DECLARE
     outcome text := health_score_internal._outcome_sql(_fit.source, _fit.outcome_column);
     opts jsonb := coalesce(_fit.options, '{}');
     unknown_key text;
-    l2 double precision;  -- NULL until options.l2 names one: _fit_trans then uses the library's default
+    l2 double precision;  -- NULL until options.l2 names one: _fit_step then uses the library's default
     by_segment boolean := false;
     holdout double precision := 0;
     key_column text;
@@ -3517,30 +3517,26 @@ COMMENT ON FUNCTION health_score.fit_report(text, regclass, text, jsonb) IS
 COMMENT ON FUNCTION health_score.fit_report(jsonb, regclass, text, jsonb) IS 'fit_report with an inline model';
 
 
-CREATE FUNCTION health_score_internal._suggest_trans(internal, bytea, boolean, boolean, double precision[], text[], jsonb)
-    RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_suggest_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._suggest_combine(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_suggest_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._suggest_serialize(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'hs_suggest_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._suggest_deserialize(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_suggest_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._suggest_final(internal) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_suggest_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._suggest_trans(internal, bytea, boolean, boolean, double precision[], text[], jsonb) IS
-    '_suggest transition: keeps the row''s observations and candidate values, on the training or the held-out side';
-COMMENT ON FUNCTION health_score_internal._suggest_combine(internal, internal) IS '_suggest combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score_internal._suggest_serialize(internal) IS '_suggest serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score_internal._suggest_deserialize(bytea, internal) IS '_suggest deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score_internal._suggest_final(internal) IS '_suggest final: fits the model''s shapes, ranks the candidates and returns them as JSON text';
+-- _suggest's state is a bytea (an expanded object while the aggregate runs, its serialized
+-- bytes where it travels): Citus aggregates it partially on its workers. Citus checks the
+-- caller's right to run these functions, so they stay executable by PUBLIC; each refuses a
+-- call from outside an aggregate and a state that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._suggest_step(state bytea, design bytea, churned boolean, held boolean, numbers double precision[], categories text[], settings jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_suggest_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._suggest_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_suggest_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._suggest_result(state bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_suggest_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._suggest_step(bytea, bytea, boolean, boolean, double precision[], text[], jsonb) IS
+    '_suggest transition: keeps the row''s observations and candidate values, on the training or the held-out side (in place)';
+COMMENT ON FUNCTION health_score_internal._suggest_merge(bytea, bytea) IS '_suggest combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._suggest_result(bytea) IS '_suggest final: fits the model''s shapes, ranks the candidates and returns them as JSON text';
 
 CREATE AGGREGATE health_score_internal._suggest(design bytea, churned boolean, held boolean, numbers double precision[],
                                                 categories text[], settings jsonb) (
-    SFUNC = health_score_internal._suggest_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = health_score_internal._suggest_final,
-    COMBINEFUNC = health_score_internal._suggest_combine, SERIALFUNC = health_score_internal._suggest_serialize,
-    DESERIALFUNC = health_score_internal._suggest_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._suggest_step, STYPE = bytea, SSPACE = 1024,
+    FINALFUNC = health_score_internal._suggest_result,
+    COMBINEFUNC = health_score_internal._suggest_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score_internal._suggest(bytea, boolean, boolean, double precision[], text[], jsonb) IS
     'The candidates ranked by the holdout AUC each adds to the model; settings is {"model", "options", "numeric", "categorical"} (the candidates'' column names, in the order of numbers and categories)';
 
@@ -3691,13 +3687,6 @@ CREATE FUNCTION health_score.add_components(model jsonb, components jsonb, paren
 COMMENT ON FUNCTION health_score.add_components(jsonb, jsonb, text) IS
     'The model with the components of a JSON array added at its top level (or under the group named parent), weights as given; a name already in the model becomes name_2, name_3, ...; the result is checked as a model (22023 with the path)';
 
-REVOKE EXECUTE ON FUNCTION
-    health_score_internal._suggest_combine(internal, internal),
-    health_score_internal._suggest_deserialize(bytea, internal),
-    health_score_internal._suggest_final(internal),
-    health_score_internal._suggest_serialize(internal),
-    health_score_internal._suggest_trans(internal, bytea, boolean, boolean, double precision[], text[], jsonb)
-  FROM PUBLIC;
 
 -- Issue 21, item 1: under Citus the model named by a constant reaches the workers as its
 -- version's config, put in by the planner support function (src/pg/row_support.rs), which the
@@ -4080,6 +4069,59 @@ COMMENT ON FUNCTION health_score.refresh_current_state(text) IS
     'Recomputes the current state (health_score.latest) of a model, or of every model, from its stored snapshots; returns the entities kept. Needed after changing a distributed history by hand';
 REVOKE EXECUTE ON FUNCTION health_score.refresh_current_state(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_score.refresh_current_state(text) TO health_score_admin;
+
+-------------------------------------------------------------------------------------------
+-- Issue 21, item 3: backtest and fit keep bytea states (expanded objects while the aggregate
+-- runs), which Citus aggregates partially on its workers; their internal functions go
+-- (parent_health, the shape fit and suggest, new in 0.3.0, have them where they are created)
+-------------------------------------------------------------------------------------------
+-- _backtest's state is a bytea (an expanded object while the aggregate runs, its serialized
+-- bytes where it travels): Citus aggregates it partially on its workers. Citus checks the
+-- caller's right to run these functions, so they stay executable by PUBLIC; each refuses a
+-- call from outside an aggregate and a state that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._backtest_step(state bytea, score double precision, band text, band_rank integer, churned boolean) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_backtest_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._backtest_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_backtest_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._backtest_result(state bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_backtest_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._backtest_step(bytea, double precision, text, integer, boolean) IS
+    '_backtest transition: counts the account, in its band, and keeps its score for the AUC (in place)';
+COMMENT ON FUNCTION health_score_internal._backtest_merge(bytea, bytea) IS '_backtest combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._backtest_result(bytea) IS '_backtest final: the totals, AUC and bands as JSON text';
+CREATE OR REPLACE AGGREGATE health_score_internal._backtest(score double precision, band text, band_rank integer, churned boolean) (
+    SFUNC = health_score_internal._backtest_step, STYPE = bytea, SSPACE = 128,
+    FINALFUNC = health_score_internal._backtest_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._backtest_merge, PARALLEL = SAFE);
+DROP FUNCTION health_score_internal._backtest_trans(internal, double precision, text, integer, boolean),
+              health_score_internal._backtest_combine(internal, internal),
+              health_score_internal._backtest_serialize(internal),
+              health_score_internal._backtest_deserialize(bytea, internal),
+              health_score_internal._backtest_final(internal);
+
+-- _fit's state is a bytea (an expanded object while the aggregate runs, its serialized
+-- bytes where it travels): Citus aggregates it partially on its workers. Citus checks the
+-- caller's right to run these functions, so they stay executable by PUBLIC; each refuses a
+-- call from outside an aggregate and a state that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._fit_step(state bytea, design double precision[], churned boolean, l2 double precision) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_fit_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._fit_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_fit_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._fit_result(state bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_fit_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._fit_step(bytea, double precision[], boolean, double precision) IS '_fit transition: keeps the design in its segment''s data (in place)';
+COMMENT ON FUNCTION health_score_internal._fit_merge(bytea, bytea) IS '_fit combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._fit_result(bytea) IS '_fit final: solves each segment''s constrained logistic regression (rows sorted first, so the result does not depend on their order)';
+
+CREATE OR REPLACE AGGREGATE health_score_internal._fit(design double precision[], churned boolean, l2 double precision) (
+    SFUNC = health_score_internal._fit_step, STYPE = bytea, SSPACE = 1024,
+    FINALFUNC = health_score_internal._fit_result,
+    COMBINEFUNC = health_score_internal._fit_merge, PARALLEL = SAFE);
+DROP FUNCTION health_score_internal._fit_trans(internal, double precision[], boolean, double precision),
+              health_score_internal._fit_combine(internal, internal),
+              health_score_internal._fit_serialize(internal),
+              health_score_internal._fit_deserialize(bytea, internal),
+              health_score_internal._fit_final(internal);
 
 -------------------------------------------------------------------------------------------
 -- Last: the privileges users granted on the extension's objects stay theirs

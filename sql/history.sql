@@ -145,6 +145,9 @@ DECLARE
             band_rank = excluded.band_rank, coverage = excluded.coverage, segment = excluded.segment,
             record = excluded.record, components = NULL, inputs = excluded.inputs, manual = excluded.manual';
     previous_sql text;
+    -- in a distributed history, the rows a replacing snapshot wrote (not those of entities its
+    -- source no longer has, left as they were)
+    rewritten text := '';
     -- the current state after a snapshot: a later snapshot becomes the latest and the latest
     -- the previous; one at the latest's time replaces it; an earlier one becomes (or
     -- replaces) the previous when it is not before it
@@ -301,6 +304,9 @@ BEGIN
         -- leave the current state to this function: Citus fails an INSERT ... SELECT from a
         -- distributed table into a local partition)
         PERFORM set_config('health_score.current_state_kept_by', 'snapshot', true);
+        IF replacing THEN
+            rewritten := format('.entity_key IN (SELECT src.%I::text FROM %s AS src)', snapshot.key_column, snapshot.source);
+        END IF;
         EXECUTE format($q$
             INSERT INTO health_score_internal.%1$I AS t
                    (model, model_version, entity_key, scored_at, score, band, band_rank, coverage, segment, record, inputs, manual)
@@ -334,9 +340,9 @@ BEGIN
                   FROM (SELECT n.entity_key, coalesce(n.manual->'band' ? 'model_band', false) AS overridden,
                                unnest(ARRAY[health_score_internal._band_after(%2$L, n.segment, n.score, p.model_band)]) AS b
                           FROM health_score_internal.%1$I n JOIN (%3$s) p ON p.entity_key = n.entity_key
-                         WHERE n.model = $1 AND n.scored_at = $3 AND p.model_band IS NOT NULL) h
+                         WHERE n.model = $1 AND n.scored_at = $3 AND p.model_band IS NOT NULL%4$s) h
                  WHERE w.model = $1 AND w.scored_at = $3 AND w.entity_key = h.entity_key$q$,
-                target, model_name || '@' || model_version, previous_sql)
+                target, model_name || '@' || model_version, previous_sql, CASE WHEN rewritten <> '' THEN ' AND n' || rewritten ELSE '' END)
             USING model_name, model_version, snapshot.at;
         END IF;
         IF previous_at IS NULL THEN
@@ -345,13 +351,13 @@ BEGIN
             EXECUTE format($q$
                 WITH worse AS (
                     SELECT w.entity_key FROM health_score_internal.%1$I w JOIN (%2$s) p ON p.entity_key = w.entity_key
-                     WHERE w.model = $1 AND w.scored_at = $3 AND w.band_rank < p.band_rank)
+                     WHERE w.model = $1 AND w.scored_at = $3 AND w.band_rank < p.band_rank%3$s)
                 SELECT (SELECT count(*) FROM worse),
                        (SELECT array_agg(entity_key ORDER BY entity_key) FROM (
                             SELECT entity_key, sum(octet_length(entity_key) * 6 + 3) OVER (ORDER BY entity_key) AS bytes
                               FROM (SELECT entity_key FROM worse ORDER BY entity_key LIMIT 100) f) g
                          WHERE bytes < 7000)$q$,
-                target, previous_sql)
+                target, previous_sql, CASE WHEN rewritten <> '' THEN ' AND w' || rewritten ELSE '' END)
             USING model_name, model_version, snapshot.at
             INTO worsened, first_keys;
         END IF;

@@ -228,27 +228,24 @@ COMMENT ON FUNCTION health_score.evaluate(text, regclass, text) IS
     'The model against known outcomes: accounts, churned, churn rate, AUC, mean coverage, share under min_coverage, log-loss and Brier score of the calibrated churn probability (NULL without calibration; clipped to [1e-15, 1 - 1e-15]), and how many outcomes were NULL';
 COMMENT ON FUNCTION health_score.evaluate(jsonb, regclass, text) IS 'evaluate with an inline model';
 
-CREATE FUNCTION health_score_internal._backtest_trans(internal, double precision, text, integer, boolean) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_backtest_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._backtest_combine(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_backtest_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._backtest_serialize(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'hs_backtest_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._backtest_deserialize(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_backtest_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._backtest_final(internal) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_backtest_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._backtest_trans(internal, double precision, text, integer, boolean) IS
-    '_backtest transition: counts the account, in its band, and keeps its score for the AUC';
-COMMENT ON FUNCTION health_score_internal._backtest_combine(internal, internal) IS '_backtest combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score_internal._backtest_serialize(internal) IS '_backtest serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score_internal._backtest_deserialize(bytea, internal) IS '_backtest deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score_internal._backtest_final(internal) IS '_backtest final: the totals, AUC and bands as JSON text';
+-- _backtest's state is a bytea (an expanded object while the aggregate runs, its serialized
+-- bytes where it travels): Citus aggregates it partially on its workers. Citus checks the
+-- caller's right to run these functions, so they stay executable by PUBLIC; each refuses a
+-- call from outside an aggregate and a state that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._backtest_step(state bytea, score double precision, band text, band_rank integer, churned boolean) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_backtest_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._backtest_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_backtest_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._backtest_result(state bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_backtest_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._backtest_step(bytea, double precision, text, integer, boolean) IS
+    '_backtest transition: counts the account, in its band, and keeps its score for the AUC (in place)';
+COMMENT ON FUNCTION health_score_internal._backtest_merge(bytea, bytea) IS '_backtest combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._backtest_result(bytea) IS '_backtest final: the totals, AUC and bands as JSON text';
 CREATE AGGREGATE health_score_internal._backtest(score double precision, band text, band_rank integer, churned boolean) (
-    SFUNC = health_score_internal._backtest_trans, STYPE = internal, SSPACE = 128,
-    FINALFUNC = health_score_internal._backtest_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = health_score_internal._backtest_combine, SERIALFUNC = health_score_internal._backtest_serialize,
-    DESERIALFUNC = health_score_internal._backtest_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._backtest_step, STYPE = bytea, SSPACE = 128,
+    FINALFUNC = health_score_internal._backtest_result, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = health_score_internal._backtest_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score_internal._backtest(double precision, text, integer, boolean) IS
     'backtest''s work for one snapshot time: {"accounts", "churned", "auc", "bands": {band: {"band_rank", "accounts", "churned", "churn_rate"}}} as JSON text ("bands" absent when no account had one); the AUC as health_score.auc computes it';
 
@@ -367,13 +364,3 @@ $$;
 COMMENT ON FUNCTION health_score.calibrate(text, regclass, text) IS
     'The model with its "calibration" fitted to outcomes (L2-regularised logistic regression of the outcome on the score, so it stays finite when the score separates the classes); register it with set_model';
 COMMENT ON FUNCTION health_score.calibrate(jsonb, regclass, text) IS 'calibrate with an inline model';
-
--- No role calls these support functions (PostgreSQL checks the aggregate owner's right to
--- them), so nobody may (docs/security.md).
-REVOKE EXECUTE ON FUNCTION
-    health_score_internal._backtest_combine(internal, internal),
-    health_score_internal._backtest_deserialize(bytea, internal),
-    health_score_internal._backtest_final(internal),
-    health_score_internal._backtest_serialize(internal),
-    health_score_internal._backtest_trans(internal, double precision, text, integer, boolean)
-  FROM PUBLIC;

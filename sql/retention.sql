@@ -104,20 +104,41 @@ $$;
 COMMENT ON FUNCTION health_score.apply_retention(text, timestamptz) IS
     'Drops, for one model or every model with a retention (health_score.set_retention), the history partitions whose every snapshot is older than at - keep, with their run records; returns the partitions dropped. Schedule it with pg_cron';
 
+-- A history partition's rows (as last counted) and bytes: on a Citus cluster its shards', summed
+-- (the coordinator's table is an empty shell; health_score.distribute)
+CREATE FUNCTION health_score_internal._partition_size(partition regclass, OUT estimated_rows bigint, OUT bytes bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT health_score_internal._is_citus_table(_partition_size.partition) THEN
+        SELECT c.reltuples::bigint, pg_total_relation_size(c.oid) INTO estimated_rows, bytes
+          FROM pg_class c WHERE c.oid = _partition_size.partition;
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_total_relation_size($1)' INTO bytes USING _partition_size.partition;
+    -- each shard's count, as its worker last took it (-1 when none ever did)
+    EXECUTE $q$SELECT CASE WHEN bool_and(r.result::float8 < 0) THEN -1 ELSE sum(greatest(r.result::float8, 0)) END::bigint
+                 FROM pg_catalog.run_command_on_shards($1, 'SELECT reltuples FROM pg_catalog.pg_class WHERE oid = ''%s''::pg_catalog.regclass') r
+                WHERE r.success$q$
+       INTO estimated_rows USING _partition_size.partition;
+END
+$$;
+COMMENT ON FUNCTION health_score_internal._partition_size(regclass) IS
+    'A history partition''s estimated rows and bytes (indexes included), its shards'' summed on a Citus cluster';
+
 CREATE VIEW health_score.history_partitions AS
-SELECT p.model, p.from_at, p.to_at, p.partition_name, c.reltuples::bigint AS estimated_rows,
-       pg_catalog.pg_total_relation_size(c.oid) AS bytes, p.to_at + r.keep AS drop_after
+SELECT p.model, p.from_at, p.to_at, p.partition_name, s.estimated_rows, s.bytes, p.to_at + r.keep AS drop_after
   FROM health_score_internal.partitions p
   LEFT JOIN pg_catalog.pg_class c
          ON c.relname = p.partition_name AND c.relnamespace = 'health_score_internal'::pg_catalog.regnamespace
+  LEFT JOIN LATERAL health_score_internal._partition_size(c.oid::pg_catalog.regclass) s ON true
   LEFT JOIN health_score.retention r ON r.model = p.model;
 COMMENT ON VIEW health_score.history_partitions IS 'The partitions of the snapshot history: per model and period, its size and when retention drops it';
 COMMENT ON COLUMN health_score.history_partitions.model IS 'Model name';
 COMMENT ON COLUMN health_score.history_partitions.from_at IS 'The partition holds the snapshots at or after this time';
 COMMENT ON COLUMN health_score.history_partitions.to_at IS '... and before this time';
 COMMENT ON COLUMN health_score.history_partitions.partition_name IS 'The table in schema health_score_internal';
-COMMENT ON COLUMN health_score.history_partitions.estimated_rows IS 'Rows, as last counted by VACUUM or ANALYZE (-1: never)';
-COMMENT ON COLUMN health_score.history_partitions.bytes IS 'Its size on disk, indexes included';
+COMMENT ON COLUMN health_score.history_partitions.estimated_rows IS 'Rows, as last counted by VACUUM or ANALYZE (-1: never); on a Citus cluster, summed over its shards';
+COMMENT ON COLUMN health_score.history_partitions.bytes IS 'Its size on disk, indexes included (on a Citus cluster, its shards'' on every worker)';
 COMMENT ON COLUMN health_score.history_partitions.drop_after IS 'health_score.apply_retention drops it from this time on; NULL without a retention';
 
 GRANT SELECT ON health_score.history_partitions, health_score_internal.partitions TO health_score_reader;

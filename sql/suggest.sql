@@ -2,30 +2,26 @@
 -- Suggested components: suggest and add_components (src/pg/suggest.rs)
 -------------------------------------------------------------------------------------------
 
-CREATE FUNCTION health_score_internal._suggest_trans(internal, bytea, boolean, boolean, double precision[], text[], jsonb)
-    RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_suggest_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._suggest_combine(internal, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_suggest_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._suggest_serialize(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'hs_suggest_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._suggest_deserialize(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'hs_suggest_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION health_score_internal._suggest_final(internal) RETURNS text
-    AS 'MODULE_PATHNAME', 'hs_suggest_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION health_score_internal._suggest_trans(internal, bytea, boolean, boolean, double precision[], text[], jsonb) IS
-    '_suggest transition: keeps the row''s observations and candidate values, on the training or the held-out side';
-COMMENT ON FUNCTION health_score_internal._suggest_combine(internal, internal) IS '_suggest combine: merges two partial states (parallel aggregation)';
-COMMENT ON FUNCTION health_score_internal._suggest_serialize(internal) IS '_suggest serialize: state to bytea for parallel workers';
-COMMENT ON FUNCTION health_score_internal._suggest_deserialize(bytea, internal) IS '_suggest deserialize: bytea back to a state';
-COMMENT ON FUNCTION health_score_internal._suggest_final(internal) IS '_suggest final: fits the model''s shapes, ranks the candidates and returns them as JSON text';
+-- _suggest's state is a bytea (an expanded object while the aggregate runs, its serialized
+-- bytes where it travels): Citus aggregates it partially on its workers. Citus checks the
+-- caller's right to run these functions, so they stay executable by PUBLIC; each refuses a
+-- call from outside an aggregate and a state that is not one of its own (docs/security.md).
+CREATE FUNCTION health_score_internal._suggest_step(state bytea, design bytea, churned boolean, held boolean, numbers double precision[], categories text[], settings jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_suggest_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._suggest_merge(state bytea, other bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hs_suggest_merge' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION health_score_internal._suggest_result(state bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'hs_suggest_result' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_score_internal._suggest_step(bytea, bytea, boolean, boolean, double precision[], text[], jsonb) IS
+    '_suggest transition: keeps the row''s observations and candidate values, on the training or the held-out side (in place)';
+COMMENT ON FUNCTION health_score_internal._suggest_merge(bytea, bytea) IS '_suggest combine: merges two partial states (parallel aggregation, Citus workers)';
+COMMENT ON FUNCTION health_score_internal._suggest_result(bytea) IS '_suggest final: fits the model''s shapes, ranks the candidates and returns them as JSON text';
 
 CREATE AGGREGATE health_score_internal._suggest(design bytea, churned boolean, held boolean, numbers double precision[],
                                                 categories text[], settings jsonb) (
-    SFUNC = health_score_internal._suggest_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = health_score_internal._suggest_final,
-    COMBINEFUNC = health_score_internal._suggest_combine, SERIALFUNC = health_score_internal._suggest_serialize,
-    DESERIALFUNC = health_score_internal._suggest_deserialize, PARALLEL = SAFE);
+    SFUNC = health_score_internal._suggest_step, STYPE = bytea, SSPACE = 1024,
+    FINALFUNC = health_score_internal._suggest_result,
+    COMBINEFUNC = health_score_internal._suggest_merge, PARALLEL = SAFE);
 COMMENT ON AGGREGATE health_score_internal._suggest(bytea, boolean, boolean, double precision[], text[], jsonb) IS
     'The candidates ranked by the holdout AUC each adds to the model; settings is {"model", "options", "numeric", "categorical"} (the candidates'' column names, in the order of numbers and categories)';
 
@@ -176,10 +172,3 @@ CREATE FUNCTION health_score.add_components(model jsonb, components jsonb, paren
 COMMENT ON FUNCTION health_score.add_components(jsonb, jsonb, text) IS
     'The model with the components of a JSON array added at its top level (or under the group named parent), weights as given; a name already in the model becomes name_2, name_3, ...; the result is checked as a model (22023 with the path)';
 
-REVOKE EXECUTE ON FUNCTION
-    health_score_internal._suggest_combine(internal, internal),
-    health_score_internal._suggest_deserialize(bytea, internal),
-    health_score_internal._suggest_final(internal),
-    health_score_internal._suggest_serialize(internal),
-    health_score_internal._suggest_trans(internal, bytea, boolean, boolean, double precision[], text[], jsonb)
-  FROM PUBLIC;

@@ -85,7 +85,11 @@ v1_function!(hs_auc_result, pg_finfo_hs_auc_result, |fcinfo| {
 // scores of each class): {a, b}, NULL when a class is empty or the fit does not settle
 v1_function!(hs_calibration_result, pg_finfo_hs_calibration_result, |fcinfo| {
     let Some(d) = arg(fcinfo, 0) else { return Ok(return_null(fcinfo)) };
-    let state = flat::state(bytea_bytes(d)).ok_or_else(corrupt)?;
+    let mut state = flat::state(bytea_bytes(d)).ok_or_else(corrupt)?;
+    // sorted, so that the sums (and the fit to the last bit) do not depend on the order the
+    // rows came in: parallel workers and Citus's workers deliver them in any order
+    state.churned.sort_unstable_by(f64::total_cmp);
+    state.retained.sort_unstable_by(f64::total_cmp);
     Ok(match crate::core::calibrate::calibrate(&state.churned, &state.retained, CALIBRATION_L2) {
         Some((a, b)) => float8_array(&[a, b]),
         None => return_null(fcinfo),

@@ -15,8 +15,9 @@ use crate::core::{Error, Json};
 use super::models;
 use super::scoring::{evaluate_call, InputKind, ModelKind};
 use super::{
-    aggregate_state, arg, bytea_bytes, c_symbol, float8_array, partial_state_functions, raising, return_null,
-    v1_function, JsonbArg, TextArg,
+    aggregate_state, arg, bytea_aggregate_state, bytea_bytes, bytea_final_state_mut, bytea_state_merge, c_symbol,
+    float8_array, partial_state, partial_state_functions, raising, return_null, text_datum, v1_function, JsonbArg,
+    TextArg,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
@@ -214,14 +215,43 @@ fn too_many_cells() -> Error {
     }
 }
 
-// _fit(design float8[], churned boolean, l2 float8): a NULL design (a NULL row) is skipped.
-v1_function!(hs_fit_trans, pg_finfo_hs_fit_trans, |fcinfo| {
-    let state = aggregate_state::<FitState>(fcinfo, "_fit")?;
+// _fit's state is a `bytea` (`fmgr::expanded`), which Citus aggregates partially on its
+// workers; the `internal` functions below serve installs of 0.1.0 and 0.2.0 until they are
+// updated.
+partial_state!(FitState, crate::core::bytes::StateKind::Fit, "_fit");
+
+/// Adds one row (arguments 1 to 3: design, churned, l2) to `state`: a NULL design (a NULL
+/// row) is skipped.
+unsafe fn add_row(state: &mut FitState, fcinfo: pg_sys::FunctionCallInfo) -> Result<(), Error> {
     if let Some(design) = arg(fcinfo, 1) {
         let churned = arg(fcinfo, 2).map(|d| d.value() != 0);
         let l2 = arg(fcinfo, 3).map_or(fit::DEFAULT_L2, |d| f64::from_bits(d.value() as u64));
-        (*state).add(float8_elements(design)?, churned, l2)?;
+        state.add(float8_elements(design)?, churned, l2)?;
     }
+    Ok(())
+}
+
+// _fit_step(state bytea, design float8[], churned boolean, l2 float8) → bytea
+v1_function!(hs_fit_step, pg_finfo_hs_fit_step, |fcinfo| {
+    let (datum, state) = bytea_aggregate_state::<FitState>(fcinfo)?;
+    add_row(state, fcinfo)?;
+    Ok(datum)
+});
+
+// _fit_merge(state bytea, other bytea) → bytea
+bytea_state_merge!(FitState, hs_fit_merge, pg_finfo_hs_fit_merge);
+
+// _fit_result(state bytea) → text
+v1_function!(hs_fit_result, pg_finfo_hs_fit_result, |fcinfo| {
+    Ok(match bytea_final_state_mut::<FitState>(fcinfo)? {
+        Some(state) => text_datum(&solutions(&state)),
+        None => text_datum(&solutions(&FitState::default())),
+    })
+});
+
+v1_function!(hs_fit_trans, pg_finfo_hs_fit_trans, |fcinfo| {
+    let state = aggregate_state::<FitState>(fcinfo, "_fit")?;
+    add_row(&mut *state, fcinfo)?;
     Ok(pg_sys::Datum::from(state))
 });
 
@@ -234,13 +264,17 @@ partial_state_functions!(
     deserialize: fit_deserialize => fit_deserialize_wrapper as hs_fit_deserialize, pg_finfo_hs_fit_deserialize
 );
 
-// The solutions as JSON text: {"leaves", "outcome_unknown", "segments": [{"segment", "rows",
-// "churned", "excluded", and "error" or "intercept", "beta", "at_bound", "iterations",
-// "gradient_norm"}]}; _fit_apply reads it.
 #[pgrx::pg_extern(sql = false)]
 fn fit_final(state: pgrx::Internal) -> String {
     let empty = FitState::default();
-    let state = unsafe { state.get::<FitState>() }.unwrap_or(&empty);
+    solutions(unsafe { state.get::<FitState>() }.unwrap_or(&empty))
+}
+c_symbol!(hs_fit_final, pg_finfo_hs_fit_final => fit_final_wrapper);
+
+// The solutions as JSON text: {"leaves", "outcome_unknown", "segments": [{"segment", "rows",
+// "churned", "excluded", and "error" or "intercept", "beta", "at_bound", "iterations",
+// "gradient_norm"}]}; _fit_apply reads it.
+fn solutions(state: &FitState) -> String {
     let leaves = state.leaves.unwrap_or(0);
     let segments: Vec<serde_json::Value> = state
         .segments
@@ -258,7 +292,11 @@ fn fit_final(state: pgrx::Internal) -> String {
                     out["iterations"] = iterations.into();
                     out["gradient_norm"] = gradient_norm.into();
                 }
-                Err(e) => out["error"] = e.message().into(),
+                Err(e) => {
+                    out["error"] = e.message().into();
+                    // a limit stays one (54000) when _fit_apply raises it
+                    out["limit"] = matches!(e, Error::LimitExceeded { .. }).into();
+                }
             }
             out
         })
@@ -266,7 +304,6 @@ fn fit_final(state: pgrx::Internal) -> String {
     let result = serde_json::json!({"leaves": leaves, "outcome_unknown": state.outcome_unknown, "segments": segments});
     result.to_string()
 }
-c_symbol!(hs_fit_final, pg_finfo_hs_fit_final => fit_final_wrapper);
 
 // _fit_design_model(model jsonb, by_segment boolean) → text: the model the designs are read
 // with (override weights dropped unless by_segment).
@@ -350,6 +387,12 @@ fn apply(
             });
         };
         if let Some(e) = s["error"].as_str() {
+            if s["limit"].as_bool() == Some(true) {
+                return Err(Error::LimitExceeded {
+                    message: format!("{e} ({})", label(code)),
+                    hint: "fit a model with fewer components".into(),
+                });
+            }
             return Err(Error::InvalidArgument {
                 message: format!("{e} ({})", label(code)),
                 hint: Some("each class (churned, retained) needs at least 10 accounts with every leaf counted".into()),

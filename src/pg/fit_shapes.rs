@@ -12,8 +12,8 @@ use crate::core::{Error, Json, Model};
 use super::jsonb::JsonbRef;
 use super::scoring::{evaluate_call, InputKind, ModelKind};
 use super::{
-    aggregate_state, arg, bytea_bytes, bytea_datum, c_symbol, partial_state_functions, raising, return_null,
-    v1_function,
+    arg, bytea_aggregate_state, bytea_bytes, bytea_datum, bytea_final_state_mut, bytea_state_merge, partial_state,
+    return_null, text_datum, v1_function,
 };
 
 pgrx::extension_sql_file!("../../sql/fit_shapes.sql", name = "fit_shapes", requires = ["fit"]);
@@ -125,44 +125,45 @@ pub(super) fn read_settings(r: &mut Reader<'_>) -> Option<Option<Json>> {
     Some(Some(Json::from(&serde_json::from_str::<serde_json::Value>(text).ok()?)))
 }
 
-// _fit_shapes(design bytea, churned boolean, settings jsonb): a NULL design (a NULL row) is
-// skipped; the settings are read from the first row.
-v1_function!(hs_fit_shapes_trans, pg_finfo_hs_fit_shapes_trans, |fcinfo| {
-    let state = aggregate_state::<ShapeState>(fcinfo, "_fit_shapes")?;
-    if (*state).settings.is_none() {
+// _fit_shapes's state is a `bytea` (`fmgr::expanded`), which Citus aggregates partially on
+// its workers.
+partial_state!(ShapeState, crate::core::bytes::StateKind::FitShapes, "_fit_shapes");
+
+/// Adds one row (arguments 1 to 3: design, churned, settings) to `state`: a NULL design (a
+/// NULL row) is skipped; the settings are read from the first row.
+unsafe fn add_row(state: &mut ShapeState, fcinfo: pg_sys::FunctionCallInfo) -> Result<(), Error> {
+    if state.settings.is_none() {
         if let Some(settings) = arg(fcinfo, 3) {
-            (*state).settings = Some(JsonbRef::from_datum(settings).to_json());
+            state.settings = Some(JsonbRef::from_datum(settings).to_json());
         }
     }
     if let Some(design) = arg(fcinfo, 1) {
         match arg(fcinfo, 2).map(|d| d.value() != 0) {
-            Some(churned) => (*state).data()?.add_encoded(bytea_bytes(design), churned)?,
-            None => (*state).outcome_unknown += 1,
+            Some(churned) => state.data()?.add_encoded(bytea_bytes(design), churned)?,
+            None => state.outcome_unknown += 1,
         }
     }
-    Ok(pg_sys::Datum::from(state))
+    Ok(())
+}
+
+// _fit_shapes_step(state bytea, design bytea, churned boolean, settings jsonb) → bytea
+v1_function!(hs_fit_shapes_step, pg_finfo_hs_fit_shapes_step, |fcinfo| {
+    let (datum, state) = bytea_aggregate_state::<ShapeState>(fcinfo)?;
+    add_row(state, fcinfo)?;
+    Ok(datum)
 });
 
-partial_state_functions!(
-    ShapeState,
-    crate::core::bytes::StateKind::FitShapes,
-    "_fit_shapes",
-    combine: fit_shapes_combine => fit_shapes_combine_wrapper as hs_fit_shapes_combine, pg_finfo_hs_fit_shapes_combine,
-    serialize: fit_shapes_serialize => fit_shapes_serialize_wrapper as hs_fit_shapes_serialize, pg_finfo_hs_fit_shapes_serialize,
-    deserialize: fit_shapes_deserialize => fit_shapes_deserialize_wrapper as hs_fit_shapes_deserialize, pg_finfo_hs_fit_shapes_deserialize
-);
+// _fit_shapes_merge(state bytea, other bytea) → bytea
+bytea_state_merge!(ShapeState, hs_fit_shapes_merge, pg_finfo_hs_fit_shapes_merge);
 
-// The fitted model and its report as JSON text, in the form _fit_apply gives for weights:
-// {"model", "segments": [{"segment": null, "rows", "churned", "excluded", "intercept",
-// "iterations", "gradient_norm", "components": [{"component", "parent", "old_weight",
-// "new_weight", "at_bound", "old_normalizer", "new_normalizer", "direction"}]}], "rows_used",
-// "rows_excluded", "outcome_unknown"}.
-#[pgrx::pg_extern(sql = false)]
-fn fit_shapes_final(state: pgrx::Internal) -> Option<String> {
-    let empty = ShapeState::default();
-    let state = unsafe { state.get::<ShapeState>() }.unwrap_or(&empty);
-    raising(|| Ok(Some(fit_shapes_result(state)?.to_string())))
-}
+// _fit_shapes_result(state bytea) → text (below)
+v1_function!(hs_fit_shapes_result, pg_finfo_hs_fit_shapes_result, |fcinfo| {
+    let result = match bytea_final_state_mut::<ShapeState>(fcinfo)? {
+        Some(state) => fit_shapes_result(&state)?,
+        None => fit_shapes_result(&ShapeState::default())?,
+    };
+    Ok(text_datum(&result.to_string()))
+});
 
 fn no_rows() -> Error {
     Error::InvalidArgument {
@@ -170,8 +171,12 @@ fn no_rows() -> Error {
         hint: Some("rows where a leaf is left out by \"reweight\" cannot be fitted; give such components \"missing\": \"zero\" or an impute".into()),
     }
 }
-c_symbol!(hs_fit_shapes_final, pg_finfo_hs_fit_shapes_final => fit_shapes_final_wrapper);
 
+// The fitted model and its report (as JSON text in _fit_shapes_result), in the form
+// _fit_apply gives for weights: {"model", "segments": [{"segment": null, "rows", "churned",
+// "excluded", "intercept", "iterations", "gradient_norm", "components": [{"component",
+// "parent", "old_weight", "new_weight", "at_bound", "old_normalizer", "new_normalizer",
+// "direction"}]}], "rows_used", "rows_excluded", "outcome_unknown"}.
 fn fit_shapes_result(state: &ShapeState) -> Result<serde_json::Value, Error> {
     let settings = state.settings.as_ref().ok_or_else(no_rows)?;
     let json = settings.get("model").cloned().unwrap_or(Json::Null);

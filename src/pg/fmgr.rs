@@ -49,7 +49,9 @@ macro_rules! finfo_v1 {
 }
 pub(crate) use finfo_v1;
 
+mod expanded;
 mod pg_extern;
+pub use expanded::*;
 pub use pg_extern::*;
 
 /// Declares the combine, serialize and deserialize functions of an internal-state aggregate

@@ -10,37 +10,33 @@ use crate::core::{Child, Error, ParentState};
 use super::jsonb::JsonbRef;
 use super::models::{ModelArg, ModelSlot};
 use super::{
-    aggregate_state, arg, c_symbol, call_site, float8_datum, partial_state_functions, result_desc, text_arg,
-    text_datum, v1_function, BuiltDatum,
+    arg, bytea_aggregate_state, bytea_final_state_mut, bytea_state_merge, call_site, float8_datum, partial_state,
+    result_desc, return_null, text_arg, text_datum, v1_function,
 };
 
 // The SQL of this concept: its declarations, GRANTs and COMMENTs.
 pgrx::extension_sql_file!("../../sql/parent.sql", name = "parent", requires = ["roles", "registry"]);
 
-/// The transition's call site: the model, by name or inline.
-#[derive(Default)]
-struct TransSite {
-    model: ModelSlot,
-    inline_model: Option<bool>,
-}
+// parent_health's state is a `bytea` (`fmgr::expanded`), which Citus aggregates partially on
+// its workers.
+partial_state!(ParentState, crate::core::bytes::StateKind::Parent, "parent_health");
 
-// (state, model, child_key, score, weight [, band, components])
-v1_function!(hs_parent_trans, pg_finfo_hs_parent_trans, |fcinfo| {
-    let state = aggregate_state::<ParentState>(fcinfo, "parent_health")?;
-    if !(*state).has_model() {
+/// Adds one child (arguments 1 to 4 or 6: model, child_key, score, weight [, band,
+/// components]) to `state`, reading the model's bands first when the state has none; the
+/// model is inline (jsonb) or a name as `inline` says.
+unsafe fn add_child(state: &mut ParentState, fcinfo: pg_sys::FunctionCallInfo, inline: bool) -> Result<(), Error> {
+    if !state.has_model() {
         let Some(model) = arg(fcinfo, 1) else {
             return Err(Error::InvalidArgument {
                 message: "parent_health: the model must not be NULL".into(),
                 hint: Some("name a registered model, such as parent_health('churn', ...), or pass one inline".into()),
             });
         };
-        let site: &mut TransSite = call_site(fcinfo);
-        let inline = *site
-            .inline_model
-            .get_or_insert_with(|| pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 1) == pg_sys::JSONBOID);
+        // the transition's call site keeps the model, by name or inline
+        let site: &mut ModelSlot = call_site(fcinfo);
         let model_arg = if inline { ModelArg::Inline(model) } else { ModelArg::NamedDatum(model) };
-        let compiled = site.model.get(fcinfo, 1, model_arg)?;
-        (*state).set_bands(compiled.base.bands.clone().unwrap_or_default());
+        let compiled = site.get(fcinfo, 1, model_arg)?;
+        state.set_bands(compiled.base.bands.clone().unwrap_or_default());
     }
     let key = arg(fcinfo, 2).map(|d| text_arg(d));
     let float = |n: usize| arg(fcinfo, n).map(|d| f64::from_bits(d.value() as u64));
@@ -53,28 +49,44 @@ v1_function!(hs_parent_trans, pg_finfo_hs_parent_trans, |fcinfo| {
             hint: Some("pass each child's own key (its entity_key), which names the lowest child".into()),
         });
     };
-    (*state).add(&Child {
+    state.add(&Child {
         key: &key,
         score: float(3),
         weight: float(4),
         band: band.as_deref(),
         components: components.as_ref(),
-    })?;
-    Ok(pg_sys::Datum::from(state))
+    })
+}
+
+// _parent_step(state bytea, model text, child_key, score, weight [, band, components]) → bytea.
+// One symbol per model type: Citus calls a transition function without the call's expression.
+v1_function!(hs_parent_step_named, pg_finfo_hs_parent_step_named, |fcinfo| {
+    let (datum, state) = bytea_aggregate_state::<ParentState>(fcinfo)?;
+    add_child(state, fcinfo, false)?;
+    Ok(datum)
 });
 
-partial_state_functions!(
-    ParentState,
-    crate::core::bytes::StateKind::Parent,
-    "parent_health",
-    combine: parent_combine => parent_combine_wrapper as hs_parent_combine, pg_finfo_hs_parent_combine,
-    serialize: parent_serialize => parent_serialize_wrapper as hs_parent_serialize, pg_finfo_hs_parent_serialize,
-    deserialize: parent_deserialize => parent_deserialize_wrapper as hs_parent_deserialize, pg_finfo_hs_parent_deserialize
-);
+// _parent_step(state bytea, model jsonb, child_key, score, weight [, band, components]) → bytea
+v1_function!(hs_parent_step_inline, pg_finfo_hs_parent_step_inline, |fcinfo| {
+    let (datum, state) = bytea_aggregate_state::<ParentState>(fcinfo)?;
+    add_child(state, fcinfo, true)?;
+    Ok(datum)
+});
 
-#[pgrx::pg_extern(sql = false)]
-unsafe fn parent_final(state: pgrx::Internal, fcinfo: pg_sys::FunctionCallInfo) -> Option<BuiltDatum> {
-    let h = state.get::<ParentState>()?.finish();
+// _parent_merge(state bytea, other bytea) → bytea
+bytea_state_merge!(ParentState, hs_parent_merge, pg_finfo_hs_parent_merge);
+
+// _parent_result(state bytea) → parent_summary
+v1_function!(hs_parent_result, pg_finfo_hs_parent_result, |fcinfo| {
+    Ok(match bytea_final_state_mut::<ParentState>(fcinfo)? {
+        Some(state) => summary(&state, fcinfo),
+        None => return_null(fcinfo),
+    })
+});
+
+/// The `parent_summary` of a state.
+unsafe fn summary(state: &ParentState, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let h = state.finish();
     let site: &mut Option<pg_sys::TupleDesc> = call_site(fcinfo);
     let desc = result_desc(fcinfo, site);
     let zero = pg_sys::Datum::from(0usize);
@@ -97,9 +109,8 @@ unsafe fn parent_final(state: pgrx::Internal, fcinfo: pg_sys::FunctionCallInfo) 
     let mut values = cells.map(|c| c.unwrap_or(zero));
     let mut nulls = cells.map(|c| c.is_none());
     let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-    Some(BuiltDatum(pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)))
+    pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
 }
-c_symbol!(hs_parent_final, pg_finfo_hs_parent_final => parent_final_wrapper);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]

@@ -10,7 +10,8 @@ use crate::core::{Error, Json, Model};
 use super::fit_shapes::{read_settings, write_settings};
 use super::jsonb::JsonbRef;
 use super::{
-    aggregate_state, arg, bytea_bytes, c_symbol, partial_state_functions, raising, v1_function, JsonbArg, TextArg,
+    arg, bytea_aggregate_state, bytea_bytes, bytea_final_state_mut, bytea_state_merge, c_symbol, partial_state,
+    raising, text_datum, v1_function, JsonbArg, TextArg,
 };
 
 pgrx::extension_sql_file!("../../sql/suggest.sql", name = "suggest", requires = ["fit_shapes"]);
@@ -101,78 +102,85 @@ unsafe fn elements<T>(
     (0..count as usize).map(|i| (!*nulls.add(i)).then(|| read(*values.add(i)))).collect()
 }
 
-// _suggest(design bytea, churned boolean, held boolean, numbers float8[], categories text[],
-// settings jsonb): a NULL design (a NULL row) and a row without an outcome are skipped.
-v1_function!(hs_suggest_trans, pg_finfo_hs_suggest_trans, |fcinfo| {
-    let state = aggregate_state::<SuggestState>(fcinfo, "_suggest")?;
-    if (*state).settings.is_none() {
+// _suggest's state is a `bytea` (`fmgr::expanded`), which Citus aggregates partially on its
+// workers; the `internal` functions below serve installs of 0.1.0 and 0.2.0 until they are
+// updated.
+partial_state!(SuggestState, crate::core::bytes::StateKind::Suggest, "_suggest");
+
+/// Adds one row (arguments 1 to 6: design, churned, held, numbers, categories, settings) to
+/// `state`: a NULL design (a NULL row) and a row without an outcome are skipped.
+unsafe fn add_row(state: &mut SuggestState, fcinfo: pg_sys::FunctionCallInfo) -> Result<(), Error> {
+    if state.settings.is_none() {
         if let Some(settings) = arg(fcinfo, 6) {
-            (*state).start(JsonbRef::from_datum(settings).to_json())?;
+            state.start(JsonbRef::from_datum(settings).to_json())?;
         }
     }
-    if let (Some(design), Some(churned), Some(data)) = (arg(fcinfo, 1), arg(fcinfo, 2), (*state).data.as_mut()) {
+    if let (Some(design), Some(churned), Some(data)) = (arg(fcinfo, 1), arg(fcinfo, 2), state.data.as_mut()) {
         let held = arg(fcinfo, 3).is_some_and(|d| d.value() != 0);
         let numbers = arg(fcinfo, 4)
             .map(|d| elements(d, pg_sys::FLOAT8OID, |v| f64::from_bits(v.value() as u64)))
             .unwrap_or_default();
         let texts = arg(fcinfo, 5).map(|d| elements(d, pg_sys::TEXTOID, |v| super::text_arg(v))).unwrap_or_default();
         let categories: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
-        data.add(bytea_bytes(design), &numbers, &categories, churned.value() != 0, held, (*state).max_categories)?;
+        data.add(bytea_bytes(design), &numbers, &categories, churned.value() != 0, held, state.max_categories)?;
     }
-    Ok(pg_sys::Datum::from(state))
+    Ok(())
+}
+
+// _suggest_step(state bytea, design bytea, churned boolean, held boolean, numbers float8[],
+// categories text[], settings jsonb) → bytea
+v1_function!(hs_suggest_step, pg_finfo_hs_suggest_step, |fcinfo| {
+    let (datum, state) = bytea_aggregate_state::<SuggestState>(fcinfo)?;
+    add_row(state, fcinfo)?;
+    Ok(datum)
 });
 
-partial_state_functions!(
-    SuggestState,
-    crate::core::bytes::StateKind::Suggest,
-    "_suggest",
-    combine: suggest_combine => suggest_combine_wrapper as hs_suggest_combine, pg_finfo_hs_suggest_combine,
-    serialize: suggest_serialize => suggest_serialize_wrapper as hs_suggest_serialize, pg_finfo_hs_suggest_serialize,
-    deserialize: suggest_deserialize => suggest_deserialize_wrapper as hs_suggest_deserialize, pg_finfo_hs_suggest_deserialize
-);
+// _suggest_merge(state bytea, other bytea) → bytea
+bytea_state_merge!(SuggestState, hs_suggest_merge, pg_finfo_hs_suggest_merge);
+
+// _suggest_result(state bytea) → text (below)
+v1_function!(hs_suggest_result, pg_finfo_hs_suggest_result, |fcinfo| {
+    let result = match bytea_final_state_mut::<SuggestState>(fcinfo)? {
+        Some(state) => suggestions(&state)?,
+        None => suggestions(&SuggestState::default())?,
+    };
+    Ok(text_datum(&result))
+});
 
 // {"baseline_holdout_auc", "suggestions": [{"rank", "column", "component", "holdout_auc", "gain",
 // "leak", "exact"}], "too_many_categories"} as JSON text.
-#[pgrx::pg_extern(sql = false)]
-fn suggest_final(state: pgrx::Internal) -> Option<String> {
-    let empty = SuggestState::default();
-    let state = unsafe { state.get::<SuggestState>() }.unwrap_or(&empty);
-    raising(|| {
-        let (Some(settings), Some(data)) = (&state.settings, &state.data) else {
-            return Err(Error::InvalidArgument {
-                message: "suggest: the source has no rows".into(),
-                hint: Some("suggest needs accounts with a known outcome".into()),
-            });
-        };
-        let (model, options) = parsed(settings)?;
-        let candidates: Vec<Candidate> = names(settings, "numeric")
-            .into_iter()
-            .map(|column| Candidate { column, categorical: false })
-            .chain(names(settings, "categorical").into_iter().map(|column| Candidate { column, categorical: true }))
-            .collect();
-        let model_json = settings.get("model").cloned().unwrap_or(Json::Null);
-        let found = suggest::suggest(&model_json, &model, &candidates, data, &options)?;
-        let to_value = |j: &Json| serde_json::from_str::<serde_json::Value>(&j.to_text()).unwrap_or_default();
-        let suggestions: Vec<serde_json::Value> = found
-            .suggestions
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "rank": s.rank, "column": s.column, "component": to_value(&s.component),
-                    "holdout_auc": s.holdout_auc, "gain": s.gain, "leak": s.leak, "exact": s.exact,
-                })
-            })
-            .collect();
-        Ok(Some(
+fn suggestions(state: &SuggestState) -> Result<String, Error> {
+    let (Some(settings), Some(data)) = (&state.settings, &state.data) else {
+        return Err(Error::InvalidArgument {
+            message: "suggest: the source has no rows".into(),
+            hint: Some("suggest needs accounts with a known outcome".into()),
+        });
+    };
+    let (model, options) = parsed(settings)?;
+    let candidates: Vec<Candidate> = names(settings, "numeric")
+        .into_iter()
+        .map(|column| Candidate { column, categorical: false })
+        .chain(names(settings, "categorical").into_iter().map(|column| Candidate { column, categorical: true }))
+        .collect();
+    let model_json = settings.get("model").cloned().unwrap_or(Json::Null);
+    let found = suggest::suggest(&model_json, &model, &candidates, data, &options)?;
+    let to_value = |j: &Json| serde_json::from_str::<serde_json::Value>(&j.to_text()).unwrap_or_default();
+    let suggestions: Vec<serde_json::Value> = found
+        .suggestions
+        .iter()
+        .map(|s| {
             serde_json::json!({
-                "baseline_holdout_auc": found.baseline_holdout_auc, "suggestions": suggestions,
-                "too_many_categories": found.too_many_categories,
+                "rank": s.rank, "column": s.column, "component": to_value(&s.component),
+                "holdout_auc": s.holdout_auc, "gain": s.gain, "leak": s.leak, "exact": s.exact,
             })
-            .to_string(),
-        ))
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "baseline_holdout_auc": found.baseline_holdout_auc, "suggestions": suggestions,
+        "too_many_categories": found.too_many_categories,
     })
+    .to_string())
 }
-c_symbol!(hs_suggest_final, pg_finfo_hs_suggest_final => suggest_final_wrapper);
 
 // add_components(model jsonb, components jsonb, parent text DEFAULT NULL) → jsonb: NULL when the
 // model or the components are.

@@ -210,3 +210,64 @@ fn calibrate_fits_the_churn_probability_to_outcomes() {
     let slope = sql_f64("SELECT (model -> 'calibration' ->> 'slope')::float8 FROM fitted");
     assert!(slope.unwrap() < 0.0);
 }
+
+/// The `bytea`-state support functions of backtest, parent_health, the fits and suggest stay
+/// executable (Citus checks the caller's right to them), so they defend themselves: a call from
+/// outside an aggregate, and a forged state in a user's own aggregate over them, end in 22023.
+#[pg_test]
+fn expanded_state_functions_refuse_outside_calls_and_forged_states() {
+    install_error_helper();
+    for q in [
+        "SELECT health_score_internal._backtest_step(NULL, 1, 'red', 1, true)",
+        "SELECT health_score_internal._backtest_merge(NULL, NULL)",
+        "SELECT health_score_internal._parent_step(NULL, 'm'::text, 'a', 1, 1)",
+        "SELECT health_score_internal._parent_step(NULL, '{}'::jsonb, 'a', 1, 1, 'red', '{}')",
+        "SELECT health_score_internal._parent_merge(NULL, NULL)",
+        "SELECT health_score_internal._fit_step(NULL, '{-1, 0.5}', true, NULL)",
+        "SELECT health_score_internal._fit_merge(NULL, NULL)",
+        "SELECT health_score_internal._fit_shapes_step(NULL, '\\x', true, '{}')",
+        "SELECT health_score_internal._fit_shapes_merge(NULL, NULL)",
+        "SELECT health_score_internal._suggest_step(NULL, '\\x', true, false, '{}', '{}', '{}')",
+        "SELECT health_score_internal._suggest_merge(NULL, NULL)",
+    ] {
+        let (state, message) = error_of(q);
+        assert_eq!(state, "22023", "{q}: {message}");
+        assert!(message.contains("can only be called by the aggregate"), "{q}: {message}");
+    }
+    Spi::run(
+        "CREATE AGGREGATE pg_temp.forged_backtest(double precision, text, integer, boolean) (
+             SFUNC = health_score_internal._backtest_step, STYPE = bytea, INITCOND = '\\x0104ffffffff',
+             FINALFUNC = health_score_internal._backtest_result);
+         CREATE AGGREGATE pg_temp.merged_backtest(bytea) (SFUNC = health_score_internal._backtest_merge, STYPE = bytea,
+             FINALFUNC = health_score_internal._backtest_result);
+         CREATE AGGREGATE pg_temp.merged_fit(bytea) (SFUNC = health_score_internal._fit_merge, STYPE = bytea,
+             FINALFUNC = health_score_internal._fit_result);
+         CREATE AGGREGATE pg_temp.merged_parent(bytea) (SFUNC = health_score_internal._parent_merge, STYPE = bytea,
+             FINALFUNC = health_score_internal._parent_result);",
+    )
+    .unwrap();
+    for q in [
+        "SELECT pg_temp.forged_backtest(x, 'red', 1, x > 5) FROM generate_series(1, 10) x",
+        // another aggregate's kind (auc's flat state) and a truncated one
+        "SELECT pg_temp.merged_backtest(b) FROM (VALUES ('\\x010900000000'::bytea)) v(b)",
+        "SELECT pg_temp.merged_fit(b) FROM (VALUES ('\\x0105ffffffffffffffff00'::bytea)) v(b)",
+        "SELECT pg_temp.merged_parent(b) FROM (VALUES ('\\x010601'::bytea)) v(b)",
+        "SELECT health_score_internal._backtest_result('\\x0104'::bytea)",
+        "SELECT health_score_internal._fit_shapes_result('\\x0107ffff'::bytea)",
+        "SELECT health_score_internal._suggest_result('\\x0108'::bytea)",
+    ] {
+        let (state, message) = error_of(q);
+        assert_eq!(state, "22023", "{q}: {message}");
+        assert!(message.contains("corrupt aggregate state"), "{q}: {message}");
+    }
+    // a fit refuses more leaves than its solver takes before building its matrices: 54000
+    Spi::run("CREATE TABLE wide AS SELECT g AS id, g::float8 AS x, g % 2 = 0 AS churned FROM generate_series(1, 40) g")
+        .unwrap();
+    let wide = "SELECT health_score.fit(jsonb_build_object('components', (SELECT jsonb_agg(jsonb_build_object(
+                    'name', 'c' || i, 'input', 'x', 'weight', 1,
+                    'normalize', jsonb_build_object('type', 'linear', 'min', 0, 'max', 40))) FROM generate_series(1, 4096) i)),
+                'wide', 'churned')";
+    let (state, message) = error_of(wide);
+    assert_eq!(state, "54000", "{message}");
+    assert!(message.contains("at most 4095"), "{message}");
+}

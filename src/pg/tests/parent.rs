@@ -130,3 +130,32 @@ fn rows(query: &str) -> Vec<String> {
         c.select(query, None, &[]).unwrap().map(|r| r.get::<String>(1).unwrap().unwrap_or_default()).collect()
     })
 }
+
+/// Many parents in a hash aggregate that spills (`work_mem` at its least) give the parents a
+/// sorted aggregate gives: the expanded states of one aggregate share a memory context, which
+/// each spilled batch resets with its states.
+#[pg_test]
+fn a_hash_aggregate_that_spills_gives_the_parents_of_a_sorted_one() {
+    setup_model();
+    Spi::run(
+        "CREATE TABLE many AS SELECT g AS id, g % 3000 AS parent, (g * 7919) % 100 AS score FROM generate_series(1, 30000) g;
+         ANALYZE many;
+         SET LOCAL max_parallel_workers_per_gather = 0",
+    )
+    .unwrap();
+    let grouped = "SELECT parent, health_score.parent_health('churn', id::text, score::float8, 1 + id % 3) AS h
+                     FROM many GROUP BY parent";
+    let query = format!(
+        "SELECT parent || ' ' || ((h).children, (h).band, (h).lowest_child, (h).children_per_band,
+                                  round((h).score::numeric, 6))::text
+           FROM ({grouped}) x ORDER BY parent"
+    );
+    Spi::run("SET LOCAL enable_sort = off; SET LOCAL work_mem = '64kB'").unwrap();
+    let plan = rows(&format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {grouped}")).join("\n");
+    assert!(plan.contains("HashAggregate") && plan.contains("Disk Usage"), "{plan}");
+    let hashed = rows(&query);
+    Spi::run("SET LOCAL enable_sort = on; SET LOCAL enable_hashagg = off; SET LOCAL work_mem = '4MB'").unwrap();
+    let sorted = rows(&query);
+    assert_eq!(hashed.len(), 3000);
+    assert_eq!(hashed, sorted);
+}
