@@ -28,6 +28,28 @@ fn auc_equals_plain_pair_counting_and_runs_in_parallel() {
     assert_eq!(parallel, sql_f64(total), "exact: the same in parallel");
 }
 
+/// As a window aggregate, over a growing and a moving frame, `auc` equals `auc` over each
+/// frame's rows: its final function sorts the state it is shown, which later rows add to.
+#[pg_test]
+fn auc_over_window_frames_equals_auc_over_their_rows() {
+    setup_outcomes();
+    for (frame, low, high) in [
+        ("ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW", -1_000_000, 0),
+        ("ROWS BETWEEN 20 PRECEDING AND 5 FOLLOWING", -20, 5),
+    ] {
+        let differing = Spi::get_one::<i64>(&format!(
+            "WITH framed AS (SELECT id, grp, health_score.auc(score, churned) OVER w AS a, row_number() OVER w AS at
+                               FROM outcomes WINDOW w AS (PARTITION BY grp ORDER BY id {frame})),
+                  numbered AS (SELECT o.*, row_number() OVER (PARTITION BY grp ORDER BY id) AS at FROM outcomes o)
+             SELECT count(*) FROM framed f
+              WHERE f.a IS DISTINCT FROM (SELECT health_score.auc(n.score, n.churned) FROM numbered n
+                                           WHERE n.grp = f.grp AND n.at BETWEEN f.at + {low} AND f.at + {high})"
+        ))
+        .unwrap();
+        assert_eq!(differing, Some(0), "{frame}");
+    }
+}
+
 #[pg_test]
 fn band_report_and_evaluate_against_outcomes() {
     setup_model();

@@ -159,3 +159,35 @@ fn a_hash_aggregate_that_spills_gives_the_parents_of_a_sorted_one() {
     assert_eq!(hashed.len(), 3000);
     assert_eq!(hashed, sorted);
 }
+
+/// As a window aggregate, over a frame that grows and one that moves (which PostgreSQL
+/// computes by restarting the aggregate or by keeping its state across rows), a parent equals
+/// the same aggregate over that frame's rows alone: the final function leaves the state it
+/// is shown as it found it.
+#[pg_test]
+fn window_frames_give_the_parents_of_their_rows() {
+    setup_hierarchy();
+    Spi::run(
+        "CREATE TEMP TABLE kids AS
+         SELECT c.id, c.parent, s.entity_key, s.score, s.band, s.components, c.arr
+           FROM children c JOIN health_score.scores s ON s.entity_key = c.id::text AND s.model = 'churn'",
+    )
+    .unwrap();
+    for frame in ["ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW", "ROWS BETWEEN 3 PRECEDING AND 1 FOLLOWING"] {
+        let (low, high) = if frame.contains("UNBOUNDED") { ("-1000000", "0") } else { ("-3", "1") };
+        let differing = Spi::get_one::<i64>(&format!(
+            "WITH framed AS (
+                 SELECT id, parent, row_number() OVER w AS at,
+                        health_score.parent_health('churn', entity_key, score, arr, band, components) OVER w AS h
+                   FROM kids WINDOW w AS (PARTITION BY parent ORDER BY id {frame})),
+             numbered AS (SELECT k.*, row_number() OVER (PARTITION BY parent ORDER BY id) AS at FROM kids k)
+             SELECT count(*) FROM framed f
+              WHERE f.h::text IS DISTINCT FROM (
+                    SELECT health_score.parent_health('churn', n.entity_key, n.score, n.arr, n.band, n.components ORDER BY n.id)::text
+                      FROM numbered n WHERE n.parent = f.parent AND n.at BETWEEN f.at + {low} AND f.at + {high})"
+        ))
+        .unwrap();
+        assert_eq!(differing, Some(0), "{frame}");
+    }
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM kids").unwrap(), Some(150));
+}
