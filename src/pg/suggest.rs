@@ -103,8 +103,7 @@ unsafe fn elements<T>(
 }
 
 // _suggest's state is a `bytea` (`fmgr::expanded`), which Citus aggregates partially on its
-// workers; the `internal` functions below serve installs of 0.1.0 and 0.2.0 until they are
-// updated.
+// workers.
 partial_state!(SuggestState, crate::core::bytes::StateKind::Suggest, "_suggest");
 
 /// Adds one row (arguments 1 to 6: design, churned, held, numbers, categories, settings) to
